@@ -1,0 +1,84 @@
+//! Unscheduled accesses: the child's access history.
+
+use serde::{Deserialize, Serialize};
+use time::{Duration, OffsetDateTime};
+
+use crate::{AccessorKind, Clinician, NhsNumber, OdsCode, Rbac};
+
+/// How many accesses a check or history query shows.
+pub const HISTORY_LIMIT: usize = 25;
+
+/// A repeat access by the same author within this window is collapsed: no new
+/// entry and no new notification (the DMS QueryResponse rule).
+pub const COLLAPSE_WINDOW: Duration = Duration::hours(24);
+
+/// One unscheduled access to a child's CP-IS information.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessRecord {
+    pub id: String,
+    pub nhs_number: NhsNumber,
+    pub accessed_at: OffsetDateTime,
+    pub accessor: Accessor,
+}
+
+/// Who accessed: user or system, role, organisation and setting.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Accessor {
+    pub kind: AccessorKind,
+    pub user_id: String,
+    pub rbac: Rbac,
+    pub organisation_ods: OdsCode,
+    pub organisation_name: String,
+    pub setting: String,
+}
+
+impl Accessor {
+    pub fn from_clinician(c: &Clinician) -> Self {
+        Self {
+            kind: c.kind,
+            user_id: c.user_id.clone(),
+            rbac: c.rbac,
+            organisation_ods: c.organisation_ods.clone(),
+            organisation_name: c.organisation_name.clone(),
+            setting: c.setting.clone(),
+        }
+    }
+
+    /// The author for the 24-hour collapse: the same user at the same organisation.
+    pub fn author_key(&self) -> String {
+        format!("{}|{}", self.organisation_ods, self.user_id)
+    }
+}
+
+/// What both sides see of an access: organisation, setting and time only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessSummary {
+    pub organisation_ods: OdsCode,
+    pub organisation_name: String,
+    pub setting: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub accessed_at: OffsetDateTime,
+}
+
+impl AccessRecord {
+    pub fn summary(&self) -> AccessSummary {
+        AccessSummary {
+            organisation_ods: self.accessor.organisation_ods.clone(),
+            organisation_name: self.accessor.organisation_name.clone(),
+            setting: self.accessor.setting.clone(),
+            accessed_at: self.accessed_at,
+        }
+    }
+}
+
+/// The history rule: the `HISTORY_LIMIT` most recent, newest first. Stores
+/// may return more or in any order; every path to a caller goes through this.
+pub fn most_recent(mut records: Vec<AccessRecord>) -> Vec<AccessRecord> {
+    records.sort_by(|a, b| {
+        b.accessed_at
+            .cmp(&a.accessed_at)
+            .then_with(|| b.id.cmp(&a.id))
+    });
+    records.truncate(HISTORY_LIMIT);
+    records
+}

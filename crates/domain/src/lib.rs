@@ -1,0 +1,35 @@
+//! The CP-IS domain: every rule of the service, and the ports the adapters
+//! implement. Pure: no AWS, HTTP or database code lives here.
+//!
+//! Rules and their sources are in `shared/domain/cpis-brief.md`; each module
+//! says which part it implements.
+
+pub mod access;
+pub mod audit;
+pub mod authority;
+pub mod check;
+pub mod clock;
+pub mod dispatch;
+pub mod nhs_number;
+pub mod notification;
+pub mod ods;
+pub mod plan;
+pub mod ports;
+pub mod principal;
+pub mod upload;
+
+pub use access::{AccessRecord, AccessSummary, Accessor, COLLAPSE_WINDOW, HISTORY_LIMIT};
+pub use audit::{AuditAction, AuditEvent, AuditOutcome, Pseudonymiser};
+pub use authority::{Authority, AuthorityContact, AuthorityUpdate, FieldError};
+pub use check::{check, history, AccessEffect, CheckResult, HistoryAnswer, VisiblePlan};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use dispatch::{deliver_pending, dispatch, relay_pending, DispatchError, DispatchOutcome};
+pub use nhs_number::{find_nhs_numbers, NhsNumber, NhsNumberError};
+pub use notification::{Asn, AsnPlan, NoticeText};
+pub use ods::{OdsCode, OdsCodeError};
+pub use plan::{Plan, PlanKey, PlanType, VisibilityPolicy};
+pub use principal::{AccessorKind, Clinician, Principal, Rbac};
+pub use upload::{
+    process_upload, Acknowledgement, FileOutcome, RecordDetail, RecordOutcome, RecordOutcomeCode,
+    UploadError, UploadMode, UploadResult,
+};

@@ -1,0 +1,265 @@
+//! The NHS number: exists only by parsing, never printed in full by accident.
+
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// A valid NHS number (10 digits, Modulus 11 check digit), held canonical.
+///
+/// `Debug` and `Display` print a redacted form (`999*****18`) so that a stray
+/// `{:?}` in a log line cannot leak the number. Code that must store or send
+/// the number asks for it explicitly with [`NhsNumber::expose`].
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct NhsNumber([u8; 10]);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum NhsNumberError {
+    #[error("an NHS number has 10 digits (spaces allowed between groups)")]
+    WrongShape,
+    #[error("the NHS number's check digit is wrong")]
+    CheckDigit,
+}
+
+impl NhsNumber {
+    /// Parses `9990000018` or `999 000 0018`. Spaces are allowed only as the
+    /// NHS writes them (3-3-4) or not at all; nothing else is accepted.
+    pub fn parse(input: &str) -> Result<Self, NhsNumberError> {
+        let bytes = input.as_bytes();
+        let digits: Vec<u8> = match bytes.len() {
+            10 => bytes.to_vec(),
+            12 if bytes[3] == b' ' && bytes[7] == b' ' => bytes
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| *i != 3 && *i != 7)
+                .map(|(_, b)| *b)
+                .collect(),
+            _ => return Err(NhsNumberError::WrongShape),
+        };
+        let mut out = [0u8; 10];
+        for (slot, byte) in out.iter_mut().zip(&digits) {
+            if !byte.is_ascii_digit() {
+                return Err(NhsNumberError::WrongShape);
+            }
+            *slot = byte - b'0';
+        }
+        match check_digit(&out[..9]) {
+            Some(expected) if expected == out[9] => Ok(Self(out)),
+            _ => Err(NhsNumberError::CheckDigit),
+        }
+    }
+
+    /// The canonical 10 digits, for storage and for API bodies that must carry it.
+    pub fn expose(&self) -> String {
+        self.0.iter().map(|d| char::from(b'0' + d)).collect()
+    }
+
+    fn redacted(&self) -> String {
+        let full = self.expose();
+        format!("{}*****{}", &full[..3], &full[8..])
+    }
+}
+
+/// Modulus 11: weights 10..2 on the first nine digits; 11 becomes 0, 10 is invalid.
+pub fn check_digit(first_nine: &[u8]) -> Option<u8> {
+    let sum: u32 = first_nine
+        .iter()
+        .zip((2..=10).rev())
+        .map(|(d, w)| u32::from(*d) * w)
+        .sum();
+    match 11 - (sum % 11) {
+        11 => Some(0),
+        10 => None,
+        d => Some(d as u8),
+    }
+}
+
+/// True when `candidate` is ten digits that pass Modulus 11: what the privacy
+/// scans look for in logs, error bodies and messages.
+pub fn looks_like_nhs_number(candidate: &str) -> bool {
+    candidate.len() == 10 && NhsNumber::parse(candidate).is_ok()
+}
+
+/// Every run of exactly ten digits in `text` that passes Modulus 11.
+pub fn find_nhs_numbers(text: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i].is_ascii_digit() {
+            let start = i;
+            while i < bytes.len() && bytes[i].is_ascii_digit() {
+                i += 1;
+            }
+            let run = &text[start..i];
+            if looks_like_nhs_number(run) {
+                found.push(run.to_owned());
+            }
+        } else {
+            i += 1;
+        }
+    }
+    found
+}
+
+impl fmt::Debug for NhsNumber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "NhsNumber({})", self.redacted())
+    }
+}
+
+impl fmt::Display for NhsNumber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+impl std::str::FromStr for NhsNumber {
+    type Err = NhsNumberError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::parse(s)
+    }
+}
+
+impl Serialize for NhsNumber {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.expose())
+    }
+}
+
+impl<'de> Deserialize<'de> for NhsNumber {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(deserializer)?;
+        // The error text never repeats the input.
+        Self::parse(&raw).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn accepts_synthetic_examples() {
+        for n in ["9990000018", "9990000026", "9990000034", "9999999123"] {
+            assert_eq!(NhsNumber::parse(n).map(|x| x.expose()), Ok(n.to_owned()));
+        }
+    }
+
+    #[test]
+    fn accepts_spaced_form_and_stores_canonical() {
+        let n = NhsNumber::parse("999 000 0018").unwrap();
+        assert_eq!(n.expose(), "9990000018");
+    }
+
+    #[test]
+    fn rejects_wrong_check_digit_and_shapes() {
+        assert_eq!(
+            NhsNumber::parse("9990000010"),
+            Err(NhsNumberError::CheckDigit)
+        );
+        for bad in [
+            "",
+            "999000001",
+            "99900000188",
+            "99900 00018",
+            "999-000-0018",
+            "99900000a8",
+            " 9990000018",
+            "９９９0000018",
+        ] {
+            assert_eq!(
+                NhsNumber::parse(bad),
+                Err(NhsNumberError::WrongShape),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn debug_and_display_are_redacted() {
+        let n = NhsNumber::parse("9990000018").unwrap();
+        assert_eq!(format!("{n}"), "999*****18");
+        assert_eq!(format!("{n:?}"), "NhsNumber(999*****18)");
+        assert!(find_nhs_numbers(&format!("{n} {n:?}")).is_empty());
+    }
+
+    #[test]
+    fn deserialize_error_does_not_echo_input() {
+        let err = serde_json::from_str::<NhsNumber>("\"9990000010\"").unwrap_err();
+        assert!(!err.to_string().contains("9990000010"));
+    }
+
+    #[test]
+    fn finds_only_valid_ten_digit_runs() {
+        let text = "a9990000018b 99900000180 9990000010 x9990000026";
+        assert_eq!(find_nhs_numbers(text), vec!["9990000018", "9990000026"]);
+    }
+
+    fn valid_number() -> impl Strategy<Value = [u8; 10]> {
+        proptest::array::uniform9(0u8..10).prop_filter_map("check digit 10", |nine| {
+            check_digit(&nine).map(|c| {
+                let mut all = [0u8; 10];
+                all[..9].copy_from_slice(&nine);
+                all[9] = c;
+                all
+            })
+        })
+    }
+
+    /// Nine digits whose check digit works out as 10: the ninth digit (weight 2)
+    /// is solved for, since 2 is invertible modulo 11 (its inverse is 6).
+    fn check_digit_ten_prefix() -> impl Strategy<Value = [u8; 9]> {
+        proptest::array::uniform8(0u8..10).prop_filter_map("no ninth digit fits", |eight| {
+            let partial: u32 = eight
+                .iter()
+                .zip((3..=10).rev())
+                .map(|(d, w)| u32::from(*d) * w)
+                .sum();
+            // Need partial + 2 * ninth = 1 (mod 11), so that 11 - (sum mod 11) = 10.
+            let ninth = (6 * (1 + 11 * 10 - partial % 11)) % 11;
+            (ninth < 10).then(|| {
+                let mut nine = [0u8; 9];
+                nine[..8].copy_from_slice(&eight);
+                nine[8] = ninth as u8;
+                nine
+            })
+        })
+    }
+
+    fn render(digits: &[u8; 10]) -> String {
+        digits.iter().map(|d| char::from(b'0' + d)).collect()
+    }
+
+    proptest! {
+        #[test]
+        fn every_valid_number_round_trips(digits in valid_number()) {
+            let text = render(&digits);
+            prop_assert_eq!(NhsNumber::parse(&text).unwrap().expose(), text);
+        }
+
+        #[test]
+        fn every_single_digit_substitution_is_rejected(digits in valid_number(), pos in 0usize..10, delta in 1u8..10) {
+            let mut changed = digits;
+            changed[pos] = (changed[pos] + delta) % 10;
+            prop_assert!(NhsNumber::parse(&render(&changed)).is_err());
+        }
+
+        #[test]
+        fn every_adjacent_transposition_is_rejected(digits in valid_number(), pos in 0usize..9) {
+            prop_assume!(digits[pos] != digits[pos + 1]);
+            let mut swapped = digits;
+            swapped.swap(pos, pos + 1);
+            prop_assert!(NhsNumber::parse(&render(&swapped)).is_err());
+        }
+
+        #[test]
+        fn check_digit_ten_is_never_valid(nine in check_digit_ten_prefix(), last in 0u8..10) {
+            prop_assert_eq!(check_digit(&nine), None);
+            let mut all = [0u8; 10];
+            all[..9].copy_from_slice(&nine);
+            all[9] = last;
+            prop_assert!(NhsNumber::parse(&render(&all)).is_err());
+        }
+    }
+}

@@ -1,0 +1,77 @@
+//! ODS organisation codes (councils and care-setting organisations).
+
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+/// An ODS code: 3 to 10 upper-case ASCII letters and digits.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct OdsCode(String);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("an ODS code is 3 to 10 upper-case letters and digits")]
+pub struct OdsCodeError;
+
+impl OdsCode {
+    pub fn parse(input: &str) -> Result<Self, OdsCodeError> {
+        let ok = (3..=10).contains(&input.len())
+            && input
+                .bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
+        if ok {
+            Ok(Self(input.to_owned()))
+        } else {
+            Err(OdsCodeError)
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for OdsCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for OdsCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "OdsCode({})", self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for OdsCode {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(deserializer)?;
+        Self::parse(&raw).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_council_and_trust_codes() {
+        for ok in ["E09000033", "RJ1", "ABC1234567"] {
+            assert!(OdsCode::parse(ok).is_ok(), "{ok}");
+        }
+    }
+
+    #[test]
+    fn rejects_bad_codes() {
+        for bad in [
+            "",
+            "AB",
+            "e09000033",
+            "ABCDEFGHIJK",
+            "E09 00033",
+            "E09-0003",
+        ] {
+            assert_eq!(OdsCode::parse(bad), Err(OdsCodeError), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,272 @@
+//! Ports: one narrow trait per capability. Adapters (in-memory, SQLite,
+//! DynamoDB/SQS/SNS) implement them; every adapter passes the one conformance
+//! suite in `cpis-conformance`.
+//!
+//! Messages inside errors never carry personal data: adapters describe what
+//! failed, not what they were given.
+
+use std::future::Future;
+
+use time::{Date, Duration, OffsetDateTime};
+
+use crate::{
+    AccessRecord, Acknowledgement, Asn, AuditEvent, Authority, NhsNumber, NoticeText, OdsCode,
+    Plan, PlanKey,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("the store is unavailable: {0}")]
+    Unavailable(String),
+    #[error("stored data could not be read: {0}")]
+    Corrupt(String),
+    #[error("the page cursor is not valid")]
+    InvalidCursor,
+}
+
+/// One page of a listing; `next_cursor` is opaque to callers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+/// A plan as stored: the plan and the day from which it must be purged
+/// (computed by the domain; `None` while the plan is open).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredPlan {
+    pub plan: Plan,
+    pub purge_from: Option<Date>,
+}
+
+pub trait PlanStore: Send + Sync {
+    /// Every stored plan for the child, from every council. Visibility is the
+    /// domain's to decide, not the store's.
+    fn plans_for_child(
+        &self,
+        nhs_number: &NhsNumber,
+    ) -> impl Future<Output = Result<Vec<Plan>, StoreError>> + Send;
+
+    /// One council's plans in a stable order, at most `limit` per page.
+    fn plans_for_authority(
+        &self,
+        authority: &OdsCode,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Page<Plan>, StoreError>> + Send;
+
+    /// The identities of every plan the council holds (for full snapshots).
+    fn plan_keys_for_authority(
+        &self,
+        authority: &OdsCode,
+    ) -> impl Future<Output = Result<Vec<PlanKey>, StoreError>> + Send;
+
+    /// Upserts by identity, then withdrawals (deletes). Every key belongs to
+    /// `authority`. Returns how many withdrawn plans existed.
+    fn apply_changes(
+        &self,
+        authority: &OdsCode,
+        upserts: &[StoredPlan],
+        withdrawals: &[PlanKey],
+    ) -> impl Future<Output = Result<usize, StoreError>> + Send;
+}
+
+/// What was stored for an upload sequence: the request digest and its answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadReceipt {
+    pub sequence: u64,
+    pub digest: String,
+    pub acknowledgement: Acknowledgement,
+}
+
+pub trait UploadLedger: Send + Sync {
+    fn receipt(
+        &self,
+        authority: &OdsCode,
+        sequence: u64,
+    ) -> impl Future<Output = Result<Option<UploadReceipt>, StoreError>> + Send;
+
+    fn highest_sequence(
+        &self,
+        authority: &OdsCode,
+    ) -> impl Future<Output = Result<Option<u64>, StoreError>> + Send;
+
+    /// Stores the receipt unless one exists for the sequence; returns the
+    /// receipt that is now stored (the earlier one if it existed).
+    fn record_receipt(
+        &self,
+        authority: &OdsCode,
+        receipt: &UploadReceipt,
+    ) -> impl Future<Output = Result<UploadReceipt, StoreError>> + Send;
+}
+
+pub trait AuthorityDirectory: Send + Sync {
+    fn authority(
+        &self,
+        ods_code: &OdsCode,
+    ) -> impl Future<Output = Result<Option<Authority>, StoreError>> + Send;
+
+    fn put_authority(
+        &self,
+        authority: &Authority,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// Whether an access was written or collapsed into an earlier one by the same author.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccessWrite {
+    Recorded,
+    Collapsed,
+}
+
+pub trait AccessLog: Send + Sync {
+    /// Writes the access and its ASNs together (all or nothing), unless the
+    /// same author has an access for the child at or after `collapse_since`:
+    /// then nothing is written.
+    fn record_access(
+        &self,
+        access: &AccessRecord,
+        asns: &[Asn],
+        collapse_since: OffsetDateTime,
+    ) -> impl Future<Output = Result<AccessWrite, StoreError>> + Send;
+
+    /// At least the `limit` most recent accesses for the child.
+    fn recent_accesses(
+        &self,
+        nhs_number: &NhsNumber,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<AccessRecord>, StoreError>> + Send;
+}
+
+/// When an organisation last checked a child who has a plan (silent or not):
+/// what lets a care setting read the history of a child it has just seen.
+pub trait CheckReceipts: Send + Sync {
+    fn note_check(
+        &self,
+        nhs_number: &NhsNumber,
+        organisation: &OdsCode,
+        at: OffsetDateTime,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    fn last_check(
+        &self,
+        nhs_number: &NhsNumber,
+        organisation: &OdsCode,
+    ) -> impl Future<Output = Result<Option<OffsetDateTime>, StoreError>> + Send;
+}
+
+/// A council's ASN inbox. Every call is scoped by the council: another
+/// council's ASN is indistinguishable from one that does not exist.
+pub trait NotificationInbox: Send + Sync {
+    /// Newest first.
+    fn notifications(
+        &self,
+        authority: &OdsCode,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Page<Asn>, StoreError>> + Send;
+
+    fn notification(
+        &self,
+        authority: &OdsCode,
+        id: &str,
+    ) -> impl Future<Output = Result<Option<Asn>, StoreError>> + Send;
+
+    /// Marks it acknowledged (the first time only) and returns it.
+    fn acknowledge(
+        &self,
+        authority: &OdsCode,
+        id: &str,
+        at: OffsetDateTime,
+    ) -> impl Future<Output = Result<Option<Asn>, StoreError>> + Send;
+}
+
+/// The answer to "may I deliver this ASN now?".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeliveryStart {
+    /// Go ahead; nobody else will until the lease runs out.
+    Proceed(Box<Asn>),
+    AlreadyDelivered,
+    /// Another dispatcher holds the lease.
+    InProgress,
+    Unknown,
+}
+
+/// The transactional outbox of ASNs awaiting delivery.
+pub trait AsnOutbox: Send + Sync {
+    /// Undelivered ASNs nobody has claimed (or whose claim has lapsed),
+    /// claimed for `lease`.
+    fn claim_undelivered(
+        &self,
+        now: OffsetDateTime,
+        lease: Duration,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<Asn>, StoreError>> + Send;
+
+    /// Takes the delivery lease for one ASN unless it was delivered already.
+    fn begin_delivery(
+        &self,
+        id: &str,
+        now: OffsetDateTime,
+        lease: Duration,
+    ) -> impl Future<Output = Result<DeliveryStart, StoreError>> + Send;
+
+    /// Records delivery: from now on `begin_delivery` answers `AlreadyDelivered`.
+    fn finish_delivery(
+        &self,
+        id: &str,
+        at: OffsetDateTime,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// Hands ASN ids to the dispatcher (SQS in production, a wake-up locally).
+pub trait AsnQueue: Send + Sync {
+    fn enqueue(&self, ids: &[String]) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PurgeReport {
+    pub plans: usize,
+    pub accesses: usize,
+    pub notifications: usize,
+    pub receipts: usize,
+}
+
+pub trait Retention: Send + Sync {
+    /// Removes plans whose `purge_from` is on or before `today`; then, for
+    /// children with no plan left, their accesses, check receipts and
+    /// delivered ASNs.
+    fn purge(&self, today: Date) -> impl Future<Output = Result<PurgeReport, StoreError>> + Send;
+}
+
+pub trait AuditTrail: Send + Sync {
+    /// Appends; nothing ever updates or deletes an audit event.
+    fn append(&self, event: &AuditEvent) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// Reading the audit trail back (operators, and the tests that count events).
+pub trait AuditReader: Send + Sync {
+    fn audit_events(
+        &self,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<AuditEvent>, StoreError>> + Send;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DeliveryError {
+    /// Worth retrying (throttling, a network fault).
+    #[error("delivery failed for now: {0}")]
+    Transient(String),
+    /// Will not succeed as it is (configuration).
+    #[error("delivery is impossible: {0}")]
+    Permanent(String),
+}
+
+/// Delivers a rendered notice to a council's duty-team channels.
+pub trait NotificationChannel: Send + Sync {
+    fn deliver(
+        &self,
+        authority: &Authority,
+        notice: &NoticeText,
+    ) -> impl Future<Output = Result<(), DeliveryError>> + Send;
+}

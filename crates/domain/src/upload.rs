@@ -1,0 +1,616 @@
+//! Plan upload: batch validation, record outcomes, full-snapshot reconciliation
+//! and sequence idempotency (the CP-IS file and record outcome vocabularies).
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+use time::{Date, OffsetDateTime};
+
+use crate::ports::{PlanStore, StoreError, StoredPlan, UploadLedger, UploadReceipt};
+use crate::{NhsNumber, OdsCode, Plan, PlanKey, PlanType, VisibilityPolicy};
+
+/// Most records one request may carry; larger batches are split by the council.
+pub const MAX_RECORDS: usize = 10_000;
+/// Longest local case reference accepted.
+pub const MAX_LOCAL_ID: usize = 64;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UploadMode {
+    /// Upsert the records and withdraw those listed.
+    Delta,
+    /// A snapshot: every plan of the council not in the batch is withdrawn.
+    Full,
+}
+
+/// CP-ISUploadFileResponse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FileOutcome {
+    /// Malformed: nothing loaded.
+    #[serde(rename = "CPF01")]
+    Malformed,
+    /// All loaded.
+    #[serde(rename = "CPF02")]
+    AllLoaded,
+    /// Partially loaded: invalid records rejected.
+    #[serde(rename = "CPF03")]
+    Partial,
+    /// None loaded.
+    #[serde(rename = "CPF04")]
+    NoneLoaded,
+}
+
+/// CP-ISUploadRecordResponse (CPR01–CPR05 need PDS and are out of scope).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RecordOutcomeCode {
+    #[serde(rename = "CPR06")]
+    Success,
+    #[serde(rename = "CPR07")]
+    Failure,
+}
+
+/// Why a record failed. Stable codes: councils' systems match on them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum RecordDetail {
+    NotAnObject,
+    UnexpectedField,
+    MissingNhsNumber,
+    MissingMothersNhsNumber,
+    InvalidNhsNumber,
+    MissingPlanType,
+    UnknownPlanType,
+    MissingStartDate,
+    InvalidDate,
+    StartDateInFuture,
+    EndBeforeStart,
+    DeleteBeforeStart,
+    DueDateNotUnborn,
+    DueBeforeStart,
+    InvalidLocalId,
+    DuplicateInBatch,
+    /// Accepted, but already past visibility: nothing is stored (data minimisation).
+    ExpiredNotStored,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordOutcome {
+    pub index: usize,
+    pub outcome: RecordOutcomeCode,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<RecordDetail>,
+    /// JSON pointer to the failing field.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
+}
+
+/// The acknowledgement of one batch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Acknowledgement {
+    pub sequence: u64,
+    pub mode: UploadMode,
+    pub file_outcome: FileOutcome,
+    pub loaded: usize,
+    pub rejected: usize,
+    pub withdrawn: usize,
+    pub records: Vec<RecordOutcome>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub withdrawals: Vec<RecordOutcome>,
+    /// Set when a full snapshot withdrew nothing to protect plans its failed
+    /// records may have been meant to update.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub withdrawals_held_back: Option<String>,
+}
+
+/// Why a whole batch was refused (nothing loaded, nothing withdrawn).
+#[derive(Debug, thiserror::Error)]
+pub enum UploadError {
+    /// CPF01: the batch itself is malformed.
+    #[error("{detail}")]
+    Malformed { detail: String, pointer: String },
+    #[error("a request carries at most {MAX_RECORDS} records; split the batch into several delta uploads with consecutive sequence numbers")]
+    TooManyRecords,
+    #[error("sequence {sequence} was already used for a different batch")]
+    SequenceReused { sequence: u64 },
+    #[error("sequence {sequence} is older than the latest processed sequence {latest}")]
+    StaleSequence { sequence: u64, latest: u64 },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The answer to an upload: the acknowledgement, and whether it is a replay
+/// of one stored earlier for the same sequence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadResult {
+    pub acknowledgement: Acknowledgement,
+    pub replayed: bool,
+}
+
+const RECORD_FIELDS: [&str; 7] = [
+    "nhs_number",
+    "plan_type",
+    "start_date",
+    "end_date",
+    "delete_date",
+    "due_date",
+    "local_id",
+];
+const WITHDRAWAL_FIELDS: [&str; 3] = ["nhs_number", "plan_type", "start_date"];
+const BATCH_FIELDS: [&str; 4] = ["sequence", "mode", "records", "withdrawals"];
+
+/// Validates and applies one council's batch. `body` is the request body as
+/// received; the council comes from the credential.
+pub async fn process_upload<S>(
+    store: &S,
+    authority: &OdsCode,
+    body: &[u8],
+    now: OffsetDateTime,
+    policy: &VisibilityPolicy,
+) -> Result<UploadResult, UploadError>
+where
+    S: PlanStore + UploadLedger,
+{
+    let batch = parse_batch(body)?;
+    let digest = hex_digest(body);
+
+    if let Some(earlier) = store.receipt(authority, batch.sequence).await? {
+        return if earlier.digest == digest {
+            Ok(UploadResult {
+                acknowledgement: earlier.acknowledgement,
+                replayed: true,
+            })
+        } else {
+            Err(UploadError::SequenceReused {
+                sequence: batch.sequence,
+            })
+        };
+    }
+    if let Some(latest) = store.highest_sequence(authority).await? {
+        if batch.sequence < latest {
+            return Err(UploadError::StaleSequence {
+                sequence: batch.sequence,
+                latest,
+            });
+        }
+    }
+
+    let today = now.date();
+    let validated = validate_records(authority, &batch, today);
+    let upserts: Vec<StoredPlan> = validated
+        .plans
+        .iter()
+        .filter(|plan| plan.is_storable(today, policy))
+        .map(|plan| StoredPlan {
+            plan: plan.clone(),
+            purge_from: plan.purge_from(policy),
+        })
+        .collect();
+    let mut records = validated.outcomes;
+    for (index, plan) in &validated.indexed {
+        if !plan.is_storable(today, policy) {
+            records[*index].detail = Some(RecordDetail::ExpiredNotStored);
+        }
+    }
+    let loaded = validated.plans.len();
+    let rejected = records.len() - loaded;
+    let file_outcome = match (loaded, rejected) {
+        (_, 0) => FileOutcome::AllLoaded,
+        (0, _) => FileOutcome::NoneLoaded,
+        _ => FileOutcome::Partial,
+    };
+
+    let (withdraw, withdrawals, held_back) = match batch.mode {
+        UploadMode::Delta => {
+            let (keys, outcomes) = validate_withdrawals(authority, &batch.withdrawals);
+            (keys, outcomes, None)
+        }
+        UploadMode::Full => {
+            if file_outcome == FileOutcome::NoneLoaded {
+                (
+                    Vec::new(),
+                    Vec::new(),
+                    Some("no record of the snapshot loaded, so nothing was withdrawn".to_owned()),
+                )
+            } else if validated.unidentifiable_failure {
+                (Vec::new(), Vec::new(), Some("a rejected record has no valid NHS number, so the plan it was meant to update cannot be told apart: nothing was withdrawn; correct it and upload the snapshot again".to_owned()))
+            } else {
+                let in_batch: HashSet<PlanKey> = validated.plans.iter().map(Plan::key).collect();
+                let keys = store
+                    .plan_keys_for_authority(authority)
+                    .await?
+                    .into_iter()
+                    .filter(|key| !in_batch.contains(key))
+                    .filter(|key| !validated.protected_children.contains(&key.nhs_number))
+                    .collect();
+                (keys, Vec::new(), None)
+            }
+        }
+    };
+
+    let withdrawn = if upserts.is_empty() && withdraw.is_empty() {
+        0
+    } else {
+        store.apply_changes(authority, &upserts, &withdraw).await?
+    };
+
+    let acknowledgement = Acknowledgement {
+        sequence: batch.sequence,
+        mode: batch.mode,
+        file_outcome,
+        loaded,
+        rejected,
+        withdrawn,
+        records,
+        withdrawals,
+        withdrawals_held_back: held_back,
+    };
+    let stored = store
+        .record_receipt(
+            authority,
+            &UploadReceipt {
+                sequence: batch.sequence,
+                digest: digest.clone(),
+                acknowledgement,
+            },
+        )
+        .await?;
+    // A concurrent upload of the same sequence may have won the race.
+    let replayed = stored.digest != digest;
+    Ok(UploadResult {
+        acknowledgement: stored.acknowledgement,
+        replayed,
+    })
+}
+
+impl Plan {
+    /// Whether storing it serves any purpose: a plan that can never become
+    /// visible is not stored (store nothing about children not on a plan).
+    fn is_storable(&self, today: Date, policy: &VisibilityPolicy) -> bool {
+        self.purge_from(policy).is_none_or(|purge| purge > today)
+    }
+}
+
+/// The batch envelope, parsed; records stay raw so that each gets its own outcome.
+#[derive(Debug)]
+pub struct Batch {
+    pub sequence: u64,
+    pub mode: UploadMode,
+    pub records: Vec<Value>,
+    pub withdrawals: Vec<Value>,
+}
+
+fn malformed(detail: impl Into<String>, pointer: &str) -> UploadError {
+    UploadError::Malformed {
+        detail: detail.into(),
+        pointer: pointer.to_owned(),
+    }
+}
+
+/// CPF01 checks: the body is a JSON object with a sequence, a mode and records.
+pub fn parse_batch(body: &[u8]) -> Result<Batch, UploadError> {
+    let value: Value = serde_json::from_slice(body).map_err(|e| {
+        // serde_json's messages name positions, not content.
+        malformed(
+            format!(
+                "the body is not valid JSON (line {}, column {})",
+                e.line(),
+                e.column()
+            ),
+            "",
+        )
+    })?;
+    let Value::Object(mut object) = value else {
+        return Err(malformed("the body must be a JSON object", ""));
+    };
+    if let Some(field) = object.keys().find(|k| !BATCH_FIELDS.contains(&k.as_str())) {
+        return Err(malformed(
+            "unexpected field in the batch",
+            &format!("/{}", escape_pointer(field)),
+        ));
+    }
+    let sequence = object
+        .get("sequence")
+        .and_then(Value::as_u64)
+        .filter(|s| *s >= 1)
+        .ok_or_else(|| malformed("sequence must be a whole number of 1 or more", "/sequence"))?;
+    let mode = match object.get("mode").and_then(Value::as_str) {
+        Some("delta") => UploadMode::Delta,
+        Some("full") => UploadMode::Full,
+        _ => return Err(malformed("mode must be \"delta\" or \"full\"", "/mode")),
+    };
+    let records = match object.remove("records") {
+        Some(Value::Array(records)) => records,
+        None if mode == UploadMode::Delta => Vec::new(),
+        _ => return Err(malformed("records must be an array", "/records")),
+    };
+    let withdrawals = match object.remove("withdrawals") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(w)) if mode == UploadMode::Delta => w,
+        Some(Value::Array(_)) => {
+            return Err(malformed(
+                "a full snapshot withdraws by omission; withdrawals are for delta uploads",
+                "/withdrawals",
+            ))
+        }
+        Some(_) => return Err(malformed("withdrawals must be an array", "/withdrawals")),
+    };
+    if records.len() + withdrawals.len() > MAX_RECORDS {
+        return Err(UploadError::TooManyRecords);
+    }
+    if mode == UploadMode::Full && records.is_empty() {
+        return Err(malformed(
+            "a full snapshot must hold at least one record; to withdraw every plan use delta withdrawals",
+            "/records",
+        ));
+    }
+    if mode == UploadMode::Delta && records.is_empty() && withdrawals.is_empty() {
+        return Err(malformed(
+            "a delta upload must hold records or withdrawals",
+            "/records",
+        ));
+    }
+    Ok(Batch {
+        sequence,
+        mode,
+        records,
+        withdrawals,
+    })
+}
+
+struct ValidatedRecords {
+    outcomes: Vec<RecordOutcome>,
+    plans: Vec<Plan>,
+    indexed: Vec<(usize, Plan)>,
+    /// Children named by a failed record: a full snapshot leaves their plans alone.
+    protected_children: HashSet<NhsNumber>,
+    /// A failed record with no usable NHS number.
+    unidentifiable_failure: bool,
+}
+
+fn validate_records(authority: &OdsCode, batch: &Batch, today: Date) -> ValidatedRecords {
+    let mut outcomes = Vec::with_capacity(batch.records.len());
+    let mut parsed: Vec<Option<Plan>> = Vec::with_capacity(batch.records.len());
+    let mut protected_children = HashSet::new();
+    let mut unidentifiable_failure = false;
+
+    for (index, raw) in batch.records.iter().enumerate() {
+        match parse_record(authority, raw, today) {
+            Ok(plan) => {
+                outcomes.push(success(index));
+                parsed.push(Some(plan));
+            }
+            Err((detail, field)) => {
+                match raw
+                    .get("nhs_number")
+                    .and_then(Value::as_str)
+                    .map(NhsNumber::parse)
+                {
+                    Some(Ok(nhs)) => {
+                        protected_children.insert(nhs);
+                    }
+                    _ => unidentifiable_failure = true,
+                }
+                outcomes.push(failure(index, detail, format!("/records/{index}{field}")));
+                parsed.push(None);
+            }
+        }
+    }
+
+    // Duplicate identities: every occurrence is rejected, none guessed at.
+    let mut seen: HashMap<PlanKey, usize> = HashMap::new();
+    for plan in parsed.iter().flatten() {
+        *seen.entry(plan.key()).or_default() += 1;
+    }
+    let mut plans = Vec::new();
+    let mut indexed = Vec::new();
+    for (index, slot) in parsed.into_iter().enumerate() {
+        let Some(plan) = slot else { continue };
+        if seen.get(&plan.key()).copied().unwrap_or(0) > 1 {
+            protected_children.insert(plan.nhs_number);
+            outcomes[index] = failure(
+                index,
+                RecordDetail::DuplicateInBatch,
+                format!("/records/{index}"),
+            );
+        } else {
+            indexed.push((index, plan.clone()));
+            plans.push(plan);
+        }
+    }
+    ValidatedRecords {
+        outcomes,
+        plans,
+        indexed,
+        protected_children,
+        unidentifiable_failure,
+    }
+}
+
+fn success(index: usize) -> RecordOutcome {
+    RecordOutcome {
+        index,
+        outcome: RecordOutcomeCode::Success,
+        detail: None,
+        location: None,
+    }
+}
+
+fn failure(index: usize, detail: RecordDetail, location: String) -> RecordOutcome {
+    RecordOutcome {
+        index,
+        outcome: RecordOutcomeCode::Failure,
+        detail: Some(detail),
+        location: Some(location),
+    }
+}
+
+type FieldFailure = (RecordDetail, String);
+
+fn field_ptr(name: &str) -> String {
+    format!("/{name}")
+}
+
+fn unexpected_field(object: &Map<String, Value>, allowed: &[&str]) -> Option<FieldFailure> {
+    object
+        .keys()
+        .find(|k| !allowed.contains(&k.as_str()))
+        .map(|k| {
+            (
+                RecordDetail::UnexpectedField,
+                format!("/{}", escape_pointer(k)),
+            )
+        })
+}
+
+/// Optional fields treat `null` as absent.
+fn optional<'a>(object: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
+    object.get(name).filter(|v| !v.is_null())
+}
+
+fn parse_date_field(object: &Map<String, Value>, name: &str) -> Result<Option<Date>, FieldFailure> {
+    match optional(object, name) {
+        None => Ok(None),
+        Some(value) => value
+            .as_str()
+            .and_then(parse_iso_date)
+            .map(Some)
+            .ok_or((RecordDetail::InvalidDate, field_ptr(name))),
+    }
+}
+
+/// `YYYY-MM-DD`, nothing else.
+pub fn parse_iso_date(text: &str) -> Option<Date> {
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    if text.len() != 10 {
+        return None;
+    }
+    Date::parse(text, &format).ok()
+}
+
+fn parse_identity(
+    object: &Map<String, Value>,
+) -> Result<(NhsNumber, PlanType, Date), FieldFailure> {
+    let plan_type = match optional(object, "plan_type") {
+        None => return Err((RecordDetail::MissingPlanType, field_ptr("plan_type"))),
+        Some(v) => v
+            .as_str()
+            .and_then(PlanType::parse)
+            .ok_or((RecordDetail::UnknownPlanType, field_ptr("plan_type")))?,
+    };
+    let nhs_number = match optional(object, "nhs_number") {
+        None if plan_type == PlanType::UnbornChildProtection => {
+            return Err((
+                RecordDetail::MissingMothersNhsNumber,
+                field_ptr("nhs_number"),
+            ))
+        }
+        None => return Err((RecordDetail::MissingNhsNumber, field_ptr("nhs_number"))),
+        Some(v) => v
+            .as_str()
+            .and_then(|s| NhsNumber::parse(s).ok())
+            .ok_or((RecordDetail::InvalidNhsNumber, field_ptr("nhs_number")))?,
+    };
+    let start_date = parse_date_field(object, "start_date")?
+        .ok_or((RecordDetail::MissingStartDate, field_ptr("start_date")))?;
+    Ok((nhs_number, plan_type, start_date))
+}
+
+fn parse_record(authority: &OdsCode, raw: &Value, today: Date) -> Result<Plan, FieldFailure> {
+    let Value::Object(object) = raw else {
+        return Err((RecordDetail::NotAnObject, String::new()));
+    };
+    if let Some(failure) = unexpected_field(object, &RECORD_FIELDS) {
+        return Err(failure);
+    }
+    let (nhs_number, plan_type, start_date) = parse_identity(object)?;
+    if start_date > today {
+        return Err((RecordDetail::StartDateInFuture, field_ptr("start_date")));
+    }
+    let end_date = parse_date_field(object, "end_date")?;
+    if end_date.is_some_and(|end| end < start_date) {
+        return Err((RecordDetail::EndBeforeStart, field_ptr("end_date")));
+    }
+    let delete_date = parse_date_field(object, "delete_date")?;
+    if delete_date.is_some_and(|d| d < start_date) {
+        return Err((RecordDetail::DeleteBeforeStart, field_ptr("delete_date")));
+    }
+    let due_date = parse_date_field(object, "due_date")?;
+    if due_date.is_some() && plan_type != PlanType::UnbornChildProtection {
+        return Err((RecordDetail::DueDateNotUnborn, field_ptr("due_date")));
+    }
+    if due_date.is_some_and(|due| due < start_date) {
+        return Err((RecordDetail::DueBeforeStart, field_ptr("due_date")));
+    }
+    let local_id = match optional(object, "local_id") {
+        None => None,
+        Some(v) => Some(
+            v.as_str()
+                .filter(|s| {
+                    !s.is_empty() && s.len() <= MAX_LOCAL_ID && !s.chars().any(char::is_control)
+                })
+                .ok_or((RecordDetail::InvalidLocalId, field_ptr("local_id")))?
+                .to_owned(),
+        ),
+    };
+    Ok(Plan {
+        authority: authority.clone(),
+        nhs_number,
+        plan_type,
+        start_date,
+        end_date,
+        delete_date,
+        due_date,
+        local_id,
+    })
+}
+
+fn validate_withdrawals(authority: &OdsCode, raw: &[Value]) -> (Vec<PlanKey>, Vec<RecordOutcome>) {
+    let mut keys = BTreeSet::new();
+    let mut outcomes = Vec::with_capacity(raw.len());
+    for (index, value) in raw.iter().enumerate() {
+        let parsed = match value {
+            Value::Object(object) => unexpected_field(object, &WITHDRAWAL_FIELDS)
+                .map_or_else(|| parse_identity(object), Err),
+            _ => Err((RecordDetail::NotAnObject, String::new())),
+        };
+        match parsed {
+            Ok((nhs_number, plan_type, start_date)) => {
+                keys.insert(PlanKey {
+                    authority: authority.clone(),
+                    nhs_number,
+                    plan_type,
+                    start_date,
+                });
+                outcomes.push(success(index));
+            }
+            Err((detail, field)) => outcomes.push(failure(
+                index,
+                detail,
+                format!("/withdrawals/{index}{field}"),
+            )),
+        }
+    }
+    (keys.into_iter().collect(), outcomes)
+}
+
+/// A field name echoed in a pointer. Only plain names are echoed: a key could
+/// itself be personal data (an NHS number or a name used as a key), so
+/// anything else is shown as `_`.
+fn escape_pointer(segment: &str) -> String {
+    let plain = (1..=64).contains(&segment.len())
+        && segment.bytes().all(|b| b.is_ascii_lowercase() || b == b'_');
+    if plain {
+        segment.to_owned()
+    } else {
+        "_".to_owned()
+    }
+}
+
+fn hex_digest(body: &[u8]) -> String {
+    Sha256::digest(body)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}

@@ -1,0 +1,499 @@
+//! In-memory adapters for every port. Behaviour matches the durable stores
+//! exactly (the conformance suite proves it); only durability differs.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use cpis_domain::ports::{
+    AccessLog, AccessWrite, AsnOutbox, AsnQueue, AuditReader, AuditTrail, AuthorityDirectory,
+    CheckReceipts, DeliveryStart, NotificationInbox, Page, PlanStore, PurgeReport, Retention,
+    StoreError, StoredPlan, UploadLedger, UploadReceipt,
+};
+use cpis_domain::{
+    AccessRecord, Asn, AuditEvent, Authority, NhsNumber, OdsCode, Plan, PlanKey, PlanType,
+};
+use time::{Date, Duration, OffsetDateTime};
+
+#[derive(Debug, Clone)]
+struct OutboxState {
+    asn: Asn,
+    claimed_until: Option<OffsetDateTime>,
+    delivery_lease_until: Option<OffsetDateTime>,
+    delivered_at: Option<OffsetDateTime>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    plans: BTreeMap<PlanSortKey, StoredPlan>,
+    receipts: HashMap<(OdsCode, u64), UploadReceipt>,
+    authorities: HashMap<OdsCode, Authority>,
+    accesses: HashMap<NhsNumber, Vec<AccessRecord>>,
+    check_receipts: HashMap<(NhsNumber, OdsCode), OffsetDateTime>,
+    asns: BTreeMap<String, OutboxState>,
+    audit: Vec<AuditEvent>,
+}
+
+/// Plans sort by council, then child, type and start: the listing order.
+type PlanSortKey = (OdsCode, NhsNumber, PlanType, Date);
+
+fn sort_key(key: &PlanKey) -> PlanSortKey {
+    (
+        key.authority.clone(),
+        key.nhs_number,
+        key.plan_type,
+        key.start_date,
+    )
+}
+
+/// Every port, in memory. Clones share state.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryStore {
+    state: Arc<Mutex<State>>,
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        // A panic elsewhere must not take the store down with it.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+fn plan_cursor(plan: &Plan) -> String {
+    format!(
+        "{}.{}.{}",
+        plan.nhs_number.expose(),
+        plan.plan_type.code(),
+        plan.start_date
+    )
+}
+
+fn parse_plan_cursor(authority: &OdsCode, cursor: &str) -> Result<PlanSortKey, StoreError> {
+    let mut parts = cursor.split('.');
+    let (Some(nhs), Some(plan_type), Some(start), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(StoreError::InvalidCursor);
+    };
+    let nhs = NhsNumber::parse(nhs).map_err(|_| StoreError::InvalidCursor)?;
+    let plan_type = PlanType::parse(plan_type).ok_or(StoreError::InvalidCursor)?;
+    let start = cpis_domain::upload::parse_iso_date(start).ok_or(StoreError::InvalidCursor)?;
+    Ok((authority.clone(), nhs, plan_type, start))
+}
+
+impl PlanStore for MemoryStore {
+    async fn plans_for_child(&self, nhs_number: &NhsNumber) -> Result<Vec<Plan>, StoreError> {
+        Ok(self
+            .state()
+            .plans
+            .values()
+            .filter(|p| &p.plan.nhs_number == nhs_number)
+            .map(|p| p.plan.clone())
+            .collect())
+    }
+
+    async fn plans_for_authority(
+        &self,
+        authority: &OdsCode,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<Plan>, StoreError> {
+        let after = cursor
+            .map(|c| parse_plan_cursor(authority, c))
+            .transpose()?;
+        let state = self.state();
+        let mut items: Vec<Plan> = state
+            .plans
+            .iter()
+            .filter(|(k, _)| &k.0 == authority)
+            .filter(|(k, _)| after.as_ref().is_none_or(|a| *k > a))
+            .take(limit + 1)
+            .map(|(_, p)| p.plan.clone())
+            .collect();
+        let next_cursor = if items.len() > limit {
+            items.truncate(limit);
+            items.last().map(plan_cursor)
+        } else {
+            None
+        };
+        Ok(Page { items, next_cursor })
+    }
+
+    async fn plan_keys_for_authority(
+        &self,
+        authority: &OdsCode,
+    ) -> Result<Vec<PlanKey>, StoreError> {
+        Ok(self
+            .state()
+            .plans
+            .values()
+            .filter(|p| &p.plan.authority == authority)
+            .map(|p| p.plan.key())
+            .collect())
+    }
+
+    async fn apply_changes(
+        &self,
+        authority: &OdsCode,
+        upserts: &[StoredPlan],
+        withdrawals: &[PlanKey],
+    ) -> Result<usize, StoreError> {
+        let mut state = self.state();
+        for stored in upserts.iter().filter(|s| &s.plan.authority == authority) {
+            state
+                .plans
+                .insert(sort_key(&stored.plan.key()), stored.clone());
+        }
+        let withdrawn = withdrawals
+            .iter()
+            .filter(|k| &k.authority == authority)
+            .filter(|k| state.plans.remove(&sort_key(k)).is_some())
+            .count();
+        Ok(withdrawn)
+    }
+}
+
+impl UploadLedger for MemoryStore {
+    async fn receipt(
+        &self,
+        authority: &OdsCode,
+        sequence: u64,
+    ) -> Result<Option<UploadReceipt>, StoreError> {
+        Ok(self
+            .state()
+            .receipts
+            .get(&(authority.clone(), sequence))
+            .cloned())
+    }
+
+    async fn highest_sequence(&self, authority: &OdsCode) -> Result<Option<u64>, StoreError> {
+        Ok(self
+            .state()
+            .receipts
+            .keys()
+            .filter(|(a, _)| a == authority)
+            .map(|(_, s)| *s)
+            .max())
+    }
+
+    async fn record_receipt(
+        &self,
+        authority: &OdsCode,
+        receipt: &UploadReceipt,
+    ) -> Result<UploadReceipt, StoreError> {
+        Ok(self
+            .state()
+            .receipts
+            .entry((authority.clone(), receipt.sequence))
+            .or_insert_with(|| receipt.clone())
+            .clone())
+    }
+}
+
+impl AuthorityDirectory for MemoryStore {
+    async fn authority(&self, ods_code: &OdsCode) -> Result<Option<Authority>, StoreError> {
+        Ok(self.state().authorities.get(ods_code).cloned())
+    }
+
+    async fn put_authority(&self, authority: &Authority) -> Result<(), StoreError> {
+        self.state()
+            .authorities
+            .insert(authority.ods_code.clone(), authority.clone());
+        Ok(())
+    }
+}
+
+impl AccessLog for MemoryStore {
+    async fn record_access(
+        &self,
+        access: &AccessRecord,
+        asns: &[Asn],
+        collapse_since: OffsetDateTime,
+    ) -> Result<AccessWrite, StoreError> {
+        let mut state = self.state();
+        let author = access.accessor.author_key();
+        let collapsed = state
+            .accesses
+            .get(&access.nhs_number)
+            .is_some_and(|records| {
+                records
+                    .iter()
+                    .any(|r| r.accessor.author_key() == author && r.accessed_at >= collapse_since)
+            });
+        if collapsed {
+            return Ok(AccessWrite::Collapsed);
+        }
+        state
+            .accesses
+            .entry(access.nhs_number)
+            .or_default()
+            .push(access.clone());
+        for asn in asns {
+            state.asns.insert(
+                asn.id.clone(),
+                OutboxState {
+                    asn: asn.clone(),
+                    claimed_until: None,
+                    delivery_lease_until: None,
+                    delivered_at: None,
+                },
+            );
+        }
+        Ok(AccessWrite::Recorded)
+    }
+
+    async fn recent_accesses(
+        &self,
+        nhs_number: &NhsNumber,
+        limit: usize,
+    ) -> Result<Vec<AccessRecord>, StoreError> {
+        let records = self
+            .state()
+            .accesses
+            .get(nhs_number)
+            .cloned()
+            .unwrap_or_default();
+        let mut newest = cpis_domain::access::most_recent(records);
+        newest.truncate(limit);
+        Ok(newest)
+    }
+}
+
+impl CheckReceipts for MemoryStore {
+    async fn note_check(
+        &self,
+        nhs_number: &NhsNumber,
+        organisation: &OdsCode,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let mut state = self.state();
+        let slot = state
+            .check_receipts
+            .entry((*nhs_number, organisation.clone()))
+            .or_insert(at);
+        *slot = (*slot).max(at);
+        Ok(())
+    }
+
+    async fn last_check(
+        &self,
+        nhs_number: &NhsNumber,
+        organisation: &OdsCode,
+    ) -> Result<Option<OffsetDateTime>, StoreError> {
+        Ok(self
+            .state()
+            .check_receipts
+            .get(&(*nhs_number, organisation.clone()))
+            .copied())
+    }
+}
+
+fn inbox_cursor(asn: &Asn) -> String {
+    format!("{}.{}", asn.accessed_at.unix_timestamp_nanos(), asn.id)
+}
+
+fn inbox_order(a: &Asn, b: &Asn) -> std::cmp::Ordering {
+    b.accessed_at
+        .cmp(&a.accessed_at)
+        .then_with(|| b.id.cmp(&a.id))
+}
+
+impl NotificationInbox for MemoryStore {
+    async fn notifications(
+        &self,
+        authority: &OdsCode,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<Asn>, StoreError> {
+        let after = match cursor {
+            None => None,
+            Some(c) => {
+                let (nanos, id) = c.split_once('.').ok_or(StoreError::InvalidCursor)?;
+                let nanos: i128 = nanos.parse().map_err(|_| StoreError::InvalidCursor)?;
+                let at = OffsetDateTime::from_unix_timestamp_nanos(nanos)
+                    .map_err(|_| StoreError::InvalidCursor)?;
+                Some((at, id.to_owned()))
+            }
+        };
+        let mut all: Vec<Asn> = self
+            .state()
+            .asns
+            .values()
+            .filter(|o| &o.asn.authority == authority)
+            .map(|o| o.asn.clone())
+            .collect();
+        all.sort_by(inbox_order);
+        let mut items: Vec<Asn> = all
+            .into_iter()
+            .filter(|a| {
+                after.as_ref().is_none_or(|(at, id)| {
+                    a.accessed_at < *at || (a.accessed_at == *at && a.id.as_str() < id.as_str())
+                })
+            })
+            .take(limit + 1)
+            .collect();
+        let next_cursor = if items.len() > limit {
+            items.truncate(limit);
+            items.last().map(inbox_cursor)
+        } else {
+            None
+        };
+        Ok(Page { items, next_cursor })
+    }
+
+    async fn notification(&self, authority: &OdsCode, id: &str) -> Result<Option<Asn>, StoreError> {
+        Ok(self
+            .state()
+            .asns
+            .get(id)
+            .filter(|o| &o.asn.authority == authority)
+            .map(|o| o.asn.clone()))
+    }
+
+    async fn acknowledge(
+        &self,
+        authority: &OdsCode,
+        id: &str,
+        at: OffsetDateTime,
+    ) -> Result<Option<Asn>, StoreError> {
+        let mut state = self.state();
+        let Some(entry) = state
+            .asns
+            .get_mut(id)
+            .filter(|o| &o.asn.authority == authority)
+        else {
+            return Ok(None);
+        };
+        entry.asn.acknowledged_at.get_or_insert(at);
+        Ok(Some(entry.asn.clone()))
+    }
+}
+
+impl AsnOutbox for MemoryStore {
+    async fn claim_undelivered(
+        &self,
+        now: OffsetDateTime,
+        lease: Duration,
+        limit: usize,
+    ) -> Result<Vec<Asn>, StoreError> {
+        let mut state = self.state();
+        let mut claimed = Vec::new();
+        let mut pending: Vec<&mut OutboxState> = state
+            .asns
+            .values_mut()
+            .filter(|o| {
+                o.delivered_at.is_none() && o.claimed_until.is_none_or(|until| until <= now)
+            })
+            .collect();
+        pending.sort_by_key(|o| o.asn.accessed_at);
+        for entry in pending.into_iter().take(limit) {
+            entry.claimed_until = Some(now + lease);
+            claimed.push(entry.asn.clone());
+        }
+        Ok(claimed)
+    }
+
+    async fn begin_delivery(
+        &self,
+        id: &str,
+        now: OffsetDateTime,
+        lease: Duration,
+    ) -> Result<DeliveryStart, StoreError> {
+        let mut state = self.state();
+        let Some(entry) = state.asns.get_mut(id) else {
+            return Ok(DeliveryStart::Unknown);
+        };
+        if entry.delivered_at.is_some() {
+            return Ok(DeliveryStart::AlreadyDelivered);
+        }
+        if entry.delivery_lease_until.is_some_and(|until| until > now) {
+            return Ok(DeliveryStart::InProgress);
+        }
+        entry.delivery_lease_until = Some(now + lease);
+        Ok(DeliveryStart::Proceed(Box::new(entry.asn.clone())))
+    }
+
+    async fn finish_delivery(&self, id: &str, at: OffsetDateTime) -> Result<(), StoreError> {
+        if let Some(entry) = self.state().asns.get_mut(id) {
+            entry.delivered_at.get_or_insert(at);
+        }
+        Ok(())
+    }
+}
+
+impl Retention for MemoryStore {
+    async fn purge(&self, today: Date) -> Result<PurgeReport, StoreError> {
+        let mut state = self.state();
+        let before = state.plans.len();
+        state
+            .plans
+            .retain(|_, p| p.purge_from.is_none_or(|from| from > today));
+        let mut report = PurgeReport {
+            plans: before - state.plans.len(),
+            ..Default::default()
+        };
+        let with_plans: std::collections::HashSet<NhsNumber> =
+            state.plans.values().map(|p| p.plan.nhs_number).collect();
+        let orphaned: Vec<NhsNumber> = state
+            .accesses
+            .keys()
+            .filter(|n| !with_plans.contains(n))
+            .copied()
+            .collect();
+        for nhs in orphaned {
+            report.accesses += state.accesses.remove(&nhs).map_or(0, |v| v.len());
+        }
+        let receipts_before = state.check_receipts.len();
+        state
+            .check_receipts
+            .retain(|(nhs, _), _| with_plans.contains(nhs));
+        report.receipts = receipts_before - state.check_receipts.len();
+        let asns_before = state.asns.len();
+        state
+            .asns
+            .retain(|_, o| with_plans.contains(&o.asn.nhs_number) || o.delivered_at.is_none());
+        report.notifications = asns_before - state.asns.len();
+        Ok(report)
+    }
+}
+
+impl AuditTrail for MemoryStore {
+    async fn append(&self, event: &AuditEvent) -> Result<(), StoreError> {
+        self.state().audit.push(event.clone());
+        Ok(())
+    }
+}
+
+impl AuditReader for MemoryStore {
+    async fn audit_events(&self, limit: usize) -> Result<Vec<AuditEvent>, StoreError> {
+        let state = self.state();
+        let skip = state.audit.len().saturating_sub(limit);
+        Ok(state.audit[skip..].to_vec())
+    }
+}
+
+/// A queue that only remembers what it was given (tests; the embedded
+/// dispatcher sweeps the outbox itself).
+#[derive(Debug, Clone, Default)]
+pub struct RecordingQueue {
+    sent: Arc<Mutex<Vec<String>>>,
+}
+
+impl RecordingQueue {
+    pub fn sent(&self) -> Vec<String> {
+        self.sent.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+impl AsnQueue for RecordingQueue {
+    async fn enqueue(&self, ids: &[String]) -> Result<(), StoreError> {
+        self.sent
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend_from_slice(ids);
+        Ok(())
+    }
+}
