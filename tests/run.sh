@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Runs every test of the project on a fresh machine: installs what it needs
+# (Python test tools from PyPI, npm packages for infra/), starts moto server on
+# 127.0.0.1, runs the Rust workspace tests and the infrastructure tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "Python test tools (moto server, cfn-lint)"
+python3 -m pip install --quiet --disable-pip-version-check -r tests/requirements.txt
+
+step "moto server on 127.0.0.1"
+moto_log=$(mktemp)
+moto_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
+python3 -m moto.server -H 127.0.0.1 -p "$moto_port" >"$moto_log" 2>&1 &
+moto_pid=$!
+trap 'kill $moto_pid 2>/dev/null || true' EXIT
+for _ in $(seq 1 100); do
+  if python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$moto_port/moto-api/')" 2>/dev/null; then break; fi
+  sleep 0.2
+done
+export CPIS_MOTO_ENDPOINT="http://127.0.0.1:$moto_port"
+
+step "Rust workspace tests"
+cargo test --workspace --all-targets --locked
+cargo test --workspace --doc --locked
+
+if [ -f infra/package.json ]; then
+  step "Infrastructure (CDK) tests"
+  (cd infra && npm ci --no-audit --no-fund && npm test && npm run lint:cfn)
+fi
+
+step "All test suites passed"
