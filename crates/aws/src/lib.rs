@@ -1,0 +1,20 @@
+//! AWS adapters for every CP-IS port: the DynamoDB store (service table and
+//! append-only audit table), the SQS hand-off to the dispatcher, the SNS
+//! channel that delivers ASNs, and the topic sync that keeps a council's SNS
+//! subscriptions in step with its directory entry.
+//!
+//! The table design is in this crate's README. Nothing here decides a CP-IS
+//! rule: the domain does; these adapters only store and move what it decides.
+
+pub mod config;
+mod dynamo;
+mod errors;
+#[cfg(feature = "test-support")]
+pub mod moto;
+mod sns;
+mod sqs;
+
+pub use config::{ConfigError, Settings};
+pub use dynamo::{DynamoStore, PLAN_SHARDS};
+pub use sns::{topic_name, SnsChannel, SyncReport, TopicSync};
+pub use sqs::{parse_message_body, SqsQueue};

@@ -1,0 +1,219 @@
+//! Delivering ASN notices through each council's SNS topic, and keeping that
+//! topic's subscriptions in step with the council's directory entry.
+
+use std::collections::BTreeSet;
+
+use aws_sdk_sns::error::ProvideErrorMetadata;
+use aws_sdk_sns::Client;
+use cpis_domain::ports::{DeliveryError, NotificationChannel, StoreError};
+use cpis_domain::{Authority, NoticeText, OdsCode};
+
+use crate::errors::unavailable;
+
+/// A council's topic: `cpis-la-<ODS>` (ODS codes are valid topic-name characters).
+pub fn topic_name(ods: &OdsCode) -> String {
+    format!("cpis-la-{ods}")
+}
+
+/// Error codes that retrying will not fix: the message goes to the DLQ via
+/// maxReceiveCount and the alarm fires, rather than spinning.
+const PERMANENT_CODES: [&str; 6] = [
+    "NotFound",
+    "InvalidParameter",
+    "InvalidParameterValue",
+    "AuthorizationError",
+    "KMSDisabled",
+    "KMSNotFound",
+];
+
+/// Publishes one message per ASN to the council's topic; SNS fans it out to
+/// the duty team's email and SMS subscriptions.
+#[derive(Debug, Clone)]
+pub struct SnsChannel {
+    client: Client,
+    /// `arn:aws:sns:<region>:<account>:cpis-la-`: the dispatcher needs no
+    /// CreateTopic or ListTopics permission to find a topic.
+    topic_arn_prefix: String,
+}
+
+impl SnsChannel {
+    pub fn new(client: Client, topic_arn_prefix: impl Into<String>) -> Self {
+        Self {
+            client,
+            topic_arn_prefix: topic_arn_prefix.into(),
+        }
+    }
+
+    pub fn topic_arn(&self, ods: &OdsCode) -> String {
+        format!("{}{ods}", self.topic_arn_prefix)
+    }
+}
+
+impl NotificationChannel for SnsChannel {
+    async fn deliver(
+        &self,
+        authority: &Authority,
+        notice: &NoticeText,
+    ) -> Result<(), DeliveryError> {
+        // One message per protocol; the notice is already free of personal data.
+        let message = serde_json::json!({
+            "default": notice.sms,
+            "sms": notice.sms,
+            "email": notice.email_body,
+        })
+        .to_string();
+        let published = self
+            .client
+            .publish()
+            .topic_arn(self.topic_arn(&authority.ods_code))
+            .message_structure("json")
+            .message(message)
+            .subject(&notice.email_subject)
+            .send()
+            .await;
+        match published {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let code = e
+                    .code()
+                    .unwrap_or("no response from the service")
+                    .to_owned();
+                if PERMANENT_CODES.contains(&code.as_str()) {
+                    Err(DeliveryError::Permanent(format!("SNS publish: {code}")))
+                } else {
+                    Err(DeliveryError::Transient(format!("SNS publish: {code}")))
+                }
+            }
+        }
+    }
+}
+
+/// What one sync changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SyncReport {
+    pub topic_arn: String,
+    pub subscribed: usize,
+    pub unsubscribed: usize,
+}
+
+/// Creates a council's topic and keeps its subscriptions equal to the
+/// directory entry's email addresses and SMS numbers.
+#[derive(Debug, Clone)]
+pub struct TopicSync {
+    client: Client,
+    kms_key_id: Option<String>,
+    dlq_arn: Option<String>,
+}
+
+/// SNS shows a subscription awaiting confirmation with this in place of an ARN.
+fn is_pending(arn: &str) -> bool {
+    arn.eq_ignore_ascii_case("PendingConfirmation")
+        || arn.eq_ignore_ascii_case("pending confirmation")
+}
+
+impl TopicSync {
+    pub fn new(client: Client, kms_key_id: Option<String>, dlq_arn: Option<String>) -> Self {
+        Self {
+            client,
+            kms_key_id,
+            dlq_arn,
+        }
+    }
+
+    /// Idempotent: CreateTopic returns the existing topic, and only the
+    /// differences between SNS and the entry are subscribed or unsubscribed.
+    pub async fn sync(&self, authority: &Authority) -> Result<SyncReport, StoreError> {
+        let mut create = self
+            .client
+            .create_topic()
+            .name(topic_name(&authority.ods_code));
+        if let Some(key) = &self.kms_key_id {
+            create = create.attributes("KmsMasterKeyId", key);
+        }
+        let topic_arn = create
+            .send()
+            .await
+            .map_err(|e| unavailable("creating the council topic", &e))?
+            .topic_arn
+            .ok_or_else(|| StoreError::Unavailable("SNS returned no topic ARN".to_owned()))?;
+
+        let wanted: BTreeSet<(&str, &str)> = authority
+            .notify_emails
+            .iter()
+            .map(|e| ("email", e.as_str()))
+            .chain(authority.notify_sms.iter().map(|n| ("sms", n.as_str())))
+            .collect();
+
+        let mut present: BTreeSet<(String, String)> = BTreeSet::new();
+        let mut stale: Vec<String> = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let out = self
+                .client
+                .list_subscriptions_by_topic()
+                .topic_arn(&topic_arn)
+                .set_next_token(token)
+                .send()
+                .await
+                .map_err(|e| unavailable("listing the council's subscriptions", &e))?;
+            for sub in out.subscriptions() {
+                let (Some(protocol), Some(endpoint)) = (sub.protocol(), sub.endpoint()) else {
+                    continue;
+                };
+                let arn = sub.subscription_arn().unwrap_or_default();
+                let managed = protocol == "email" || protocol == "sms";
+                if managed && !wanted.contains(&(protocol, endpoint)) {
+                    // A pending subscription has no ARN to unsubscribe; it
+                    // lapses unconfirmed after three days.
+                    if !is_pending(arn) && !arn.is_empty() {
+                        stale.push(arn.to_owned());
+                    }
+                } else {
+                    present.insert((protocol.to_owned(), endpoint.to_owned()));
+                }
+            }
+            token = out.next_token;
+            if token.is_none() {
+                break;
+            }
+        }
+
+        let mut report = SyncReport {
+            topic_arn: topic_arn.clone(),
+            ..Default::default()
+        };
+        for (protocol, endpoint) in wanted {
+            if present.contains(&(protocol.to_owned(), endpoint.to_owned())) {
+                continue;
+            }
+            let mut subscribe = self
+                .client
+                .subscribe()
+                .topic_arn(&topic_arn)
+                .protocol(protocol)
+                .endpoint(endpoint)
+                .return_subscription_arn(true);
+            if let Some(dlq) = &self.dlq_arn {
+                subscribe = subscribe.attributes(
+                    "RedrivePolicy",
+                    serde_json::json!({ "deadLetterTargetArn": dlq }).to_string(),
+                );
+            }
+            subscribe
+                .send()
+                .await
+                .map_err(|e| unavailable("subscribing a duty-team channel", &e))?;
+            report.subscribed += 1;
+        }
+        for arn in stale {
+            self.client
+                .unsubscribe()
+                .subscription_arn(arn)
+                .send()
+                .await
+                .map_err(|e| unavailable("removing a duty-team channel", &e))?;
+            report.unsubscribed += 1;
+        }
+        Ok(report)
+    }
+}
