@@ -1,0 +1,237 @@
+//! The dispatcher's handler: one SQS batch of ASN ids in, one SNS publish per
+//! ASN out (through the domain's idempotent `dispatch`), and a partial batch
+//! response naming only the messages to retry.
+//!
+//! Which messages are reported as failures (and so come back after the
+//! visibility timeout, and reach the DLQ after maxReceiveCount):
+//! - a store or SNS error: worth retrying;
+//! - `InProgress`: another invocation holds the delivery lease; if it
+//!   crashed, the lease lapses and the retry delivers;
+//! - `Unknown` and unparseable bodies (poison): retrying cannot help, but
+//!   reporting them is what routes them to the DLQ and its alarm instead of
+//!   deleting them silently.
+//!
+//! `Delivered`, `AlreadyDelivered` (a duplicate) and `NoChannels` are done.
+
+use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
+use cpis_domain::ports::{AsnOutbox, AuthorityDirectory, NotificationChannel};
+use cpis_domain::{dispatch, DispatchOutcome};
+use time::OffsetDateTime;
+
+/// What happened to one message, for the log line (ids only, never content).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageResult {
+    Done(DispatchOutcome),
+    Retry(DispatchOutcome),
+    Poison,
+    Failed,
+}
+
+impl MessageResult {
+    fn is_failure(self) -> bool {
+        !matches!(self, Self::Done(_))
+    }
+}
+
+/// Handles one message body.
+pub async fn handle_message<S, C>(
+    store: &S,
+    channel: &C,
+    view_url: &str,
+    body: Option<&str>,
+    now: OffsetDateTime,
+) -> MessageResult
+where
+    S: AsnOutbox + AuthorityDirectory,
+    C: NotificationChannel,
+{
+    let Some(id) = body.and_then(cpis_aws::parse_message_body) else {
+        return MessageResult::Poison;
+    };
+    match dispatch(store, channel, &id, now, view_url).await {
+        Ok(DispatchOutcome::Unknown) => MessageResult::Poison,
+        Ok(outcome @ DispatchOutcome::InProgress) => MessageResult::Retry(outcome),
+        Ok(outcome) => MessageResult::Done(outcome),
+        Err(e) => {
+            tracing::warn!(asn_id = %id, error = %e, "delivery failed; the message will be retried");
+            MessageResult::Failed
+        }
+    }
+}
+
+/// Handles a batch in order (a duplicate later in the same batch then finds
+/// the delivery recorded) and reports only the failed message ids.
+pub async fn handle_batch<S, C>(
+    store: &S,
+    channel: &C,
+    view_url: &str,
+    event: &SqsEvent,
+    now: OffsetDateTime,
+) -> SqsBatchResponse
+where
+    S: AsnOutbox + AuthorityDirectory,
+    C: NotificationChannel,
+{
+    let mut response = SqsBatchResponse::default();
+    for record in &event.records {
+        let result = handle_message(store, channel, view_url, record.body.as_deref(), now).await;
+        let message_id = record.message_id.as_deref().unwrap_or_default();
+        tracing::info!(message_id, result = ?result, "ASN message handled");
+        if result.is_failure() {
+            response.add_failure(message_id);
+        }
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cpis_domain::ports::{AccessLog, DeliveryError};
+    use cpis_domain::{
+        AccessRecord, Accessor, AccessorKind, Asn, Authority, NhsNumber, NoticeText, OdsCode,
+        PlanType, Rbac,
+    };
+    use cpis_store_memory::MemoryStore;
+    use std::sync::{Arc, Mutex};
+    use time::macros::datetime;
+
+    const NORMAL: &str = include_str!("../../../events/sqs/normal-batch.json");
+    const DUPLICATE: &str = include_str!("../../../events/sqs/duplicate-delivery.json");
+    const POISON: &str = include_str!("../../../events/sqs/poison-message.json");
+    const IDS: [&str; 3] = [
+        "0f6d1c2e-0000-4000-8000-000000000001",
+        "0f6d1c2e-0000-4000-8000-000000000002",
+        "0f6d1c2e-0000-4000-8000-000000000003",
+    ];
+    const NOW: OffsetDateTime = datetime!(2025-03-01 10:00 UTC);
+
+    #[derive(Clone, Default)]
+    struct Recording(Arc<Mutex<Vec<NoticeText>>>);
+
+    impl NotificationChannel for Recording {
+        async fn deliver(&self, _: &Authority, notice: &NoticeText) -> Result<(), DeliveryError> {
+            self.0.lock().unwrap().push(notice.clone());
+            Ok(())
+        }
+    }
+
+    async fn seeded() -> MemoryStore {
+        let store = MemoryStore::new();
+        let ods = OdsCode::parse("E09000033").unwrap();
+        store
+            .put_authority(&Authority {
+                ods_code: ods.clone(),
+                name: "Example".into(),
+                office_hours_phone: "020 7946 0000".into(),
+                emergency_duty_phone: "020 7946 0999".into(),
+                notify_emails: vec!["duty@example.gov.uk".into()],
+                notify_sms: vec![],
+            })
+            .await
+            .unwrap();
+        let accessor = Accessor {
+            kind: AccessorKind::User,
+            user_id: "u1".into(),
+            rbac: Rbac::B0107,
+            organisation_ods: OdsCode::parse("RJ1").unwrap(),
+            organisation_name: "Hospital".into(),
+            setting: "ED".into(),
+        };
+        for (i, id) in IDS.iter().enumerate() {
+            let access = AccessRecord {
+                id: format!("access-{i}"),
+                nhs_number: NhsNumber::parse("9990000018").unwrap(),
+                accessed_at: NOW,
+                accessor: Accessor {
+                    user_id: format!("u{i}"),
+                    ..accessor.clone()
+                },
+            };
+            let asn = Asn {
+                id: (*id).into(),
+                authority: ods.clone(),
+                nhs_number: access.nhs_number,
+                plan_type: PlanType::ChildProtection,
+                local_id: None,
+                plans: vec![],
+                accessed_at: NOW,
+                accessor: access.accessor.clone(),
+                access_id: access.id.clone(),
+                acknowledged_at: None,
+            };
+            store
+                .record_access(&access, &[asn], NOW - time::Duration::hours(24))
+                .await
+                .unwrap();
+        }
+        store
+    }
+
+    fn event(json: &str) -> SqsEvent {
+        serde_json::from_str(json).unwrap()
+    }
+
+    fn failures(response: &SqsBatchResponse) -> Vec<&str> {
+        response
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.as_str())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_normal_batch_delivers_each_asn_once_and_reports_no_failure() {
+        let store = seeded().await;
+        let channel = Recording::default();
+        let response = handle_batch(&store, &channel, "https://v", &event(NORMAL), NOW).await;
+        assert!(failures(&response).is_empty());
+        let refs: Vec<String> = channel
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|n| n.reference.clone())
+            .collect();
+        assert_eq!(refs, IDS);
+    }
+
+    #[tokio::test]
+    async fn a_poison_message_is_the_only_failure_reported() {
+        let store = seeded().await;
+        let channel = Recording::default();
+        let response = handle_batch(&store, &channel, "https://v", &event(POISON), NOW).await;
+        assert_eq!(
+            failures(&response),
+            ["b1f0a000-0000-4000-8000-000000000022"]
+        );
+        assert_eq!(channel.0.lock().unwrap().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_duplicate_in_the_batch_and_the_batch_again_publish_once() {
+        let store = seeded().await;
+        let channel = Recording::default();
+        for _ in 0..2 {
+            let response =
+                handle_batch(&store, &channel, "https://v", &event(DUPLICATE), NOW).await;
+            assert!(failures(&response).is_empty());
+        }
+        assert_eq!(channel.0.lock().unwrap().len(), 2, "two distinct ASNs");
+    }
+
+    #[tokio::test]
+    async fn an_unknown_asn_id_is_poison_too() {
+        let store = MemoryStore::new();
+        let channel = Recording::default();
+        let result = handle_message(
+            &store,
+            &channel,
+            "https://v",
+            Some(r#"{"asn_id":"no-such-asn"}"#),
+            NOW,
+        )
+        .await;
+        assert_eq!(result, MessageResult::Poison);
+    }
+}
