@@ -1,0 +1,377 @@
+//! Who is calling. Tokens are verified locally (the embedded service) or by
+//! the API Gateway JWT authorizer (Lambda); either way the claims become a
+//! `Principal` through the one mapping below. Tenancy comes only from it.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use cpis_domain::{AccessorKind, Clinician, OdsCode, Principal, Rbac};
+use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey, EncodePublicKey};
+use ed25519_dalek::SigningKey;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+pub const LOCAL_ISSUER: &str = "cpis-local";
+pub const LOCAL_AUDIENCE: &str = "cpis";
+/// Clock skew tolerated on `exp` and `nbf`.
+const LEEWAY_SECONDS: u64 = 30;
+
+/// The claims cpis reads. Councils: `role = "council"`, `ods_code` is the
+/// council. Care settings: `role = "clinician" | "system"`, with `rbac`,
+/// `ods_code` and `org_name` of the organisation, and `setting`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallerClaims {
+    pub sub: String,
+    pub role: String,
+    pub ods_code: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rbac: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub org_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub setting: Option<String>,
+}
+
+/// Why verified claims do not make a principal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ClaimsError {
+    #[error("the credential names no valid role")]
+    Role,
+    #[error("the credential's ODS code is not valid")]
+    OdsCode,
+    #[error("the credential's subject is missing or too long")]
+    Subject,
+    #[error("the credential's RBAC activity is not B0107 or B0170")]
+    Rbac,
+    #[error("the credential lacks the organisation name or setting")]
+    Organisation,
+}
+
+fn bounded_text(value: Option<&str>, max: usize) -> Option<String> {
+    value
+        .map(str::trim)
+        .filter(|v| !v.is_empty() && v.len() <= max && !v.chars().any(char::is_control))
+        .map(str::to_owned)
+}
+
+impl CallerClaims {
+    /// The one mapping from claims to a principal.
+    pub fn principal(&self) -> Result<Principal, ClaimsError> {
+        let subject = bounded_text(Some(&self.sub), 128).ok_or(ClaimsError::Subject)?;
+        let ods = OdsCode::parse(&self.ods_code).map_err(|_| ClaimsError::OdsCode)?;
+        let kind = match self.role.as_str() {
+            "council" => {
+                return Ok(Principal::Council {
+                    authority: ods,
+                    client_id: subject,
+                })
+            }
+            "clinician" => AccessorKind::User,
+            "system" => AccessorKind::System,
+            _ => return Err(ClaimsError::Role),
+        };
+        let rbac = self
+            .rbac
+            .as_deref()
+            .and_then(Rbac::parse)
+            .ok_or(ClaimsError::Rbac)?;
+        let organisation_name =
+            bounded_text(self.org_name.as_deref(), 200).ok_or(ClaimsError::Organisation)?;
+        let setting = bounded_text(self.setting.as_deref(), 64).ok_or(ClaimsError::Organisation)?;
+        Ok(Principal::Clinician(Clinician {
+            kind,
+            user_id: subject,
+            rbac,
+            organisation_ods: ods,
+            organisation_name,
+            setting,
+        }))
+    }
+}
+
+/// A token's full claim set, as minted and verified locally.
+#[derive(Debug, Serialize, Deserialize)]
+struct TokenClaims {
+    iss: String,
+    aud: String,
+    iat: i64,
+    nbf: i64,
+    exp: i64,
+    #[serde(flatten)]
+    caller: CallerClaims,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("cannot read or write the key files in {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the key files in {0} are not valid Ed25519 PKCS#8 PEM")]
+    Invalid(PathBuf),
+    #[error("no randomness available from the operating system")]
+    Random,
+    #[error("could not sign the token")]
+    Sign,
+}
+
+/// The embedded service's own Ed25519 key pair, kept in its data directory.
+/// Tokens minted with one data directory are rejected by another.
+#[derive(Clone)]
+pub struct LocalKeys {
+    encoding: Arc<EncodingKey>,
+    decoding: Arc<DecodingKey>,
+}
+
+impl std::fmt::Debug for LocalKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LocalKeys(..)")
+    }
+}
+
+impl LocalKeys {
+    /// Loads `<dir>/keys/signing-key.pem`, creating it (mode 0600) on first use.
+    pub fn load_or_create(data_dir: &Path) -> Result<Self, KeyError> {
+        let dir = data_dir.join("keys");
+        let path = dir.join("signing-key.pem");
+        let io = |source| KeyError::Io {
+            path: path.clone(),
+            source,
+        };
+        if !path.exists() {
+            std::fs::create_dir_all(&dir).map_err(io)?;
+            let mut seed = [0u8; 32];
+            getrandom::fill(&mut seed).map_err(|_| KeyError::Random)?;
+            let pem = SigningKey::from_bytes(&seed)
+                .to_pkcs8_pem(Default::default())
+                .map_err(|_| KeyError::Invalid(path.clone()))?;
+            write_private(&path, pem.as_bytes()).map_err(io)?;
+        }
+        let pem = std::fs::read_to_string(&path).map_err(io)?;
+        Self::from_pem(&pem).ok_or(KeyError::Invalid(path))
+    }
+
+    fn from_pem(private_pem: &str) -> Option<Self> {
+        let signing = SigningKey::from_pkcs8_pem(private_pem).ok()?;
+        let public_pem = signing
+            .verifying_key()
+            .to_public_key_pem(Default::default())
+            .ok()?;
+        let encoding = EncodingKey::from_ed_pem(private_pem.as_bytes()).ok()?;
+        let decoding = DecodingKey::from_ed_pem(public_pem.as_bytes()).ok()?;
+        Some(Self {
+            encoding: Arc::new(encoding),
+            decoding: Arc::new(decoding),
+        })
+    }
+
+    /// A bearer token for `caller`, valid for `ttl` from `now`.
+    pub fn mint(
+        &self,
+        caller: &CallerClaims,
+        now: OffsetDateTime,
+        ttl: time::Duration,
+    ) -> Result<String, KeyError> {
+        let claims = TokenClaims {
+            iss: LOCAL_ISSUER.into(),
+            aud: LOCAL_AUDIENCE.into(),
+            iat: now.unix_timestamp(),
+            nbf: now.unix_timestamp(),
+            exp: (now + ttl).unix_timestamp(),
+            caller: caller.clone(),
+        };
+        jsonwebtoken::encode(&Header::new(Algorithm::EdDSA), &claims, &self.encoding)
+            .map_err(|_| KeyError::Sign)
+    }
+
+    /// The verifier for tokens minted with these keys.
+    pub fn verifier(&self) -> LocalVerifier {
+        let mut validation = Validation::new(Algorithm::EdDSA);
+        validation.algorithms = vec![Algorithm::EdDSA];
+        validation.set_issuer(&[LOCAL_ISSUER]);
+        validation.set_audience(&[LOCAL_AUDIENCE]);
+        validation.set_required_spec_claims(&["exp", "nbf", "iss", "aud", "sub"]);
+        validation.validate_nbf = true;
+        validation.leeway = LEEWAY_SECONDS;
+        LocalVerifier {
+            key: self.decoding.clone(),
+            validation: Arc::new(validation),
+        }
+    }
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    std::fs::write(path, bytes)
+}
+
+/// Verifies bearer tokens signed by the local key.
+#[derive(Clone)]
+pub struct LocalVerifier {
+    key: Arc<DecodingKey>,
+    validation: Arc<Validation>,
+}
+
+/// Longest token accepted: anything longer is refused before parsing.
+const MAX_TOKEN_BYTES: usize = 8 * 1024;
+
+impl LocalVerifier {
+    /// Verifies signature, algorithm, issuer, audience, `exp` and `nbf`.
+    /// The reason for a failure is deliberately not returned to callers.
+    pub fn verify(&self, token: &str) -> Option<CallerClaims> {
+        if token.len() > MAX_TOKEN_BYTES {
+            return None;
+        }
+        jsonwebtoken::decode::<TokenClaims>(token, &self.key, &self.validation)
+            .ok()
+            .map(|data| data.claims.caller)
+    }
+}
+
+/// How a router learns who is calling.
+#[derive(Clone)]
+pub enum Authenticator {
+    /// Verify `Authorization: Bearer` tokens with the local key.
+    Local(LocalVerifier),
+    /// Trust claims the API Gateway JWT authorizer verified, placed in the
+    /// request extensions as [`GatewayClaims`] by the Lambda adapter.
+    Gateway,
+}
+
+/// Claims verified by API Gateway. Only the Lambda adapter inserts these;
+/// nothing from the network can place a value in request extensions.
+#[derive(Debug, Clone)]
+pub struct GatewayClaims(pub CallerClaims);
+
+impl Authenticator {
+    /// The caller's claims, or `None` when the request carries no valid credential.
+    pub fn claims(&self, parts: &http::request::Parts) -> Option<CallerClaims> {
+        match self {
+            Self::Local(verifier) => {
+                let header = parts
+                    .headers
+                    .get(http::header::AUTHORIZATION)?
+                    .to_str()
+                    .ok()?;
+                let (scheme, token) = header.split_once(' ')?;
+                if !scheme.eq_ignore_ascii_case("bearer") {
+                    return None;
+                }
+                verifier.verify(token.trim())
+            }
+            Self::Gateway => parts.extensions.get::<GatewayClaims>().map(|c| c.0.clone()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn council() -> CallerClaims {
+        CallerClaims {
+            sub: "client-1".into(),
+            role: "council".into(),
+            ods_code: "E09000033".into(),
+            rbac: None,
+            org_name: None,
+            setting: None,
+        }
+    }
+
+    #[test]
+    fn councils_and_clinicians_map_to_principals() {
+        assert!(matches!(
+            council().principal(),
+            Ok(Principal::Council { .. })
+        ));
+        let clinician = CallerClaims {
+            sub: "u1".into(),
+            role: "clinician".into(),
+            ods_code: "RJ1".into(),
+            rbac: Some("B0107".into()),
+            org_name: Some("St Thomas'".into()),
+            setting: Some("emergency-department".into()),
+        };
+        assert!(
+            matches!(clinician.principal(), Ok(Principal::Clinician(c)) if c.rbac == Rbac::B0107)
+        );
+        let no_rbac = CallerClaims {
+            rbac: None,
+            ..clinician.clone()
+        };
+        assert_eq!(no_rbac.principal(), Err(ClaimsError::Rbac));
+        let bad_role = CallerClaims {
+            role: "admin".into(),
+            ..clinician
+        };
+        assert_eq!(bad_role.principal(), Err(ClaimsError::Role));
+        let bad_ods = CallerClaims {
+            ods_code: "e09".into(),
+            ..council()
+        };
+        assert_eq!(bad_ods.principal(), Err(ClaimsError::OdsCode));
+    }
+
+    #[test]
+    fn keys_round_trip_and_are_private_to_their_directory() {
+        let a = tempfile::tempdir().unwrap();
+        let b = tempfile::tempdir().unwrap();
+        let keys_a = LocalKeys::load_or_create(a.path()).unwrap();
+        let again_a = LocalKeys::load_or_create(a.path()).unwrap();
+        let keys_b = LocalKeys::load_or_create(b.path()).unwrap();
+        let now = OffsetDateTime::now_utc();
+        let token = keys_a
+            .mint(&council(), now, time::Duration::hours(1))
+            .unwrap();
+        assert_eq!(again_a.verifier().verify(&token), Some(council()));
+        assert_eq!(keys_b.verifier().verify(&token), None);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(a.path().join("keys/signing-key.pem"))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+    }
+
+    #[test]
+    fn expired_and_not_yet_valid_tokens_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = LocalKeys::load_or_create(dir.path()).unwrap();
+        let now = OffsetDateTime::now_utc();
+        let expired = keys
+            .mint(
+                &council(),
+                now - time::Duration::hours(2),
+                time::Duration::hours(1),
+            )
+            .unwrap();
+        assert_eq!(keys.verifier().verify(&expired), None);
+        let future = keys
+            .mint(
+                &council(),
+                now + time::Duration::hours(1),
+                time::Duration::hours(1),
+            )
+            .unwrap();
+        assert_eq!(keys.verifier().verify(&future), None);
+    }
+}

@@ -1,0 +1,228 @@
+//! The attendance check (`POST /v1/checks`), and the body helpers every JSON
+//! route shares.
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use cpis_domain::ports::StoreError;
+use cpis_domain::{
+    check as domain_check, AccessEffect, AccessSummary, AuditAction, AuditOutcome,
+    AuthorityContact, NhsNumber, Principal, VisiblePlan,
+};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::middleware::RequestId;
+use crate::problem::Problem;
+use crate::{AppState, CheckStore, Queue};
+
+/// Requires `content-type: application/json`.
+pub(crate) fn require_json(headers: &HeaderMap) -> Result<(), Problem> {
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
+    if json {
+        Ok(())
+    } else {
+        Err(Problem::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "UNSUPPORTED_MEDIA_TYPE",
+            "Unsupported media type",
+            "send the body as application/json",
+        ))
+    }
+}
+
+pub(crate) fn body_problem(rejection: BytesRejection) -> Problem {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "BODY_TOO_LARGE",
+            "Body too large",
+            "the body is larger than this route accepts; an upload takes at most 5 MB and 10,000 records: split it into several delta uploads with consecutive sequence numbers",
+        )
+    } else {
+        Problem::bad_request("UNREADABLE_BODY", "the request body could not be read")
+    }
+}
+
+/// Parses a JSON body. Serde's messages can quote the input (an NHS number),
+/// so they are never passed on: the caller is told where, not what.
+pub(crate) fn parse_json<T: DeserializeOwned>(
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+    expected: &str,
+) -> Result<T, Problem> {
+    let body = body.map_err(body_problem)?;
+    require_json(headers)?;
+    serde_json::from_slice(&body).map_err(|error| {
+        if error.is_syntax() || error.is_eof() {
+            Problem::bad_request(
+                "INVALID_JSON",
+                format!(
+                    "the body is not valid JSON (line {}, column {})",
+                    error.line(),
+                    error.column()
+                ),
+            )
+        } else {
+            Problem::bad_request(
+                "INVALID_BODY",
+                format!("the body must be a JSON object with exactly: {expected}"),
+            )
+        }
+    })
+}
+
+pub(crate) fn store_problem(error: StoreError) -> Problem {
+    tracing::error!(%error, "store error");
+    Problem::unavailable()
+}
+
+pub(crate) fn parse_nhs_number(raw: &str) -> Result<NhsNumber, Problem> {
+    NhsNumber::parse(raw).map_err(|_| {
+        Problem::bad_request(
+            "INVALID_NHS_NUMBER",
+            "nhs_number must be a valid 10-digit NHS number (Modulus 11 check digit)",
+        )
+        .with_pointer("/nhs_number")
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CheckRequest {
+    nhs_number: String,
+    unscheduled: bool,
+}
+
+#[derive(Serialize)]
+pub(crate) struct PlanView {
+    plan_type: cpis_domain::PlanType,
+    start_date: time::Date,
+    end_date: Option<time::Date>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    due_date: Option<time::Date>,
+    authority: AuthorityContact,
+}
+
+impl From<VisiblePlan> for PlanView {
+    fn from(p: VisiblePlan) -> Self {
+        Self {
+            plan_type: p.plan_type,
+            start_date: p.start_date,
+            end_date: p.end_date,
+            due_date: p.due_date,
+            authority: p.authority,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct CheckResponse {
+    plans: Vec<PlanView>,
+    access_history: Vec<AccessSummary>,
+}
+
+pub async fn check<S: CheckStore, Q: Queue>(
+    State(state): State<AppState<S, Q>>,
+    Extension(principal): Extension<Principal>,
+    Extension(request_id): Extension<RequestId>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let request: Result<CheckRequest, Problem> =
+        parse_json(&headers, body, "nhs_number (string), unscheduled (boolean)");
+    let parsed = request.and_then(|r| Ok((parse_nhs_number(&r.nhs_number)?, r.unscheduled)));
+    let (nhs_number, unscheduled) = match parsed {
+        Ok(parsed) => parsed,
+        Err(problem) => {
+            state
+                .audit(
+                    Some(&principal),
+                    AuditAction::Check,
+                    None,
+                    AuditOutcome::Invalid,
+                    &request_id,
+                )
+                .await;
+            return problem.into_response();
+        }
+    };
+    match run_check(&state, &principal, &nhs_number, unscheduled, &request_id).await {
+        Ok(result) => Json(CheckResponse {
+            plans: result.plans.into_iter().map(PlanView::from).collect(),
+            access_history: result.access_history,
+        })
+        .into_response(),
+        Err(problem) => problem.into_response(),
+    }
+}
+
+/// The check itself, shared with the FHIR CareTeam and Flag searches; audits it.
+pub(crate) async fn run_check<S: CheckStore, Q: Queue>(
+    state: &AppState<S, Q>,
+    principal: &Principal,
+    nhs_number: &NhsNumber,
+    unscheduled: bool,
+    request_id: &RequestId,
+) -> Result<cpis_domain::CheckResult, Problem> {
+    let Principal::Clinician(clinician) = principal else {
+        state
+            .audit(
+                Some(principal),
+                AuditAction::Check,
+                Some(nhs_number),
+                AuditOutcome::Denied,
+                request_id,
+            )
+            .await;
+        return Err(Problem::forbidden());
+    };
+    let result = domain_check(
+        &state.store,
+        &state.queue,
+        clinician,
+        nhs_number,
+        unscheduled,
+        state.clock.now(),
+        &state.policy,
+    )
+    .await;
+    let outcome = if result.is_ok() {
+        AuditOutcome::Allowed
+    } else {
+        AuditOutcome::Failed
+    };
+    state
+        .audit(
+            Some(principal),
+            AuditAction::Check,
+            Some(nhs_number),
+            outcome,
+            request_id,
+        )
+        .await;
+    let result = result.map_err(store_problem)?;
+    match result.effect {
+        AccessEffect::Recorded {
+            notifications,
+            queued: false,
+        } => {
+            tracing::warn!(request_id = %request_id.0, notifications, "hand-off to the dispatcher failed; the outbox sweep will deliver");
+        }
+        AccessEffect::Recorded {
+            notifications,
+            queued: true,
+        } => {
+            tracing::info!(request_id = %request_id.0, notifications, "access recorded");
+        }
+        _ => {}
+    }
+    Ok(result)
+}

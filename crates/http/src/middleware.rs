@@ -1,0 +1,186 @@
+//! Request id, logging, authentication and the audit of every request.
+
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use cpis_domain::ports::AuditTrail;
+use cpis_domain::{AuditAction, AuditEvent, AuditOutcome, NhsNumber, Principal};
+
+use crate::problem::Problem;
+use crate::routes::{self, Dialect, RouteSpec};
+use crate::AppState;
+
+/// The request's trace id: from `x-request-id` or `x-amzn-trace-id` when
+/// well-formed, otherwise new. Returned as `x-request-id`.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+const REQUEST_ID: &str = "x-request-id";
+
+fn incoming_id(request: &Request) -> Option<String> {
+    [REQUEST_ID, "x-amzn-trace-id"].iter().find_map(|name| {
+        let value = request.headers().get(*name)?.to_str().ok()?;
+        let sane = (1..=128).contains(&value.len())
+            && value
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-=;:._".contains(&b));
+        // A trace id made of digits could be an NHS number someone pasted in.
+        let digits_only = value.bytes().all(|b| b.is_ascii_digit());
+        (sane && !digits_only).then(|| value.to_owned())
+    })
+}
+
+/// Outermost layer: request id, a span, and one log line per request.
+pub async fn observe(mut request: Request, next: Next) -> Response {
+    let id = incoming_id(&request).unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    request.extensions_mut().insert(RequestId(id.clone()));
+    let method = request.method().clone();
+    // The route template, never the concrete path or the query string.
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_owned());
+    let started = Instant::now();
+    let mut response = next.run(request).await;
+    let route = route.unwrap_or_else(|| "unmatched".to_owned());
+    let status = response.status().as_u16();
+    let latency_us = started.elapsed().as_micros() as u64;
+    if status >= 500 {
+        tracing::error!(request_id = %id, %method, %route, status, latency_us, "request failed");
+    } else {
+        tracing::info!(request_id = %id, %method, %route, status, latency_us, "request");
+    }
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert(REQUEST_ID, value);
+    }
+    response
+}
+
+pub async fn not_found() -> Response {
+    Problem::not_found("route").into_response()
+}
+
+pub async fn method_not_allowed() -> Response {
+    Problem::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "METHOD_NOT_ALLOWED",
+        "Method not allowed",
+        "this route does not take that method",
+    )
+    .into_response()
+}
+
+/// An error in the dialect of the route: problem+json or a FHIR OperationOutcome.
+pub fn error_response(dialect: Dialect, problem: Problem, fhir: cpis_fhir::FhirError) -> Response {
+    match dialect {
+        Dialect::Json => problem.into_response(),
+        Dialect::Fhir => crate::fhir::outcome_response(&fhir),
+    }
+}
+
+/// Writes one audit event; a failure is logged, never shown to the caller.
+pub async fn audit<S: AuditTrail>(
+    store: &S,
+    principal: Option<&Principal>,
+    action: AuditAction,
+    subject: Option<String>,
+    outcome: AuditOutcome,
+    at: time::OffsetDateTime,
+    request_id: &str,
+) {
+    let event = AuditEvent::new(principal, action, subject, outcome, at, request_id);
+    if let Err(error) = store.append(&event).await {
+        tracing::error!(request_id, %error, action = ?action, "could not write the audit event");
+    }
+}
+
+impl<S: AuditTrail, Q> AppState<S, Q> {
+    /// Audits one request; `child` is pseudonymised.
+    pub(crate) async fn audit(
+        &self,
+        principal: Option<&Principal>,
+        action: AuditAction,
+        child: Option<&NhsNumber>,
+        outcome: AuditOutcome,
+        request_id: &RequestId,
+    ) {
+        let subject = child.map(|n| self.pseudonymiser.pseudonym(n));
+        audit(
+            &self.store,
+            principal,
+            action,
+            subject,
+            outcome,
+            self.clock.now(),
+            &request_id.0,
+        )
+        .await;
+    }
+}
+
+/// Builds the principal for routes that need one; refuses the rest with
+/// 401 (no valid credential) or 403 (wrong role), audited, before any handler
+/// or store read runs.
+pub async fn authenticate<S, Q>(
+    State(state): State<AppState<S, Q>>,
+    request: Request,
+    next: Next,
+) -> Response
+where
+    S: AuditTrail + Clone + Send + Sync + 'static,
+    Q: Clone + Send + Sync + 'static,
+{
+    let spec: Option<&RouteSpec> = request
+        .extensions()
+        .get::<MatchedPath>()
+        .and_then(|m| routes::lookup(request.method().as_str(), m.as_str()));
+    let Some(spec) = spec else {
+        return next.run(request).await;
+    };
+    if spec.caller == routes::Caller::Anyone {
+        return next.run(request).await;
+    }
+    let request_id = request
+        .extensions()
+        .get::<RequestId>()
+        .cloned()
+        .unwrap_or_else(|| RequestId(uuid::Uuid::new_v4().to_string()));
+    let (mut parts, body) = request.into_parts();
+    let principal = state.auth.claims(&parts).map(|claims| claims.principal());
+    let principal = match principal {
+        Some(Ok(principal)) => principal,
+        Some(Err(_)) | None => {
+            if let Some(action) = spec.action {
+                state
+                    .audit(None, action, None, AuditOutcome::Denied, &request_id)
+                    .await;
+            }
+            let problem = Problem::unauthenticated("a valid bearer token is required");
+            return error_response(spec.dialect, problem, cpis_fhir::FhirError::Unauthorised);
+        }
+    };
+    if !spec.caller.admits(&principal) {
+        if let Some(action) = spec.action {
+            state
+                .audit(
+                    Some(&principal),
+                    action,
+                    None,
+                    AuditOutcome::Denied,
+                    &request_id,
+                )
+                .await;
+        }
+        return error_response(
+            spec.dialect,
+            Problem::forbidden(),
+            cpis_fhir::FhirError::AccessDenied,
+        );
+    }
+    parts.extensions.insert(principal);
+    parts.extensions.insert(request_id);
+    next.run(Request::from_parts(parts, body)).await
+}
