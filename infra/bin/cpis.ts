@@ -1,0 +1,29 @@
+#!/usr/bin/env node
+import { App } from 'aws-cdk-lib';
+import { CpisStack } from '../lib/cpis-stack';
+import { applyNag } from '../lib/nag';
+
+const app = new App();
+
+// Optional context:
+//   -c domainName=api.cpis.example.org -c certificateArn=arn:aws:acm:...   custom domain
+//   -c cpis:placeholderCode=true   synthesise without cargo-lambda (tests, cfn-lint)
+//   -c stackName=Cpis              the stack's name (default Cpis)
+const domainName = app.node.tryGetContext('domainName') as string | undefined;
+const certificateArn = app.node.tryGetContext('certificateArn') as string | undefined;
+if ((domainName && !certificateArn) || (!domainName && certificateArn)) {
+  throw new Error('domainName and certificateArn go together: give both or neither');
+}
+const placeholder = app.node.tryGetContext('cpis:placeholderCode');
+
+new CpisStack(app, (app.node.tryGetContext('stackName') as string | undefined) ?? 'Cpis', {
+  description: 'cpis: Child Protection - Information Sharing (HTTP API, Lambda, DynamoDB, SQS, SNS)',
+  env: {
+    account: process.env.CDK_DEFAULT_ACCOUNT,
+    region: process.env.CDK_DEFAULT_REGION,
+  },
+  placeholderCode: placeholder === true || placeholder === 'true',
+  customDomain: domainName && certificateArn ? { domainName, certificateArn } : undefined,
+});
+
+applyNag(app);

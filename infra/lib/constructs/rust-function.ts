@@ -1,0 +1,186 @@
+import * as path from 'path';
+import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import * as cwActions from 'aws-cdk-lib/aws-cloudwatch-actions';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as kms from 'aws-cdk-lib/aws-kms';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import * as sns from 'aws-cdk-lib/aws-sns';
+import { RustFunction } from 'cargo-lambda-cdk';
+import { NagSuppressions } from 'cdk-nag';
+import { Construct } from 'constructs';
+
+/** Where the placeholder `bootstrap` lives (tests and cfn-lint only). */
+export const PLACEHOLDER_CODE_DIR = path.join(__dirname, '..', '..', 'assets', 'placeholder');
+
+export interface CpisFunctionProps {
+  /** Crate name under `functions/`; it is also the binary name. */
+  readonly crateName: string;
+  readonly description: string;
+  readonly timeout: Duration;
+  readonly memorySize?: number;
+  /** Exactly the variables `crates/aws/src/config.rs` reads (plus RUST_LOG). */
+  readonly environment: Record<string, string>;
+  /** The Cargo workspace manifest (`<repo>/Cargo.toml`). */
+  readonly manifestPath: string;
+  /**
+   * Use `lambda.Code.fromAsset` of a placeholder directory instead of building
+   * with cargo-lambda. Tests and `npm run lint:cfn` set it so that synthesis
+   * needs neither cargo-lambda nor Zig; deployments never do.
+   */
+  readonly placeholderCode: boolean;
+  /** `TRACE` | `DEBUG` | `INFO` | `WARN` | `ERROR` (a parameter's value). */
+  readonly logLevel: string;
+  readonly logsKey: kms.IKey;
+  readonly logRetention: logs.RetentionDays;
+  /** Errors and throttles alarm to this topic. */
+  readonly alarmTopic: sns.ITopic;
+}
+
+/**
+ * One Rust Lambda function on Graviton (`arm64`, `provided.al2023`): its own
+ * KMS-encrypted log group with retention, JSON logs at a chosen level, X-Ray
+ * active tracing, a role that starts empty (every permission is an explicit
+ * statement added by the stack), and alarms on errors and throttles.
+ */
+export class CpisFunction extends Construct {
+  public readonly function: lambda.Function;
+  public readonly role: iam.Role;
+  public readonly policy: iam.ManagedPolicy;
+  public readonly logGroup: logs.LogGroup;
+  public readonly errorsAlarm: cloudwatch.Alarm;
+  public readonly throttlesAlarm: cloudwatch.Alarm;
+
+  constructor(scope: Construct, id: string, props: CpisFunctionProps) {
+    super(scope, id);
+
+    this.logGroup = new logs.LogGroup(this, 'Logs', {
+      retention: props.logRetention,
+      encryptionKey: props.logsKey,
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+
+    // No AWS managed policy and no inline policy: every permission, logging
+    // included, is an explicit statement in this function's own customer
+    // managed policy (see `allow`).
+    this.role = new iam.Role(this, 'Role', {
+      assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
+      description: `cpis ${props.crateName}`,
+    });
+    this.policy = new iam.ManagedPolicy(this, 'Policy', {
+      description: `cpis ${props.crateName}: explicit permissions`,
+      roles: [this.role],
+    });
+    this.allow(
+      new iam.PolicyStatement({
+        sid: 'WriteOwnLogs',
+        actions: ['logs:CreateLogStream', 'logs:PutLogEvents'],
+        resources: [this.logGroup.logGroupArn, `${this.logGroup.logGroupArn}:log-stream:*`],
+      }),
+    );
+    this.allow(
+      new iam.PolicyStatement({
+        sid: 'XRay',
+        actions: ['xray:PutTraceSegments', 'xray:PutTelemetryRecords'],
+        resources: ['*'],
+      }),
+    );
+
+    const common = {
+      description: props.description,
+      architecture: lambda.Architecture.ARM_64,
+      memorySize: props.memorySize ?? 256,
+      timeout: props.timeout,
+      // Lambda would add X-Ray's statement to an inline policy; it is in `policy` instead.
+      role: this.role.withoutPolicyUpdates(),
+      environment: props.environment,
+      tracing: lambda.Tracing.ACTIVE,
+      logGroup: this.logGroup,
+      loggingFormat: lambda.LoggingFormat.JSON,
+      applicationLogLevelV2: props.logLevel as lambda.ApplicationLogLevel,
+      systemLogLevelV2: lambda.SystemLogLevel.WARN,
+    };
+
+    this.function = props.placeholderCode
+      ? new lambda.Function(this, 'Function', {
+          ...common,
+          runtime: lambda.Runtime.PROVIDED_AL2023,
+          handler: 'bootstrap',
+          code: lambda.Code.fromAsset(PLACEHOLDER_CODE_DIR),
+        })
+      : new RustFunction(this, 'Function', {
+          ...common,
+          runtime: 'provided.al2023',
+          manifestPath: props.manifestPath,
+          binaryName: props.crateName,
+          bundling: { architecture: lambda.Architecture.ARM_64 },
+        });
+
+    // Lambda makes the function depend on its role, which the GetAtt of the
+    // role already does (cfn-lint W3005). What the function must wait for is
+    // its policy: a cold start before it exists would fail to read its data.
+    const cfnFunction = this.function.node.defaultChild as lambda.CfnFunction;
+    cfnFunction.addOverride('DependsOn', [(this.policy.node.defaultChild as iam.CfnManagedPolicy).logicalId]);
+
+    const action = new cwActions.SnsAction(props.alarmTopic);
+    this.errorsAlarm = new cloudwatch.Alarm(this, 'ErrorsAlarm', {
+      alarmDescription: `${props.crateName}: invocation errors`,
+      metric: this.function.metricErrors({ period: Duration.minutes(5), statistic: 'Sum' }),
+      threshold: 0,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+      evaluationPeriods: 1,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
+    this.throttlesAlarm = new cloudwatch.Alarm(this, 'ThrottlesAlarm', {
+      alarmDescription: `${props.crateName}: throttled invocations`,
+      metric: this.function.metricThrottles({ period: Duration.minutes(5), statistic: 'Sum' }),
+      threshold: 0,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+      evaluationPeriods: 1,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
+    for (const alarm of [this.errorsAlarm, this.throttlesAlarm]) {
+      alarm.addAlarmAction(action);
+      alarm.addOkAction(action);
+    }
+
+    NagSuppressions.addResourceSuppressions(
+      this.policy,
+      [
+        {
+          id: 'AwsSolutions-IAM5',
+          reason:
+            'X-Ray PutTraceSegments/PutTelemetryRecords support no resource-level permissions (Resource "*"), and log streams are named by Lambda at run time (":log-stream:*" of this function\'s own log group).',
+          appliesTo: [
+            'Resource::*',
+            { regex: '/^Resource::<.*Logs[0-9A-F]+\\.Arn>:log-stream:\\*$/g' },
+          ],
+        },
+      ],
+      true,
+    );
+    NagSuppressions.addResourceSuppressions(this.function, [
+      {
+        id: 'HIPAA.Security-LambdaInsideVPC',
+        reason:
+          'The functions reach only AWS regional endpoints (DynamoDB, SQS, SNS, Secrets Manager) over TLS with IAM; there is nothing in a VPC to reach, and a VPC would add NAT gateways or interface endpoints without reducing exposure.',
+      },
+      {
+        id: 'HIPAA.Security-LambdaConcurrency',
+        reason:
+          'Load is bounded upstream instead: HTTP API stage throttling for the API functions, the SQS event source maximum concurrency for the dispatcher, one schedule a minute for the relay. Reserved concurrency would fail deployment in new accounts (default account concurrency of 10).',
+      },
+      {
+        id: 'HIPAA.Security-LambdaDLQ',
+        reason:
+          'No function is invoked asynchronously with an event worth keeping: API functions are synchronous, the dispatcher is fed by an SQS event source mapping (the queue has its own DLQ), and the relay\'s scheduled event carries nothing (a missed run is repeated a minute later and the outbox in DynamoDB holds the work).',
+      },
+    ]);
+  }
+
+  /** Adds an explicit statement to this function's policy. */
+  public allow(statement: iam.PolicyStatement): void {
+    this.policy.addStatements(statement);
+  }
+}

@@ -1,0 +1,476 @@
+import * as path from 'path';
+import { Aws, CfnCondition, CfnOutput, CfnParameter, Duration, Fn, Stack, StackProps } from 'aws-cdk-lib';
+import * as apigwv2 from 'aws-cdk-lib/aws-apigatewayv2';
+import * as events from 'aws-cdk-lib/aws-events';
+import * as targets from 'aws-cdk-lib/aws-events-targets';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as kms from 'aws-cdk-lib/aws-kms';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
+import * as sns from 'aws-cdk-lib/aws-sns';
+import { NagSuppressions } from 'cdk-nag';
+import { Construct } from 'constructs';
+import { ApiRoute, CpisHttpApi, CustomDomain } from './constructs/http-api';
+import { DeadLetterQueue, ResilientQueue } from './constructs/resilient-queue';
+import { CpisFunction } from './constructs/rust-function';
+import { ServiceTables } from './constructs/service-tables';
+
+/** Function timeouts (seconds): the queue's visibility timeout is derived from the dispatcher's. */
+export const TIMEOUTS = { api: 10, dispatcher: 30, relay: 60 } as const;
+
+/** The service-table actions of each function, from the ports it uses (crates/aws/src/dynamo.rs). */
+export const SERVICE_TABLE_ACTIONS: Record<string, string[]> = {
+  // Uploads (BatchWriteItem puts and deletes, BatchGetItem counts), receipts
+  // (PutItem, GetItem, Query), directory (GetItem, PutItem), plan listing
+  // (Query gsi1), inbox (Query gsi1, GetItem) and acknowledgement (UpdateItem).
+  'plan-upload': [
+    'dynamodb:BatchGetItem',
+    'dynamodb:BatchWriteItem',
+    'dynamodb:GetItem',
+    'dynamodb:PutItem',
+    'dynamodb:Query',
+    'dynamodb:UpdateItem',
+  ],
+  // Plans and directory reads; the access, its collapse item and its ASNs in
+  // one TransactWriteItems (authorised as PutItem + UpdateItem); check
+  // receipts (UpdateItem, GetItem); history (Query).
+  'attendance-check': ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query', 'dynamodb:UpdateItem'],
+  // Read-only.
+  'history-query': ['dynamodb:BatchGetItem', 'dynamodb:GetItem', 'dynamodb:Query'],
+  // begin_delivery / finish_delivery (UpdateItem, consistent GetItem), directory (GetItem).
+  'notification-dispatch': ['dynamodb:GetItem', 'dynamodb:UpdateItem'],
+  // claim_undelivered: Query gsi2 then a conditional UpdateItem per ASN.
+  'outbox-relay': ['dynamodb:Query', 'dynamodb:UpdateItem'],
+};
+
+/** Functions that append audit events (PutItem only; no function reads the audit table). */
+export const AUDIT_WRITERS = ['plan-upload', 'attendance-check', 'history-query'];
+
+/** What plan-upload's TopicSync calls (crates/aws/src/sns.rs). */
+export const TOPIC_SYNC_ACTIONS = [
+  'sns:CreateTopic',
+  'sns:ListSubscriptionsByTopic',
+  'sns:Subscribe',
+  'sns:Unsubscribe',
+];
+
+export interface CpisStackProps extends StackProps {
+  /** Build nothing: tests and cfn-lint use a placeholder `bootstrap` (see CpisFunction). */
+  readonly placeholderCode?: boolean;
+  /** Serve the API on this domain only (the execute-api endpoint is then disabled). */
+  readonly customDomain?: CustomDomain;
+  /** The Cargo workspace manifest; defaults to the repository's `Cargo.toml`. */
+  readonly manifestPath?: string;
+}
+
+export class CpisStack extends Stack {
+  public readonly functions: Record<string, CpisFunction> = {};
+
+  constructor(scope: Construct, id: string, props: CpisStackProps = {}) {
+    super(scope, id, props);
+
+    const manifestPath = props.manifestPath ?? path.join(__dirname, '..', '..', 'Cargo.toml');
+    const placeholderCode = props.placeholderCode ?? false;
+
+    // ---- Parameters ---------------------------------------------------------------------------
+    const jwtIssuer = new CfnParameter(this, 'JwtIssuer', {
+      type: 'String',
+      description:
+        'The one token issuer trusted for councils and care settings (e.g. NHS England API Management); the iss claim must equal it.',
+      allowedPattern: '^https://.+$',
+    });
+    const jwtAudiences = new CfnParameter(this, 'JwtAudiences', {
+      type: 'CommaDelimitedList',
+      description: 'Accepted aud claim values, comma-separated.',
+    });
+    const logLevel = new CfnParameter(this, 'LogLevel', {
+      type: 'String',
+      default: 'INFO',
+      allowedValues: ['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR'],
+      description: 'RUST_LOG and the Lambda application log level.',
+    });
+    const viewUrl = new CfnParameter(this, 'ViewUrl', {
+      type: 'String',
+      allowedPattern: '^https://.+$',
+      description:
+        'CPIS_VIEW_URL: where a duty team signs in to read a notification (the only link in SMS and email).',
+    });
+    const visibilityTailDays = new CfnParameter(this, 'VisibilityTailDays', {
+      type: 'String',
+      default: '365',
+      allowedPattern: '^[0-9]{1,4}$',
+      description: 'CPIS_VISIBILITY_TAIL_DAYS: days a CPP/LAC stays visible after its end date (0-3650).',
+    });
+    const opsEmail = new CfnParameter(this, 'OpsEmail', {
+      type: 'String',
+      default: '',
+      description: 'Optional: an email address subscribed to the operations alarm topic.',
+    });
+    const apiRateLimit = new CfnParameter(this, 'ApiRateLimit', {
+      type: 'Number',
+      default: 50,
+      minValue: 1,
+      description: 'HTTP API stage steady-state rate limit (requests per second).',
+    });
+    const apiBurstLimit = new CfnParameter(this, 'ApiBurstLimit', {
+      type: 'Number',
+      default: 100,
+      minValue: 1,
+      description: 'HTTP API stage burst limit (requests).',
+    });
+
+    // ---- Keys (customer-managed, rotated, retained) ------------------------------------------------
+    const dataKey = new kms.Key(this, 'DataKey', {
+      description: 'cpis: DynamoDB tables, pseudonymisation secret, backups',
+      enableKeyRotation: true,
+    });
+    const messagingKey = new kms.Key(this, 'MessagingKey', {
+      description: 'cpis: SQS queues and SNS topics (ops and cpis-la-*)',
+      enableKeyRotation: true,
+    });
+    for (const service of ['sns.amazonaws.com', 'cloudwatch.amazonaws.com']) {
+      messagingKey.addToResourcePolicy(
+        new iam.PolicyStatement({
+          sid: `Allow${service.split('.')[0].toUpperCase()}`,
+          principals: [new iam.ServicePrincipal(service)],
+          actions: ['kms:GenerateDataKey*', 'kms:Decrypt'],
+          resources: ['*'],
+          conditions: { StringEquals: { 'aws:SourceAccount': Aws.ACCOUNT_ID } },
+        }),
+      );
+    }
+    const logsKey = new kms.Key(this, 'LogsKey', {
+      description: 'cpis: CloudWatch Logs (function logs, API access logs)',
+      enableKeyRotation: true,
+    });
+    logsKey.addToResourcePolicy(
+      new iam.PolicyStatement({
+        sid: 'AllowCloudWatchLogs',
+        principals: [new iam.ServicePrincipal(`logs.${Aws.REGION}.amazonaws.com`)],
+        actions: ['kms:Encrypt*', 'kms:Decrypt*', 'kms:ReEncrypt*', 'kms:GenerateDataKey*', 'kms:Describe*'],
+        resources: ['*'],
+        conditions: {
+          ArnLike: {
+            'kms:EncryptionContext:aws:logs:arn': `arn:${Aws.PARTITION}:logs:${Aws.REGION}:${Aws.ACCOUNT_ID}:log-group:*`,
+          },
+        },
+      }),
+    );
+
+    // ---- Operations topic ------------------------------------------------------------------------
+    const opsTopic = new sns.Topic(this, 'OpsTopic', {
+      displayName: 'cpis operations alarms',
+      masterKey: messagingKey,
+      enforceSSL: true,
+    });
+    const hasOpsEmail = new CfnCondition(this, 'HasOpsEmail', {
+      expression: Fn.conditionNot(Fn.conditionEquals(opsEmail.valueAsString, '')),
+    });
+    const opsSubscription = new sns.CfnSubscription(this, 'OpsEmailSubscription', {
+      topicArn: opsTopic.topicArn,
+      protocol: 'email',
+      endpoint: opsEmail.valueAsString,
+    });
+    opsSubscription.cfnOptions.condition = hasOpsEmail;
+
+    // ---- Data ----------------------------------------------------------------------------------
+    const tables = new ServiceTables(this, 'Tables', { key: dataKey });
+
+    const pseudonymSecret = new secretsmanager.Secret(this, 'PseudonymKey', {
+      description:
+        'cpis: HMAC key (hex, 32 bytes) that pseudonymises children in the audit trail. Never rotate: old pseudonyms would stop matching.',
+      encryptionKey: dataKey,
+      generateSecretString: {
+        passwordLength: 64,
+        excludePunctuation: true,
+        excludeUppercase: true,
+        includeSpace: false,
+        excludeCharacters: 'ghijklmnopqrstuvwxyz',
+        requireEachIncludedType: false,
+      },
+    });
+    NagSuppressions.addResourceSuppressions(pseudonymSecret, [
+      {
+        id: 'AwsSolutions-SMG4',
+        reason:
+          'The pseudonymisation key must stay fixed: rotating it would break the link between audit events about the same child. It never leaves AWS and only the three API functions can read it.',
+      },
+      {
+        id: 'HIPAA.Security-SecretsManagerRotationEnabled',
+        reason: 'See AwsSolutions-SMG4: a pseudonymisation key cannot be rotated without re-keying the audit trail.',
+      },
+    ]);
+
+    // ---- Messaging -----------------------------------------------------------------------------
+    const asnQueue = new ResilientQueue(this, 'AsnQueue', {
+      key: messagingKey,
+      alarmTopic: opsTopic,
+      description: 'ASN queue',
+      consumerTimeout: Duration.seconds(TIMEOUTS.dispatcher),
+      maxReceiveCount: 5,
+      maxMessageAge: Duration.seconds(300),
+    });
+
+    const topicArnPrefix = `arn:${Aws.PARTITION}:sns:${Aws.REGION}:${Aws.ACCOUNT_ID}:cpis-la-`;
+    const councilTopics = `${topicArnPrefix}*`;
+
+    const snsDlq = new DeadLetterQueue(this, 'SnsDeliveryDlq', {
+      key: messagingKey,
+      alarmTopic: opsTopic,
+      description: 'SNS duty-team delivery DLQ',
+    });
+    snsDlq.queue.addToResourcePolicy(
+      new iam.PolicyStatement({
+        sid: 'CouncilTopicsRedrive',
+        principals: [new iam.ServicePrincipal('sns.amazonaws.com')],
+        actions: ['sqs:SendMessage'],
+        resources: [snsDlq.queue.queueArn],
+        conditions: { ArnLike: { 'aws:SourceArn': councilTopics } },
+      }),
+    );
+
+    // ---- Functions -----------------------------------------------------------------------------
+    const common: Record<string, string> = {
+      CPIS_TABLE_NAME: tables.table.tableName,
+      CPIS_AUDIT_TABLE_NAME: tables.auditTable.tableName,
+      RUST_LOG: logLevel.valueAsString,
+    };
+    const apiCommon: Record<string, string> = {
+      ...common,
+      CPIS_PSEUDONYM_SECRET_ARN: pseudonymSecret.secretArn,
+      CPIS_VISIBILITY_TAIL_DAYS: visibilityTailDays.valueAsString,
+    };
+
+    const define = (crateName: string, description: string, timeout: number, environment: Record<string, string>) => {
+      const fn = new CpisFunction(this, toId(crateName), {
+        crateName,
+        description,
+        timeout: Duration.seconds(timeout),
+        environment,
+        manifestPath,
+        placeholderCode,
+        logLevel: logLevel.valueAsString,
+        logsKey,
+        logRetention: logs.RetentionDays.THREE_MONTHS,
+        alarmTopic: opsTopic,
+      });
+      this.functions[crateName] = fn;
+      return fn;
+    };
+
+    const planUpload = define('plan-upload', 'cpis: council uploads, plans, directory, notifications inbox', TIMEOUTS.api, {
+      ...apiCommon,
+      CPIS_SNS_KMS_KEY_ID: messagingKey.keyArn,
+      CPIS_SNS_DLQ_ARN: snsDlq.queue.queueArn,
+    });
+    const attendanceCheck = define('attendance-check', 'cpis: care-setting checks (JSON and FHIR)', TIMEOUTS.api, {
+      ...apiCommon,
+      CPIS_ASN_QUEUE_URL: asnQueue.queue.queueUrl,
+    });
+    const historyQuery = define('history-query', 'cpis: access history (JSON and FHIR AuditEvent)', TIMEOUTS.api, {
+      ...apiCommon,
+    });
+    const dispatcher = define('notification-dispatch', 'cpis: SQS ASN ids -> SNS publish to cpis-la-<ODS>', TIMEOUTS.dispatcher, {
+      ...common,
+      CPIS_SNS_TOPIC_ARN_PREFIX: topicArnPrefix,
+      CPIS_VIEW_URL: viewUrl.valueAsString,
+    });
+    const relay = define('outbox-relay', 'cpis: re-queues undelivered ASNs every minute', TIMEOUTS.relay, {
+      ...common,
+      CPIS_ASN_QUEUE_URL: asnQueue.queue.queueUrl,
+    });
+
+    // ---- Permissions: explicit statements only ------------------------------------------------------
+    const tableResources = [tables.table.tableArn, `${tables.table.tableArn}/index/*`];
+    const writers = new Set(['plan-upload', 'attendance-check', 'notification-dispatch', 'outbox-relay']);
+    for (const [name, fn] of Object.entries(this.functions)) {
+      fn.allow(
+        new iam.PolicyStatement({
+          sid: 'ServiceTable',
+          actions: SERVICE_TABLE_ACTIONS[name],
+          resources: tableResources,
+        }),
+      );
+      const dynamoKeyActions = writers.has(name) || AUDIT_WRITERS.includes(name)
+        ? ['kms:Decrypt', 'kms:DescribeKey', 'kms:Encrypt', 'kms:GenerateDataKey*', 'kms:ReEncrypt*']
+        : ['kms:Decrypt', 'kms:DescribeKey'];
+      fn.allow(
+        new iam.PolicyStatement({
+          sid: 'DataKeyViaDynamoDB',
+          actions: dynamoKeyActions,
+          resources: [dataKey.keyArn],
+          conditions: { StringEquals: { 'kms:ViaService': `dynamodb.${Aws.REGION}.amazonaws.com` } },
+        }),
+      );
+      if (AUDIT_WRITERS.includes(name)) {
+        fn.allow(
+          new iam.PolicyStatement({
+            sid: 'AuditAppendOnly',
+            actions: ['dynamodb:PutItem'],
+            resources: [tables.auditTable.tableArn],
+          }),
+        );
+        fn.allow(
+          new iam.PolicyStatement({
+            sid: 'PseudonymKey',
+            actions: ['secretsmanager:GetSecretValue'],
+            resources: [pseudonymSecret.secretArn],
+          }),
+        );
+        fn.allow(
+          new iam.PolicyStatement({
+            sid: 'DataKeyViaSecretsManager',
+            actions: ['kms:Decrypt'],
+            resources: [dataKey.keyArn],
+            conditions: { StringEquals: { 'kms:ViaService': `secretsmanager.${Aws.REGION}.amazonaws.com` } },
+          }),
+        );
+      }
+    }
+
+    // Senders to the ASN queue.
+    for (const fn of [attendanceCheck, relay]) {
+      fn.allow(
+        new iam.PolicyStatement({
+          sid: 'AsnQueueSend',
+          actions: ['sqs:SendMessage'],
+          resources: [asnQueue.queue.queueArn],
+        }),
+      );
+      fn.allow(
+        new iam.PolicyStatement({
+          sid: 'MessagingKeyViaSqs',
+          actions: ['kms:Decrypt', 'kms:GenerateDataKey*'],
+          resources: [messagingKey.keyArn],
+          conditions: { StringEquals: { 'kms:ViaService': `sqs.${Aws.REGION}.amazonaws.com` } },
+        }),
+      );
+    }
+
+    // The dispatcher consumes the queue and publishes to council topics.
+    dispatcher.allow(
+      new iam.PolicyStatement({
+        sid: 'AsnQueueConsume',
+        actions: [
+          'sqs:ChangeMessageVisibility',
+          'sqs:DeleteMessage',
+          'sqs:GetQueueAttributes',
+          'sqs:ReceiveMessage',
+        ],
+        resources: [asnQueue.queue.queueArn],
+      }),
+    );
+    dispatcher.allow(
+      new iam.PolicyStatement({
+        sid: 'CouncilTopicsPublish',
+        actions: ['sns:Publish'],
+        resources: [councilTopics],
+      }),
+    );
+    dispatcher.allow(
+      new iam.PolicyStatement({
+        sid: 'MessagingKeyViaSqsAndSns',
+        actions: ['kms:Decrypt', 'kms:GenerateDataKey*'],
+        resources: [messagingKey.keyArn],
+        conditions: {
+          StringEquals: {
+            'kms:ViaService': [`sqs.${Aws.REGION}.amazonaws.com`, `sns.${Aws.REGION}.amazonaws.com`],
+          },
+        },
+      }),
+    );
+    const mapping = dispatcher.function.addEventSourceMapping('AsnQueueSource', {
+      eventSourceArn: asnQueue.queue.queueArn,
+      batchSize: 10,
+      reportBatchItemFailures: true,
+      maxConcurrency: 5,
+    });
+    mapping.node.addDependency(dispatcher.policy);
+
+    // plan-upload keeps each council's topic and subscriptions in step (TopicSync).
+    planUpload.allow(
+      new iam.PolicyStatement({
+        sid: 'CouncilTopicsSync',
+        actions: TOPIC_SYNC_ACTIONS,
+        resources: [councilTopics],
+      }),
+    );
+
+    // The relay, every minute.
+    new events.Rule(this, 'OutboxRelaySchedule', {
+      description: 'cpis: sweep the ASN outbox every minute',
+      schedule: events.Schedule.rate(Duration.minutes(1)),
+      targets: [
+        new targets.LambdaFunction(relay.function, {
+          retryAttempts: 0,
+          maxEventAge: Duration.minutes(1),
+        }),
+      ],
+    });
+
+    // ---- HTTP API ------------------------------------------------------------------------------
+    const M = apigwv2.HttpMethod;
+    const routes: ApiRoute[] = [
+      { method: M.GET, path: '/health', handler: planUpload.function, public: true },
+      { method: M.POST, path: '/v1/uploads', handler: planUpload.function },
+      { method: M.GET, path: '/v1/plans', handler: planUpload.function },
+      { method: M.GET, path: '/v1/authority', handler: planUpload.function },
+      { method: M.PUT, path: '/v1/authority', handler: planUpload.function },
+      { method: M.GET, path: '/v1/notifications', handler: planUpload.function },
+      { method: M.GET, path: '/v1/notifications/{id}', handler: planUpload.function },
+      { method: M.POST, path: '/v1/notifications/{id}/ack', handler: planUpload.function },
+      { method: M.POST, path: '/v1/checks', handler: attendanceCheck.function },
+      { method: M.GET, path: '/FHIR/R4/CareTeam', handler: attendanceCheck.function },
+      { method: M.GET, path: '/FHIR/R4/Flag', handler: attendanceCheck.function },
+      { method: M.GET, path: '/FHIR/R4/metadata', handler: attendanceCheck.function },
+      { method: M.POST, path: '/v1/history', handler: historyQuery.function },
+      { method: M.GET, path: '/FHIR/R4/AuditEvent', handler: historyQuery.function },
+    ];
+    const api = new CpisHttpApi(this, 'HttpApi', {
+      jwtIssuer: jwtIssuer.valueAsString,
+      jwtAudiences: jwtAudiences.valueAsList,
+      routes,
+      throttle: { rateLimit: apiRateLimit.valueAsNumber, burstLimit: apiBurstLimit.valueAsNumber },
+      logsKey,
+      logRetention: logs.RetentionDays.ONE_YEAR,
+      customDomain: props.customDomain,
+    });
+
+    new CfnOutput(this, 'ApiUrl', { value: api.url, description: 'Base URL of the HTTP API' });
+    if (api.domainName) {
+      new CfnOutput(this, 'ApiDomainTarget', {
+        value: api.domainName.regionalDomainName,
+        description: 'Point the custom domain (CNAME or alias) here',
+      });
+    }
+    new CfnOutput(this, 'TableName', { value: tables.table.tableName });
+    new CfnOutput(this, 'AuditTableName', { value: tables.auditTable.tableName });
+    new CfnOutput(this, 'AsnQueueUrl', { value: asnQueue.queue.queueUrl });
+    new CfnOutput(this, 'AsnDlqUrl', { value: asnQueue.deadLetterQueue.queue.queueUrl });
+    new CfnOutput(this, 'SnsDeliveryDlqArn', { value: snsDlq.queue.queueArn });
+    new CfnOutput(this, 'OpsTopicArn', { value: opsTopic.topicArn });
+
+    // Stack-wide wildcard findings, each scoped by appliesTo.
+    NagSuppressions.addStackSuppressions(this, [
+      {
+        id: 'AwsSolutions-IAM5',
+        reason:
+          'Wildcards that cannot be narrowed: "<table>/index/*" lets Query use the gsi1/gsi2 indexes of the service table; "cpis-la-*" are the per-council topics plan-upload creates at run time (one per council ODS code); kms:GenerateDataKey*/ReEncrypt* are the KMS action families SQS, SNS and DynamoDB use for envelope encryption, limited by kms:ViaService.',
+        appliesTo: [
+          { regex: '/^Resource::<TablesTable[0-9A-F]+\\.Arn>\\/index\\/\\*$/g' },
+          { regex: '/^Resource::arn:<AWS::Partition>:sns:<AWS::Region>:<AWS::AccountId>:cpis-la-\\*$/g' },
+          'Action::kms:GenerateDataKey*',
+          'Action::kms:ReEncrypt*',
+        ],
+      },
+    ]);
+  }
+}
+
+function toId(crateName: string): string {
+  return crateName
+    .split('-')
+    .map((part) => part.charAt(0).toUpperCase() + part.slice(1))
+    .join('');
+}
+
