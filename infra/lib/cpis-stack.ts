@@ -65,6 +65,15 @@ export interface CpisStackProps extends StackProps {
 
 export class CpisStack extends Stack {
   public readonly functions: Record<string, CpisFunction> = {};
+  public readonly tables: ServiceTables;
+  public readonly asnQueue: ResilientQueue;
+  public readonly snsDeliveryDlq: DeadLetterQueue;
+  public readonly opsTopic: sns.Topic;
+  public readonly httpApi: CpisHttpApi;
+  public readonly pseudonymSecret: secretsmanager.Secret;
+  public readonly dataKey: kms.Key;
+  public readonly messagingKey: kms.Key;
+  public readonly logsKey: kms.Key;
 
   constructor(scope: Construct, id: string, props: CpisStackProps = {}) {
     super(scope, id, props);
@@ -449,6 +458,16 @@ export class CpisStack extends Stack {
     new CfnOutput(this, 'AsnDlqUrl', { value: asnQueue.deadLetterQueue.queue.queueUrl });
     new CfnOutput(this, 'SnsDeliveryDlqArn', { value: snsDlq.queue.queueArn });
     new CfnOutput(this, 'OpsTopicArn', { value: opsTopic.topicArn });
+
+    this.tables = tables;
+    this.asnQueue = asnQueue;
+    this.snsDeliveryDlq = snsDlq;
+    this.opsTopic = opsTopic;
+    this.httpApi = api;
+    this.pseudonymSecret = pseudonymSecret;
+    this.dataKey = dataKey;
+    this.messagingKey = messagingKey;
+    this.logsKey = logsKey;
 
     // Stack-wide wildcard findings, each scoped by appliesTo.
     NagSuppressions.addStackSuppressions(this, [

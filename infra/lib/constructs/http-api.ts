@@ -71,6 +71,7 @@ export class CpisHttpApi extends Construct {
     });
 
     this.api = new apigwv2.HttpApi(this, 'Api', {
+      apiName: 'cpis',
       description: 'cpis: Child Protection - Information Sharing',
       createDefaultStage: false,
       defaultAuthorizer: authorizer,
