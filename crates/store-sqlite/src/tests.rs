@@ -1,0 +1,257 @@
+//! What only the SQLite store must prove: atomicity under failure, schema
+//! versioning and the connection settings. (Behaviour every store shares is
+//! in the conformance suite, `tests/conformance.rs`.)
+
+use std::sync::atomic::Ordering;
+
+use cpis_conformance::fixtures::{access, accessor, child, plan, COUNCIL_A, COUNCIL_B, NOW};
+use cpis_domain::check::notifications_for;
+use cpis_domain::ports::{AccessLog, AccessWrite, AuditTrail, NotificationInbox};
+use cpis_domain::{AuditAction, AuditEvent, AuditOutcome, PlanType};
+use time::macros::date;
+use time::Duration;
+
+use super::*;
+
+fn two_council_plans() -> Vec<Plan> {
+    vec![
+        plan(
+            COUNCIL_A,
+            child(0),
+            PlanType::ChildProtection,
+            date!(2025 - 01 - 10),
+        ),
+        plan(
+            COUNCIL_B,
+            child(0),
+            PlanType::LookedAfter,
+            date!(2025 - 01 - 10),
+        ),
+    ]
+}
+
+fn count(store: &SqliteStore, table: &str) -> i64 {
+    let conn = store.inner.conn.lock().unwrap();
+    conn.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_failure_between_access_and_asns_leaves_neither() {
+    let store = SqliteStore::open_in_memory().unwrap();
+    let record = access(child(0), NOW, accessor("RJ1", "user-1"));
+    let asns = notifications_for(&record, &two_council_plans());
+    assert_eq!(asns.len(), 2);
+
+    store
+        .inner
+        .fail_after_access_insert
+        .store(true, Ordering::SeqCst);
+    let failed = store.record_access(&record, &asns, NOW).await;
+    assert!(
+        matches!(failed, Err(StoreError::Unavailable(_))),
+        "{failed:?}"
+    );
+    assert_eq!(count(&store, "accesses"), 0, "no access without its ASNs");
+    assert_eq!(count(&store, "asns"), 0, "no ASNs without their access");
+    // Nothing half-written blocks the retry, which also must not collapse
+    // into the access that was rolled back.
+    store
+        .inner
+        .fail_after_access_insert
+        .store(false, Ordering::SeqCst);
+    assert_eq!(
+        store.record_access(&record, &asns, NOW).await.unwrap(),
+        AccessWrite::Recorded
+    );
+    assert_eq!((count(&store, "accesses"), count(&store, "asns")), (1, 2));
+}
+
+#[tokio::test]
+async fn a_failing_asn_insert_rolls_back_the_access_and_earlier_asns() {
+    let store = SqliteStore::open_in_memory().unwrap();
+    let earlier = access(child(1), NOW, accessor("RJ1", "user-9"));
+    let earlier_asns = notifications_for(&earlier, &two_council_plans());
+    store
+        .record_access(&earlier, &earlier_asns, NOW)
+        .await
+        .unwrap();
+
+    let record = access(child(0), NOW, accessor("RJ1", "user-1"));
+    let mut asns = notifications_for(&record, &two_council_plans());
+    // The second ASN reuses an existing id: its insert fails after the
+    // access and the first ASN were written in the same transaction.
+    asns[1].id = earlier_asns[0].id.clone();
+    let failed = store.record_access(&record, &asns, NOW).await;
+    assert!(
+        matches!(failed, Err(StoreError::Unavailable(_))),
+        "{failed:?}"
+    );
+    assert!(store
+        .recent_accesses(&child(0), 25)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        store
+            .notification(&asns[0].authority, &asns[0].id)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!((count(&store, "accesses"), count(&store, "asns")), (1, 2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_repeats_by_one_author_record_once_across_connections() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cpis.db");
+    // Two stores on one file: two connections, as two processes would have.
+    let stores = [
+        SqliteStore::open(&path).unwrap(),
+        SqliteStore::open(&path).unwrap(),
+    ];
+    let plans = two_council_plans();
+    let mut tasks = Vec::new();
+    for i in 0..16 {
+        let store = stores[i % 2].clone();
+        let record = access(
+            child(0),
+            NOW + Duration::seconds(i as i64),
+            accessor("RJ1", "user-1"),
+        );
+        let asns = notifications_for(&record, &plans);
+        tasks.push(tokio::spawn(async move {
+            let since = record.accessed_at - cpis_domain::COLLAPSE_WINDOW;
+            store.record_access(&record, &asns, since).await.unwrap()
+        }));
+    }
+    let mut recorded = 0;
+    for task in tasks {
+        if task.await.unwrap() == AccessWrite::Recorded {
+            recorded += 1;
+        }
+    }
+    assert_eq!(
+        recorded, 1,
+        "the collapse check and the insert are one transaction"
+    );
+    assert_eq!(
+        (count(&stores[0], "accesses"), count(&stores[1], "asns")),
+        (1, 2)
+    );
+}
+
+#[test]
+fn opening_sets_wal_full_sync_foreign_keys_and_the_schema_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("cpis.db")).unwrap();
+    let conn = store.inner.conn.lock().unwrap();
+    let journal: String = conn
+        .pragma_query_value(None, "journal_mode", |r| r.get(0))
+        .unwrap();
+    let synchronous: i64 = conn
+        .pragma_query_value(None, "synchronous", |r| r.get(0))
+        .unwrap();
+    let foreign_keys: i64 = conn
+        .pragma_query_value(None, "foreign_keys", |r| r.get(0))
+        .unwrap();
+    let version: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap();
+    assert_eq!(journal, "wal");
+    assert_eq!(synchronous, 2, "FULL");
+    assert_eq!(foreign_keys, 1);
+    assert_eq!(version, SCHEMA_VERSION as i64);
+}
+
+#[test]
+fn reopening_applies_no_migration_twice_and_newer_files_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cpis.db");
+    drop(SqliteStore::open(&path).unwrap());
+    // A second open finds the schema current (re-running migration 1 would
+    // fail on CREATE TABLE).
+    let store = SqliteStore::open(&path).unwrap();
+    store
+        .inner
+        .conn
+        .lock()
+        .unwrap()
+        .pragma_update(None, "user_version", SCHEMA_VERSION as i64 + 1)
+        .unwrap();
+    drop(store);
+    assert!(matches!(
+        SqliteStore::open(&path),
+        Err(StoreError::Corrupt(_))
+    ));
+}
+
+#[test]
+fn a_failed_migration_leaves_the_version_unchanged() {
+    let mut conn = Connection::open_in_memory().unwrap();
+    // A table in the way makes migration 1 fail part-way.
+    conn.execute_batch("CREATE TABLE asns (x INTEGER);")
+        .unwrap();
+    assert!(migrate(&mut conn).is_err());
+    let version: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 0);
+    let plans: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM sqlite_master WHERE name = 'plans'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(
+        plans, 0,
+        "the tables created before the failure were rolled back"
+    );
+}
+
+#[tokio::test]
+async fn the_audit_trail_refuses_updates_and_deletes() {
+    let store = SqliteStore::open_in_memory().unwrap();
+    let event = AuditEvent::new(
+        None,
+        AuditAction::Check,
+        None,
+        AuditOutcome::Invalid,
+        NOW,
+        "t",
+    );
+    store.append(&event).await.unwrap();
+    store.append(&event).await.unwrap();
+    assert_eq!(
+        count(&store, "audit_events"),
+        1,
+        "a retried append is one event"
+    );
+    let conn = store.inner.conn.lock().unwrap();
+    assert!(conn
+        .execute("UPDATE audit_events SET event = '{}'", [])
+        .is_err());
+    assert!(conn.execute("DELETE FROM audit_events", []).is_err());
+    drop(conn);
+    assert_eq!(count(&store, "audit_events"), 1);
+}
+
+#[tokio::test]
+async fn errors_never_quote_stored_values() {
+    let store = SqliteStore::open_in_memory().unwrap();
+    let record = access(child(0), NOW, accessor("RJ1", "user-1"));
+    let mut asns = notifications_for(&record, &two_council_plans());
+    asns[1].id = asns[0].id.clone();
+    let message = store
+        .record_access(&record, &asns, NOW)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        cpis_domain::find_nhs_numbers(&message).is_empty(),
+        "{message}"
+    );
+    assert!(!message.contains(&asns[0].id), "{message}");
+}
