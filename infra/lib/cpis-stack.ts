@@ -1,5 +1,5 @@
 import * as path from 'path';
-import { Aws, CfnCondition, CfnOutput, CfnParameter, Duration, Fn, Stack, StackProps } from 'aws-cdk-lib';
+import { Aws, CfnCondition, CfnOutput, CfnParameter, Duration, Fn, RemovalPolicy, Stack, StackProps } from 'aws-cdk-lib';
 import * as apigwv2 from 'aws-cdk-lib/aws-apigatewayv2';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as targets from 'aws-cdk-lib/aws-events-targets';
@@ -189,6 +189,8 @@ export class CpisStack extends Stack {
       description:
         'cpis: HMAC key (hex, 32 bytes) that pseudonymises children in the audit trail. Never rotate: old pseudonyms would stop matching.',
       encryptionKey: dataKey,
+      // Losing the key would orphan every pseudonym already in the audit trail.
+      removalPolicy: RemovalPolicy.RETAIN,
       generateSecretString: {
         passwordLength: 64,
         excludePunctuation: true,

@@ -3,6 +3,9 @@ import { Template } from 'aws-cdk-lib/assertions';
 import { CpisStack, CpisStackProps } from '../lib/cpis-stack';
 import { applyNag } from '../lib/nag';
 
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const CDK_JSON = require('../cdk.json') as { context: Record<string, unknown> };
+
 export interface Synthesised {
   readonly app: App;
   readonly stack: CpisStack;
@@ -13,8 +16,9 @@ export interface Synthesised {
  * The stack as `bin/cpis.ts` builds it (cdk-nag included), with placeholder
  * code so that no test needs cargo-lambda or Zig.
  */
-export function synth(props: CpisStackProps = {}): Synthesised {
-  const app = new App();
+export function synth(props: CpisStackProps = {}, context: Record<string, unknown> = {}): Synthesised {
+  // The same feature flags as `cdk synth` (cdk.json), so tests see the deployed template.
+  const app = new App({ context: { ...CDK_JSON.context, ...context } });
   const stack = new CpisStack(app, 'Cpis', {
     env: { account: '111122223333', region: 'eu-west-2' },
     placeholderCode: true,
