@@ -137,10 +137,15 @@ export class CpisStack extends Stack {
       description: 'cpis: SQS queues and SNS topics (ops and cpis-la-*)',
       enableKeyRotation: true,
     });
-    for (const service of ['sns.amazonaws.com', 'cloudwatch.amazonaws.com']) {
+    // SNS encrypts council topics and redrives to the encrypted DLQ; CloudWatch
+    // publishes alarms to the encrypted ops topic.
+    for (const [sid, service] of [
+      ['AllowSnsUse', 'sns.amazonaws.com'],
+      ['AllowCloudWatchAlarmsUse', 'cloudwatch.amazonaws.com'],
+    ]) {
       messagingKey.addToResourcePolicy(
         new iam.PolicyStatement({
-          sid: `Allow${service.split('.')[0].toUpperCase()}`,
+          sid,
           principals: [new iam.ServicePrincipal(service)],
           actions: ['kms:GenerateDataKey*', 'kms:Decrypt'],
           resources: ['*'],

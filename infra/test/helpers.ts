@@ -92,3 +92,19 @@ export const FUNCTIONS = [
   'notification-dispatch',
   'outbox-relay',
 ];
+
+/** `arn:<partition>:sns:<region>:<account>:cpis-la-*` as the template writes it. */
+export const COUNCIL_TOPICS_ARN = {
+  'Fn::Join': [
+    '',
+    ['arn:', { Ref: 'AWS::Partition' }, ':sns:', { Ref: 'AWS::Region' }, ':', { Ref: 'AWS::AccountId' }, ':cpis-la-*'],
+  ],
+};
+
+/** `arn:<partition>:sns:<region>:<account>:cpis-la-` (CPIS_SNS_TOPIC_ARN_PREFIX). */
+export const COUNCIL_TOPIC_PREFIX = {
+  'Fn::Join': [
+    '',
+    ['arn:', { Ref: 'AWS::Partition' }, ':sns:', { Ref: 'AWS::Region' }, ':', { Ref: 'AWS::AccountId' }, ':cpis-la-'],
+  ],
+};
