@@ -1,0 +1,216 @@
+import { AUDIT_WRITERS, SERVICE_TABLE_ACTIONS, TOPIC_SYNC_ACTIONS } from '../lib/cpis-stack';
+import {
+  actionsOn,
+  asList,
+  COUNCIL_TOPICS_ARN,
+  FUNCTIONS,
+  logicalId,
+  refersTo,
+  statementsOf,
+  synth,
+  Synthesised,
+} from './helpers';
+
+let s: Synthesised;
+beforeAll(() => {
+  s = synth();
+});
+
+const tableId = () => logicalId(s.stack, s.stack.tables.table);
+const auditId = () => logicalId(s.stack, s.stack.tables.auditTable);
+const queueId = () => logicalId(s.stack, s.stack.asnQueue.queue);
+const secretId = () => logicalId(s.stack, s.stack.pseudonymSecret);
+
+/** Every Allow statement's actions, flattened, for one function. */
+function allActions(crate: string): string[] {
+  return statementsOf(s, crate)
+    .filter((st) => st.Effect === 'Allow')
+    .flatMap((st) => asList(st.Action));
+}
+
+const EXPECTED_TABLE: Record<string, string[]> = {
+  'plan-upload': [
+    'dynamodb:BatchGetItem',
+    'dynamodb:BatchWriteItem',
+    'dynamodb:GetItem',
+    'dynamodb:PutItem',
+    'dynamodb:Query',
+    'dynamodb:UpdateItem',
+  ],
+  'attendance-check': ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query', 'dynamodb:UpdateItem'],
+  'history-query': ['dynamodb:BatchGetItem', 'dynamodb:GetItem', 'dynamodb:Query'],
+  'notification-dispatch': ['dynamodb:GetItem', 'dynamodb:UpdateItem'],
+  'outbox-relay': ['dynamodb:Query', 'dynamodb:UpdateItem'],
+};
+
+describe('service table', () => {
+  test.each(FUNCTIONS)('%s has exactly the DynamoDB actions its ports call', (crate) => {
+    const onTable = actionsOn(s, crate, tableId()).filter((a) => a.startsWith('dynamodb:'));
+    expect(onTable).toEqual(EXPECTED_TABLE[crate]);
+    expect(SERVICE_TABLE_ACTIONS[crate].slice().sort()).toEqual(EXPECTED_TABLE[crate]);
+  });
+
+  test.each(FUNCTIONS)('%s gets them on the table and its indexes only', (crate) => {
+    const st = statementsOf(s, crate).find((x) => x.Sid === 'ServiceTable')!;
+    expect(st.Resource).toEqual([
+      { 'Fn::GetAtt': [tableId(), 'Arn'] },
+      { 'Fn::Join': ['', [{ 'Fn::GetAtt': [tableId(), 'Arn'] }, '/index/*']] },
+    ]);
+  });
+
+  test('history-query cannot write the service table', () => {
+    const writes = actionsOn(s, 'history-query', tableId()).filter((a) =>
+      /^dynamodb:(Put|Update|Delete|BatchWrite|PartiQL(Insert|Update|Delete)|ConditionCheck)/.test(a),
+    );
+    expect(writes).toEqual([]);
+    expect(actionsOn(s, 'history-query', tableId()).filter((a) => a.startsWith('dynamodb:'))).toEqual([
+      'dynamodb:BatchGetItem',
+      'dynamodb:GetItem',
+      'dynamodb:Query',
+    ]);
+  });
+
+  test('no function may Scan, DeleteItem, use PartiQL or any dynamodb:* wildcard', () => {
+    for (const crate of FUNCTIONS) {
+      const dynamo = allActions(crate).filter((a) => a.startsWith('dynamodb:'));
+      for (const a of dynamo) {
+        expect(a).not.toMatch(/\*|Scan|DeleteItem|PartiQL|Table$/);
+      }
+    }
+  });
+});
+
+describe('audit table (append-only)', () => {
+  test.each(FUNCTIONS)('%s may at most PutItem on the audit table', (crate) => {
+    const onAudit = actionsOn(s, crate, auditId()).filter((a) => a.startsWith('dynamodb:'));
+    expect(onAudit).toEqual(AUDIT_WRITERS.includes(crate) ? ['dynamodb:PutItem'] : []);
+  });
+
+  test('nothing can update or delete the audit table', () => {
+    for (const crate of FUNCTIONS) {
+      const onAudit = actionsOn(s, crate, auditId());
+      for (const forbidden of ['dynamodb:UpdateItem', 'dynamodb:DeleteItem', 'dynamodb:BatchWriteItem', 'dynamodb:*']) {
+        expect(onAudit).not.toContain(forbidden);
+      }
+    }
+    // Nor any other role or policy in the stack.
+    for (const type of ['AWS::IAM::ManagedPolicy', 'AWS::IAM::Policy']) {
+      for (const p of Object.values(s.template.findResources(type))) {
+        for (const st of p.Properties.PolicyDocument.Statement) {
+          if (st.Effect === 'Allow' && refersTo(st.Resource, auditId())) {
+            expect(asList(st.Action)).toEqual(['dynamodb:PutItem']);
+          }
+        }
+      }
+    }
+  });
+
+  test('the audit writers are the three API functions (the dispatcher and relay audit nothing)', () => {
+    expect(AUDIT_WRITERS.slice().sort()).toEqual(['attendance-check', 'history-query', 'plan-upload']);
+  });
+});
+
+describe('SQS', () => {
+  test('attendance-check and outbox-relay may only SendMessage to the ASN queue', () => {
+    for (const crate of ['attendance-check', 'outbox-relay']) {
+      expect(actionsOn(s, crate, queueId()).filter((a) => a.startsWith('sqs:'))).toEqual(['sqs:SendMessage']);
+    }
+  });
+
+  test('the dispatcher consumes the ASN queue and cannot send to it', () => {
+    expect(actionsOn(s, 'notification-dispatch', queueId()).filter((a) => a.startsWith('sqs:'))).toEqual([
+      'sqs:ChangeMessageVisibility',
+      'sqs:DeleteMessage',
+      'sqs:GetQueueAttributes',
+      'sqs:ReceiveMessage',
+    ]);
+  });
+
+  test('plan-upload and history-query have no SQS access', () => {
+    for (const crate of ['plan-upload', 'history-query']) {
+      expect(allActions(crate).filter((a) => a.startsWith('sqs:'))).toEqual([]);
+    }
+  });
+});
+
+describe('SNS', () => {
+  function snsStatements(crate: string) {
+    return statementsOf(s, crate).filter((st) => asList(st.Action).some((a) => a.startsWith('sns:')));
+  }
+
+  test('the dispatcher may only Publish, and only to cpis-la-* topics', () => {
+    const sts = snsStatements('notification-dispatch');
+    expect(sts).toHaveLength(1);
+    expect(asList(sts[0].Action)).toEqual(['sns:Publish']);
+    expect(sts[0].Resource).toEqual(COUNCIL_TOPICS_ARN);
+  });
+
+  test('plan-upload has exactly what TopicSync calls, on cpis-la-* only, and cannot Publish', () => {
+    const sts = snsStatements('plan-upload');
+    expect(sts).toHaveLength(1);
+    expect(asList(sts[0].Action).sort()).toEqual(
+      [
+        'sns:CreateTopic',
+        'sns:ListSubscriptionsByTopic',
+        'sns:Subscribe',
+        'sns:Unsubscribe',
+      ].sort(),
+    );
+    expect(TOPIC_SYNC_ACTIONS.slice().sort()).toEqual(asList(sts[0].Action).sort());
+    expect(sts[0].Resource).toEqual(COUNCIL_TOPICS_ARN);
+  });
+
+  test('no other function touches SNS', () => {
+    for (const crate of ['attendance-check', 'history-query', 'outbox-relay']) {
+      expect(snsStatements(crate)).toEqual([]);
+    }
+  });
+
+  test('the dispatcher can use the messaging key through SQS and SNS only', () => {
+    const st = statementsOf(s, 'notification-dispatch').find((x) => x.Sid === 'MessagingKeyViaSqsAndSns')!;
+    expect(asList(st.Action).sort()).toEqual(['kms:Decrypt', 'kms:GenerateDataKey*']);
+    expect(st.Resource).toEqual({ 'Fn::GetAtt': [logicalId(s.stack, s.stack.messagingKey), 'Arn'] });
+    expect(JSON.stringify(st.Condition)).toContain('kms:ViaService');
+  });
+});
+
+describe('secrets and keys', () => {
+  test('only the API functions read the pseudonym secret, with GetSecretValue on it alone', () => {
+    for (const crate of FUNCTIONS) {
+      const onSecret = actionsOn(s, crate, secretId()).filter((a) => a.startsWith('secretsmanager:'));
+      expect(onSecret).toEqual(AUDIT_WRITERS.includes(crate) ? ['secretsmanager:GetSecretValue'] : []);
+    }
+  });
+
+  test('every KMS grant is scoped to one key and, via kms:ViaService, to one purpose', () => {
+    for (const crate of FUNCTIONS) {
+      for (const st of statementsOf(s, crate)) {
+        if (!asList(st.Action).some((a) => a.startsWith('kms:'))) continue;
+        expect(st.Resource).not.toEqual('*');
+        expect(JSON.stringify(st.Condition)).toContain('kms:ViaService');
+      }
+    }
+  });
+
+  test('no function has an AWS managed policy or an inline policy; roles are assumable by Lambda only', () => {
+    for (const crate of FUNCTIONS) {
+      const role = s.template.findResources('AWS::IAM::Role')[logicalId(s.stack, s.stack.functions[crate].role)];
+      expect(role.Properties.ManagedPolicyArns).toBeUndefined();
+      expect(role.Properties.Policies).toBeUndefined();
+      expect(role.Properties.AssumeRolePolicyDocument.Statement).toEqual([
+        { Action: 'sts:AssumeRole', Effect: 'Allow', Principal: { Service: 'lambda.amazonaws.com' } },
+      ]);
+    }
+    s.template.resourceCountIs('AWS::IAM::Policy', 0);
+  });
+
+  test('no function has an action wildcard other than the KMS families', () => {
+    for (const crate of FUNCTIONS) {
+      for (const a of allActions(crate)) {
+        if (a.includes('*')) {
+          expect(['kms:GenerateDataKey*', 'kms:ReEncrypt*']).toContain(a);
+        }
+      }
+    }
+  });
+});
