@@ -1,0 +1,28 @@
+//! Demonstration data: two councils' directory entries, so the README's
+//! walkthrough works on an empty machine. Contact details are fictional
+//! (Ofcom drama ranges and example.gov.uk).
+
+use cpis_domain::ports::{AuthorityDirectory, StoreError};
+use cpis_domain::{Authority, OdsCode};
+
+pub const DEMO_COUNCILS: [(&str, &str); 2] = [
+    ("E09000033", "Example Borough Council"),
+    ("E06000001", "Sample County Council"),
+];
+
+pub async fn seed<S: AuthorityDirectory>(store: &S) -> Result<(), StoreError> {
+    for (i, (code, name)) in DEMO_COUNCILS.iter().enumerate() {
+        let ods_code =
+            OdsCode::parse(code).map_err(|_| StoreError::Corrupt("demo ODS code".into()))?;
+        let entry = Authority {
+            ods_code,
+            name: (*name).to_owned(),
+            office_hours_phone: format!("020 7946 000{i}"),
+            emergency_duty_phone: format!("020 7946 099{i}"),
+            notify_emails: vec![format!("duty{i}@example.gov.uk")],
+            notify_sms: vec![format!("+44770090012{i}")],
+        };
+        store.put_authority(&entry).await?;
+    }
+    Ok(())
+}

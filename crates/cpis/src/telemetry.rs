@@ -1,0 +1,16 @@
+//! Structured JSON logs. Nothing logged anywhere carries an NHS number:
+//! `NhsNumber` prints redacted, and no handler logs bodies or query strings.
+
+use tracing_subscriber::EnvFilter;
+
+pub fn init() {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // A second init (tests) is harmless: keep the first subscriber.
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(filter)
+        .with_current_span(false)
+        .with_target(false)
+        .with_writer(std::io::stdout)
+        .try_init();
+}
