@@ -123,6 +123,7 @@ pub enum KeyError {
 pub struct LocalKeys {
     encoding: Arc<EncodingKey>,
     decoding: Arc<DecodingKey>,
+    public_pem: Arc<str>,
 }
 
 impl std::fmt::Debug for LocalKeys {
@@ -164,7 +165,14 @@ impl LocalKeys {
         Some(Self {
             encoding: Arc::new(encoding),
             decoding: Arc::new(decoding),
+            public_pem: Arc::from(public_pem.as_str()),
         })
+    }
+
+    /// The public key (SPKI PEM): what another verifier needs to accept
+    /// these tokens. Public by nature; never the private key.
+    pub fn public_pem(&self) -> &str {
+        &self.public_pem
     }
 
     /// A bearer token for `caller`, valid for `ttl` from `now`.

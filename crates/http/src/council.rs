@@ -2,11 +2,13 @@
 //! Every call is scoped by the council in the credential.
 
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
 use cpis_domain::ports::StoreError;
 use cpis_domain::{
     process_upload, Asn, AsnPlan, AuditAction, AuditOutcome, AuthorityUpdate, OdsCode, Plan,
@@ -63,7 +65,7 @@ fn page_query(raw: Option<&str>) -> Result<(Option<String>, usize), Problem> {
             }
         }
     }
-    Ok((cursor, limit))
+    Ok((unwrap_cursor(cursor)?, limit))
 }
 
 /// Decodes `%XX` and `+`; `None` for malformed input.
@@ -91,12 +93,35 @@ pub(crate) fn percent_decode(value: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
+/// Page cursors leave the service wrapped (base64url): a store's cursor may
+/// carry an NHS number (the memory store's does), and a cursor travels back in
+/// a query string, which proxies and gateways may log.
+fn wrap_cursor(store_cursor: String) -> String {
+    URL_SAFE_NO_PAD.encode(store_cursor)
+}
+
+fn unwrap_cursor(cursor: Option<String>) -> Result<Option<String>, Problem> {
+    cursor
+        .map(|wrapped| {
+            URL_SAFE_NO_PAD
+                .decode(wrapped.as_bytes())
+                .ok()
+                .and_then(|bytes| String::from_utf8(bytes).ok())
+                .ok_or_else(invalid_cursor)
+        })
+        .transpose()
+}
+
+fn invalid_cursor() -> Problem {
+    Problem::bad_request(
+        "INVALID_CURSOR",
+        "the cursor is not one this service issued",
+    )
+}
+
 fn cursor_problem(error: StoreError) -> Problem {
     match error {
-        StoreError::InvalidCursor => Problem::bad_request(
-            "INVALID_CURSOR",
-            "the cursor is not one this service issued",
-        ),
+        StoreError::InvalidCursor => invalid_cursor(),
         other => store_problem(other),
     }
 }
@@ -158,9 +183,9 @@ async fn upload_inner<S: CouncilStore, Q: Queue>(
             Ok(response)
         }
         Err(UploadError::Malformed { detail, pointer }) => {
-            let mut problem = Problem::bad_request("CPF01", detail).with_pointer(pointer);
-            problem.file_outcome = Some("CPF01");
-            Err(problem)
+            Err(Problem::bad_request("CPF01", detail)
+                .with_pointer(pointer)
+                .with_file_outcome("CPF01"))
         }
         Err(error @ UploadError::TooManyRecords) => Err(Problem::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -228,7 +253,7 @@ pub async fn list_plans<S: CouncilStore, Q: Queue>(
             .map_err(cursor_problem)?;
         Ok::<_, Problem>(PlanPage {
             plans: page.items.into_iter().map(PlanView::from).collect(),
-            next_cursor: page.next_cursor,
+            next_cursor: page.next_cursor.map(wrap_cursor),
         })
     }
     .await;
@@ -424,7 +449,7 @@ pub async fn list_notifications<S: CouncilStore, Q: Queue>(
             .map_err(cursor_problem)?;
         Ok::<_, Problem>(AsnPage {
             notifications: page.items.into_iter().map(AsnView::from).collect(),
-            next_cursor: page.next_cursor,
+            next_cursor: page.next_cursor.map(wrap_cursor),
         })
     }
     .await;
@@ -447,10 +472,11 @@ pub async fn read_notification<S: CouncilStore, Q: Queue>(
     State(state): State<AppState<S, Q>>,
     Extension(principal): Extension<Principal>,
     Extension(request_id): Extension<RequestId>,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
 ) -> Response {
     let result = async {
         let council = council_of(&principal)?;
+        let id = id.map(|Path(id)| id).unwrap_or_default();
         let found = if plausible_id(&id) {
             state
                 .store
@@ -479,10 +505,11 @@ pub async fn acknowledge_notification<S: CouncilStore, Q: Queue>(
     State(state): State<AppState<S, Q>>,
     Extension(principal): Extension<Principal>,
     Extension(request_id): Extension<RequestId>,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
 ) -> Response {
     let result = async {
         let council = council_of(&principal)?;
+        let id = id.map(|Path(id)| id).unwrap_or_default();
         let found = if plausible_id(&id) {
             state
                 .store

@@ -36,3 +36,16 @@ pub async fn attach_gateway_claims(
     }
     next.run(request).await
 }
+
+/// A capability router made ready for `lambda_http::run`: the same 404/405
+/// problems, request id and request log as the local server, with the
+/// authorizer's claims attached before authentication runs. Build the
+/// router's state with [`crate::Authenticator::Gateway`].
+///
+/// ```ignore
+/// let app = cpis_http::lambda::gateway_app(cpis_http::check_router(state));
+/// lambda_http::run(app).await
+/// ```
+pub fn gateway_app(router: axum::Router) -> axum::Router {
+    crate::finish(router).layer(axum::middleware::from_fn(attach_gateway_claims))
+}

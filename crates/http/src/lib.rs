@@ -24,7 +24,10 @@ use cpis_domain::ports::{
 };
 use cpis_domain::{Clock, Pseudonymiser, VisibilityPolicy};
 
-pub use auth::{Authenticator, CallerClaims, GatewayClaims, LocalKeys, LocalVerifier};
+pub use auth::{
+    Authenticator, CallerClaims, ClaimsError, GatewayClaims, KeyError, LocalKeys, LocalVerifier,
+    LOCAL_AUDIENCE, LOCAL_ISSUER,
+};
 pub use middleware::RequestId;
 pub use problem::Problem;
 

@@ -8,6 +8,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use cpis_domain::ports::AuditTrail;
 use cpis_domain::{AuditAction, AuditEvent, AuditOutcome, NhsNumber, Principal};
+use tracing::Instrument;
 
 use crate::problem::Problem;
 use crate::routes::{self, Dialect, RouteSpec};
@@ -27,9 +28,11 @@ fn incoming_id(request: &Request) -> Option<String> {
             && value
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b"-=;:._".contains(&b));
-        // A trace id made of digits could be an NHS number someone pasted in.
+        // The id is logged and audited: one that holds what could be an NHS
+        // number (ten digits passing Modulus 11) is replaced, never echoed.
         let digits_only = value.bytes().all(|b| b.is_ascii_digit());
-        (sane && !digits_only).then(|| value.to_owned())
+        let holds_nhs_number = !cpis_domain::find_nhs_numbers(value).is_empty();
+        (sane && !digits_only && !holds_nhs_number).then(|| value.to_owned())
     })
 }
 
@@ -43,16 +46,21 @@ pub async fn observe(mut request: Request, next: Next) -> Response {
         .extensions()
         .get::<MatchedPath>()
         .map(|m| m.as_str().to_owned());
-    let started = Instant::now();
-    let mut response = next.run(request).await;
     let route = route.unwrap_or_else(|| "unmatched".to_owned());
+    // Everything logged while the request runs (store errors, the dispatcher
+    // hand-off) carries the request id and route through this span.
+    let span = tracing::info_span!("request", request_id = %id, %method, %route);
+    let started = Instant::now();
+    let mut response = next.run(request).instrument(span.clone()).await;
     let status = response.status().as_u16();
-    let latency_us = started.elapsed().as_micros() as u64;
-    if status >= 500 {
-        tracing::error!(request_id = %id, %method, %route, status, latency_us, "request failed");
-    } else {
-        tracing::info!(request_id = %id, %method, %route, status, latency_us, "request");
-    }
+    let latency_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+    span.in_scope(|| {
+        if status >= 500 {
+            tracing::error!(status, latency_us, "request failed");
+        } else {
+            tracing::info!(status, latency_us, "request");
+        }
+    });
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(REQUEST_ID, value);
     }

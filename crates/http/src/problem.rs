@@ -9,23 +9,59 @@ pub const PROBLEM_JSON: &str = "application/problem+json";
 const TYPE_BASE: &str = "https://cpis.example/problems/";
 
 /// A problem response. `detail` texts are written by us and never repeat
-/// what the caller sent.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+/// what the caller sent. The rarely used members sit behind one box so that
+/// `Result<_, Problem>` stays small on the happy path.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Problem {
-    #[serde(rename = "type")]
-    pub type_uri: String,
-    pub title: &'static str,
     pub status: u16,
+    /// Stable machine-readable code; the `type` URI is derived from it.
     pub code: &'static str,
+    pub title: &'static str,
     pub detail: String,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub errors: Vec<FieldError>,
+    extensions: Option<Box<Extensions>>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Extensions {
+    errors: Vec<FieldError>,
+    pointer: Option<String>,
+    file_outcome: Option<&'static str>,
+}
+
+/// The wire shape (RFC 9457 members, then ours).
+#[derive(Serialize)]
+struct Wire<'a> {
+    #[serde(rename = "type")]
+    type_uri: String,
+    title: &'a str,
+    status: u16,
+    code: &'a str,
+    detail: &'a str,
+    #[serde(skip_serializing_if = "<[FieldError]>::is_empty")]
+    errors: &'a [FieldError],
     /// JSON pointer to the part of the body at fault.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub pointer: Option<String>,
+    pointer: Option<&'a str>,
     /// CP-IS file outcome, for upload problems.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub file_outcome: Option<&'static str>,
+    file_outcome: Option<&'a str>,
+}
+
+impl Serialize for Problem {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let extensions = self.extensions.as_deref();
+        Wire {
+            type_uri: self.type_uri(),
+            title: self.title,
+            status: self.status,
+            code: self.code,
+            detail: &self.detail,
+            errors: extensions.map_or(&[], |e| e.errors.as_slice()),
+            pointer: extensions.and_then(|e| e.pointer.as_deref()),
+            file_outcome: extensions.and_then(|e| e.file_outcome),
+        }
+        .serialize(serializer)
+    }
 }
 
 impl Problem {
@@ -36,24 +72,35 @@ impl Problem {
         detail: impl Into<String>,
     ) -> Self {
         Self {
-            type_uri: format!("{TYPE_BASE}{}", code.to_lowercase().replace('_', "-")),
-            title,
             status: status.as_u16(),
             code,
+            title,
             detail: detail.into(),
-            errors: Vec::new(),
-            pointer: None,
-            file_outcome: None,
+            extensions: None,
         }
     }
 
+    /// `https://cpis.example/problems/<code in kebab case>`.
+    pub fn type_uri(&self) -> String {
+        format!("{TYPE_BASE}{}", self.code.to_lowercase().replace('_', "-"))
+    }
+
+    fn extensions_mut(&mut self) -> &mut Extensions {
+        self.extensions.get_or_insert_with(Box::default)
+    }
+
+    pub fn with_file_outcome(mut self, file_outcome: &'static str) -> Self {
+        self.extensions_mut().file_outcome = Some(file_outcome);
+        self
+    }
+
     pub fn with_pointer(mut self, pointer: impl Into<String>) -> Self {
-        self.pointer = Some(pointer.into());
+        self.extensions_mut().pointer = Some(pointer.into());
         self
     }
 
     pub fn with_errors(mut self, errors: Vec<FieldError>) -> Self {
-        self.errors = errors;
+        self.extensions_mut().errors = errors;
         self
     }
 

@@ -142,10 +142,9 @@ pub fn lookup(method: &str, path: &str) -> Option<&'static RouteSpec> {
 impl Caller {
     pub fn admits(self, principal: &cpis_domain::Principal) -> bool {
         use cpis_domain::Principal::{Clinician, Council as C};
-        match (self, principal) {
-            (Anyone | CouncilOrCareSetting, _) => true,
-            (Council, C { .. }) | (CareSetting, Clinician(_)) => true,
-            _ => false,
-        }
+        matches!(
+            (self, principal),
+            (Anyone | CouncilOrCareSetting, _) | (Council, C { .. }) | (CareSetting, Clinician(_))
+        )
     }
 }

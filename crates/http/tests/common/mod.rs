@@ -1,0 +1,317 @@
+//! The harness every HTTP test uses: the whole service router over the
+//! in-memory store, a manual clock, and tokens minted with keys in a temp dir.
+#![allow(dead_code)] // each test file uses a different part of the harness
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{header, HeaderMap, Method, Request, StatusCode};
+use axum::Router;
+use cpis_domain::ports::AuditReader;
+use cpis_domain::{AuditEvent, ManualClock, Pseudonymiser, VisibilityPolicy};
+use cpis_http::{AppState, Authenticator, CallerClaims, LocalKeys};
+use cpis_store_memory::{MemoryStore, RecordingQueue};
+use http_body_util::BodyExt;
+use serde_json::{json, Value};
+use time::macros::datetime;
+use time::OffsetDateTime;
+use tower::ServiceExt;
+
+/// Synthetic NHS numbers (999 range, valid Modulus 11).
+pub const CHILD_1: &str = "9990000018";
+pub const CHILD_2: &str = "9990000026";
+pub const CHILD_3: &str = "9990000034";
+pub const CHILD_4: &str = "9990000042";
+pub const CHILD_UNKNOWN: &str = "9990000050";
+
+pub const COUNCIL_A: &str = "E09000033";
+pub const COUNCIL_B: &str = "E06000001";
+pub const TRUST_X: &str = "RJ1";
+pub const TRUST_Y: &str = "RRV";
+
+pub type TestState = AppState<MemoryStore, RecordingQueue>;
+
+pub struct TestApp {
+    pub store: MemoryStore,
+    pub queue: RecordingQueue,
+    pub clock: Arc<ManualClock>,
+    pub keys: LocalKeys,
+    pub dir: tempfile::TempDir,
+    pub router: Router,
+}
+
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub text: String,
+    pub json: Value,
+}
+
+impl Reply {
+    pub fn content_type(&self) -> &str {
+        self.headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+
+    pub fn code(&self) -> &str {
+        self.json["code"].as_str().unwrap_or("")
+    }
+
+    /// Asserts an RFC 9457 problem with this status and code, and that the
+    /// body holds no NHS number.
+    pub fn assert_problem(&self, status: u16, code: &str) {
+        assert_eq!(self.status.as_u16(), status, "body: {}", self.text);
+        assert_eq!(self.content_type(), "application/problem+json");
+        assert_eq!(self.json["status"], status);
+        assert_eq!(self.code(), code, "body: {}", self.text);
+        assert_eq!(
+            self.json["type"].as_str().unwrap(),
+            format!(
+                "https://cpis.example/problems/{}",
+                code.to_lowercase().replace('_', "-")
+            )
+        );
+        assert!(self.json["title"].is_string());
+        assert!(self.json["detail"].is_string());
+        assert_no_nhs_number(&self.text);
+    }
+
+    pub fn request_id(&self) -> String {
+        self.headers
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned()
+    }
+}
+
+pub fn assert_no_nhs_number(text: &str) {
+    let found = cpis_domain::find_nhs_numbers(text);
+    assert!(found.is_empty(), "an NHS number leaked: {text}");
+}
+
+pub fn start() -> OffsetDateTime {
+    datetime!(2026-03-02 10:00 UTC)
+}
+
+pub fn council(ods: &str) -> CallerClaims {
+    CallerClaims {
+        sub: format!("client-{ods}"),
+        role: "council".into(),
+        ods_code: ods.into(),
+        rbac: None,
+        org_name: None,
+        setting: None,
+    }
+}
+
+pub fn clinician(user: &str, ods: &str, rbac: &str) -> CallerClaims {
+    CallerClaims {
+        sub: user.into(),
+        role: "clinician".into(),
+        ods_code: ods.into(),
+        rbac: Some(rbac.into()),
+        org_name: Some(format!("Trust {ods}")),
+        setting: Some("emergency-department".into()),
+    }
+}
+
+pub fn system(user: &str, ods: &str, rbac: &str) -> CallerClaims {
+    CallerClaims {
+        role: "system".into(),
+        ..clinician(user, ods, rbac)
+    }
+}
+
+pub fn pseudonymiser() -> Pseudonymiser {
+    Pseudonymiser::new(&[7u8; 32]).expect("a 32-byte key")
+}
+
+impl TestApp {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let keys = LocalKeys::load_or_create(dir.path()).expect("keys");
+        Self::with_authenticator(dir, keys.clone(), Authenticator::Local(keys.verifier()))
+    }
+
+    pub fn with_authenticator(
+        dir: tempfile::TempDir,
+        keys: LocalKeys,
+        auth: Authenticator,
+    ) -> Self {
+        let store = MemoryStore::new();
+        let queue = RecordingQueue::default();
+        let clock = Arc::new(ManualClock::new(start()));
+        let state = TestState {
+            store: store.clone(),
+            queue: queue.clone(),
+            clock: clock.clone(),
+            policy: VisibilityPolicy::default(),
+            pseudonymiser: pseudonymiser(),
+            auth,
+        };
+        Self {
+            router: cpis_http::service_router(state.clone()),
+            store,
+            queue,
+            clock,
+            keys,
+            dir,
+        }
+    }
+
+    pub fn state(&self) -> TestState {
+        TestState {
+            store: self.store.clone(),
+            queue: self.queue.clone(),
+            clock: self.clock.clone(),
+            policy: VisibilityPolicy::default(),
+            pseudonymiser: pseudonymiser(),
+            auth: Authenticator::Local(self.keys.verifier()),
+        }
+    }
+
+    /// A token valid for an hour from the wall clock (jsonwebtoken checks
+    /// `exp` against the system time, not the domain clock).
+    pub fn token(&self, claims: &CallerClaims) -> String {
+        self.keys
+            .mint(claims, OffsetDateTime::now_utc(), time::Duration::hours(1))
+            .expect("mint")
+    }
+
+    pub async fn send(&self, request: Request<Body>) -> Reply {
+        send_to(&self.router, request).await
+    }
+
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        claims: Option<&CallerClaims>,
+        body: Option<Value>,
+    ) -> Reply {
+        let token = claims.map(|c| self.token(c));
+        self.send(request(method, path, token.as_deref(), body))
+            .await
+    }
+
+    pub async fn audit(&self) -> Vec<AuditEvent> {
+        self.store.audit_events(usize::MAX).await.expect("audit")
+    }
+
+    pub async fn upload(&self, ods: &str, sequence: u64, records: Value) -> Reply {
+        let reply = self
+            .call(
+                Method::POST,
+                "/v1/uploads",
+                Some(&council(ods)),
+                Some(json!({ "sequence": sequence, "mode": "delta", "records": records })),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+        reply
+    }
+
+    pub async fn put_authority(&self, ods: &str) {
+        let reply = self
+            .call(
+                Method::PUT,
+                "/v1/authority",
+                Some(&council(ods)),
+                Some(authority_body(ods)),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    }
+
+    pub async fn check(&self, claims: &CallerClaims, nhs: &str, unscheduled: bool) -> Reply {
+        self.call(
+            Method::POST,
+            "/v1/checks",
+            Some(claims),
+            Some(json!({ "nhs_number": nhs, "unscheduled": unscheduled })),
+        )
+        .await
+    }
+}
+
+pub fn authority_body(ods: &str) -> Value {
+    json!({
+        "name": format!("Council {ods}"),
+        "office_hours_phone": "020 7946 0000",
+        "emergency_duty_phone": "020 7946 0999",
+        "notify_emails": ["duty@example.gov.uk"],
+        "notify_sms": ["+447700900123"]
+    })
+}
+
+pub fn plan(nhs: &str, plan_type: &str, start: &str) -> Value {
+    json!({ "nhs_number": nhs, "plan_type": plan_type, "start_date": start, "local_id": "case-17" })
+}
+
+pub fn request(
+    method: Method,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> Request<Body> {
+    let mut builder = Request::builder().method(method).uri(path);
+    if let Some(token) = token {
+        builder = builder.header(header::AUTHORIZATION, format!("Bearer {token}"));
+    }
+    match body {
+        Some(body) => builder
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(body.to_string())),
+        None => builder.body(Body::empty()),
+    }
+    .expect("request")
+}
+
+pub fn raw_request(
+    method: Method,
+    path: &str,
+    token: Option<&str>,
+    content_type: Option<&str>,
+    body: impl Into<Body>,
+) -> Request<Body> {
+    let mut builder = Request::builder().method(method).uri(path);
+    if let Some(token) = token {
+        builder = builder.header(header::AUTHORIZATION, format!("Bearer {token}"));
+    }
+    if let Some(content_type) = content_type {
+        builder = builder.header(header::CONTENT_TYPE, content_type);
+    }
+    builder.body(body.into()).expect("request")
+}
+
+pub async fn send_to(router: &Router, request: Request<Body>) -> Reply {
+    let response = router.clone().oneshot(request).await.expect("infallible");
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    Reply {
+        status,
+        headers,
+        text,
+        json,
+    }
+}
+
+/// The body with the request-specific parts removed, for "indistinguishable" checks.
+pub fn comparable(reply: &Reply) -> (u16, String, Value) {
+    let mut json = reply.json.clone();
+    if let Some(object) = json.as_object_mut() {
+        object.remove("instance");
+    }
+    (reply.status.as_u16(), reply.content_type().to_owned(), json)
+}
