@@ -2,8 +2,8 @@
 //! the clock moved across each boundary.
 
 use cpis_domain::ports::{
-    AccessLog, AsnOutbox, AuthorityDirectory, DeliveryError, NotificationChannel, NotificationInbox,
-    PlanStore, StoredPlan,
+    AccessLog, AsnOutbox, AuthorityDirectory, DeliveryError, NotificationChannel,
+    NotificationInbox, PlanStore, StoredPlan,
 };
 use cpis_domain::{
     check, deliver_pending, dispatch, find_nhs_numbers, history, AccessEffect, AccessorKind,
@@ -55,8 +55,14 @@ async fn store_with(plans: Vec<Plan>) -> MemoryStore {
     let store = MemoryStore::new();
     for p in plans {
         let authority = p.authority.clone();
-        let stored = StoredPlan { purge_from: p.purge_from(&VisibilityPolicy::default()), plan: p };
-        store.apply_changes(&authority, &[stored], &[]).await.unwrap();
+        let stored = StoredPlan {
+            purge_from: p.purge_from(&VisibilityPolicy::default()),
+            plan: p,
+        };
+        store
+            .apply_changes(&authority, &[stored], &[])
+            .await
+            .unwrap();
     }
     store
         .put_authority(&Authority {
@@ -72,14 +78,32 @@ async fn store_with(plans: Vec<Plan>) -> MemoryStore {
     store
 }
 
-async fn run_check(store: &MemoryStore, who: &Clinician, unscheduled: bool, at: OffsetDateTime) -> cpis_domain::CheckResult {
-    check(store, &RecordingQueue::default(), who, &nhs(CHILD), unscheduled, at, &VisibilityPolicy::default())
-        .await
-        .unwrap()
+async fn run_check(
+    store: &MemoryStore,
+    who: &Clinician,
+    unscheduled: bool,
+    at: OffsetDateTime,
+) -> cpis_domain::CheckResult {
+    check(
+        store,
+        &RecordingQueue::default(),
+        who,
+        &nhs(CHILD),
+        unscheduled,
+        at,
+        &VisibilityPolicy::default(),
+    )
+    .await
+    .unwrap()
 }
 
 async fn asn_count(store: &MemoryStore, authority: &str) -> usize {
-    store.notifications(&la(authority), None, 100).await.unwrap().items.len()
+    store
+        .notifications(&la(authority), None, 100)
+        .await
+        .unwrap()
+        .items
+        .len()
 }
 
 #[tokio::test]
@@ -88,8 +112,14 @@ async fn a_child_with_no_plan_gets_an_empty_answer_and_nothing_is_stored() {
     let result = run_check(&store, &clinician("u1", "RJ1", Rbac::B0107), true, NOW).await;
     assert_eq!(result.effect, AccessEffect::NoPlan);
     assert!(result.plans.is_empty() && result.access_history.is_empty());
-    assert!(store.recent_accesses(&nhs(CHILD), 25).await.unwrap().is_empty());
-    let receipts = cpis_domain::ports::CheckReceipts::last_check(&store, &nhs(CHILD), &la("RJ1")).await.unwrap();
+    assert!(store
+        .recent_accesses(&nhs(CHILD), 25)
+        .await
+        .unwrap()
+        .is_empty());
+    let receipts = cpis_domain::ports::CheckReceipts::last_check(&store, &nhs(CHILD), &la("RJ1"))
+        .await
+        .unwrap();
     assert_eq!(receipts, None);
 }
 
@@ -102,12 +132,22 @@ async fn an_unscheduled_b0107_check_records_one_access_and_one_asn_per_council()
     ])
     .await;
     let result = run_check(&store, &clinician("u1", "RJ1", Rbac::B0107), true, NOW).await;
-    assert_eq!(result.effect, AccessEffect::Recorded { notifications: 2, queued: true });
+    assert_eq!(
+        result.effect,
+        AccessEffect::Recorded {
+            notifications: 2,
+            queued: true
+        }
+    );
     assert_eq!(result.plans.len(), 3);
     assert_eq!(result.access_history.len(), 1);
     assert_eq!(asn_count(&store, "E09000033").await, 1);
     assert_eq!(asn_count(&store, "E06000001").await, 1);
-    let asn = &store.notifications(&la("E09000033"), None, 10).await.unwrap().items[0];
+    let asn = &store
+        .notifications(&la("E09000033"), None, 10)
+        .await
+        .unwrap()
+        .items[0];
     assert_eq!(asn.plan_type, PlanType::ChildProtection);
     assert_eq!(asn.plans.len(), 2);
     assert_eq!(asn.local_id.as_deref(), Some("CASE-E09000033"));
@@ -121,9 +161,17 @@ async fn contacts_come_from_the_directory_or_say_the_council_is_unlisted() {
     ])
     .await;
     let result = run_check(&store, &clinician("u1", "RJ1", Rbac::B0107), false, NOW).await;
-    let listed = result.plans.iter().find(|p| p.authority.ods_code == la("E09000033")).unwrap();
+    let listed = result
+        .plans
+        .iter()
+        .find(|p| p.authority.ods_code == la("E09000033"))
+        .unwrap();
     assert_eq!(listed.authority.emergency_duty_phone, "020 7946 0999");
-    let unlisted = result.plans.iter().find(|p| p.authority.ods_code == la("E06000001")).unwrap();
+    let unlisted = result
+        .plans
+        .iter()
+        .find(|p| p.authority.ods_code == la("E06000001"))
+        .unwrap();
     assert!(unlisted.authority.name.contains("E06000001"));
 }
 
@@ -138,7 +186,11 @@ async fn b0170_and_scheduled_checks_are_silent_reads() {
         assert_eq!(result.effect, AccessEffect::SilentRead);
         assert_eq!(result.plans.len(), 1, "the flag is still shown");
     }
-    assert!(store.recent_accesses(&nhs(CHILD), 25).await.unwrap().is_empty());
+    assert!(store
+        .recent_accesses(&nhs(CHILD), 25)
+        .await
+        .unwrap()
+        .is_empty());
     assert_eq!(asn_count(&store, "E09000033").await, 0);
 }
 
@@ -152,7 +204,13 @@ async fn the_same_author_within_24_hours_is_collapsed() {
     let at_boundary = run_check(&store, &doctor, true, NOW + Duration::hours(24)).await;
     assert_eq!(at_boundary.effect, AccessEffect::Collapsed);
     assert_eq!(asn_count(&store, "E09000033").await, 1);
-    let after = run_check(&store, &doctor, true, NOW + Duration::hours(24) + Duration::seconds(1)).await;
+    let after = run_check(
+        &store,
+        &doctor,
+        true,
+        NOW + Duration::hours(24) + Duration::seconds(1),
+    )
+    .await;
     assert!(matches!(after.effect, AccessEffect::Recorded { .. }));
     assert_eq!(asn_count(&store, "E09000033").await, 2);
 }
@@ -162,9 +220,13 @@ async fn another_author_or_organisation_is_not_collapsed() {
     let store = store_with(vec![plan("E09000033", CHILD, PlanType::ChildProtection)]).await;
     run_check(&store, &clinician("u1", "RJ1", Rbac::B0107), true, NOW).await;
     let colleague = run_check(&store, &clinician("u2", "RJ1", Rbac::B0107), true, NOW).await;
-    let same_id_elsewhere = run_check(&store, &clinician("u1", "RX1", Rbac::B0107), true, NOW).await;
+    let same_id_elsewhere =
+        run_check(&store, &clinician("u1", "RX1", Rbac::B0107), true, NOW).await;
     assert!(matches!(colleague.effect, AccessEffect::Recorded { .. }));
-    assert!(matches!(same_id_elsewhere.effect, AccessEffect::Recorded { .. }));
+    assert!(matches!(
+        same_id_elsewhere.effect,
+        AccessEffect::Recorded { .. }
+    ));
     assert_eq!(asn_count(&store, "E09000033").await, 3);
 }
 
@@ -172,11 +234,27 @@ async fn another_author_or_organisation_is_not_collapsed() {
 async fn history_shows_the_25_most_recent_newest_first() {
     let store = store_with(vec![plan("E09000033", CHILD, PlanType::ChildProtection)]).await;
     for i in 0..30 {
-        run_check(&store, &clinician(&format!("u{i}"), "RJ1", Rbac::B0107), true, NOW + Duration::minutes(i)).await;
+        run_check(
+            &store,
+            &clinician(&format!("u{i}"), "RJ1", Rbac::B0107),
+            true,
+            NOW + Duration::minutes(i),
+        )
+        .await;
     }
-    let result = run_check(&store, &clinician("viewer", "RJ1", Rbac::B0170), true, NOW + Duration::hours(1)).await;
+    let result = run_check(
+        &store,
+        &clinician("viewer", "RJ1", Rbac::B0170),
+        true,
+        NOW + Duration::hours(1),
+    )
+    .await;
     assert_eq!(result.access_history.len(), 25);
-    let times: Vec<_> = result.access_history.iter().map(|a| a.accessed_at).collect();
+    let times: Vec<_> = result
+        .access_history
+        .iter()
+        .map(|a| a.accessed_at)
+        .collect();
     assert_eq!(times[0], NOW + Duration::minutes(29));
     assert_eq!(times[24], NOW + Duration::minutes(5));
     assert!(times.windows(2).all(|w| w[0] > w[1]));
@@ -184,12 +262,21 @@ async fn history_shows_the_25_most_recent_newest_first() {
 
 #[tokio::test]
 async fn an_ended_plan_stops_flagging_the_day_after_its_tail() {
-    let ended = Plan { end_date: Some(date!(2025 - 11 - 25)), ..plan("E09000033", CHILD, PlanType::LookedAfter) };
+    let ended = Plan {
+        end_date: Some(date!(2025 - 11 - 25)),
+        ..plan("E09000033", CHILD, PlanType::LookedAfter)
+    };
     let store = store_with(vec![ended]).await;
     let doctor = clinician("u1", "RJ1", Rbac::B0107);
     // 2026-11-25 is day 365 after the end date: still shown.
     assert_eq!(run_check(&store, &doctor, true, NOW).await.plans.len(), 1);
-    let day_366 = run_check(&store, &clinician("u2", "RJ1", Rbac::B0107), true, NOW + Duration::days(1)).await;
+    let day_366 = run_check(
+        &store,
+        &clinician("u2", "RJ1", Rbac::B0107),
+        true,
+        NOW + Duration::days(1),
+    )
+    .await;
     assert_eq!(day_366.effect, AccessEffect::NoPlan);
     assert_eq!(asn_count(&store, "E09000033").await, 1);
 }
@@ -200,19 +287,41 @@ async fn history_is_for_the_plan_holding_council_and_organisations_that_just_che
     run_check(&store, &clinician("u1", "RJ1", Rbac::B0170), false, NOW).await;
     run_check(&store, &clinician("u2", "RX1", Rbac::B0107), true, NOW).await;
 
-    let council = Principal::Council { authority: la("E09000033"), client_id: "c1".into() };
-    let other_council = Principal::Council { authority: la("E06000001"), client_id: "c2".into() };
+    let council = Principal::Council {
+        authority: la("E09000033"),
+        client_id: "c1".into(),
+    };
+    let other_council = Principal::Council {
+        authority: la("E06000001"),
+        client_id: "c2".into(),
+    };
     let silent_checker = Principal::Clinician(clinician("u9", "RJ1", Rbac::B0107));
     let stranger = Principal::Clinician(clinician("u3", "RQ1", Rbac::B0107));
 
     let at = NOW + Duration::hours(23);
     let child = nhs(CHILD);
-    assert!(matches!(history(&store, &council, &child, at).await.unwrap(), HistoryAnswer::Permitted(h) if h.len() == 1));
-    assert!(matches!(history(&store, &silent_checker, &child, at).await.unwrap(), HistoryAnswer::Permitted(_)));
-    assert_eq!(history(&store, &other_council, &child, at).await.unwrap(), HistoryAnswer::NotPermitted);
-    assert_eq!(history(&store, &stranger, &child, at).await.unwrap(), HistoryAnswer::NotPermitted);
+    assert!(
+        matches!(history(&store, &council, &child, at).await.unwrap(), HistoryAnswer::Permitted(h) if h.len() == 1)
+    );
+    assert!(matches!(
+        history(&store, &silent_checker, &child, at).await.unwrap(),
+        HistoryAnswer::Permitted(_)
+    ));
+    assert_eq!(
+        history(&store, &other_council, &child, at).await.unwrap(),
+        HistoryAnswer::NotPermitted
+    );
+    assert_eq!(
+        history(&store, &stranger, &child, at).await.unwrap(),
+        HistoryAnswer::NotPermitted
+    );
     let too_late = NOW + Duration::hours(24) + Duration::seconds(1);
-    assert_eq!(history(&store, &silent_checker, &child, too_late).await.unwrap(), HistoryAnswer::NotPermitted);
+    assert_eq!(
+        history(&store, &silent_checker, &child, too_late)
+            .await
+            .unwrap(),
+        HistoryAnswer::NotPermitted
+    );
     assert_eq!(HistoryAnswer::NotPermitted.into_entries(), Vec::new());
 }
 
@@ -224,7 +333,11 @@ struct TestChannel {
 }
 
 impl NotificationChannel for TestChannel {
-    async fn deliver(&self, _authority: &Authority, notice: &NoticeText) -> Result<(), DeliveryError> {
+    async fn deliver(
+        &self,
+        _authority: &Authority,
+        notice: &NoticeText,
+    ) -> Result<(), DeliveryError> {
         if *self.failing.lock().unwrap() {
             return Err(DeliveryError::Transient("injected".into()));
         }
@@ -235,7 +348,13 @@ impl NotificationChannel for TestChannel {
 
 async fn one_asn(store: &MemoryStore) -> String {
     run_check(store, &clinician("u1", "RJ1", Rbac::B0107), true, NOW).await;
-    store.notifications(&la("E09000033"), None, 1).await.unwrap().items[0].id.clone()
+    store
+        .notifications(&la("E09000033"), None, 1)
+        .await
+        .unwrap()
+        .items[0]
+        .id
+        .clone()
 }
 
 #[tokio::test]
@@ -243,9 +362,24 @@ async fn an_asn_is_delivered_once_however_often_it_is_dispatched() {
     let store = store_with(vec![plan("E09000033", CHILD, PlanType::ChildProtection)]).await;
     let id = one_asn(&store).await;
     let channel = TestChannel::default();
-    assert_eq!(dispatch(&store, &channel, &id, NOW, VIEW_URL).await.unwrap(), DispatchOutcome::Delivered);
-    assert_eq!(dispatch(&store, &channel, &id, NOW, VIEW_URL).await.unwrap(), DispatchOutcome::AlreadyDelivered);
-    assert_eq!(dispatch(&store, &channel, "no-such-id", NOW, VIEW_URL).await.unwrap(), DispatchOutcome::Unknown);
+    assert_eq!(
+        dispatch(&store, &channel, &id, NOW, VIEW_URL)
+            .await
+            .unwrap(),
+        DispatchOutcome::Delivered
+    );
+    assert_eq!(
+        dispatch(&store, &channel, &id, NOW, VIEW_URL)
+            .await
+            .unwrap(),
+        DispatchOutcome::AlreadyDelivered
+    );
+    assert_eq!(
+        dispatch(&store, &channel, "no-such-id", NOW, VIEW_URL)
+            .await
+            .unwrap(),
+        DispatchOutcome::Unknown
+    );
     assert_eq!(channel.sent.lock().unwrap().len(), 1);
 }
 
@@ -255,11 +389,23 @@ async fn a_failed_delivery_is_retried_after_its_lease_and_then_delivered() {
     let id = one_asn(&store).await;
     let channel = TestChannel::default();
     *channel.failing.lock().unwrap() = true;
-    assert!(dispatch(&store, &channel, &id, NOW, VIEW_URL).await.is_err());
+    assert!(dispatch(&store, &channel, &id, NOW, VIEW_URL)
+        .await
+        .is_err());
     *channel.failing.lock().unwrap() = false;
-    assert_eq!(dispatch(&store, &channel, &id, NOW, VIEW_URL).await.unwrap(), DispatchOutcome::InProgress);
+    assert_eq!(
+        dispatch(&store, &channel, &id, NOW, VIEW_URL)
+            .await
+            .unwrap(),
+        DispatchOutcome::InProgress
+    );
     let later = NOW + cpis_domain::dispatch::DELIVERY_LEASE;
-    assert_eq!(dispatch(&store, &channel, &id, later, VIEW_URL).await.unwrap(), DispatchOutcome::Delivered);
+    assert_eq!(
+        dispatch(&store, &channel, &id, later, VIEW_URL)
+            .await
+            .unwrap(),
+        DispatchOutcome::Delivered
+    );
     assert_eq!(channel.sent.lock().unwrap().len(), 1);
 }
 
@@ -267,17 +413,37 @@ async fn a_failed_delivery_is_retried_after_its_lease_and_then_delivered() {
 async fn the_sweep_delivers_every_pending_asn_and_the_text_identifies_no_one() {
     let store = store_with(vec![plan("E09000033", CHILD, PlanType::ChildProtection)]).await;
     for i in 0..3 {
-        run_check(&store, &clinician(&format!("u{i}"), "RJ1", Rbac::B0107), true, NOW).await;
+        run_check(
+            &store,
+            &clinician(&format!("u{i}"), "RJ1", Rbac::B0107),
+            true,
+            NOW,
+        )
+        .await;
     }
     let channel = TestChannel::default();
-    let report = deliver_pending(&store, &channel, NOW, 10, VIEW_URL).await.unwrap();
+    let report = deliver_pending(&store, &channel, NOW, 10, VIEW_URL)
+        .await
+        .unwrap();
     assert_eq!((report.claimed, report.delivered, report.failed), (3, 3, 0));
-    let again = deliver_pending(&store, &channel, NOW + Duration::hours(1), 10, VIEW_URL).await.unwrap();
+    let again = deliver_pending(&store, &channel, NOW + Duration::hours(1), 10, VIEW_URL)
+        .await
+        .unwrap();
     assert_eq!(again.claimed, 0);
     for notice in channel.sent.lock().unwrap().iter() {
-        let all = format!("{} {} {} {}", notice.sms, notice.email_subject, notice.email_body, notice.reference);
+        let all = format!(
+            "{} {} {} {}",
+            notice.sms, notice.email_subject, notice.email_body, notice.reference
+        );
         assert!(find_nhs_numbers(&all).is_empty());
-        for forbidden in ["CASE-", "Hospital", "RJ1", "CPP", "emergency-department", "u1"] {
+        for forbidden in [
+            "CASE-",
+            "Hospital",
+            "RJ1",
+            "CPP",
+            "emergency-department",
+            "u1",
+        ] {
             assert!(!all.contains(forbidden), "{forbidden} leaked into {all}");
         }
         assert!(notice.sms.contains(VIEW_URL));
@@ -288,11 +454,40 @@ async fn the_sweep_delivers_every_pending_asn_and_the_text_identifies_no_one() {
 async fn a_council_without_channels_keeps_the_asn_in_its_inbox() {
     let store = MemoryStore::new();
     let p = plan("E06000001", CHILD, PlanType::ChildProtection);
-    store.apply_changes(&la("E06000001"), &[StoredPlan { plan: p, purge_from: None }], &[]).await.unwrap();
+    store
+        .apply_changes(
+            &la("E06000001"),
+            &[StoredPlan {
+                plan: p,
+                purge_from: None,
+            }],
+            &[],
+        )
+        .await
+        .unwrap();
     run_check(&store, &clinician("u1", "RJ1", Rbac::B0107), true, NOW).await;
-    let id = store.notifications(&la("E06000001"), None, 1).await.unwrap().items[0].id.clone();
+    let id = store
+        .notifications(&la("E06000001"), None, 1)
+        .await
+        .unwrap()
+        .items[0]
+        .id
+        .clone();
     let channel = TestChannel::default();
-    assert_eq!(dispatch(&store, &channel, &id, NOW, VIEW_URL).await.unwrap(), DispatchOutcome::NoChannels);
-    assert!(store.claim_undelivered(NOW + Duration::hours(1), Duration::minutes(1), 10).await.unwrap().is_empty());
-    assert!(store.notification(&la("E06000001"), &id).await.unwrap().is_some());
+    assert_eq!(
+        dispatch(&store, &channel, &id, NOW, VIEW_URL)
+            .await
+            .unwrap(),
+        DispatchOutcome::NoChannels
+    );
+    assert!(store
+        .claim_undelivered(NOW + Duration::hours(1), Duration::minutes(1), 10)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(store
+        .notification(&la("E06000001"), &id)
+        .await
+        .unwrap()
+        .is_some());
 }

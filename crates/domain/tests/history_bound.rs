@@ -12,7 +12,9 @@ fn access(minute: i64, n: usize) -> AccessRecord {
     AccessRecord {
         id: format!("a{n:04}"),
         nhs_number: NhsNumber::parse("9990000018").unwrap(),
-        accessed_at: OffsetDateTime::UNIX_EPOCH + Duration::days(20_000) + Duration::minutes(minute),
+        accessed_at: OffsetDateTime::UNIX_EPOCH
+            + Duration::days(20_000)
+            + Duration::minutes(minute),
         accessor: Accessor {
             kind: AccessorKind::User,
             user_id: format!("user{n}"),

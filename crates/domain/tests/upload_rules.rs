@@ -20,8 +20,19 @@ fn nhs(n: &str) -> NhsNumber {
     NhsNumber::parse(n).unwrap()
 }
 
-async fn upload(store: &MemoryStore, authority: &str, body: Value) -> Result<UploadResult, UploadError> {
-    process_upload(store, &la(authority), body.to_string().as_bytes(), NOW, &VisibilityPolicy::default()).await
+async fn upload(
+    store: &MemoryStore,
+    authority: &str,
+    body: Value,
+) -> Result<UploadResult, UploadError> {
+    process_upload(
+        store,
+        &la(authority),
+        body.to_string().as_bytes(),
+        NOW,
+        &VisibilityPolicy::default(),
+    )
+    .await
 }
 
 fn record(nhs_number: &str, plan_type: &str, start: &str) -> Value {
@@ -38,46 +49,146 @@ async fn a_valid_delta_loads_every_record() {
     .await
     .unwrap();
     let ack = result.acknowledgement;
-    assert_eq!((ack.file_outcome, ack.loaded, ack.rejected, ack.withdrawn), (FileOutcome::AllLoaded, 2, 0, 0));
-    assert!(ack.records.iter().all(|r| r.outcome == RecordOutcomeCode::Success));
-    assert_eq!(store.plans_for_child(&nhs("9990000026")).await.unwrap().len(), 1);
+    assert_eq!(
+        (ack.file_outcome, ack.loaded, ack.rejected, ack.withdrawn),
+        (FileOutcome::AllLoaded, 2, 0, 0)
+    );
+    assert!(ack
+        .records
+        .iter()
+        .all(|r| r.outcome == RecordOutcomeCode::Success));
+    assert_eq!(
+        store
+            .plans_for_child(&nhs("9990000026"))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
 }
 
 #[tokio::test]
 async fn each_invalid_record_gets_its_detail_and_pointer() {
     let cases = [
-        (json!("not an object"), RecordDetail::NotAnObject, "/records/0"),
-        (json!({"nhs_number": "9990000018", "plan_type": "CPP", "start_date": "2026-01-01", "name": "x"}), RecordDetail::UnexpectedField, "/records/0/name"),
-        (json!({"nhs_number": "9990000018", "plan_type": "CPP", "start_date": "2026-01-01", "9990000026": "x"}), RecordDetail::UnexpectedField, "/records/0/_"),
-        (json!({"plan_type": "CPP", "start_date": "2026-01-01"}), RecordDetail::MissingNhsNumber, "/records/0/nhs_number"),
-        (json!({"plan_type": "UCPP", "start_date": "2026-01-01"}), RecordDetail::MissingMothersNhsNumber, "/records/0/nhs_number"),
-        (json!({"nhs_number": "9990000010", "plan_type": "CPP", "start_date": "2026-01-01"}), RecordDetail::InvalidNhsNumber, "/records/0/nhs_number"),
-        (json!({"nhs_number": 9990000018u64, "plan_type": "CPP", "start_date": "2026-01-01"}), RecordDetail::InvalidNhsNumber, "/records/0/nhs_number"),
-        (json!({"nhs_number": "9990000018", "start_date": "2026-01-01"}), RecordDetail::MissingPlanType, "/records/0/plan_type"),
-        (json!({"nhs_number": "9990000018", "plan_type": "CIN", "start_date": "2026-01-01"}), RecordDetail::UnknownPlanType, "/records/0/plan_type"),
-        (json!({"nhs_number": "9990000018", "plan_type": "CPP"}), RecordDetail::MissingStartDate, "/records/0/start_date"),
-        (json!({"nhs_number": "9990000018", "plan_type": "CPP", "start_date": "01/01/2026"}), RecordDetail::InvalidDate, "/records/0/start_date"),
-        (json!({"nhs_number": "9990000018", "plan_type": "CPP", "start_date": "2026-02-30"}), RecordDetail::InvalidDate, "/records/0/start_date"),
-        (json!({"nhs_number": "9990000018", "plan_type": "CPP", "start_date": "2026-11-26"}), RecordDetail::StartDateInFuture, "/records/0/start_date"),
-        (json!({"nhs_number": "9990000018", "plan_type": "CPP", "start_date": "2026-01-02", "end_date": "2026-01-01"}), RecordDetail::EndBeforeStart, "/records/0/end_date"),
-        (json!({"nhs_number": "9990000018", "plan_type": "CPP", "start_date": "2026-01-02", "delete_date": "2026-01-01"}), RecordDetail::DeleteBeforeStart, "/records/0/delete_date"),
-        (json!({"nhs_number": "9990000018", "plan_type": "LAC", "start_date": "2026-01-02", "due_date": "2026-05-01"}), RecordDetail::DueDateNotUnborn, "/records/0/due_date"),
-        (json!({"nhs_number": "9990000018", "plan_type": "UCPP", "start_date": "2026-01-02", "due_date": "2026-01-01"}), RecordDetail::DueBeforeStart, "/records/0/due_date"),
-        (json!({"nhs_number": "9990000018", "plan_type": "CPP", "start_date": "2026-01-02", "local_id": "x".repeat(65)}), RecordDetail::InvalidLocalId, "/records/0/local_id"),
-        (json!({"nhs_number": "9990000018", "plan_type": "CPP", "start_date": "2026-01-02", "local_id": 42}), RecordDetail::InvalidLocalId, "/records/0/local_id"),
+        (
+            json!("not an object"),
+            RecordDetail::NotAnObject,
+            "/records/0",
+        ),
+        (
+            json!({"nhs_number": "9990000018", "plan_type": "CPP", "start_date": "2026-01-01", "name": "x"}),
+            RecordDetail::UnexpectedField,
+            "/records/0/name",
+        ),
+        (
+            json!({"nhs_number": "9990000018", "plan_type": "CPP", "start_date": "2026-01-01", "9990000026": "x"}),
+            RecordDetail::UnexpectedField,
+            "/records/0/_",
+        ),
+        (
+            json!({"plan_type": "CPP", "start_date": "2026-01-01"}),
+            RecordDetail::MissingNhsNumber,
+            "/records/0/nhs_number",
+        ),
+        (
+            json!({"plan_type": "UCPP", "start_date": "2026-01-01"}),
+            RecordDetail::MissingMothersNhsNumber,
+            "/records/0/nhs_number",
+        ),
+        (
+            json!({"nhs_number": "9990000010", "plan_type": "CPP", "start_date": "2026-01-01"}),
+            RecordDetail::InvalidNhsNumber,
+            "/records/0/nhs_number",
+        ),
+        (
+            json!({"nhs_number": 9990000018u64, "plan_type": "CPP", "start_date": "2026-01-01"}),
+            RecordDetail::InvalidNhsNumber,
+            "/records/0/nhs_number",
+        ),
+        (
+            json!({"nhs_number": "9990000018", "start_date": "2026-01-01"}),
+            RecordDetail::MissingPlanType,
+            "/records/0/plan_type",
+        ),
+        (
+            json!({"nhs_number": "9990000018", "plan_type": "CIN", "start_date": "2026-01-01"}),
+            RecordDetail::UnknownPlanType,
+            "/records/0/plan_type",
+        ),
+        (
+            json!({"nhs_number": "9990000018", "plan_type": "CPP"}),
+            RecordDetail::MissingStartDate,
+            "/records/0/start_date",
+        ),
+        (
+            json!({"nhs_number": "9990000018", "plan_type": "CPP", "start_date": "01/01/2026"}),
+            RecordDetail::InvalidDate,
+            "/records/0/start_date",
+        ),
+        (
+            json!({"nhs_number": "9990000018", "plan_type": "CPP", "start_date": "2026-02-30"}),
+            RecordDetail::InvalidDate,
+            "/records/0/start_date",
+        ),
+        (
+            json!({"nhs_number": "9990000018", "plan_type": "CPP", "start_date": "2026-11-26"}),
+            RecordDetail::StartDateInFuture,
+            "/records/0/start_date",
+        ),
+        (
+            json!({"nhs_number": "9990000018", "plan_type": "CPP", "start_date": "2026-01-02", "end_date": "2026-01-01"}),
+            RecordDetail::EndBeforeStart,
+            "/records/0/end_date",
+        ),
+        (
+            json!({"nhs_number": "9990000018", "plan_type": "CPP", "start_date": "2026-01-02", "delete_date": "2026-01-01"}),
+            RecordDetail::DeleteBeforeStart,
+            "/records/0/delete_date",
+        ),
+        (
+            json!({"nhs_number": "9990000018", "plan_type": "LAC", "start_date": "2026-01-02", "due_date": "2026-05-01"}),
+            RecordDetail::DueDateNotUnborn,
+            "/records/0/due_date",
+        ),
+        (
+            json!({"nhs_number": "9990000018", "plan_type": "UCPP", "start_date": "2026-01-02", "due_date": "2026-01-01"}),
+            RecordDetail::DueBeforeStart,
+            "/records/0/due_date",
+        ),
+        (
+            json!({"nhs_number": "9990000018", "plan_type": "CPP", "start_date": "2026-01-02", "local_id": "x".repeat(65)}),
+            RecordDetail::InvalidLocalId,
+            "/records/0/local_id",
+        ),
+        (
+            json!({"nhs_number": "9990000018", "plan_type": "CPP", "start_date": "2026-01-02", "local_id": 42}),
+            RecordDetail::InvalidLocalId,
+            "/records/0/local_id",
+        ),
     ];
     for (raw, detail, pointer) in cases {
         let store = MemoryStore::new();
-        let ack = upload(&store, "E09000033", json!({"sequence": 1, "mode": "delta", "records": [raw]}))
-            .await
-            .unwrap()
-            .acknowledgement;
+        let ack = upload(
+            &store,
+            "E09000033",
+            json!({"sequence": 1, "mode": "delta", "records": [raw]}),
+        )
+        .await
+        .unwrap()
+        .acknowledgement;
         assert_eq!(ack.file_outcome, FileOutcome::NoneLoaded, "{detail:?}");
         let outcome = &ack.records[0];
         assert_eq!(outcome.outcome, RecordOutcomeCode::Failure);
         assert_eq!(outcome.detail, Some(detail));
         assert_eq!(outcome.location.as_deref(), Some(pointer), "{detail:?}");
-        assert!(store.plans_for_child(&nhs("9990000018")).await.unwrap().is_empty(), "{detail:?} stored");
+        assert!(
+            store
+                .plans_for_child(&nhs("9990000018"))
+                .await
+                .unwrap()
+                .is_empty(),
+            "{detail:?} stored"
+        );
     }
 }
 
@@ -85,21 +196,35 @@ async fn each_invalid_record_gets_its_detail_and_pointer() {
 async fn null_optional_fields_are_absent() {
     let store = MemoryStore::new();
     let raw = json!({"nhs_number": "9990000018", "plan_type": "CPP", "start_date": "2026-01-02", "end_date": null, "local_id": null});
-    let ack = upload(&store, "E09000033", json!({"sequence": 1, "mode": "delta", "records": [raw]})).await.unwrap().acknowledgement;
+    let ack = upload(
+        &store,
+        "E09000033",
+        json!({"sequence": 1, "mode": "delta", "records": [raw]}),
+    )
+    .await
+    .unwrap()
+    .acknowledgement;
     assert_eq!(ack.file_outcome, FileOutcome::AllLoaded);
 }
 
 #[tokio::test]
 async fn some_invalid_records_make_a_partial_load() {
     let store = MemoryStore::new();
-    let ack = upload(&store, "E09000033", json!({"sequence": 1, "mode": "delta", "records": [
-        record("9990000018", "CPP", "2026-01-01"),
-        record("9990000010", "CPP", "2026-01-01"),
-    ]}))
+    let ack = upload(
+        &store,
+        "E09000033",
+        json!({"sequence": 1, "mode": "delta", "records": [
+            record("9990000018", "CPP", "2026-01-01"),
+            record("9990000010", "CPP", "2026-01-01"),
+        ]}),
+    )
     .await
     .unwrap()
     .acknowledgement;
-    assert_eq!((ack.file_outcome, ack.loaded, ack.rejected), (FileOutcome::Partial, 1, 1));
+    assert_eq!(
+        (ack.file_outcome, ack.loaded, ack.rejected),
+        (FileOutcome::Partial, 1, 1)
+    );
 }
 
 #[tokio::test]
@@ -114,8 +239,19 @@ async fn every_duplicate_identity_in_a_batch_is_rejected() {
     .unwrap()
     .acknowledgement;
     let details: Vec<_> = ack.records.iter().map(|r| r.detail).collect();
-    assert_eq!(details, [Some(RecordDetail::DuplicateInBatch), None, Some(RecordDetail::DuplicateInBatch)]);
-    assert!(store.plans_for_child(&nhs("9990000018")).await.unwrap().is_empty());
+    assert_eq!(
+        details,
+        [
+            Some(RecordDetail::DuplicateInBatch),
+            None,
+            Some(RecordDetail::DuplicateInBatch)
+        ]
+    );
+    assert!(store
+        .plans_for_child(&nhs("9990000018"))
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 #[tokio::test]
@@ -134,20 +270,40 @@ async fn malformed_batches_load_nothing() {
         (json!({"sequence": 1, "mode": "delta", "records": [], "extra": 1}).to_string().into_bytes(), "/extra"),
     ];
     for (body, expected) in bodies {
-        let result = process_upload(&store, &la("E09000033"), &body, NOW, &VisibilityPolicy::default()).await;
+        let result = process_upload(
+            &store,
+            &la("E09000033"),
+            &body,
+            NOW,
+            &VisibilityPolicy::default(),
+        )
+        .await;
         match result {
             Err(UploadError::Malformed { pointer, .. }) => assert_eq!(pointer, expected),
-            other => panic!("expected CPF01 for {}, got {other:?}", String::from_utf8_lossy(&body)),
+            other => panic!(
+                "expected CPF01 for {}, got {other:?}",
+                String::from_utf8_lossy(&body)
+            ),
         }
     }
-    assert_eq!(store.highest_sequence(&la("E09000033")).await.unwrap(), None);
+    assert_eq!(
+        store.highest_sequence(&la("E09000033")).await.unwrap(),
+        None
+    );
 }
 
 #[tokio::test]
 async fn more_than_ten_thousand_records_is_refused_whole() {
     let store = MemoryStore::new();
-    let records: Vec<Value> = (0..10_001).map(|_| record("9990000018", "CPP", "2026-01-01")).collect();
-    let result = upload(&store, "E09000033", json!({"sequence": 1, "mode": "delta", "records": records})).await;
+    let records: Vec<Value> = (0..10_001)
+        .map(|_| record("9990000018", "CPP", "2026-01-01"))
+        .collect();
+    let result = upload(
+        &store,
+        "E09000033",
+        json!({"sequence": 1, "mode": "delta", "records": records}),
+    )
+    .await;
     assert!(matches!(result, Err(UploadError::TooManyRecords)));
 }
 
@@ -167,8 +323,15 @@ async fn a_reused_sequence_with_other_content_is_refused() {
     let store = MemoryStore::new();
     upload(&store, "E09000033", json!({"sequence": 7, "mode": "delta", "records": [record("9990000018", "CPP", "2026-01-01")]})).await.unwrap();
     let other = upload(&store, "E09000033", json!({"sequence": 7, "mode": "delta", "records": [record("9990000026", "CPP", "2026-01-01")]})).await;
-    assert!(matches!(other, Err(UploadError::SequenceReused { sequence: 7 })));
-    assert!(store.plans_for_child(&nhs("9990000026")).await.unwrap().is_empty());
+    assert!(matches!(
+        other,
+        Err(UploadError::SequenceReused { sequence: 7 })
+    ));
+    assert!(store
+        .plans_for_child(&nhs("9990000026"))
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 #[tokio::test]
@@ -176,17 +339,27 @@ async fn an_older_sequence_is_refused_but_another_council_has_its_own() {
     let store = MemoryStore::new();
     upload(&store, "E09000033", json!({"sequence": 7, "mode": "delta", "records": [record("9990000018", "CPP", "2026-01-01")]})).await.unwrap();
     let stale = upload(&store, "E09000033", json!({"sequence": 6, "mode": "delta", "records": [record("9990000026", "CPP", "2026-01-01")]})).await;
-    assert!(matches!(stale, Err(UploadError::StaleSequence { sequence: 6, latest: 7 })));
+    assert!(matches!(
+        stale,
+        Err(UploadError::StaleSequence {
+            sequence: 6,
+            latest: 7
+        })
+    ));
     let other_council = upload(&store, "E06000001", json!({"sequence": 1, "mode": "delta", "records": [record("9990000026", "CPP", "2026-01-01")]})).await;
     assert!(other_council.is_ok());
 }
 
 async fn seed_three_plans(store: &MemoryStore) {
-    upload(store, "E09000033", json!({"sequence": 1, "mode": "delta", "records": [
-        record("9990000018", "CPP", "2026-01-01"),
-        record("9990000026", "LAC", "2025-01-01"),
-        record("9990000034", "CPP", "2026-03-01"),
-    ]}))
+    upload(
+        store,
+        "E09000033",
+        json!({"sequence": 1, "mode": "delta", "records": [
+            record("9990000018", "CPP", "2026-01-01"),
+            record("9990000026", "LAC", "2025-01-01"),
+            record("9990000034", "CPP", "2026-03-01"),
+        ]}),
+    )
     .await
     .unwrap();
     upload(store, "E06000001", json!({"sequence": 1, "mode": "delta", "records": [record("9990000042", "CPP", "2026-01-01")]}))
@@ -207,8 +380,19 @@ async fn a_full_snapshot_withdraws_the_councils_missing_plans_only() {
         .unwrap()
         .acknowledgement;
     assert_eq!(ack.withdrawn, 2);
-    assert_eq!([count(&store, "9990000018").await, count(&store, "9990000026").await, count(&store, "9990000034").await], [1, 0, 0]);
-    assert_eq!(count(&store, "9990000042").await, 1, "another council's plan was touched");
+    assert_eq!(
+        [
+            count(&store, "9990000018").await,
+            count(&store, "9990000026").await,
+            count(&store, "9990000034").await
+        ],
+        [1, 0, 0]
+    );
+    assert_eq!(
+        count(&store, "9990000042").await,
+        1,
+        "another council's plan was touched"
+    );
 }
 
 #[tokio::test]
@@ -219,7 +403,10 @@ async fn a_snapshot_that_loads_nothing_withdraws_nothing() {
         .await
         .unwrap()
         .acknowledgement;
-    assert_eq!((ack.file_outcome, ack.withdrawn), (FileOutcome::NoneLoaded, 0));
+    assert_eq!(
+        (ack.file_outcome, ack.withdrawn),
+        (FileOutcome::NoneLoaded, 0)
+    );
     assert!(ack.withdrawals_held_back.is_some());
     assert_eq!(count(&store, "9990000026").await, 1);
 }
@@ -245,10 +432,14 @@ async fn a_failed_record_never_withdraws_the_plan_it_meant_to_update() {
 async fn a_failed_record_without_a_valid_nhs_number_holds_back_every_withdrawal() {
     let store = MemoryStore::new();
     seed_three_plans(&store).await;
-    let ack = upload(&store, "E09000033", json!({"sequence": 2, "mode": "full", "records": [
-        record("9990000018", "CPP", "2026-01-01"),
-        record("9990000011", "LAC", "2025-01-01"),
-    ]}))
+    let ack = upload(
+        &store,
+        "E09000033",
+        json!({"sequence": 2, "mode": "full", "records": [
+            record("9990000018", "CPP", "2026-01-01"),
+            record("9990000011", "LAC", "2025-01-01"),
+        ]}),
+    )
     .await
     .unwrap()
     .acknowledgement;
@@ -261,20 +452,31 @@ async fn a_failed_record_without_a_valid_nhs_number_holds_back_every_withdrawal(
 async fn delta_withdrawals_count_only_existing_plans_and_report_each() {
     let store = MemoryStore::new();
     seed_three_plans(&store).await;
-    let ack = upload(&store, "E09000033", json!({"sequence": 2, "mode": "delta", "withdrawals": [
-        record("9990000018", "CPP", "2026-01-01"),
-        record("9990000018", "CPP", "2025-01-01"),
-        record("9990000042", "CPP", "2026-01-01"),
-        {"nhs_number": "9990000010", "plan_type": "CPP", "start_date": "2026-01-01"},
-    ]}))
+    let ack = upload(
+        &store,
+        "E09000033",
+        json!({"sequence": 2, "mode": "delta", "withdrawals": [
+            record("9990000018", "CPP", "2026-01-01"),
+            record("9990000018", "CPP", "2025-01-01"),
+            record("9990000042", "CPP", "2026-01-01"),
+            {"nhs_number": "9990000010", "plan_type": "CPP", "start_date": "2026-01-01"},
+        ]}),
+    )
     .await
     .unwrap()
     .acknowledgement;
     assert_eq!(ack.withdrawn, 1);
     assert_eq!(ack.withdrawals.len(), 4);
-    assert_eq!(ack.withdrawals[3].location.as_deref(), Some("/withdrawals/3/nhs_number"));
+    assert_eq!(
+        ack.withdrawals[3].location.as_deref(),
+        Some("/withdrawals/3/nhs_number")
+    );
     assert_eq!(count(&store, "9990000018").await, 0);
-    assert_eq!(count(&store, "9990000042").await, 1, "a council withdrew another council's plan");
+    assert_eq!(
+        count(&store, "9990000042").await,
+        1,
+        "a council withdrew another council's plan"
+    );
 }
 
 #[tokio::test]
@@ -289,7 +491,9 @@ async fn re_uploading_an_identity_updates_it_and_a_new_start_date_is_a_new_plan(
     .unwrap();
     let plans = store.plans_for_child(&nhs("9990000018")).await.unwrap();
     assert_eq!(plans.len(), 2);
-    assert!(plans.iter().any(|p| p.local_id.as_deref() == Some("CASE-1") && p.end_date.is_some()));
+    assert!(plans
+        .iter()
+        .any(|p| p.local_id.as_deref() == Some("CASE-1") && p.end_date.is_some()));
 }
 
 #[tokio::test]
