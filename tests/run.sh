@@ -32,4 +32,12 @@ if [ -f infra/package.json ]; then
   (cd infra && npm ci --no-audit --no-fund && npm test && npm run lint:cfn)
 fi
 
+# Further suites (assurance, FHIR validation, fuzzing...), one script each, run
+# in name order with moto still up. Each script installs what it needs.
+for suite in tests/suites/*.sh; do
+  [ -e "$suite" ] || continue
+  step "Suite $(basename "$suite" .sh)"
+  bash "$suite"
+done
+
 step "All test suites passed"
