@@ -336,3 +336,24 @@ pub async fn drain(sqs: &aws_sdk_sqs::Client, queue_url: &str) -> Vec<aws_sdk_sq
     }
     all
 }
+
+/// Messages as the Lambda service hands them to a function: the JSON of an
+/// SQS event (deserialise it into `aws_lambda_events::sqs::SqsEvent`).
+pub fn lambda_sqs_event(messages: &[aws_sdk_sqs::types::Message]) -> serde_json::Value {
+    let records: Vec<serde_json::Value> = messages
+        .iter()
+        .map(|m| {
+            serde_json::json!({
+                "messageId": m.message_id(),
+                "receiptHandle": m.receipt_handle(),
+                "body": m.body(),
+                "attributes": {},
+                "messageAttributes": {},
+                "eventSource": "aws:sqs",
+                "eventSourceARN": format!("arn:aws:sqs:{REGION}:{ACCOUNT}:asn"),
+                "awsRegion": REGION,
+            })
+        })
+        .collect();
+    serde_json::json!({ "Records": records })
+}

@@ -122,22 +122,7 @@ async fn receive(w: &World) -> (SqsEvent, Vec<Message>) {
             break;
         }
     }
-    let records: Vec<serde_json::Value> = messages
-        .iter()
-        .map(|m| {
-            serde_json::json!({
-                "messageId": m.message_id(),
-                "receiptHandle": m.receipt_handle(),
-                "body": m.body(),
-                "attributes": {},
-                "messageAttributes": {},
-                "eventSource": "aws:sqs",
-                "eventSourceARN": "arn:aws:sqs:eu-west-2:123456789012:asn",
-                "awsRegion": moto::REGION,
-            })
-        })
-        .collect();
-    let event = serde_json::from_value(serde_json::json!({ "Records": records })).unwrap();
+    let event = serde_json::from_value(moto::lambda_sqs_event(&messages)).unwrap();
     (event, messages)
 }
 
