@@ -60,6 +60,18 @@ pub(crate) fn parse_json<T: DeserializeOwned>(
 ) -> Result<T, Problem> {
     let body = body.map_err(body_problem)?;
     require_json(headers)?;
+    let invalid_body = || {
+        Problem::bad_request(
+            "INVALID_BODY",
+            format!("the body must be a JSON object with exactly: {expected}"),
+        )
+    };
+    // Serde's derived structs also take a JSON array (fields by position);
+    // the contract is an object with named fields. Checked on the bytes so
+    // that serde still refuses a field given twice.
+    if body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+        return Err(invalid_body());
+    }
     serde_json::from_slice(&body).map_err(|error| {
         if error.is_syntax() || error.is_eof() {
             Problem::bad_request(
@@ -71,10 +83,7 @@ pub(crate) fn parse_json<T: DeserializeOwned>(
                 ),
             )
         } else {
-            Problem::bad_request(
-                "INVALID_BODY",
-                format!("the body must be a JSON object with exactly: {expected}"),
-            )
+            invalid_body()
         }
     })
 }
