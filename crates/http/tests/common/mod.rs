@@ -235,7 +235,60 @@ impl TestApp {
         )
         .await
     }
+
+    pub async fn history(&self, claims: &CallerClaims, nhs: &str) -> Reply {
+        self.call(
+            Method::POST,
+            "/v1/history",
+            Some(claims),
+            Some(json!({ "nhs_number": nhs })),
+        )
+        .await
+    }
+
+    /// A council's whole inbox (the default page is far larger than any test needs).
+    pub async fn notifications(&self, ods: &str) -> Vec<Value> {
+        let reply = self
+            .call(Method::GET, "/v1/notifications", Some(&council(ods)), None)
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+        reply.json["notifications"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// A FHIR search, with `IsUnscheduledAccessEvent` when given.
+    pub async fn fhir(
+        &self,
+        path: &str,
+        claims: Option<&CallerClaims>,
+        unscheduled: Option<&str>,
+    ) -> Reply {
+        let mut builder = Request::builder().method(Method::GET).uri(path);
+        if let Some(claims) = claims {
+            builder = builder.header(
+                header::AUTHORIZATION,
+                format!("Bearer {}", self.token(claims)),
+            );
+        }
+        if let Some(value) = unscheduled {
+            builder = builder.header("IsUnscheduledAccessEvent", value);
+        }
+        self.send(builder.body(Body::empty()).expect("request"))
+            .await
+    }
 }
+
+/// `?patient:identifier=<system>|<nhs>`, percent-encoded as a client sends it.
+pub fn patient_query(system: &str, nhs: &str) -> String {
+    format!(
+        "?patient:identifier={}%7C{nhs}",
+        system.replace(':', "%3A").replace('/', "%2F")
+    )
+}
+
+pub const NHS_SYSTEM: &str = "https://fhir.nhs.uk/Id/nhs-number";
 
 pub fn authority_body(ods: &str) -> Value {
     json!({
