@@ -1,0 +1,392 @@
+//! Benchmark 1: the check path in process. An API Gateway v2 event for
+//! `POST /v1/checks` goes through the same conversion `lambda_http::run`
+//! applies, the attendance-check router (claims from the authorizer), the
+//! domain check against the in-memory store holding 250,000 plans, and back
+//! to the response JSON Lambda would return. Baseline, in the same run:
+//! `serde_json` parsing the same event alone.
+//!
+//! `cargo bench -p cpis-bench --bench check_path`. Under `cargo test` it
+//! runs once on 2,000 plans (the assertions still hold).
+
+use std::collections::HashMap;
+use std::hint::black_box;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use cpis_bench::{
+    bench_now, clinician, clinician_claims, full_size, gateway_event, gateway_state, seed_plans,
+    synthetic_nhs_numbers,
+};
+use cpis_domain::ports::{
+    AccessLog, AccessWrite, AuditTrail, AuthorityDirectory, CheckReceipts, Page, PlanStore,
+    StoreError, StoredPlan, UploadLedger, UploadReceipt,
+};
+use cpis_domain::{
+    AccessEffect, AccessRecord, Asn, AuditEvent, Authority, NhsNumber, OdsCode, Plan, PlanKey,
+    VisibilityPolicy,
+};
+use cpis_store_memory::{MemoryStore, RecordingQueue};
+use cpis_store_sqlite::SqliteStore;
+use criterion::Criterion;
+use lambda_http::request::LambdaRequest;
+use lambda_http::{Adapter, Context, LambdaEvent};
+use serde_json::{json, Value};
+use time::OffsetDateTime;
+use tower::ServiceExt;
+
+const HISTORY_ENTRIES: usize = 25;
+/// The clinician whose repeated check the benchmark times: the author of the
+/// newest of the 25 entries, so every timed check is a collapsed repeat and
+/// the history stays at exactly 25.
+const BENCH_USER: usize = HISTORY_ENTRIES - 1;
+
+fn org(i: usize) -> String {
+    format!("R{i:02}X")
+}
+
+/// One Lambda invocation, in process: event JSON in, response JSON out.
+struct Invoker {
+    runtime: tokio::runtime::Runtime,
+    app: axum::Router,
+}
+
+impl Invoker {
+    fn invoke(&self, event: &str) -> Vec<u8> {
+        let payload: LambdaRequest = serde_json::from_str(event).expect("a valid event");
+        let adapter = Adapter::from(self.app.clone());
+        let response = self
+            .runtime
+            .block_on(adapter.oneshot(LambdaEvent::new(payload, Context::default())))
+            .expect("the router is infallible");
+        serde_json::to_vec(&response).expect("a response serialises")
+    }
+}
+
+/// Seeds `plans` plans and the flagged child's 25 history entries, and
+/// builds the attendance-check function's router over `store`.
+fn prepare<S>(store: S, children: &[String], flagged: &str) -> Invoker
+where
+    S: cpis_http::CheckStore + cpis_domain::ports::UploadLedger + Send + Sync,
+{
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let queue = RecordingQueue::default();
+    runtime.block_on(async {
+        seed_plans(&store, children).await.expect("seeding");
+        let child = NhsNumber::parse(flagged).expect("synthetic");
+        let minutes = i64::try_from(HISTORY_ENTRIES).expect("small");
+        for (i, ago) in (1..=minutes).rev().enumerate() {
+            let at = bench_now() - time::Duration::minutes(ago);
+            let result = cpis_domain::check(
+                &store,
+                &queue,
+                &clinician(&format!("dr-{i}"), &org(i)),
+                &child,
+                true,
+                at,
+                &VisibilityPolicy::default(),
+            )
+            .await
+            .expect("history entry");
+            assert!(matches!(result.effect, AccessEffect::Recorded { .. }));
+        }
+    });
+    let state = gateway_state(store, queue);
+    let app = cpis_http::lambda::gateway_app(cpis_http::check_router(state));
+    Invoker { runtime, app }
+}
+
+fn check_event(nhs_number: &str) -> String {
+    gateway_event(
+        "/v1/checks",
+        &json!({ "nhs_number": nhs_number, "unscheduled": true }),
+        &clinician_claims(&format!("dr-{BENCH_USER}"), &org(BENCH_USER)),
+    )
+}
+
+/// The Lambda response's status and body, checked before anything is timed.
+fn assert_answer(response: &[u8], plans: usize, history: usize) {
+    let envelope: Value = serde_json::from_slice(response).expect("response JSON");
+    assert_eq!(envelope["statusCode"], 200, "{envelope}");
+    let body: Value =
+        serde_json::from_str(envelope["body"].as_str().expect("a text body")).expect("body JSON");
+    assert_eq!(
+        body["plans"].as_array().map(Vec::len),
+        Some(plans),
+        "{body}"
+    );
+    assert_eq!(
+        body["access_history"].as_array().map(Vec::len),
+        Some(history),
+        "{body}"
+    );
+}
+
+/// Per-call latencies (not criterion's per-sample means): p50, p99, max.
+fn percentiles(label: &str, calls: usize, mut call: impl FnMut()) -> Duration {
+    let mut times: Vec<Duration> = (0..calls)
+        .map(|_| {
+            let started = Instant::now();
+            call();
+            started.elapsed()
+        })
+        .collect();
+    times.sort();
+    let at = |q: f64| times[((times.len() - 1) as f64 * q) as usize];
+    println!(
+        "per-call {label:<40} n={calls} p50={:>10.2?} p99={:>10.2?} max={:>10.2?}",
+        at(0.5),
+        at(0.99),
+        times[times.len() - 1]
+    );
+    at(0.5)
+}
+
+fn main() {
+    let full = full_size();
+    let plans = if full { 250_000 } else { 2_000 };
+    let children: Vec<String> = synthetic_nhs_numbers(0).take(plans).collect();
+    let flagged = children[plans / 2].clone();
+    let unflagged = synthetic_nhs_numbers(plans).next().expect("enough numbers");
+    let flagged_event = check_event(&flagged);
+    let unflagged_event = check_event(&unflagged);
+
+    let memory = prepare(MemoryStore::new(), &children, &flagged);
+    assert_answer(&memory.invoke(&flagged_event), 1, HISTORY_ENTRIES);
+    assert_answer(&memory.invoke(&unflagged_event), 0, 0);
+    let indexed = prepare(IndexedByChild::default(), &children, &flagged);
+    assert_answer(&indexed.invoke(&flagged_event), 1, HISTORY_ENTRIES);
+    assert_answer(&indexed.invoke(&unflagged_event), 0, 0);
+    // The same router over SQLite (in memory: no fsync), whose plans are
+    // indexed by child: what the router costs when the lookup is not a scan.
+    let sqlite = prepare(
+        SqliteStore::open_in_memory().expect("sqlite"),
+        &children,
+        &flagged,
+    );
+    assert_answer(&sqlite.invoke(&flagged_event), 1, HISTORY_ENTRIES);
+
+    // `CPIS_BENCH_PROFILE=N`: N flagged checks and nothing else, for
+    // `valgrind --tool=callgrind --toggle-collect='*profile_checks*'`.
+    if let Some(n) = std::env::var("CPIS_BENCH_PROFILE")
+        .ok()
+        .and_then(|n| n.parse().ok())
+    {
+        profile_indexed(&indexed, &flagged_event, n);
+        profile_sqlite(&sqlite, &flagged_event, n);
+        return;
+    }
+
+    let mut criterion = Criterion::default()
+        .warm_up_time(Duration::from_secs(2))
+        .measurement_time(Duration::from_secs(if full { 8 } else { 1 }))
+        .configure_from_args();
+    let mut group = criterion.benchmark_group("check_path");
+    group.bench_function("baseline_parse_event", |b| {
+        b.iter(|| serde_json::from_str::<LambdaRequest>(black_box(&flagged_event)).map(drop))
+    });
+    group.bench_function("flagged_child_memory_store", |b| {
+        b.iter(|| memory.invoke(black_box(&flagged_event)))
+    });
+    group.bench_function("unflagged_child_memory_store", |b| {
+        b.iter(|| memory.invoke(black_box(&unflagged_event)))
+    });
+    group.bench_function("flagged_child_indexed_by_child", |b| {
+        b.iter(|| indexed.invoke(black_box(&flagged_event)))
+    });
+    group.bench_function("unflagged_child_indexed_by_child", |b| {
+        b.iter(|| indexed.invoke(black_box(&unflagged_event)))
+    });
+    group.bench_function("flagged_child_sqlite_in_memory", |b| {
+        b.iter(|| sqlite.invoke(black_box(&flagged_event)))
+    });
+    group.finish();
+    criterion.final_summary();
+
+    if full {
+        // Interleaved with nothing else, one after another, same process.
+        // The unindexed store takes milliseconds a call: fewer calls there.
+        let (calls, slow_calls) = (10_000, 300);
+        let base = percentiles("baseline_parse_event", calls * 5, || {
+            black_box(serde_json::from_str::<LambdaRequest>(&flagged_event).map(drop)).ok();
+        });
+        let flagged_p50 = percentiles("flagged_child_memory_store", slow_calls, || {
+            black_box(memory.invoke(&flagged_event));
+        });
+        let unflagged_p50 = percentiles("unflagged_child_memory_store", slow_calls, || {
+            black_box(memory.invoke(&unflagged_event));
+        });
+        let indexed_p50 = percentiles("flagged_child_indexed_by_child", calls, || {
+            black_box(indexed.invoke(&flagged_event));
+        });
+        let indexed_unflagged_p50 = percentiles("unflagged_child_indexed_by_child", calls, || {
+            black_box(indexed.invoke(&unflagged_event));
+        });
+        let sqlite_p50 = percentiles("flagged_child_sqlite_in_memory", calls, || {
+            black_box(sqlite.invoke(&flagged_event));
+        });
+        for (label, p50) in [
+            ("flagged_child_memory_store", flagged_p50),
+            ("unflagged_child_memory_store", unflagged_p50),
+            ("flagged_child_indexed_by_child", indexed_p50),
+            ("unflagged_child_indexed_by_child", indexed_unflagged_p50),
+            ("flagged_child_sqlite_in_memory", sqlite_p50),
+        ] {
+            println!(
+                "ratio {label:<40} p50 / baseline p50 = {:.1}x",
+                p50.as_secs_f64() / base.as_secs_f64()
+            );
+        }
+    }
+}
+
+// Two functions, so callgrind can collect either (`--toggle-collect`). The
+// scan of the unindexed store needs no profile: it is the whole cost.
+#[inline(never)]
+fn profile_indexed(invoker: &Invoker, event: &str, n: usize) {
+    for _ in 0..n {
+        black_box(invoker.invoke(event));
+    }
+}
+
+#[inline(never)]
+fn profile_sqlite(invoker: &Invoker, event: &str, n: usize) {
+    for _ in 0..n {
+        black_box(invoker.invoke(event));
+    }
+}
+
+/// The in-memory store with one change: plans also indexed by child, so the
+/// check's `plans_for_child` is a hash lookup instead of a scan of every
+/// plan. It measures what the check path costs once the store has that
+/// index (the change proposed for `cpis-store-memory` in BENCHMARKS.md);
+/// every other call is the in-memory store's own.
+#[derive(Clone, Default)]
+struct IndexedByChild {
+    inner: MemoryStore,
+    by_child: Arc<Mutex<HashMap<NhsNumber, Vec<Plan>>>>,
+}
+
+impl IndexedByChild {
+    fn index(&self) -> std::sync::MutexGuard<'_, HashMap<NhsNumber, Vec<Plan>>> {
+        self.by_child.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl PlanStore for IndexedByChild {
+    async fn plans_for_child(&self, nhs_number: &NhsNumber) -> Result<Vec<Plan>, StoreError> {
+        Ok(self.index().get(nhs_number).cloned().unwrap_or_default())
+    }
+    async fn plans_for_authority(
+        &self,
+        authority: &OdsCode,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<Plan>, StoreError> {
+        self.inner
+            .plans_for_authority(authority, cursor, limit)
+            .await
+    }
+    async fn plan_keys_for_authority(
+        &self,
+        authority: &OdsCode,
+    ) -> Result<Vec<PlanKey>, StoreError> {
+        self.inner.plan_keys_for_authority(authority).await
+    }
+    async fn apply_changes(
+        &self,
+        authority: &OdsCode,
+        upserts: &[StoredPlan],
+        withdrawals: &[PlanKey],
+    ) -> Result<usize, StoreError> {
+        let withdrawn = self
+            .inner
+            .apply_changes(authority, upserts, withdrawals)
+            .await?;
+        let mut index = self.index();
+        for stored in upserts.iter().filter(|s| &s.plan.authority == authority) {
+            let plans = index.entry(stored.plan.nhs_number).or_default();
+            plans.retain(|p| p.key() != stored.plan.key());
+            plans.push(stored.plan.clone());
+        }
+        for key in withdrawals.iter().filter(|k| &k.authority == authority) {
+            if let Some(plans) = index.get_mut(&key.nhs_number) {
+                plans.retain(|p| &p.key() != key);
+            }
+        }
+        Ok(withdrawn)
+    }
+}
+
+impl UploadLedger for IndexedByChild {
+    async fn receipt(
+        &self,
+        authority: &OdsCode,
+        sequence: u64,
+    ) -> Result<Option<UploadReceipt>, StoreError> {
+        self.inner.receipt(authority, sequence).await
+    }
+    async fn highest_sequence(&self, authority: &OdsCode) -> Result<Option<u64>, StoreError> {
+        self.inner.highest_sequence(authority).await
+    }
+    async fn record_receipt(
+        &self,
+        authority: &OdsCode,
+        receipt: &UploadReceipt,
+    ) -> Result<UploadReceipt, StoreError> {
+        self.inner.record_receipt(authority, receipt).await
+    }
+}
+
+impl AuthorityDirectory for IndexedByChild {
+    async fn authority(&self, ods_code: &OdsCode) -> Result<Option<Authority>, StoreError> {
+        self.inner.authority(ods_code).await
+    }
+    async fn put_authority(&self, authority: &Authority) -> Result<(), StoreError> {
+        self.inner.put_authority(authority).await
+    }
+}
+
+impl AccessLog for IndexedByChild {
+    async fn record_access(
+        &self,
+        access: &AccessRecord,
+        asns: &[Asn],
+        collapse_since: OffsetDateTime,
+    ) -> Result<AccessWrite, StoreError> {
+        self.inner.record_access(access, asns, collapse_since).await
+    }
+    async fn recent_accesses(
+        &self,
+        nhs_number: &NhsNumber,
+        limit: usize,
+    ) -> Result<Vec<AccessRecord>, StoreError> {
+        self.inner.recent_accesses(nhs_number, limit).await
+    }
+}
+
+impl CheckReceipts for IndexedByChild {
+    async fn note_check(
+        &self,
+        nhs_number: &NhsNumber,
+        organisation: &OdsCode,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        self.inner.note_check(nhs_number, organisation, at).await
+    }
+    async fn last_check(
+        &self,
+        nhs_number: &NhsNumber,
+        organisation: &OdsCode,
+    ) -> Result<Option<OffsetDateTime>, StoreError> {
+        self.inner.last_check(nhs_number, organisation).await
+    }
+}
+
+impl AuditTrail for IndexedByChild {
+    async fn append(&self, event: &AuditEvent) -> Result<(), StoreError> {
+        self.inner.append(event).await
+    }
+}
