@@ -44,7 +44,8 @@ fn page_query(raw: Option<&str>) -> Result<(Option<String>, usize), Problem> {
             Problem::bad_request("INVALID_QUERY", "the query string is not valid")
         })?;
         match key {
-            "cursor" if !value.is_empty() => cursor = Some(value),
+            // An empty cursor is the first page.
+            "cursor" => cursor = Some(value).filter(|v| !v.is_empty()),
             "limit" => {
                 limit = value
                     .parse()

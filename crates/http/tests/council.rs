@@ -321,6 +321,22 @@ async fn bad_plan_queries_are_400_problems() {
     assert!(audit.iter().all(|e| e.outcome == AuditOutcome::Invalid));
 }
 
+#[tokio::test]
+async fn an_empty_cursor_is_the_first_page() {
+    let app = TestApp::new();
+    app.upload(COUNCIL_A, 1, json!([plan(CHILD_1, "CPP", "2025-06-01")]))
+        .await;
+    let a = council(COUNCIL_A);
+    for path in ["/v1/plans", "/v1/notifications"] {
+        let first = app.call(Method::GET, path, Some(&a), None).await;
+        let empty = app
+            .call(Method::GET, &format!("{path}?cursor="), Some(&a), None)
+            .await;
+        assert_eq!(empty.status, StatusCode::OK, "{path}: {}", empty.text);
+        assert_eq!(empty.json, first.json, "{path}");
+    }
+}
+
 // ---------- directory entry ----------
 
 #[tokio::test]
