@@ -33,6 +33,8 @@ use cpis_domain::{
 use time::macros::date;
 use time::Duration;
 
+pub mod faults;
+
 use fixtures::*;
 
 /// Every port, as one bound: what an adapter must implement to be tested.

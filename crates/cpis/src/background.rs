@@ -9,7 +9,7 @@ use cpis_domain::ports::{
 use cpis_domain::{deliver_pending, AuditAction, AuditEvent, AuditOutcome, Clock};
 use tokio::sync::watch;
 
-use crate::delivery::WakeDispatcher;
+use cpis::delivery::WakeDispatcher;
 
 /// ASNs claimed per sweep.
 const SWEEP_BATCH: usize = 50;

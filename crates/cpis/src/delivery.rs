@@ -39,7 +39,7 @@ impl FileChannel {
         })
     }
 
-    #[cfg(test)]
+    /// The outbox file.
     pub fn path(&self) -> &Path {
         &self.path
     }

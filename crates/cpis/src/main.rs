@@ -4,7 +4,6 @@
 mod background;
 mod cli;
 mod data_dir;
-mod delivery;
 mod demo;
 mod telemetry;
 
@@ -18,8 +17,8 @@ use cpis_store_sqlite::SqliteStore;
 use tokio::sync::watch;
 
 use cli::{Cli, Command, ServeArgs, TokenArgs};
+use cpis::delivery::{FileChannel, WakeDispatcher};
 use data_dir::DataDir;
-use delivery::{FileChannel, WakeDispatcher};
 
 type Failure = Box<dyn std::error::Error + Send + Sync>;
 
