@@ -165,13 +165,17 @@ fn searchset(resources: Vec<Value>) -> Value {
             json!({ "fullUrl": full_url, "resource": resource, "search": { "mode": "match" } })
         })
         .collect();
-    json!({
+    let mut bundle = json!({
         "resourceType": "Bundle",
         "id": uuid::Uuid::new_v4().to_string(),
         "type": "searchset",
         "total": entries.len(),
-        "entry": entries,
-    })
+    });
+    // FHIR JSON never carries an empty array: no match is a Bundle without `entry`.
+    if !entries.is_empty() {
+        bundle["entry"] = Value::Array(entries);
+    }
+    bundle
 }
 
 /// One CareTeam per visible plan: the plan type as category, the plan dates
@@ -408,8 +412,12 @@ mod tests {
     #[test]
     fn no_match_is_an_empty_searchset() {
         let bundle = audit_event_bundle(&nhs(), &[]);
+        assert_eq!(bundle["type"], "searchset");
         assert_eq!(bundle["total"], 0);
-        assert_eq!(bundle["entry"], json!([]));
+        assert!(
+            bundle.get("entry").is_none(),
+            "FHIR JSON has no empty arrays"
+        );
     }
 
     #[test]
