@@ -105,7 +105,7 @@ fn assert_documented(spec: &Value, method: &str, path: &str, reply: &Reply) {
     };
     let response = resolve(spec, response);
     for (name, header_spec) in response["headers"].as_object().into_iter().flatten() {
-        if header_spec["required"] == true {
+        if resolve(spec, header_spec)["required"] == true {
             assert!(
                 reply.headers.contains_key(name.as_str()),
                 "{method} {path} {status}: header {name} is required"
@@ -195,6 +195,24 @@ fn bearer_security_is_on_every_protected_route_and_not_on_health() {
             assert!(
                 resolve(&spec, response)["content"].is_object(),
                 "{} {} {status}: no content",
+                route.method,
+                route.path
+            );
+        }
+    }
+}
+
+#[test]
+fn every_response_documents_the_request_id_header() {
+    let spec = spec();
+    for route in ROUTES {
+        let op = operation(&spec, route.method, route.path);
+        for (status, response) in op["responses"].as_object().expect("responses") {
+            let header = &resolve(&spec, response)["headers"]["x-request-id"];
+            assert_eq!(
+                resolve(&spec, header)["required"],
+                true,
+                "{} {} {status}",
                 route.method,
                 route.path
             );
