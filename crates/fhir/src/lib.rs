@@ -30,6 +30,10 @@ pub enum FhirError {
     Unauthorised,
     /// 403: the caller's role may not use this interaction.
     AccessDenied,
+    /// 404: no such FHIR endpoint (an unknown resource type or path).
+    UnknownEndpoint,
+    /// 405: the endpoint does not take that method.
+    MethodNotAllowed,
     /// 5xx: the service could not answer.
     Unavailable,
 }
@@ -40,6 +44,8 @@ impl FhirError {
             Self::InvalidSearchData(_) | Self::PreconditionFailed(_) => 400,
             Self::Unauthorised => 401,
             Self::AccessDenied => 403,
+            Self::UnknownEndpoint => 404,
+            Self::MethodNotAllowed => 405,
             Self::Unavailable => 503,
         }
     }
@@ -50,6 +56,7 @@ impl FhirError {
             Self::PreconditionFailed(_) => "PRECONDITION_FAILED",
             Self::Unauthorised => "ACCESS_DENIED",
             Self::AccessDenied => "ACCESS_DENIED",
+            Self::UnknownEndpoint | Self::MethodNotAllowed => "UNSUPPORTED_SERVICE",
             Self::Unavailable => "SERVICE_UNAVAILABLE",
         }
     }
@@ -60,6 +67,8 @@ impl FhirError {
             Self::PreconditionFailed(_) => "required",
             Self::Unauthorised => "login",
             Self::AccessDenied => "forbidden",
+            Self::UnknownEndpoint => "not-found",
+            Self::MethodNotAllowed => "not-supported",
             Self::Unavailable => "transient",
         }
     }
@@ -69,6 +78,8 @@ impl FhirError {
             Self::InvalidSearchData(why) | Self::PreconditionFailed(why) => why,
             Self::Unauthorised => "a valid bearer token is required",
             Self::AccessDenied => "your role may not use this interaction",
+            Self::UnknownEndpoint => "this FHIR endpoint does not exist; see metadata",
+            Self::MethodNotAllowed => "this FHIR endpoint does not take that method; see metadata",
             Self::Unavailable => "the service cannot answer now; try again shortly",
         }
     }

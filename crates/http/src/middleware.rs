@@ -3,7 +3,7 @@
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::{HeaderValue, StatusCode, Uri};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use cpis_domain::ports::AuditTrail;
@@ -67,11 +67,22 @@ pub async fn observe(mut request: Request, next: Next) -> Response {
     response
 }
 
-pub async fn not_found() -> Response {
+/// Under `/FHIR/` errors are OperationOutcomes, for unknown paths and methods too.
+fn is_fhir(uri: &Uri) -> bool {
+    uri.path().starts_with("/FHIR/")
+}
+
+pub async fn not_found(uri: Uri) -> Response {
+    if is_fhir(&uri) {
+        return crate::fhir::outcome_response(&cpis_fhir::FhirError::UnknownEndpoint);
+    }
     Problem::not_found("route").into_response()
 }
 
-pub async fn method_not_allowed() -> Response {
+pub async fn method_not_allowed(uri: Uri) -> Response {
+    if is_fhir(&uri) {
+        return crate::fhir::outcome_response(&cpis_fhir::FhirError::MethodNotAllowed);
+    }
     Problem::new(
         StatusCode::METHOD_NOT_ALLOWED,
         "METHOD_NOT_ALLOWED",

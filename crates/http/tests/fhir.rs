@@ -476,3 +476,40 @@ async fn metadata_is_a_capability_statement_for_exactly_the_served_searches() {
     routes.sort_unstable();
     assert_eq!(types, routes);
 }
+
+#[tokio::test]
+async fn unknown_fhir_endpoints_and_methods_are_operation_outcomes() {
+    let app = TestApp::new();
+    let doctor = clinician("dr-1", TRUST_X, "B0107");
+    let token = app.token(&doctor);
+    let unknown = app
+        .fhir(
+            &format!("/FHIR/R4/Patient{}", patient_query(NHS_SYSTEM, CHILD_1)),
+            Some(&doctor),
+            Some("true"),
+        )
+        .await;
+    assert_outcome(&unknown, 404, "UNSUPPORTED_SERVICE");
+    assert_eq!(unknown.json["issue"][0]["code"], "not-found");
+    for path in [care_team(CHILD_1), "/FHIR/R4/metadata".to_owned()] {
+        let reply = app
+            .send(raw_request(
+                axum::http::Method::POST,
+                &path,
+                Some(&token),
+                Some(FHIR_JSON),
+                "{}",
+            ))
+            .await;
+        assert_outcome(&reply, 405, "UNSUPPORTED_SERVICE");
+        assert_eq!(reply.json["issue"][0]["code"], "not-supported");
+    }
+    // Outside /FHIR/ the JSON API's problems are unchanged.
+    app.call(axum::http::Method::GET, "/v1/children", Some(&doctor), None)
+        .await
+        .assert_problem(404, "NOT_FOUND");
+    app.call(axum::http::Method::GET, "/v1/checks", Some(&doctor), None)
+        .await
+        .assert_problem(405, "METHOD_NOT_ALLOWED");
+    assert!(app.queue.sent().is_empty());
+}
