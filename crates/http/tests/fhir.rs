@@ -513,3 +513,14 @@ async fn unknown_fhir_endpoints_and_methods_are_operation_outcomes() {
         .assert_problem(405, "METHOD_NOT_ALLOWED");
     assert!(app.queue.sent().is_empty());
 }
+
+#[tokio::test]
+async fn the_search_parameter_may_arrive_percent_encoded() {
+    let app = TestApp::new();
+    two_councils(&app).await;
+    let doctor = clinician("dr-1", TRUST_X, "B0170");
+    // As HTTP clients encode it: the colon in the name, and `+` for the spaces of 3-3-4.
+    let encoded = "/FHIR/R4/Flag?patient%3Aidentifier=https%3A%2F%2Ffhir.nhs.uk%2FId%2Fnhs-number%7C999+000+0018";
+    let reply = app.fhir(encoded, Some(&doctor), None).await;
+    assert_eq!(assert_searchset(&reply, "Flag").len(), 2);
+}

@@ -359,3 +359,22 @@ async fn the_history_needs_a_valid_token() {
     );
     assert!(!reply.text.contains("organisation"));
 }
+
+#[tokio::test]
+async fn a_council_that_withdrew_its_plan_no_longer_reads_the_history() {
+    let app = app_with_history().await;
+    let reply = app
+        .call(
+            Method::POST,
+            "/v1/uploads",
+            Some(&council(COUNCIL_A)),
+            Some(json!({ "sequence": 2, "mode": "delta", "withdrawals": [
+                { "nhs_number": CHILD_1, "plan_type": "CPP", "start_date": "2025-06-01" }
+            ]})),
+        )
+        .await;
+    assert_eq!(reply.json["withdrawn"], 1, "{}", reply.text);
+    let after = app.history(&council(COUNCIL_A), CHILD_1).await;
+    let unknown = app.history(&council(COUNCIL_A), CHILD_UNKNOWN).await;
+    assert_eq!(everything(&after), everything(&unknown));
+}

@@ -220,6 +220,59 @@ fn every_response_documents_the_request_id_header() {
     }
 }
 
+/// Every operation by its operationId.
+fn operations_by_id(spec: &Value) -> Vec<(&str, &Value)> {
+    ROUTES
+        .iter()
+        .map(|r| operation(spec, r.method, r.path))
+        .map(|op| (op["operationId"].as_str().expect("operationId"), op))
+        .collect()
+}
+
+/// Evaluates a link parameter such as `$response.body#/notifications/0/id`.
+fn link_value<'a>(expression: &str, body: &'a Value) -> Option<&'a Value> {
+    body.pointer(expression.strip_prefix("$response.body#")?)
+}
+
+#[test]
+fn links_name_real_operations_and_their_parameters() {
+    let spec = spec();
+    let operations = operations_by_id(&spec);
+    let mut ids: Vec<&str> = operations.iter().map(|(id, _)| *id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), ROUTES.len(), "operationIds are unique");
+    let mut links = 0;
+    for (_, op) in &operations {
+        for response in op["responses"].as_object().unwrap().values() {
+            for (name, link) in resolve(&spec, response)["links"]
+                .as_object()
+                .into_iter()
+                .flatten()
+            {
+                links += 1;
+                let target = operations
+                    .iter()
+                    .find(|(id, _)| Some(*id) == link["operationId"].as_str())
+                    .unwrap_or_else(|| panic!("link {name}: unknown operation"))
+                    .1;
+                for (parameter, expression) in link["parameters"].as_object().unwrap() {
+                    assert!(
+                        target["parameters"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .any(|p| p["name"] == parameter.as_str()),
+                        "link {name}: no parameter {parameter}"
+                    );
+                    assert!(expression.as_str().unwrap().starts_with("$response.body#/"));
+                }
+            }
+        }
+    }
+    assert!(links > 0);
+}
+
 #[test]
 fn every_schema_reference_resolves_and_every_schema_compiles() {
     let spec = spec();
@@ -635,9 +688,12 @@ async fn real_responses_match_the_documented_schemas() {
         &app.call(Method::GET, "/v1/notifications?since=1", Some(&a), None)
             .await,
     );
-    let id = list.json["notifications"][0]["id"]
-        .as_str()
-        .unwrap()
+    // The documented link from the inbox to one ASN yields a real id.
+    let link = &operation(&spec, "GET", "/v1/notifications")["responses"]["200"]["links"]
+        ["ReadNotification"]["parameters"]["id"];
+    let id = link_value(link.as_str().unwrap(), &list.json)
+        .and_then(Value::as_str)
+        .expect("the link resolves")
         .to_owned();
     let one = format!("/v1/notifications/{id}");
     check(
