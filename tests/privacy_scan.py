@@ -1,0 +1,219 @@
+#!/usr/bin/env python3
+"""Privacy scan (issue 7, suite 6): nothing the test suite made the service
+put out may carry an NHS number, a date of birth or a fixture name.
+
+What is scanned (outputs only; the tests' own request bodies legitimately
+hold NHS numbers and are not collected):
+  * every file under the capture directory (CPIS_PRIVACY_CAPTURE_DIR), which
+    the tests fill when it is set: the `cpis` binary's log lines, every error
+    response body, the local SMS/email outbox, what the fault harnesses
+    delivered (crates/cpis/tests/common/mod.rs, the fault_harness tests);
+  * moto's record of every SQS message body ever sent (deleted ones too) and
+    every SNS notification published, from <moto>/moto-api/data.json.
+
+What counts as a hit:
+  * any 10-digit string passing Modulus 11, written together or as 3-3-4
+    with spaces or hyphens, and not part of a longer run of digits. UUIDs
+    (the service's opaque references) are masked first: their hex groups can
+    hold ten decimal digits by chance;
+  * a date-of-birth field carrying a value (`"date_of_birth": "..."`,
+    `dob=...`, FHIR `birthDate`), in any common spelling;
+  * the fixture names and dates of birth in tests/privacy_fixtures.json.
+
+Fails (exit 1) on any hit, and also if there is nothing to scan: no capture
+directory, no logs, no error bodies, no outbox messages, or no SQS/SNS
+messages in moto. A scan of nothing proves nothing.
+
+Usage: privacy_scan.py --capture-dir DIR [--moto URL] | --self-test
+"""
+
+import argparse
+import json
+import os
+import re
+import sys
+import urllib.request
+
+ROOT = os.path.dirname(os.path.abspath(__file__))
+
+UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+NHS_CANDIDATE = re.compile(r"(?<![0-9])([0-9]{3})[ -]?([0-9]{3})[ -]?([0-9]{4})(?![0-9])")
+DOB_FIELD = re.compile(
+    r"""(?ix)
+    ["']?\b(date[\s_-]?of[\s_-]?birth|birth[\s_-]?date|dob)\b["']?   # the field's name
+    \s*[:=]\s*                                                      # then a value
+    (?!null\b|none\b|""|'')["']?[0-9A-Za-z]
+    """
+)
+
+
+def passes_modulus_11(digits):
+    """NHS number check: weights 10..2 on digits 1-9; 11 -> 0; 10 is invalid."""
+    total = sum(int(d) * w for d, w in zip(digits[:9], range(10, 1, -1)))
+    check = 11 - total % 11
+    if check == 11:
+        check = 0
+    return check != 10 and check == int(digits[9])
+
+
+def nhs_numbers(text):
+    masked = UUID.sub("<uuid>", text)
+    found = []
+    for match in NHS_CANDIDATE.finditer(masked):
+        digits = "".join(match.groups())
+        if passes_modulus_11(digits):
+            found.append(match.group(0))
+    return found
+
+
+def load_fixtures():
+    with open(os.path.join(ROOT, "privacy_fixtures.json"), encoding="utf-8") as f:
+        fixtures = json.load(f)
+    values = fixtures["names"] + fixtures["dates_of_birth"]
+    if not values:
+        raise SystemExit("privacy scan: tests/privacy_fixtures.json lists nothing")
+    return values
+
+
+def scan_text(source, text, fixtures):
+    """Hits in one text, each as a line for the report (never the hit's
+    whole context: the report itself must not spread what it found)."""
+    hits = []
+    for lineno, line in enumerate(text.splitlines(), 1):
+        for number in nhs_numbers(line):
+            hits.append(f"{source}:{lineno}: a 10-digit string passing Modulus 11 ({number[:3]}*******)")
+        if DOB_FIELD.search(line):
+            hits.append(f"{source}:{lineno}: a date-of-birth field with a value")
+        lowered = line.lower()
+        for value in fixtures:
+            if value.lower() in lowered:
+                hits.append(f"{source}:{lineno}: the fixture value {value!r}")
+    return hits
+
+
+def classify(name):
+    if name.endswith("-logs.txt"):
+        return "logs"
+    if name.endswith("-error-bodies.txt"):
+        return "error bodies"
+    return "messages"
+
+
+def scan_capture_dir(directory, fixtures):
+    if not os.path.isdir(directory):
+        raise SystemExit(f"privacy scan: the capture directory {directory} does not exist; "
+                         "run the tests with CPIS_PRIVACY_CAPTURE_DIR set (tests/run.sh does)")
+    hits, sizes = [], {"logs": 0, "error bodies": 0, "messages": 0}
+    files = 0
+    for base, _, names in os.walk(directory):
+        for name in sorted(names):
+            path = os.path.join(base, name)
+            with open(path, encoding="utf-8", errors="replace") as f:
+                text = f.read()
+            files += 1
+            sizes[classify(name)] += len(text.strip())
+            hits += scan_text(os.path.relpath(path, directory), text, fixtures)
+    return files, sizes, hits
+
+
+def moto_messages(endpoint):
+    """Every SQS message body and SNS notification moto has seen."""
+    with urllib.request.urlopen(endpoint.rstrip("/") + "/moto-api/data.json", timeout=120) as r:
+        data = json.load(r)
+    sqs = [m.get("body") or "" for m in data.get("sqs", {}).get("Message", [])]
+    sns = []
+    for topic in data.get("sns", {}).get("Topic", []):
+        for notification in topic.get("sent_notifications") or []:
+            # (message id, message, subject, attributes, group id)
+            sns.append("\n".join(str(part) for part in notification[1:3] if part))
+    return sqs, sns
+
+
+def self_test():
+    fixtures = ["Philippa Fixturington", "2017-11-23"]
+    must_hit = [
+        '{"nhs_number":"9990000018"}',
+        "child 999 000 0018 attended",
+        "ref 999-000-0026",
+        "nhs=9990000034,",
+        '{"date_of_birth": "2017-01-01"}',
+        "dob=2017-01-01",
+        '"birthDate":"2017-01-01"',
+        "DateOfBirth: 01/01/2017",
+        "name philippa fixturington here",
+        "born 2017-11-23",
+    ]
+    must_pass = [
+        "9990000010",  # fails Modulus 11
+        "99900000180",  # eleven digits
+        "+447700900123",
+        "020 7946 0999",
+        "1764059340123456789",  # nanoseconds
+        "ref 0f6d1c2e-0000-4000-8000-999000001800",
+        "ref 0f6d1c2e-0000-4000-8000-a9990000018b",  # a UUID's hex group
+        "/records/0/date_of_birth",  # a pointer naming the refused field
+        '"date_of_birth": null',
+        "2026-11-25T08:31:02.123456Z",
+    ]
+    failures = []
+    for text in must_hit:
+        if not scan_text("self-test", text, fixtures):
+            failures.append(f"missed: {text}")
+    for text in must_pass:
+        if scan_text("self-test", text, fixtures):
+            failures.append(f"false hit: {text}")
+    if failures:
+        print("privacy scan self-test FAILED:\n  " + "\n  ".join(failures))
+        return 1
+    print(f"privacy scan self-test: {len(must_hit)} leaks caught, {len(must_pass)} non-leaks passed")
+    return 0
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--capture-dir")
+    parser.add_argument("--moto", help="moto server URL (CPIS_MOTO_ENDPOINT)")
+    parser.add_argument("--self-test", action="store_true")
+    args = parser.parse_args()
+    if args.self_test:
+        return self_test()
+    if not args.capture_dir:
+        parser.error("--capture-dir is required")
+
+    fixtures = load_fixtures()
+    files, sizes, hits = scan_capture_dir(args.capture_dir, fixtures)
+    empty = [kind for kind, size in sizes.items() if size == 0]
+    sqs = sns = []
+    if args.moto:
+        sqs, sns = moto_messages(args.moto)
+        for i, body in enumerate(sqs):
+            hits += scan_text(f"moto sqs message {i}", body, fixtures)
+        for i, body in enumerate(sns):
+            hits += scan_text(f"moto sns notification {i}", body, fixtures)
+        if not sqs:
+            empty.append("SQS messages")
+        if not sns:
+            empty.append("SNS notifications")
+    else:
+        empty.append("SQS/SNS messages (no --moto)")
+
+    print(f"privacy scan: {files} captured files "
+          f"(logs {sizes['logs']:,} chars, error bodies {sizes['error bodies']:,}, "
+          f"messages {sizes['messages']:,}); moto: {len(sqs):,} SQS messages, "
+          f"{len(sns):,} SNS notifications")
+    status = 0
+    if empty:
+        print("privacy scan FAILED: nothing captured for: " + ", ".join(empty))
+        status = 1
+    if hits:
+        print(f"privacy scan FAILED: {len(hits)} hits")
+        for hit in hits[:200]:
+            print("  " + hit)
+        status = 1
+    if status == 0:
+        print("privacy scan: 0 hits")
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
