@@ -10,7 +10,9 @@ use std::collections::BTreeSet;
 use axum::body::Body;
 use axum::http::{HeaderValue, Method, Request};
 use common::*;
-use cpis_domain::ports::{AccessLog, AuthorityDirectory, NotificationInbox, PlanStore};
+use cpis_domain::ports::{
+    AccessLog, AuthorityDirectory, CheckReceipts, NotificationInbox, PlanStore, UploadLedger,
+};
 use cpis_domain::{AuditOutcome, NhsNumber, OdsCode};
 use cpis_http::routes::ROUTES;
 use cpis_http::CallerClaims;
@@ -232,10 +234,15 @@ async fn fingerprint(app: &TestApp) -> String {
         let nhs = NhsNumber::parse(child).expect("synthetic");
         parts.push(format!("{:?}", app.store.plans_for_child(&nhs).await));
         parts.push(format!("{:?}", app.store.recent_accesses(&nhs, 100).await));
+        for trust in [TRUST_X, TRUST_Y] {
+            let trust = OdsCode::parse(trust).expect("ods");
+            parts.push(format!("{:?}", app.store.last_check(&nhs, &trust).await));
+        }
     }
     for ods in [COUNCIL_A, COUNCIL_B] {
         let ods = OdsCode::parse(ods).expect("ods");
         parts.push(format!("{:?}", app.store.authority(&ods).await));
+        parts.push(format!("{:?}", app.store.highest_sequence(&ods).await));
         parts.push(format!(
             "{:?}",
             app.store.notifications(&ods, None, 100).await
@@ -296,6 +303,21 @@ async fn every_route_answers_every_kind_of_caller_as_documented() {
                     fingerprint(&app).await,
                     before_state,
                     "{at}: a refused request changed something"
+                );
+            }
+            // The same fingerprint does see an admitted write (so the check
+            // above can fail).
+            let write = matches!(
+                (*method, *path),
+                ("POST", "/v1/uploads")
+                    | ("PUT", "/v1/authority")
+                    | ("POST", "/v1/notifications/{id}/ack")
+            );
+            if write && expected.0 == 200 {
+                assert_ne!(
+                    fingerprint(&app).await,
+                    before_state,
+                    "{at}: the write left no trace"
                 );
             }
             if expected.1 == Some(AuditOutcome::Denied) && expected.0 == 200 {
