@@ -114,7 +114,10 @@ async fn no_asn_is_lost_or_sent_twice_outside_the_window_on_the_embedded_path() 
     .await;
     println!("embedded fault harness: {report}");
     assert_eq!(report.accesses, config.accesses);
-    assert!(report.generated > 0 && report.dead_lettered > 0 && report.duplicated > 0);
+    assert!(
+        report.generated > 0 && report.dead_lettered > 0 && report.duplicated > 0,
+        "this seed exercised no poison or no duplicate window: {report}"
+    );
     if let Ok(dir) = std::env::var("CPIS_PRIVACY_CAPTURE_DIR") {
         let target = Path::new(&dir).join("fault-harness-embedded-outbox.jsonl");
         std::fs::create_dir_all(&dir).unwrap();

@@ -224,7 +224,6 @@ async fn no_asn_is_lost_or_sent_twice_outside_the_window_on_the_aws_adapters() {
         })
         .await;
         println!("AWS fault harness, part {part}: {report}");
-        assert!(report.generated > 0 && report.dead_lettered > 0 && report.duplicated > 0);
         match &mut total {
             Some(total) => total.merge(&report),
             None => total = Some(report),
@@ -235,6 +234,12 @@ async fn no_asn_is_lost_or_sent_twice_outside_the_window_on_the_aws_adapters() {
     let total = total.unwrap();
     println!("AWS fault harness: {total}");
     assert_eq!(total.accesses, config.accesses);
+    // A small part may by chance hold no poison; the run as a whole must
+    // have exercised every fault, or it proved less than it says.
+    assert!(
+        total.generated > 0 && total.dead_lettered > 0 && total.duplicated > 0,
+        "this seed exercised no poison or no duplicate window: {total}"
+    );
 }
 
 /// Empties the (private) moto server: every table, queue and topic.
