@@ -376,14 +376,11 @@ async fn sqlite_store_retention_through_the_api() {
 }
 
 /// The purge must also erase: a purged child's NHS number must not survive in
-/// the database files. It does today, in the WAL (and, after a checkpoint, in
-/// the free space of database pages): SQLite keeps deleted content unless
-/// `PRAGMA secure_delete = ON` is set and the WAL is checkpointed with
-/// `TRUNCATE` after the purge. Run with `--ignored` once the SQLite store does
-/// both (on a plain SQLite database, the two together leave no copy; either
-/// alone does not).
+/// the database files. SQLite keeps deleted content in the WAL and in free
+/// page space unless `PRAGMA secure_delete = ON` is set and the WAL is
+/// checkpointed with `TRUNCATE` after the purge; the store does both (either
+/// alone left 100 or more copies).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "known gap in cpis-store-sqlite: purged rows stay in the WAL and free pages"]
 async fn sqlite_files_hold_no_purged_nhs_number() {
     let dir = tempfile::tempdir().expect("temp dir");
     let store = SqliteStore::open(dir.path().join("cpis.db")).expect("store");

@@ -182,6 +182,10 @@ impl SqliteStore {
             .map_err(failed("setting synchronous"))?;
         conn.pragma_update(None, "foreign_keys", "ON")
             .map_err(failed("enabling foreign keys"))?;
+        // Deleted rows are overwritten with zeros, so a purged child's NHS
+        // number does not linger in free pages (the purge also truncates the WAL).
+        conn.pragma_update(None, "secure_delete", "ON")
+            .map_err(failed("enabling secure delete"))?;
         migrate(&mut conn)?;
         Ok(Self {
             inner: Arc::new(Inner {
@@ -1115,6 +1119,12 @@ impl Retention for SqliteStore {
                 )
                 .map_err(failed("purging notifications"))?;
             tx.commit().map_err(failed("committing the purge"))?;
+            if plans + accesses + receipts + notifications > 0 {
+                // The WAL still holds the deleted rows' old pages: copy the
+                // zeroed pages into the database and empty the WAL file.
+                conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+                    .map_err(failed("checkpointing after the purge"))?;
+            }
             Ok(PurgeReport {
                 plans,
                 accesses,
