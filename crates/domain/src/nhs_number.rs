@@ -79,7 +79,10 @@ pub fn looks_like_nhs_number(candidate: &str) -> bool {
     candidate.len() == 10 && NhsNumber::parse(candidate).is_ok()
 }
 
-/// Every run of exactly ten digits in `text` that passes Modulus 11.
+/// Every run of exactly ten digits in `text` that passes Modulus 11, except
+/// inside a hexadecimal identifier (a UUID or a long hex id): one random
+/// UUID in about 400 holds a ten-digit run that passes the check, and
+/// scanning ids would make every privacy test flaky.
 pub fn find_nhs_numbers(text: &str) -> Vec<String> {
     let mut found = Vec::new();
     let bytes = text.as_bytes();
@@ -91,7 +94,7 @@ pub fn find_nhs_numbers(text: &str) -> Vec<String> {
                 i += 1;
             }
             let run = &text[start..i];
-            if looks_like_nhs_number(run) {
+            if looks_like_nhs_number(run) && !inside_hex_identifier(bytes, start, i) {
                 found.push(run.to_owned());
             }
         } else {
@@ -99,6 +102,29 @@ pub fn find_nhs_numbers(text: &str) -> Vec<String> {
         }
     }
     found
+}
+
+/// Whether the digits at `start..end` belong to a UUID or to a hex id of at
+/// least 16 characters with a letter in it (so not a plain number).
+fn inside_hex_identifier(bytes: &[u8], start: usize, end: usize) -> bool {
+    let is_id_char = |b: u8| b.is_ascii_hexdigit() || b == b'-';
+    let mut from = start;
+    while from > 0 && is_id_char(bytes[from - 1]) {
+        from -= 1;
+    }
+    let mut to = end;
+    while to < bytes.len() && is_id_char(bytes[to]) {
+        to += 1;
+    }
+    let token = &bytes[from..to];
+    let has_letter = token.iter().any(u8::is_ascii_alphabetic);
+    let uuid_shaped = token.len() == 36
+        && token
+            .iter()
+            .enumerate()
+            .all(|(k, &b)| (b == b'-') == matches!(k, 8 | 13 | 18 | 23));
+    let hex_id = token.len() >= 16 && token.iter().all(u8::is_ascii_hexdigit);
+    has_letter && (uuid_shaped || hex_id)
 }
 
 impl fmt::Debug for NhsNumber {
@@ -194,6 +220,23 @@ mod tests {
     fn finds_only_valid_ten_digit_runs() {
         let text = "a9990000018b 99900000180 9990000010 x9990000026";
         assert_eq!(find_nhs_numbers(text), vec!["9990000018", "9990000026"]);
+    }
+
+    #[test]
+    fn ignores_ten_digit_runs_inside_uuids_and_hex_ids_only() {
+        // 9990000018 is valid; inside ids it is not a leak, anywhere else it is.
+        assert!(find_nhs_numbers("0f6d1c2e-0000-4000-8000-a9990000018b").is_empty());
+        assert!(find_nhs_numbers("0f6d1c2e-0000-4000-8000-9990000018ab").is_empty());
+        assert!(find_nhs_numbers("trace ab9990000018cdef01").is_empty());
+        for leak in [
+            "nhs9990000018",
+            "\"9990000018\"",
+            "id=9990000018&x",
+            "a9990000018b",
+            "9990000018-0f6d1c2e",
+        ] {
+            assert_eq!(find_nhs_numbers(leak), ["9990000018"], "{leak}");
+        }
     }
 
     fn valid_number() -> impl Strategy<Value = [u8; 10]> {
