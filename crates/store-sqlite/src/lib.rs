@@ -980,7 +980,7 @@ impl AsnOutbox for SqliteStore {
     ) -> Result<Vec<Asn>, StoreError> {
         let now_n = nanos_clamped(now);
         let until = later(now, lease)?;
-        let rows: Vec<(String, Option<i64>)> = self
+        let rows: Vec<(String, String, Option<i64>)> = self
             .run(move |conn, _| {
                 let tx = conn
                     .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -1009,12 +1009,23 @@ impl AsnOutbox for SqliteStore {
                     }
                 }
                 tx.commit().map_err(failed("committing a claim"))?;
-                Ok(rows.into_iter().map(|(_, body, acked)| (body, acked)).collect())
+                Ok(rows)
             })
             .await?;
-        rows.iter()
-            .map(|(body, acked)| asn_from(body, *acked))
-            .collect()
+        // A row this build cannot read (another version wrote it, or a hand
+        // edit) is poison: failing the whole claim would hold up every ASN
+        // claimed with it, sweep after sweep. It stays claimed, so it rotates
+        // out of the sweep's window, and undelivered, so it is never purged.
+        Ok(rows
+            .iter()
+            .filter_map(|(id, body, acked)| match asn_from(body, *acked) {
+                Ok(asn) => Some(asn),
+                Err(error) => {
+                    tracing::error!(asn_id = %id, %error, "an outbox ASN cannot be read; it stays undelivered");
+                    None
+                }
+            })
+            .collect())
     }
 
     async fn begin_delivery(

@@ -255,3 +255,43 @@ async fn errors_never_quote_stored_values() {
     );
     assert!(!message.contains(&asns[0].id), "{message}");
 }
+
+#[tokio::test]
+async fn an_unreadable_outbox_row_never_holds_up_the_asns_claimed_with_it() {
+    // A row this build cannot read (written by another version, or edited
+    // by hand) is the embedded outbox's poison message.
+    let store = SqliteStore::open_in_memory().unwrap();
+    let mut expected = Vec::new();
+    for user in 0..3 {
+        let record = access(child(0), NOW, accessor("RJ1", &format!("user-{user}")));
+        let asns = notifications_for(&record, &two_council_plans());
+        expected.extend(asns.iter().map(|a| a.id.clone()));
+        store.record_access(&record, &asns, NOW).await.unwrap();
+    }
+    let poison = expected.remove(2);
+    store
+        .inner
+        .conn
+        .lock()
+        .unwrap()
+        .execute("UPDATE asns SET asn = '{\"id\":' WHERE id = ?1", [&poison])
+        .unwrap();
+
+    let claimed = store
+        .claim_undelivered(NOW, Duration::seconds(60), 50)
+        .await
+        .expect("one unreadable row must not fail the sweep");
+    let mut ids: Vec<String> = claimed.into_iter().map(|a| a.id).collect();
+    ids.sort();
+    expected.sort();
+    assert_eq!(ids, expected, "every readable ASN is claimed");
+    // The unreadable row is claimed too, so it cannot fill the sweep's
+    // window; it stays undelivered (never purged, never lost) for a later
+    // sweep or an operator.
+    let later = store
+        .claim_undelivered(NOW + Duration::seconds(1), Duration::seconds(60), 50)
+        .await
+        .unwrap();
+    assert!(later.is_empty());
+    assert_eq!(count(&store, "asns"), 6);
+}
