@@ -24,6 +24,10 @@ done
 export CPIS_MOTO_ENDPOINT="http://127.0.0.1:$moto_port"
 
 step "Rust workspace tests"
+# Tests that run the service write what it put out (logs, error bodies, SMS,
+# email) here; tests/suites/90-privacy-scan.sh scans it afterwards.
+CPIS_PRIVACY_CAPTURE_DIR=$(mktemp -d)
+export CPIS_PRIVACY_CAPTURE_DIR
 cargo test --workspace --all-targets --locked
 cargo test --workspace --doc --locked
 
