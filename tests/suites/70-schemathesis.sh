@@ -31,7 +31,7 @@ fi
     -r tests/requirements-schemathesis.txt
 
 cargo build --locked --bin cpis
-cpis="$root/target/debug/cpis"
+cpis="${CARGO_TARGET_DIR:-$root/target}/debug/cpis"
 
 work=$(mktemp -d)
 server_pid=""
