@@ -104,11 +104,37 @@ pub async fn invoke(router: &Router, event_json: &str) -> Answer {
         .await
         .unwrap_or_else(|e| panic!("reading the body: {e}"))
         .to_bytes();
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    if status.is_client_error() || status.is_server_error() {
+        capture_error_body(&text);
+    }
     Answer {
         status,
         headers,
-        text: String::from_utf8_lossy(&bytes).into_owned(),
+        text,
     }
+}
+
+/// Every error body goes to the privacy scan (`tests/suites/90-privacy-scan.sh`)
+/// when `tests/run.sh` collects them; one file per process.
+fn capture_error_body(text: &str) {
+    use std::io::Write;
+    let Ok(dir) = std::env::var("CPIS_PRIVACY_CAPTURE_DIR") else {
+        return;
+    };
+    let path = std::path::Path::new(&dir).join(format!(
+        "functions-{}-error-bodies.txt",
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&dir)
+        .and_then(|()| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+        })
+        .and_then(|mut file| file.write_all(format!("{text}\n").as_bytes()))
+        .unwrap_or_else(|e| panic!("writing to the privacy capture directory: {e}"));
 }
 
 /// A fixed pseudonymisation key for tests.

@@ -351,6 +351,9 @@ pub async fn send_to(router: &Router, request: Request<Body>) -> Reply {
         .expect("body")
         .to_bytes();
     let text = String::from_utf8_lossy(&bytes).into_owned();
+    if status.is_client_error() || status.is_server_error() {
+        capture_error_body(&text);
+    }
     let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
     Reply {
         status,
@@ -358,6 +361,28 @@ pub async fn send_to(router: &Router, request: Request<Body>) -> Reply {
         text,
         json,
     }
+}
+
+/// Every error body goes to the privacy scan (`tests/suites/90-privacy-scan.sh`)
+/// when `tests/run.sh` collects them; one file per test binary.
+fn capture_error_body(text: &str) {
+    use std::io::Write;
+    let Ok(dir) = std::env::var("CPIS_PRIVACY_CAPTURE_DIR") else {
+        return;
+    };
+    let path = std::path::Path::new(&dir).join(format!(
+        "http-{}-error-bodies.txt",
+        env!("CARGO_CRATE_NAME")
+    ));
+    std::fs::create_dir_all(&dir)
+        .and_then(|()| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+        })
+        .and_then(|mut file| file.write_all(format!("{text}\n").as_bytes()))
+        .expect("writing to the privacy capture directory");
 }
 
 /// The body with the request-specific parts removed, for "indistinguishable" checks.
