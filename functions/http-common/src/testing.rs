@@ -122,10 +122,8 @@ fn capture_error_body(text: &str) {
     let Ok(dir) = std::env::var("CPIS_PRIVACY_CAPTURE_DIR") else {
         return;
     };
-    let path = std::path::Path::new(&dir).join(format!(
-        "functions-{}-error-bodies.txt",
-        std::process::id()
-    ));
+    let path = std::path::Path::new(&dir)
+        .join(format!("functions-{}-error-bodies.txt", std::process::id()));
     std::fs::create_dir_all(&dir)
         .and_then(|()| {
             std::fs::OpenOptions::new()
