@@ -1,7 +1,7 @@
 //! In-memory adapters for every port. Behaviour matches the durable stores
 //! exactly (the conformance suite proves it); only durability differs.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use cpis_domain::ports::{
@@ -25,12 +25,38 @@ struct OutboxState {
 #[derive(Debug, Default)]
 struct State {
     plans: BTreeMap<PlanSortKey, StoredPlan>,
+    /// The keys of each child's plans: a check reads one child, not every plan.
+    plans_by_child: HashMap<NhsNumber, BTreeSet<PlanSortKey>>,
     receipts: HashMap<(OdsCode, u64), UploadReceipt>,
     authorities: HashMap<OdsCode, Authority>,
     accesses: HashMap<NhsNumber, Vec<AccessRecord>>,
     check_receipts: HashMap<(NhsNumber, OdsCode), OffsetDateTime>,
     asns: BTreeMap<String, OutboxState>,
     audit: Vec<AuditEvent>,
+}
+
+impl State {
+    fn insert_plan(&mut self, stored: StoredPlan) {
+        let key = sort_key(&stored.plan.key());
+        self.plans_by_child
+            .entry(stored.plan.nhs_number)
+            .or_default()
+            .insert(key.clone());
+        self.plans.insert(key, stored);
+    }
+
+    fn remove_plan(&mut self, key: &PlanSortKey) -> bool {
+        if self.plans.remove(key).is_none() {
+            return false;
+        }
+        if let Some(keys) = self.plans_by_child.get_mut(&key.1) {
+            keys.remove(key);
+            if keys.is_empty() {
+                self.plans_by_child.remove(&key.1);
+            }
+        }
+        true
+    }
 }
 
 /// Plans sort by council, then child, type and start: the listing order.
@@ -86,11 +112,13 @@ fn parse_plan_cursor(authority: &OdsCode, cursor: &str) -> Result<PlanSortKey, S
 
 impl PlanStore for MemoryStore {
     async fn plans_for_child(&self, nhs_number: &NhsNumber) -> Result<Vec<Plan>, StoreError> {
-        Ok(self
-            .state()
-            .plans
-            .values()
-            .filter(|p| &p.plan.nhs_number == nhs_number)
+        let state = self.state();
+        Ok(state
+            .plans_by_child
+            .get(nhs_number)
+            .into_iter()
+            .flatten()
+            .filter_map(|key| state.plans.get(key))
             .map(|p| p.plan.clone())
             .collect())
     }
@@ -143,14 +171,12 @@ impl PlanStore for MemoryStore {
     ) -> Result<usize, StoreError> {
         let mut state = self.state();
         for stored in upserts.iter().filter(|s| &s.plan.authority == authority) {
-            state
-                .plans
-                .insert(sort_key(&stored.plan.key()), stored.clone());
+            state.insert_plan(stored.clone());
         }
         let withdrawn = withdrawals
             .iter()
             .filter(|k| &k.authority == authority)
-            .filter(|k| state.plans.remove(&sort_key(k)).is_some())
+            .filter(|k| state.remove_plan(&sort_key(k)))
             .count();
         Ok(withdrawn)
     }
@@ -427,12 +453,17 @@ impl AsnOutbox for MemoryStore {
 impl Retention for MemoryStore {
     async fn purge(&self, today: Date) -> Result<PurgeReport, StoreError> {
         let mut state = self.state();
-        let before = state.plans.len();
-        state
+        let expired: Vec<PlanSortKey> = state
             .plans
-            .retain(|_, p| p.purge_from.is_none_or(|from| from > today));
+            .iter()
+            .filter(|(_, p)| p.purge_from.is_some_and(|from| from <= today))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in &expired {
+            state.remove_plan(key);
+        }
         let mut report = PurgeReport {
-            plans: before - state.plans.len(),
+            plans: expired.len(),
             ..Default::default()
         };
         let with_plans: std::collections::HashSet<NhsNumber> =
