@@ -1,0 +1,203 @@
+//! Benchmark 4: the dispatcher's CPU per ASN in an SQS batch of 10, with
+//! DynamoDB and SNS on moto (another process, so its work is not counted).
+//! What is timed is this process's CPU time (every thread's, from
+//! `/proc/self/task/*/schedstat`), not wall time: the waiting on moto is the
+//! I/O the goal excludes. Baseline in the same run: the same handler over
+//! the in-memory store and a channel that only records, the domain's share
+//! with no SDK at all.
+//!
+//! `cargo bench -p notification-dispatch --bench dispatch_batch` (moto server
+//! as for the tests: `CPIS_MOTO_ENDPOINT`, or it is started). Under
+//! `cargo test` it runs one batch of each and checks what was delivered.
+
+use std::hint::black_box;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
+use cpis_aws::{moto, DynamoStore, SnsChannel, TopicSync};
+use cpis_domain::ports::NotificationChannel;
+use cpis_domain::ports::{AccessLog, AsnOutbox, AuthorityDirectory, DeliveryError};
+use cpis_domain::{
+    AccessRecord, Accessor, AccessorKind, Asn, Authority, NhsNumber, NoticeText, OdsCode, PlanType,
+    Rbac,
+};
+use cpis_store_memory::MemoryStore;
+use criterion::Criterion;
+use time::OffsetDateTime;
+
+const BATCH: usize = 10;
+const VIEW_URL: &str = "https://council.cpis.example/notifications";
+
+/// CPU time of every live thread of this process.
+fn cpu_time() -> Duration {
+    let mut nanos = 0u64;
+    if let Ok(tasks) = std::fs::read_dir("/proc/self/task") {
+        for task in tasks.flatten() {
+            let stat = std::fs::read_to_string(task.path().join("schedstat")).unwrap_or_default();
+            nanos += stat
+                .split_whitespace()
+                .next()
+                .and_then(|n| n.parse::<u64>().ok())
+                .unwrap_or(0);
+        }
+    }
+    Duration::from_nanos(nanos)
+}
+
+#[derive(Clone, Default)]
+struct Recording(Arc<Mutex<usize>>);
+
+impl NotificationChannel for Recording {
+    async fn deliver(&self, _: &Authority, notice: &NoticeText) -> Result<(), DeliveryError> {
+        black_box(notice);
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+        Ok(())
+    }
+}
+
+fn authority(ods: &OdsCode) -> Authority {
+    Authority {
+        ods_code: ods.clone(),
+        name: "Example Council".into(),
+        office_hours_phone: "020 7946 0000".into(),
+        emergency_duty_phone: "020 7946 0999".into(),
+        notify_emails: vec!["duty@example.gov.uk".into()],
+        notify_sms: vec!["+447700900123".into()],
+    }
+}
+
+/// Writes 10 undelivered ASNs (10 accesses by different users) and returns
+/// the SQS event that would carry their ids.
+async fn seed_batch<S: AccessLog>(store: &S, ods: &OdsCode, serial: &mut u64) -> SqsEvent {
+    let now = OffsetDateTime::now_utc();
+    let child = NhsNumber::parse("9990000018").expect("synthetic");
+    let mut event = SqsEvent::default();
+    for _ in 0..BATCH {
+        *serial += 1;
+        let accessor = Accessor {
+            kind: AccessorKind::User,
+            user_id: format!("bench-{serial}"),
+            rbac: Rbac::B0107,
+            organisation_ods: OdsCode::parse("RJ1").expect("valid"),
+            organisation_name: "St Example's Hospital".into(),
+            setting: "Emergency department".into(),
+        };
+        let access = AccessRecord {
+            id: format!("access-{}", moto::unique("a")),
+            nhs_number: child,
+            accessed_at: now,
+            accessor: accessor.clone(),
+        };
+        let asn = Asn {
+            id: moto::unique("asn"),
+            authority: ods.clone(),
+            nhs_number: child,
+            plan_type: PlanType::ChildProtection,
+            local_id: Some("CASE-1".into()),
+            plans: vec![],
+            accessed_at: now,
+            accessor,
+            access_id: access.id.clone(),
+            acknowledged_at: None,
+        };
+        store
+            .record_access(
+                &access,
+                std::slice::from_ref(&asn),
+                now - time::Duration::hours(24),
+            )
+            .await
+            .expect("seeding an ASN");
+        let mut message = SqsMessage::default();
+        message.message_id = Some(format!("m-{serial}"));
+        message.body = Some(format!(r#"{{"asn_id":"{}"}}"#, asn.id));
+        event.records.push(message);
+    }
+    event
+}
+
+/// CPU time of `iters` batches of 10 through `handle_batch`; seeding is not counted.
+async fn measure<S, C>(
+    store: &S,
+    channel: &C,
+    ods: &OdsCode,
+    serial: &mut u64,
+    iters: u64,
+) -> Duration
+where
+    S: AccessLog + AsnOutbox + AuthorityDirectory,
+    C: NotificationChannel,
+{
+    let mut spent = Duration::ZERO;
+    for _ in 0..iters {
+        let event = seed_batch(store, ods, serial).await;
+        let before = cpu_time();
+        let response = notification_dispatch::handle_batch(
+            store,
+            channel,
+            VIEW_URL,
+            &event,
+            OffsetDateTime::now_utc(),
+        )
+        .await;
+        spent += cpu_time().saturating_sub(before);
+        assert!(
+            response.batch_item_failures.is_empty(),
+            "every ASN of the batch is delivered"
+        );
+    }
+    spent
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let (dynamo, sns_channel, ods) = runtime.block_on(async {
+        let sdk = moto::sdk_config().await;
+        let sns = aws_sdk_sns::Client::new(&sdk);
+        let store: DynamoStore =
+            moto::fresh_store()
+                .await
+                .with_topic_sync(TopicSync::new(sns.clone(), None, None));
+        let ods = moto::unique_ods();
+        store
+            .put_authority(&authority(&ods))
+            .await
+            .expect("authority");
+        (store, SnsChannel::new(sns, moto::topic_arn_prefix()), ods)
+    });
+    let memory = MemoryStore::new();
+    let recording = Recording::default();
+    runtime
+        .block_on(memory.put_authority(&authority(&ods)))
+        .expect("authority");
+
+    // One batch of each before timing: every ASN is delivered once.
+    let mut serial = 0;
+    runtime.block_on(measure(&memory, &recording, &ods, &mut serial, 1));
+    assert_eq!(*recording.0.lock().expect("count"), BATCH);
+    runtime.block_on(measure(&dynamo, &sns_channel, &ods, &mut serial, 1));
+
+    let mut criterion = Criterion::default()
+        .sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(10))
+        .configure_from_args();
+    let mut group = criterion.benchmark_group("dispatch_batch_of_10_cpu");
+    group.bench_function("baseline_memory_store_recording_channel", |b| {
+        b.iter_custom(|iters| {
+            runtime.block_on(measure(&memory, &recording, &ods, &mut serial, iters))
+        })
+    });
+    group.bench_function("dynamodb_and_sns_on_moto", |b| {
+        b.iter_custom(|iters| {
+            runtime.block_on(measure(&dynamo, &sns_channel, &ods, &mut serial, iters))
+        })
+    });
+    group.finish();
+    criterion.final_summary();
+}
