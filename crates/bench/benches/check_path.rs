@@ -8,30 +8,20 @@
 //! `cargo bench -p cpis-bench --bench check_path`. Under `cargo test` it
 //! runs once on 2,000 plans (the assertions still hold).
 
-use std::collections::HashMap;
 use std::hint::black_box;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use cpis_bench::{
     bench_now, clinician, clinician_claims, full_size, gateway_event, gateway_state, seed_plans,
     synthetic_nhs_numbers,
 };
-use cpis_domain::ports::{
-    AccessLog, AccessWrite, AuditTrail, AuthorityDirectory, CheckReceipts, Page, PlanStore,
-    StoreError, StoredPlan, UploadLedger, UploadReceipt,
-};
-use cpis_domain::{
-    AccessEffect, AccessRecord, Asn, AuditEvent, Authority, NhsNumber, OdsCode, Plan, PlanKey,
-    VisibilityPolicy,
-};
+use cpis_domain::{AccessEffect, NhsNumber, VisibilityPolicy};
 use cpis_store_memory::{MemoryStore, RecordingQueue};
 use cpis_store_sqlite::SqliteStore;
 use criterion::Criterion;
 use lambda_http::request::LambdaRequest;
 use lambda_http::{Adapter, Context, LambdaEvent};
 use serde_json::{json, Value};
-use time::OffsetDateTime;
 use tower::ServiceExt;
 
 const HISTORY_ENTRIES: usize = 25;
@@ -156,11 +146,8 @@ fn main() {
     let memory = prepare(MemoryStore::new(), &children, &flagged);
     assert_answer(&memory.invoke(&flagged_event), 1, HISTORY_ENTRIES);
     assert_answer(&memory.invoke(&unflagged_event), 0, 0);
-    let indexed = prepare(IndexedByChild::default(), &children, &flagged);
-    assert_answer(&indexed.invoke(&flagged_event), 1, HISTORY_ENTRIES);
-    assert_answer(&indexed.invoke(&unflagged_event), 0, 0);
-    // The same router over SQLite (in memory: no fsync), whose plans are
-    // indexed by child: what the router costs when the lookup is not a scan.
+    // The same router over SQLite (in memory: no fsync): every store call
+    // goes through tokio's blocking pool.
     let sqlite = prepare(
         SqliteStore::open_in_memory().expect("sqlite"),
         &children,
@@ -168,17 +155,17 @@ fn main() {
     );
     assert_answer(&sqlite.invoke(&flagged_event), 1, HISTORY_ENTRIES);
 
-    // `CPIS_BENCH_PROFILE=indexed:N` (or `sqlite:N`): N flagged checks on
+    // `CPIS_BENCH_PROFILE=memory:N` (or `sqlite:N`): N flagged checks on
     // that store and nothing else, for
     // `valgrind --tool=callgrind --toggle-collect='*profile_checks*'`.
     if let Ok(spec) = std::env::var("CPIS_BENCH_PROFILE") {
         let (store, n) = spec
             .split_once(':')
-            .expect("CPIS_BENCH_PROFILE=indexed:N|sqlite:N");
+            .expect("CPIS_BENCH_PROFILE=memory:N|sqlite:N");
         let invoker = match store {
-            "indexed" => &indexed,
+            "memory" => &memory,
             "sqlite" => &sqlite,
-            _ => panic!("CPIS_BENCH_PROFILE names indexed or sqlite"),
+            _ => panic!("CPIS_BENCH_PROFILE names memory or sqlite"),
         };
         profile_checks(invoker, &flagged_event, n.parse().expect("a count"));
         return;
@@ -198,12 +185,6 @@ fn main() {
     group.bench_function("unflagged_child_memory_store", |b| {
         b.iter(|| memory.invoke(black_box(&unflagged_event)))
     });
-    group.bench_function("flagged_child_indexed_by_child", |b| {
-        b.iter(|| indexed.invoke(black_box(&flagged_event)))
-    });
-    group.bench_function("unflagged_child_indexed_by_child", |b| {
-        b.iter(|| indexed.invoke(black_box(&unflagged_event)))
-    });
     group.bench_function("flagged_child_sqlite_in_memory", |b| {
         b.iter(|| sqlite.invoke(black_box(&flagged_event)))
     });
@@ -212,22 +193,15 @@ fn main() {
 
     if full {
         // Interleaved with nothing else, one after another, same process.
-        // The unindexed store takes milliseconds a call: fewer calls there.
-        let (calls, slow_calls) = (10_000, 300);
+        let calls = 10_000;
         let base = percentiles("baseline_parse_event", calls * 5, || {
             black_box(serde_json::from_str::<LambdaRequest>(&flagged_event).map(drop)).ok();
         });
-        let flagged_p50 = percentiles("flagged_child_memory_store", slow_calls, || {
+        let flagged_p50 = percentiles("flagged_child_memory_store", calls, || {
             black_box(memory.invoke(&flagged_event));
         });
-        let unflagged_p50 = percentiles("unflagged_child_memory_store", slow_calls, || {
+        let unflagged_p50 = percentiles("unflagged_child_memory_store", calls, || {
             black_box(memory.invoke(&unflagged_event));
-        });
-        let indexed_p50 = percentiles("flagged_child_indexed_by_child", calls, || {
-            black_box(indexed.invoke(&flagged_event));
-        });
-        let indexed_unflagged_p50 = percentiles("unflagged_child_indexed_by_child", calls, || {
-            black_box(indexed.invoke(&unflagged_event));
         });
         let sqlite_p50 = percentiles("flagged_child_sqlite_in_memory", calls, || {
             black_box(sqlite.invoke(&flagged_event));
@@ -235,8 +209,6 @@ fn main() {
         for (label, p50) in [
             ("flagged_child_memory_store", flagged_p50),
             ("unflagged_child_memory_store", unflagged_p50),
-            ("flagged_child_indexed_by_child", indexed_p50),
-            ("unflagged_child_indexed_by_child", indexed_unflagged_p50),
             ("flagged_child_sqlite_in_memory", sqlite_p50),
         ] {
             println!(
@@ -247,144 +219,10 @@ fn main() {
     }
 }
 
-// Its own function, so callgrind can collect only the checks. The scan of
-// the unindexed store needs no profile: it is the whole cost.
+// Its own function, so callgrind can collect only the checks.
 #[inline(never)]
 fn profile_checks(invoker: &Invoker, event: &str, n: usize) {
     for _ in 0..n {
         black_box(invoker.invoke(event));
-    }
-}
-
-/// The in-memory store with one change: plans also indexed by child, so the
-/// check's `plans_for_child` is a hash lookup instead of a scan of every
-/// plan. It measures what the check path costs once the store has that
-/// index (the change proposed for `cpis-store-memory` in BENCHMARKS.md);
-/// every other call is the in-memory store's own.
-#[derive(Clone, Default)]
-struct IndexedByChild {
-    inner: MemoryStore,
-    by_child: Arc<Mutex<HashMap<NhsNumber, Vec<Plan>>>>,
-}
-
-impl IndexedByChild {
-    fn index(&self) -> std::sync::MutexGuard<'_, HashMap<NhsNumber, Vec<Plan>>> {
-        self.by_child.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
-impl PlanStore for IndexedByChild {
-    async fn plans_for_child(&self, nhs_number: &NhsNumber) -> Result<Vec<Plan>, StoreError> {
-        Ok(self.index().get(nhs_number).cloned().unwrap_or_default())
-    }
-    async fn plans_for_authority(
-        &self,
-        authority: &OdsCode,
-        cursor: Option<&str>,
-        limit: usize,
-    ) -> Result<Page<Plan>, StoreError> {
-        self.inner
-            .plans_for_authority(authority, cursor, limit)
-            .await
-    }
-    async fn plan_keys_for_authority(
-        &self,
-        authority: &OdsCode,
-    ) -> Result<Vec<PlanKey>, StoreError> {
-        self.inner.plan_keys_for_authority(authority).await
-    }
-    async fn apply_changes(
-        &self,
-        authority: &OdsCode,
-        upserts: &[StoredPlan],
-        withdrawals: &[PlanKey],
-    ) -> Result<usize, StoreError> {
-        let withdrawn = self
-            .inner
-            .apply_changes(authority, upserts, withdrawals)
-            .await?;
-        let mut index = self.index();
-        for stored in upserts.iter().filter(|s| &s.plan.authority == authority) {
-            let plans = index.entry(stored.plan.nhs_number).or_default();
-            plans.retain(|p| p.key() != stored.plan.key());
-            plans.push(stored.plan.clone());
-        }
-        for key in withdrawals.iter().filter(|k| &k.authority == authority) {
-            if let Some(plans) = index.get_mut(&key.nhs_number) {
-                plans.retain(|p| &p.key() != key);
-            }
-        }
-        Ok(withdrawn)
-    }
-}
-
-impl UploadLedger for IndexedByChild {
-    async fn receipt(
-        &self,
-        authority: &OdsCode,
-        sequence: u64,
-    ) -> Result<Option<UploadReceipt>, StoreError> {
-        self.inner.receipt(authority, sequence).await
-    }
-    async fn highest_sequence(&self, authority: &OdsCode) -> Result<Option<u64>, StoreError> {
-        self.inner.highest_sequence(authority).await
-    }
-    async fn record_receipt(
-        &self,
-        authority: &OdsCode,
-        receipt: &UploadReceipt,
-    ) -> Result<UploadReceipt, StoreError> {
-        self.inner.record_receipt(authority, receipt).await
-    }
-}
-
-impl AuthorityDirectory for IndexedByChild {
-    async fn authority(&self, ods_code: &OdsCode) -> Result<Option<Authority>, StoreError> {
-        self.inner.authority(ods_code).await
-    }
-    async fn put_authority(&self, authority: &Authority) -> Result<(), StoreError> {
-        self.inner.put_authority(authority).await
-    }
-}
-
-impl AccessLog for IndexedByChild {
-    async fn record_access(
-        &self,
-        access: &AccessRecord,
-        asns: &[Asn],
-        collapse_since: OffsetDateTime,
-    ) -> Result<AccessWrite, StoreError> {
-        self.inner.record_access(access, asns, collapse_since).await
-    }
-    async fn recent_accesses(
-        &self,
-        nhs_number: &NhsNumber,
-        limit: usize,
-    ) -> Result<Vec<AccessRecord>, StoreError> {
-        self.inner.recent_accesses(nhs_number, limit).await
-    }
-}
-
-impl CheckReceipts for IndexedByChild {
-    async fn note_check(
-        &self,
-        nhs_number: &NhsNumber,
-        organisation: &OdsCode,
-        at: OffsetDateTime,
-    ) -> Result<(), StoreError> {
-        self.inner.note_check(nhs_number, organisation, at).await
-    }
-    async fn last_check(
-        &self,
-        nhs_number: &NhsNumber,
-        organisation: &OdsCode,
-    ) -> Result<Option<OffsetDateTime>, StoreError> {
-        self.inner.last_check(nhs_number, organisation).await
-    }
-}
-
-impl AuditTrail for IndexedByChild {
-    async fn append(&self, event: &AuditEvent) -> Result<(), StoreError> {
-        self.inner.append(event).await
     }
 }
