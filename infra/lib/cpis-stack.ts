@@ -43,8 +43,14 @@ export const SERVICE_TABLE_ACTIONS: Record<string, string[]> = {
   'outbox-relay': ['dynamodb:Query', 'dynamodb:UpdateItem'],
 };
 
-/** Functions that append audit events (PutItem only; no function reads the audit table). */
-export const AUDIT_WRITERS = ['plan-upload', 'attendance-check', 'history-query'];
+/** Functions that pseudonymise children for the audit trail: the API functions. */
+export const PSEUDONYM_READERS = ['plan-upload', 'attendance-check', 'history-query'];
+
+/**
+ * Functions that append audit events (PutItem only; no function reads the audit table):
+ * the API functions, and the dispatcher, which audits each delivery to a duty team.
+ */
+export const AUDIT_WRITERS = [...PSEUDONYM_READERS, 'notification-dispatch'];
 
 /** What plan-upload's TopicSync calls (crates/aws/src/sns.rs). */
 export const TOPIC_SYNC_ACTIONS = [
@@ -326,6 +332,8 @@ export class CpisStack extends Stack {
             resources: [tables.auditTable.tableArn],
           }),
         );
+      }
+      if (PSEUDONYM_READERS.includes(name)) {
         fn.allow(
           new iam.PolicyStatement({
             sid: 'PseudonymKey',

@@ -121,7 +121,7 @@ describe('functions', () => {
   test.each(FUNCTIONS)('%s alarms on errors and on throttles', (crate) => {
     const fnId = logicalId(s.stack, s.stack.functions[crate].function);
     const alarms = Object.values(s.template.findResources('AWS::CloudWatch::Alarm')).filter((a) =>
-      refersTo(a.Properties.Dimensions, fnId),
+      refersTo(a.Properties.Dimensions ?? [], fnId),
     );
     expect(alarms.map((a) => a.Properties.MetricName).sort()).toEqual(['Errors', 'Throttles']);
     for (const a of alarms) {
@@ -129,6 +129,23 @@ describe('functions', () => {
       expect(a.Properties.ComparisonOperator).toBe('GreaterThanThreshold');
       expect(a.Properties.AlarmActions).toEqual([{ Ref: logicalId(s.stack, s.stack.opsTopic) }]);
     }
+  });
+
+  test.each(FUNCTIONS)('%s alarms on any error-level log line', (crate) => {
+    const logGroupId = logicalId(s.stack, s.stack.functions[crate].logGroup);
+    const filters = Object.values(s.template.findResources('AWS::Logs::MetricFilter')).filter((f) =>
+      refersTo(f.Properties.LogGroupName, logGroupId),
+    );
+    expect(filters).toHaveLength(1);
+    const filter = filters[0].Properties;
+    expect(filter.FilterPattern).toBe('{ $.level = "ERROR" }');
+    const [transform] = filter.MetricTransformations;
+    const alarms = Object.values(s.template.findResources('AWS::CloudWatch::Alarm')).filter(
+      (a) => a.Properties.MetricName === transform.MetricName && a.Properties.Namespace === transform.MetricNamespace,
+    );
+    expect(alarms).toHaveLength(1);
+    expect(alarms[0].Properties.Threshold).toBe(0);
+    expect(alarms[0].Properties.AlarmActions).toEqual([{ Ref: logicalId(s.stack, s.stack.opsTopic) }]);
   });
 
   test('each function waits for its own policy before it is created', () => {

@@ -1,4 +1,4 @@
-import { AUDIT_WRITERS, SERVICE_TABLE_ACTIONS, TOPIC_SYNC_ACTIONS } from '../lib/cpis-stack';
+import { AUDIT_WRITERS, PSEUDONYM_READERS, SERVICE_TABLE_ACTIONS, TOPIC_SYNC_ACTIONS } from '../lib/cpis-stack';
 import {
   actionsOn,
   asList,
@@ -105,8 +105,13 @@ describe('audit table (append-only)', () => {
     }
   });
 
-  test('the audit writers are the three API functions (the dispatcher and relay audit nothing)', () => {
-    expect(AUDIT_WRITERS.slice().sort()).toEqual(['attendance-check', 'history-query', 'plan-upload']);
+  test('the audit writers are the three API functions and the dispatcher (the relay audits nothing)', () => {
+    expect(AUDIT_WRITERS.slice().sort()).toEqual([
+      'attendance-check',
+      'history-query',
+      'notification-dispatch',
+      'plan-upload',
+    ]);
   });
 });
 
@@ -178,7 +183,7 @@ describe('secrets and keys', () => {
   test('only the API functions read the pseudonym secret, with GetSecretValue on it alone', () => {
     for (const crate of FUNCTIONS) {
       const onSecret = actionsOn(s, crate, secretId()).filter((a) => a.startsWith('secretsmanager:'));
-      expect(onSecret).toEqual(AUDIT_WRITERS.includes(crate) ? ['secretsmanager:GetSecretValue'] : []);
+      expect(onSecret).toEqual(PSEUDONYM_READERS.includes(crate) ? ['secretsmanager:GetSecretValue'] : []);
     }
   });
 

@@ -28,18 +28,26 @@ pub async fn run_dispatcher<S, C>(
     view_url: String,
     mut shutdown: watch::Receiver<bool>,
 ) where
-    S: AsnOutbox + AuthorityDirectory,
+    S: AsnOutbox + AuthorityDirectory + AuditTrail,
     C: NotificationChannel,
 {
     loop {
         match deliver_pending(&store, &channel, clock.now(), SWEEP_BATCH, &view_url).await {
-            Ok(report) if report.claimed == SWEEP_BATCH => continue,
             Ok(report) => {
                 if report.failed > 0 {
                     tracing::warn!(
                         failed = report.failed,
                         "some notifications could not be delivered; they will be retried"
                     );
+                }
+                if report.unaudited > 0 {
+                    tracing::error!(
+                        unaudited = report.unaudited,
+                        "notifications were delivered but their audit events could not be written"
+                    );
+                }
+                if report.claimed == SWEEP_BATCH {
+                    continue;
                 }
             }
             Err(error) => tracing::error!(%error, "the dispatcher could not read the outbox"),

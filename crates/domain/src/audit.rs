@@ -115,6 +115,31 @@ impl AuditEvent {
     }
 }
 
+impl AuditEvent {
+    /// An event done by the service itself on an organisation's behalf (a
+    /// delivery to a council's duty team), not by a caller.
+    pub fn system(
+        actor_id: &str,
+        organisation: &crate::OdsCode,
+        action: AuditAction,
+        outcome: AuditOutcome,
+        at: OffsetDateTime,
+        trace_id: &str,
+    ) -> Self {
+        Self {
+            id: uuid::Uuid::new_v4().to_string(),
+            at,
+            actor_id: actor_id.to_owned(),
+            organisation: organisation.to_string(),
+            role: "system".to_owned(),
+            action,
+            subject: None,
+            outcome,
+            trace_id: trace_id.to_owned(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

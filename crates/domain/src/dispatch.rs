@@ -4,9 +4,13 @@
 use time::{Duration, OffsetDateTime};
 
 use crate::ports::{
-    AsnOutbox, AsnQueue, AuthorityDirectory, DeliveryError, DeliveryStart, NotificationChannel,
-    StoreError,
+    AsnOutbox, AsnQueue, AuditTrail, AuthorityDirectory, DeliveryError, DeliveryStart,
+    NotificationChannel, StoreError,
 };
+use crate::{AuditAction, AuditEvent, AuditOutcome, OdsCode};
+
+/// The actor named in the audit trail for deliveries.
+pub const DISPATCHER_ACTOR: &str = "notification-dispatch";
 
 /// How long one dispatcher may hold an ASN before another may try it.
 pub const DELIVERY_LEASE: Duration = Duration::seconds(60);
@@ -31,9 +35,37 @@ pub enum DispatchError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Delivery(#[from] DeliveryError),
+    /// The delivery finished and is recorded (so a retry sends nothing), but
+    /// its audit event could not be written: operators must be told, and the
+    /// message must not be retried for it.
+    #[error("delivery finished ({outcome:?}) but its audit event could not be written: {source}")]
+    Audit {
+        outcome: DispatchOutcome,
+        source: StoreError,
+    },
 }
 
-/// Delivers one ASN by id. Safe to call any number of times for the same id.
+/// The audit event for one delivery attempt. The child is not named: the
+/// ASN id (as the trace id) joins the event to the notification.
+fn delivery_event(
+    authority: &OdsCode,
+    outcome: AuditOutcome,
+    now: OffsetDateTime,
+    asn_id: &str,
+) -> AuditEvent {
+    AuditEvent::system(
+        DISPATCHER_ACTOR,
+        authority,
+        AuditAction::DeliverNotification,
+        outcome,
+        now,
+        asn_id,
+    )
+}
+
+/// Delivers one ASN by id. Safe to call any number of times for the same id:
+/// once delivery is recorded, nothing is sent again. Every attempt that
+/// reaches the council's channels is audited, whether it worked or not.
 pub async fn dispatch<S, C>(
     store: &S,
     channel: &C,
@@ -42,7 +74,7 @@ pub async fn dispatch<S, C>(
     view_url: &str,
 ) -> Result<DispatchOutcome, DispatchError>
 where
-    S: AsnOutbox + AuthorityDirectory,
+    S: AsnOutbox + AuthorityDirectory + AuditTrail,
     C: NotificationChannel,
 {
     let asn = match store.begin_delivery(id, now, DELIVERY_LEASE).await? {
@@ -55,12 +87,34 @@ where
         Some(authority)
             if !(authority.notify_emails.is_empty() && authority.notify_sms.is_empty()) =>
         {
-            channel.deliver(&authority, &asn.notice(view_url)).await?;
+            if let Err(error) = channel.deliver(&authority, &asn.notice(view_url)).await {
+                // Best effort: the delivery error is what the caller must see,
+                // and the retry audits its own attempt.
+                let _ = store
+                    .append(&delivery_event(
+                        &asn.authority,
+                        AuditOutcome::Failed,
+                        now,
+                        id,
+                    ))
+                    .await;
+                return Err(error.into());
+            }
             DispatchOutcome::Delivered
         }
         _ => DispatchOutcome::NoChannels,
     };
     store.finish_delivery(id, now).await?;
+    // No duty team was told when the council has no channels: the ASN waits in
+    // its inbox, and the trail says so.
+    let audited = match outcome {
+        DispatchOutcome::Delivered => AuditOutcome::Allowed,
+        _ => AuditOutcome::Failed,
+    };
+    store
+        .append(&delivery_event(&asn.authority, audited, now, id))
+        .await
+        .map_err(|source| DispatchError::Audit { outcome, source })?;
     Ok(outcome)
 }
 
@@ -71,6 +125,8 @@ pub struct SweepReport {
     pub delivered: usize,
     pub no_channels: usize,
     pub failed: usize,
+    /// Deliveries that finished but whose audit event could not be written.
+    pub unaudited: usize,
 }
 
 /// The embedded dispatcher's sweep: claims undelivered ASNs and delivers them.
@@ -82,7 +138,7 @@ pub async fn deliver_pending<S, C>(
     view_url: &str,
 ) -> Result<SweepReport, StoreError>
 where
-    S: AsnOutbox + AuthorityDirectory,
+    S: AsnOutbox + AuthorityDirectory + AuditTrail,
     C: NotificationChannel,
 {
     let claimed = store.claim_undelivered(now, DELIVERY_LEASE, limit).await?;
@@ -95,6 +151,14 @@ where
             Ok(DispatchOutcome::Delivered) => report.delivered += 1,
             Ok(DispatchOutcome::NoChannels) => report.no_channels += 1,
             Ok(_) => {}
+            Err(DispatchError::Audit { outcome, .. }) => {
+                report.unaudited += 1;
+                match outcome {
+                    DispatchOutcome::Delivered => report.delivered += 1,
+                    DispatchOutcome::NoChannels => report.no_channels += 1,
+                    _ => {}
+                }
+            }
             // Left undelivered: the claim lapses and a later sweep retries.
             Err(_) => report.failed += 1,
         }

@@ -23,7 +23,9 @@ pub use audit::{AuditAction, AuditEvent, AuditOutcome, Pseudonymiser};
 pub use authority::{Authority, AuthorityContact, AuthorityUpdate, FieldError};
 pub use check::{check, history, AccessEffect, CheckResult, HistoryAnswer, VisiblePlan};
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use dispatch::{deliver_pending, dispatch, relay_pending, DispatchError, DispatchOutcome};
+pub use dispatch::{
+    deliver_pending, dispatch, relay_pending, DispatchError, DispatchOutcome, DISPATCHER_ACTOR,
+};
 pub use nhs_number::{find_nhs_numbers, NhsNumber, NhsNumberError};
 pub use notification::{Asn, AsnPlan, NoticeText};
 pub use ods::{OdsCode, OdsCodeError};

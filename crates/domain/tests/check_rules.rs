@@ -2,13 +2,14 @@
 //! the clock moved across each boundary.
 
 use cpis_domain::ports::{
-    AccessLog, AsnOutbox, AuthorityDirectory, DeliveryError, NotificationChannel,
-    NotificationInbox, PlanStore, StoredPlan,
+    AccessLog, AsnOutbox, AuditReader, AuditTrail, AuthorityDirectory, DeliveryError,
+    DeliveryStart, NotificationChannel, NotificationInbox, PlanStore, StoreError, StoredPlan,
 };
 use cpis_domain::{
-    check, deliver_pending, dispatch, find_nhs_numbers, history, AccessEffect, AccessorKind,
-    Authority, Clinician, DispatchOutcome, HistoryAnswer, NhsNumber, NoticeText, OdsCode, Plan,
-    PlanType, Principal, Rbac, VisibilityPolicy,
+    check, deliver_pending, dispatch, find_nhs_numbers, history, AccessEffect, AccessorKind, Asn,
+    AuditAction, AuditEvent, AuditOutcome, Authority, Clinician, DispatchError, DispatchOutcome,
+    HistoryAnswer, NhsNumber, NoticeText, OdsCode, Plan, PlanType, Principal, Rbac,
+    VisibilityPolicy, DISPATCHER_ACTOR,
 };
 use cpis_store_memory::{MemoryStore, RecordingQueue};
 use std::sync::{Arc, Mutex};
@@ -490,4 +491,167 @@ async fn a_council_without_channels_keeps_the_asn_in_its_inbox() {
         .await
         .unwrap()
         .is_some());
+}
+
+/// The delivery events in the audit trail, oldest first.
+async fn delivery_audit(store: &MemoryStore) -> Vec<AuditEvent> {
+    let mut events: Vec<AuditEvent> = store
+        .audit_events(1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.action == AuditAction::DeliverNotification)
+        .collect();
+    events.sort_by_key(|e| e.at);
+    events
+}
+
+#[tokio::test]
+async fn each_delivery_is_audited_once_for_the_council_and_names_no_child() {
+    let store = store_with(vec![plan("E09000033", CHILD, PlanType::ChildProtection)]).await;
+    let id = one_asn(&store).await;
+    let channel = TestChannel::default();
+    for _ in 0..3 {
+        dispatch(&store, &channel, &id, NOW, VIEW_URL)
+            .await
+            .unwrap();
+    }
+    let events = delivery_audit(&store).await;
+    assert_eq!(events.len(), 1, "duplicates send nothing and audit nothing");
+    let event = &events[0];
+    assert_eq!(event.outcome, AuditOutcome::Allowed);
+    assert_eq!(event.organisation, "E09000033");
+    assert_eq!(event.actor_id, DISPATCHER_ACTOR);
+    assert_eq!(
+        event.trace_id, id,
+        "the ASN id joins the event to the notification"
+    );
+    assert_eq!(event.subject, None);
+    let json = serde_json::to_string(event).unwrap();
+    assert!(find_nhs_numbers(&json).is_empty(), "{json}");
+}
+
+#[tokio::test]
+async fn a_failed_attempt_and_a_council_without_channels_are_audited_as_failures() {
+    let store = store_with(vec![
+        plan("E09000033", CHILD, PlanType::ChildProtection),
+        plan("E06000001", CHILD, PlanType::LookedAfter),
+    ])
+    .await;
+    run_check(&store, &clinician("u1", "RJ1", Rbac::B0107), true, NOW).await;
+    let asn_of = |la_code: &'static str| {
+        let store = &store;
+        async move {
+            store
+                .notifications(&la(la_code), None, 1)
+                .await
+                .unwrap()
+                .items[0]
+                .id
+                .clone()
+        }
+    };
+    let (with_channels, without) = (asn_of("E09000033").await, asn_of("E06000001").await);
+    let channel = TestChannel::default();
+    *channel.failing.lock().unwrap() = true;
+    assert!(dispatch(&store, &channel, &with_channels, NOW, VIEW_URL)
+        .await
+        .is_err());
+    *channel.failing.lock().unwrap() = false;
+    let later = NOW + cpis_domain::dispatch::DELIVERY_LEASE;
+    dispatch(&store, &channel, &with_channels, later, VIEW_URL)
+        .await
+        .unwrap();
+    dispatch(&store, &channel, &without, later, VIEW_URL)
+        .await
+        .unwrap();
+    let seen: Vec<(String, String, AuditOutcome)> = delivery_audit(&store)
+        .await
+        .into_iter()
+        .map(|e| (e.trace_id, e.organisation, e.outcome))
+        .collect();
+    assert_eq!(seen.len(), 3, "{seen:?}");
+    assert_eq!(
+        seen[0],
+        (
+            with_channels.clone(),
+            "E09000033".into(),
+            AuditOutcome::Failed
+        )
+    );
+    assert!(seen[1..].contains(&(with_channels, "E09000033".into(), AuditOutcome::Allowed)));
+    assert!(seen[1..].contains(&(without, "E06000001".into(), AuditOutcome::Failed)));
+}
+
+/// The in-memory store with an audit trail that refuses every write.
+struct AuditDown<'a>(&'a MemoryStore);
+
+impl AsnOutbox for AuditDown<'_> {
+    async fn claim_undelivered(
+        &self,
+        now: OffsetDateTime,
+        lease: Duration,
+        limit: usize,
+    ) -> Result<Vec<Asn>, StoreError> {
+        self.0.claim_undelivered(now, lease, limit).await
+    }
+    async fn begin_delivery(
+        &self,
+        id: &str,
+        now: OffsetDateTime,
+        lease: Duration,
+    ) -> Result<DeliveryStart, StoreError> {
+        self.0.begin_delivery(id, now, lease).await
+    }
+    async fn finish_delivery(&self, id: &str, at: OffsetDateTime) -> Result<(), StoreError> {
+        self.0.finish_delivery(id, at).await
+    }
+}
+
+impl AuthorityDirectory for AuditDown<'_> {
+    async fn authority(&self, ods_code: &OdsCode) -> Result<Option<Authority>, StoreError> {
+        self.0.authority(ods_code).await
+    }
+    async fn put_authority(&self, authority: &Authority) -> Result<(), StoreError> {
+        self.0.put_authority(authority).await
+    }
+}
+
+impl AuditTrail for AuditDown<'_> {
+    async fn append(&self, _: &AuditEvent) -> Result<(), StoreError> {
+        Err(StoreError::Unavailable("injected".into()))
+    }
+}
+
+#[tokio::test]
+async fn a_delivery_whose_audit_fails_is_reported_and_never_sent_again() {
+    let store = store_with(vec![plan("E09000033", CHILD, PlanType::ChildProtection)]).await;
+    let id = one_asn(&store).await;
+    let channel = TestChannel::default();
+    let down = AuditDown(&store);
+    match dispatch(&down, &channel, &id, NOW, VIEW_URL).await {
+        Err(DispatchError::Audit {
+            outcome: DispatchOutcome::Delivered,
+            ..
+        }) => {}
+        other => panic!("expected an audit failure after delivery, got {other:?}"),
+    }
+    let later = NOW + Duration::hours(1);
+    assert_eq!(
+        dispatch(&down, &channel, &id, later, VIEW_URL)
+            .await
+            .unwrap(),
+        DispatchOutcome::AlreadyDelivered
+    );
+    assert_eq!(channel.sent.lock().unwrap().len(), 1);
+    // A second ASN, from another author, goes through the sweep.
+    run_check(&store, &clinician("u2", "RJ2", Rbac::B0107), true, NOW).await;
+    let report = deliver_pending(&down, &channel, later, 10, VIEW_URL)
+        .await
+        .unwrap();
+    assert_eq!(
+        (report.delivered, report.unaudited, report.failed),
+        (1, 1, 0)
+    );
+    assert_eq!(channel.sent.lock().unwrap().len(), 2);
 }

@@ -17,7 +17,7 @@ use std::time::Duration;
 use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
 use cpis_aws::{moto, DynamoStore, SnsChannel, TopicSync};
 use cpis_domain::ports::NotificationChannel;
-use cpis_domain::ports::{AccessLog, AsnOutbox, AuthorityDirectory, DeliveryError};
+use cpis_domain::ports::{AccessLog, AsnOutbox, AuditTrail, AuthorityDirectory, DeliveryError};
 use cpis_domain::{
     AccessRecord, Accessor, AccessorKind, Asn, Authority, NhsNumber, NoticeText, OdsCode, PlanType,
     Rbac,
@@ -138,7 +138,7 @@ async fn measure<S, C>(
     clock: Clock,
 ) -> Duration
 where
-    S: AccessLog + AsnOutbox + AuthorityDirectory,
+    S: AccessLog + AsnOutbox + AuthorityDirectory + AuditTrail,
     C: NotificationChannel,
 {
     let mut spent = Duration::ZERO;

@@ -11,11 +11,14 @@
 //!   reporting them is what routes them to the DLQ and its alarm instead of
 //!   deleting them silently.
 //!
-//! `Delivered`, `AlreadyDelivered` (a duplicate) and `NoChannels` are done.
+//! `Delivered`, `AlreadyDelivered` (a duplicate) and `NoChannels` are done,
+//! even when the delivery's audit event could not be written: a retry would
+//! find the delivery recorded and write nothing, so that failure is logged at
+//! error level (and alarmed on) instead.
 
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
-use cpis_domain::ports::{AsnOutbox, AuthorityDirectory, NotificationChannel};
-use cpis_domain::{dispatch, DispatchOutcome};
+use cpis_domain::ports::{AsnOutbox, AuditTrail, AuthorityDirectory, NotificationChannel};
+use cpis_domain::{dispatch, DispatchError, DispatchOutcome};
 use time::OffsetDateTime;
 
 /// What happened to one message, for the log line (ids only, never content).
@@ -42,7 +45,7 @@ pub async fn handle_message<S, C>(
     now: OffsetDateTime,
 ) -> MessageResult
 where
-    S: AsnOutbox + AuthorityDirectory,
+    S: AsnOutbox + AuthorityDirectory + AuditTrail,
     C: NotificationChannel,
 {
     let Some(id) = body.and_then(cpis_aws::parse_message_body) else {
@@ -52,6 +55,10 @@ where
         Ok(DispatchOutcome::Unknown) => MessageResult::Poison,
         Ok(outcome @ DispatchOutcome::InProgress) => MessageResult::Retry(outcome),
         Ok(outcome) => MessageResult::Done(outcome),
+        Err(DispatchError::Audit { outcome, source }) => {
+            tracing::error!(asn_id = %id, error = %source, "delivery finished but its audit event could not be written");
+            MessageResult::Done(outcome)
+        }
         Err(e) => {
             tracing::warn!(asn_id = %id, error = %e, "delivery failed; the message will be retried");
             MessageResult::Failed
@@ -69,7 +76,7 @@ pub async fn handle_batch<S, C>(
     now: OffsetDateTime,
 ) -> SqsBatchResponse
 where
-    S: AsnOutbox + AuthorityDirectory,
+    S: AsnOutbox + AuthorityDirectory + AuditTrail,
     C: NotificationChannel,
 {
     let mut response = SqsBatchResponse::default();

@@ -7,11 +7,12 @@ use aws_sdk_sqs::types::Message;
 use cpis_aws::{moto, DynamoStore, SnsChannel, SqsQueue, TopicSync};
 use cpis_domain::dispatch::DELIVERY_LEASE;
 use cpis_domain::ports::{
-    AsnOutbox, AsnQueue, AuthorityDirectory, DeliveryStart, NotificationChannel, StoreError,
+    AsnOutbox, AsnQueue, AuditReader, AuthorityDirectory, DeliveryStart, NotificationChannel,
+    StoreError,
 };
 use cpis_domain::{
-    check, find_nhs_numbers, process_upload, AccessEffect, AccessorKind, Authority, Clinician,
-    NhsNumber, OdsCode, Rbac, VisibilityPolicy,
+    check, find_nhs_numbers, process_upload, AccessEffect, AccessorKind, AuditAction, AuditEvent,
+    AuditOutcome, Authority, Clinician, NhsNumber, OdsCode, Rbac, VisibilityPolicy,
 };
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
@@ -226,6 +227,22 @@ async fn the_same_sqs_batch_delivered_twice_publishes_once() {
     settle(&w, &messages, &second).await;
     let bodies = published(&w).await;
     assert_eq!(bodies.len(), 2, "one per ASN: {bodies:?}");
+    // One audit event per delivery on the append-only audit table, none for
+    // the duplicates, each naming the council and no child.
+    let deliveries: Vec<AuditEvent> = w
+        .store
+        .audit_events(100)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.action == AuditAction::DeliverNotification)
+        .collect();
+    assert_eq!(deliveries.len(), 2, "{deliveries:?}");
+    for event in &deliveries {
+        assert_eq!(event.outcome, AuditOutcome::Allowed);
+        assert_eq!(event.organisation, w.ods.to_string());
+        assert_eq!(event.subject, None);
+    }
 }
 
 #[tokio::test]

@@ -42,7 +42,9 @@ export interface CpisFunctionProps {
  * One Rust Lambda function on Graviton (`arm64`, `provided.al2023`): its own
  * KMS-encrypted log group with retention, JSON logs at a chosen level, X-Ray
  * active tracing, a role that starts empty (every permission is an explicit
- * statement added by the stack), and alarms on errors and throttles.
+ * statement added by the stack), and alarms on errors, throttles and
+ * error-level log lines (failures a handler survives, such as a delivery whose
+ * audit event could not be written, do not count as invocation errors).
  */
 export class CpisFunction extends Construct {
   public readonly function: lambda.Function;
@@ -51,6 +53,7 @@ export class CpisFunction extends Construct {
   public readonly logGroup: logs.LogGroup;
   public readonly errorsAlarm: cloudwatch.Alarm;
   public readonly throttlesAlarm: cloudwatch.Alarm;
+  public readonly errorLogsAlarm: cloudwatch.Alarm;
 
   constructor(scope: Construct, id: string, props: CpisFunctionProps) {
     super(scope, id);
@@ -140,7 +143,22 @@ export class CpisFunction extends Construct {
       evaluationPeriods: 1,
       treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
     });
-    for (const alarm of [this.errorsAlarm, this.throttlesAlarm]) {
+    // tracing's JSON lines carry `"level":"ERROR"`; Lambda's JSON log format keeps them as they are.
+    const errorLogs = this.logGroup.addMetricFilter('ErrorLogs', {
+      filterPattern: logs.FilterPattern.stringValue('$.level', '=', 'ERROR'),
+      metricNamespace: 'cpis',
+      metricName: `${props.crateName}-error-logs`,
+      metricValue: '1',
+    });
+    this.errorLogsAlarm = new cloudwatch.Alarm(this, 'ErrorLogsAlarm', {
+      alarmDescription: `${props.crateName}: error-level log lines`,
+      metric: errorLogs.metric({ period: Duration.minutes(5), statistic: 'Sum' }),
+      threshold: 0,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+      evaluationPeriods: 1,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
+    for (const alarm of [this.errorsAlarm, this.throttlesAlarm, this.errorLogsAlarm]) {
       alarm.addAlarmAction(action);
       alarm.addOkAction(action);
     }
