@@ -127,15 +127,10 @@ impl AuditEvent {
         trace_id: &str,
     ) -> Self {
         Self {
-            id: uuid::Uuid::new_v4().to_string(),
-            at,
             actor_id: actor_id.to_owned(),
             organisation: organisation.to_string(),
             role: "system".to_owned(),
-            action,
-            subject: None,
-            outcome,
-            trace_id: trace_id.to_owned(),
+            ..Self::new(None, action, None, outcome, at, trace_id)
         }
     }
 }

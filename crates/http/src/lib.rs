@@ -13,6 +13,8 @@ pub mod lambda;
 mod middleware;
 pub mod problem;
 pub mod routes;
+#[cfg(feature = "test-support")]
+pub mod testing;
 
 use std::sync::Arc;
 

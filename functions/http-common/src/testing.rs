@@ -7,12 +7,9 @@ use std::sync::Arc;
 use axum::Router;
 use cpis_domain::{ManualClock, Pseudonymiser, VisibilityPolicy};
 use cpis_http::AppState;
-use http::{HeaderMap, StatusCode};
-use http_body_util::BodyExt;
 use lambda_http::request::LambdaRequest;
 use time::macros::datetime;
 use time::OffsetDateTime;
-use tower::ServiceExt;
 
 /// The time the `events/apigw` fixtures were "sent" (their `timeEpoch`).
 pub const FIXTURE_TIME: OffsetDateTime = datetime!(2025-03-01 10:00 UTC);
@@ -67,72 +64,12 @@ pub fn with_path(event_json: &str, path: &str) -> String {
     event.to_string()
 }
 
-/// A response, read whole.
-#[derive(Debug)]
-pub struct Answer {
-    pub status: StatusCode,
-    pub headers: HeaderMap,
-    pub text: String,
-}
-
-impl Answer {
-    pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.text)
-            .unwrap_or_else(|e| panic!("the body is not JSON ({e}): {}", self.text))
-    }
-
-    pub fn content_type(&self) -> &str {
-        self.headers
-            .get(http::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-    }
-}
+/// A response, read whole (error bodies go to the privacy scan).
+pub use cpis_http::testing::Response as Answer;
 
 /// Runs one event through a function's router.
 pub async fn invoke(router: &Router, event_json: &str) -> Answer {
-    let response = router
-        .clone()
-        .oneshot(gateway_request(event_json))
-        .await
-        .unwrap_or_else(|e| match e {});
-    let status = response.status();
-    let headers = response.headers().clone();
-    let bytes = response
-        .into_body()
-        .collect()
-        .await
-        .unwrap_or_else(|e| panic!("reading the body: {e}"))
-        .to_bytes();
-    let text = String::from_utf8_lossy(&bytes).into_owned();
-    if status.is_client_error() || status.is_server_error() {
-        capture_error_body(&text);
-    }
-    Answer {
-        status,
-        headers,
-        text,
-    }
-}
-
-/// Every error body goes to the privacy scan (`tests/suites/90-privacy-scan.sh`)
-/// when `tests/run.sh` collects them; one file per process.
-fn capture_error_body(text: &str) {
-    use std::io::Write;
-    let Ok(dir) = std::env::var("CPIS_PRIVACY_CAPTURE_DIR") else {
-        return;
-    };
-    let path = std::path::Path::new(&dir)
-        .join(format!("functions-{}-error-bodies.txt", std::process::id()));
-    std::fs::create_dir_all(&dir)
-        .and_then(|()| {
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-        })
-        .and_then(|mut file| file.write_all(format!("{text}\n").as_bytes()))
-        .unwrap_or_else(|e| panic!("writing to the privacy capture directory: {e}"));
+    cpis_http::testing::respond(router, gateway_request(event_json)).await
 }
 
 /// A fixed pseudonymisation key for tests.

@@ -11,11 +11,9 @@ use cpis_domain::ports::AuditReader;
 use cpis_domain::{AuditEvent, ManualClock, Pseudonymiser, VisibilityPolicy};
 use cpis_http::{AppState, Authenticator, CallerClaims, LocalKeys};
 use cpis_store_memory::{MemoryStore, RecordingQueue};
-use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use time::macros::datetime;
 use time::OffsetDateTime;
-use tower::ServiceExt;
 
 /// Synthetic NHS numbers (999 range, valid Modulus 11).
 pub const CHILD_1: &str = "9990000018";
@@ -341,48 +339,14 @@ pub fn raw_request(
 }
 
 pub async fn send_to(router: &Router, request: Request<Body>) -> Reply {
-    let response = router.clone().oneshot(request).await.expect("infallible");
-    let status = response.status();
-    let headers = response.headers().clone();
-    let bytes = response
-        .into_body()
-        .collect()
-        .await
-        .expect("body")
-        .to_bytes();
-    let text = String::from_utf8_lossy(&bytes).into_owned();
-    if status.is_client_error() || status.is_server_error() {
-        capture_error_body(&text);
-    }
-    let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    let response = cpis_http::testing::respond(router, request).await;
+    let json = serde_json::from_str(&response.text).unwrap_or(Value::Null);
     Reply {
-        status,
-        headers,
-        text,
+        status: response.status,
+        headers: response.headers,
+        text: response.text,
         json,
     }
-}
-
-/// Every error body goes to the privacy scan (`tests/suites/90-privacy-scan.sh`)
-/// when `tests/run.sh` collects them; one file per test binary.
-fn capture_error_body(text: &str) {
-    use std::io::Write;
-    let Ok(dir) = std::env::var("CPIS_PRIVACY_CAPTURE_DIR") else {
-        return;
-    };
-    let path = std::path::Path::new(&dir).join(format!(
-        "http-{}-error-bodies.txt",
-        env!("CARGO_CRATE_NAME")
-    ));
-    std::fs::create_dir_all(&dir)
-        .and_then(|()| {
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-        })
-        .and_then(|mut file| file.write_all(format!("{text}\n").as_bytes()))
-        .expect("writing to the privacy capture directory");
 }
 
 /// The body with the request-specific parts removed, for "indistinguishable" checks.
