@@ -364,3 +364,81 @@ async fn delivery_publishes_the_notice_to_the_council_topic_and_nothing_personal
         Err(DeliveryError::Permanent(_))
     ));
 }
+
+#[tokio::test]
+async fn an_unreadable_asn_item_neither_fails_the_sweep_nor_hides_the_inbox() {
+    use cpis_conformance::fixtures::{access, accessor, child, plan, COUNCIL_A};
+    use cpis_domain::check::notifications_for;
+    use cpis_domain::ports::{AsnOutbox, NotificationInbox};
+    use cpis_domain::PlanType;
+
+    let store = moto::fresh_store().await;
+    let plans = [plan(
+        COUNCIL_A,
+        child(0),
+        PlanType::ChildProtection,
+        time::macros::date!(2025 - 01 - 10),
+    )];
+    let mut expected = Vec::new();
+    for (i, user) in ["u0", "u1", "u2"].into_iter().enumerate() {
+        let record = access(
+            child(0),
+            NOW + Duration::seconds(i as i64),
+            accessor("RJ1", user),
+        );
+        let asns = notifications_for(&record, &plans);
+        expected.extend(asns.iter().map(|a| a.id.clone()));
+        store.record_access(&record, &asns, NOW).await.unwrap();
+    }
+    // The middle one becomes what another build (or a hand edit) might leave.
+    let poison = expected.remove(1);
+    store
+        .client()
+        .update_item()
+        .table_name(store.table())
+        .key("pk", AttributeValue::S(format!("ASN#{poison}")))
+        .key("sk", AttributeValue::S("ASN".into()))
+        .update_expression("SET asn = :broken")
+        .expression_attribute_values(":broken", AttributeValue::S("{\"id\":".into()))
+        .send()
+        .await
+        .unwrap();
+
+    let mut claimed: Vec<String> = store
+        .claim_undelivered(NOW, Duration::seconds(60), 10)
+        .await
+        .expect("one unreadable item must not fail the sweep")
+        .into_iter()
+        .map(|a| a.id)
+        .collect();
+    claimed.sort();
+    expected.sort();
+    assert_eq!(claimed, expected);
+    assert!(store
+        .claim_undelivered(NOW + Duration::seconds(1), Duration::seconds(60), 10)
+        .await
+        .unwrap()
+        .is_empty());
+
+    // Page by page, one item a page: the cursor passes the unreadable item.
+    let council = OdsCode::parse(COUNCIL_A).unwrap();
+    let (mut listed, mut cursor, mut pages) = (Vec::new(), None::<String>, 0);
+    loop {
+        let page = store
+            .notifications(&council, cursor.as_deref(), 1)
+            .await
+            .expect("one unreadable item must not fail the listing");
+        listed.extend(page.items.into_iter().map(|a| a.id));
+        pages += 1;
+        cursor = page.next_cursor;
+        if cursor.is_none() {
+            break;
+        }
+    }
+    listed.sort();
+    assert_eq!(listed, expected);
+    assert_eq!(
+        pages, 3,
+        "the unreadable item still takes its place in the paging"
+    );
+}

@@ -907,10 +907,19 @@ impl NotificationInbox for SqliteStore {
         } else {
             None
         };
+        // An unreadable row must not hide the council's other notifications:
+        // it is logged at error level and left out (the cursor above comes
+        // from the rows themselves, so paging still passes it).
         let items = rows
             .into_iter()
-            .map(|(_, _, body, acked)| asn_from(&body, acked))
-            .collect::<Result<Vec<_>, _>>()?;
+            .filter_map(|(id, _, body, acked)| match asn_from(&body, acked) {
+                Ok(asn) => Some(asn),
+                Err(error) => {
+                    tracing::error!(asn_id = %id, %error, "a stored ASN cannot be read; it is left out of the inbox");
+                    None
+                }
+            })
+            .collect();
         Ok(Page { items, next_cursor })
     }
 

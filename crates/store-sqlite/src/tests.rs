@@ -294,4 +294,24 @@ async fn an_unreadable_outbox_row_never_holds_up_the_asns_claimed_with_it() {
         .unwrap();
     assert!(later.is_empty());
     assert_eq!(count(&store, "asns"), 6);
+
+    // Nor does it hide the council's other notifications, page by page.
+    let mut listed = Vec::new();
+    let mut cursor: Option<String> = None;
+    for authority in [COUNCIL_A, COUNCIL_B] {
+        let authority = OdsCode::parse(authority).unwrap();
+        loop {
+            let page = store
+                .notifications(&authority, cursor.as_deref(), 1)
+                .await
+                .expect("one unreadable row must not fail the listing");
+            listed.extend(page.items.into_iter().map(|a| a.id));
+            cursor = page.next_cursor;
+            if cursor.is_none() {
+                break;
+            }
+        }
+    }
+    listed.sort();
+    assert_eq!(listed, expected, "every readable ASN is listed");
 }
