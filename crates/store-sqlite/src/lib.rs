@@ -11,19 +11,22 @@
 //! - foreign keys on, and a busy timeout in case another process (an operator's
 //!   `sqlite3` shell, a backup) holds the lock for a moment.
 //!
-//! One connection behind a mutex: SQLite admits one writer at a time anyway,
-//! every query here is an indexed lookup that takes microseconds, and the
-//! design peak (100 checks/s) is far below what one connection serves. The
-//! connection is only ever used on tokio's blocking pool, never on a runtime
-//! worker.
+//! Connections: one writer and a pool of readers. The writer is a thread of
+//! its own that commits every write waiting at that moment in one
+//! transaction (group commit, `writer.rs`): under load, concurrent requests
+//! share one fsync instead of queueing for one each, and nobody is answered
+//! before the commit returned. Readers (WAL lets them run beside the writer)
+//! each take a connection from a small pool on tokio's blocking pool, so a
+//! read never waits behind an fsync. An in-memory database (tests) cannot be
+//! shared between connections, so its reads go through the writer too.
 //!
 //! Storage forms: dates as `YYYY-MM-DD` text and instants as UTC nanoseconds
 //! since the epoch (integers), both of which sort correctly; NHS numbers as
 //! their ten canonical digits; upload sequences as 20-digit zero-padded text,
 //! so the whole `u64` range sorts and round-trips.
 
-use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::path::{Path, PathBuf};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration as StdDuration;
 
 use cpis_domain::ports::{
@@ -35,8 +38,11 @@ use cpis_domain::{
     AccessRecord, Accessor, Acknowledgement, Asn, AuditEvent, Authority, NhsNumber, OdsCode, Plan,
     PlanKey, PlanType,
 };
-use rusqlite::{params, Connection, OptionalExtension, Row, Transaction, TransactionBehavior};
+use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
+
+mod writer;
 use time::{Date, Duration, OffsetDateTime};
+use writer::Job;
 
 /// Numbered schema migrations. Migration `n` (1-based) moves the file from
 /// `user_version = n - 1` to `n`; each runs in its own transaction with its
@@ -125,12 +131,49 @@ const MIGRATIONS: &[&str] = &[
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: usize = MIGRATIONS.len();
 
+/// Idle read connections kept for reuse; more are opened when all are busy.
+const IDLE_READERS: usize = 8;
+
 struct Inner {
-    conn: Mutex<Connection>,
+    /// The writer thread's queue (`writer.rs`).
+    writer: mpsc::Sender<Job>,
+    /// The database file, for read connections; `None` in memory.
+    readers: Option<Readers>,
     /// Test-only fault: fail `record_access` after the access row is written
     /// and before its ASNs are, to prove the transaction leaves nothing behind.
     #[cfg(test)]
-    fail_after_access_insert: std::sync::atomic::AtomicBool,
+    fail_after_access_insert: Arc<std::sync::atomic::AtomicBool>,
+}
+
+struct Readers {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl Readers {
+    fn take(&self) -> Result<Connection, StoreError> {
+        let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        match idle {
+            Some(conn) => Ok(conn),
+            None => {
+                let conn =
+                    Connection::open(&self.path).map_err(failed("opening a read connection"))?;
+                conn.busy_timeout(StdDuration::from_secs(5))
+                    .map_err(failed("setting the busy timeout"))?;
+                // A reader that tried to write would be a bug; make it fail loudly.
+                conn.pragma_update(None, "query_only", "ON")
+                    .map_err(failed("making a read connection read-only"))?;
+                Ok(conn)
+            }
+        }
+    }
+
+    fn give_back(&self, conn: Connection) {
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        if idle.len() < IDLE_READERS {
+            idle.push(conn);
+        }
+    }
 }
 
 /// Every port on one SQLite file. Clones share the connection.
@@ -162,17 +205,18 @@ impl SqliteStore {
     /// Opens (creating if needed) the store at `path` and brings its schema up
     /// to date. Blocking: call it at start-up, not on a request path.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
-        let conn = Connection::open(path).map_err(failed("opening the database"))?;
-        Self::prepare(conn)
+        let path = path.as_ref().to_path_buf();
+        let conn = Connection::open(&path).map_err(failed("opening the database"))?;
+        Self::prepare(conn, Some(path))
     }
 
     /// A private in-memory database (tests).
     pub fn open_in_memory() -> Result<Self, StoreError> {
         let conn = Connection::open_in_memory().map_err(failed("opening the database"))?;
-        Self::prepare(conn)
+        Self::prepare(conn, None)
     }
 
-    fn prepare(mut conn: Connection) -> Result<Self, StoreError> {
+    fn prepare(mut conn: Connection, path: Option<PathBuf>) -> Result<Self, StoreError> {
         conn.busy_timeout(StdDuration::from_secs(5))
             .map_err(failed("setting the busy timeout"))?;
         // In-memory databases answer "memory" here; that is fine.
@@ -187,27 +231,75 @@ impl SqliteStore {
         conn.pragma_update(None, "secure_delete", "ON")
             .map_err(failed("enabling secure delete"))?;
         migrate(&mut conn)?;
+        let (writer, jobs) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("cpis-sqlite-writer".to_owned())
+            .spawn(move || writer::run(conn, jobs))
+            .map_err(|_| StoreError::Unavailable("starting the writer thread failed".to_owned()))?;
         Ok(Self {
             inner: Arc::new(Inner {
-                conn: Mutex::new(conn),
+                writer,
+                readers: path.map(|path| Readers {
+                    path,
+                    idle: Mutex::new(Vec::new()),
+                }),
                 #[cfg(test)]
-                fail_after_access_insert: std::sync::atomic::AtomicBool::new(false),
+                fail_after_access_insert: Arc::default(),
             }),
         })
     }
 
-    /// Runs blocking SQLite work on the blocking pool, holding the connection.
+    /// Runs a write in the next group commit; answers once it is on disk.
     async fn run<T, F>(&self, work: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: FnOnce(&mut Connection, &Inner) -> Result<T, StoreError> + Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     {
+        self.submit(work, false).await
+    }
+
+    /// Runs a write alone, outside any transaction (it manages its own).
+    async fn run_solo<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.submit(work, true).await
+    }
+
+    async fn submit<T, F>(&self, work: F, solo: bool) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let stopped = || StoreError::Unavailable("the store's writer stopped".to_owned());
+        self.inner
+            .writer
+            .send(Job::new(work, solo, reply))
+            .map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+
+    /// Runs a read on a read connection, on the blocking pool.
+    async fn read<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        if self.inner.readers.is_none() {
+            return self.run(move |conn| work(conn)).await;
+        }
         let inner = Arc::clone(&self.inner);
         tokio::task::spawn_blocking(move || {
-            // A panic in earlier work rolled its transaction back on unwind, so
-            // the connection is consistent and may be used again.
-            let mut conn = inner.conn.lock().unwrap_or_else(|e| e.into_inner());
-            work(&mut conn, &inner)
+            let readers = inner
+                .readers
+                .as_ref()
+                .ok_or_else(|| corrupt("no readers"))?;
+            let conn = readers.take()?;
+            let result = work(&conn);
+            readers.give_back(conn);
+            result
         })
         .await
         .map_err(|_| StoreError::Unavailable("a store task stopped".to_owned()))?
@@ -400,7 +492,7 @@ fn asn_from(body: &str, acknowledged_at: Option<i64>) -> Result<Asn, StoreError>
     Ok(asn)
 }
 
-fn insert_asn(tx: &Transaction<'_>, asn: &Asn) -> Result<(), StoreError> {
+fn insert_asn(tx: &Connection, asn: &Asn) -> Result<(), StoreError> {
     let body = to_json(
         &Asn {
             acknowledged_at: None,
@@ -432,7 +524,7 @@ fn insert_asn(tx: &Transaction<'_>, asn: &Asn) -> Result<(), StoreError> {
 impl PlanStore for SqliteStore {
     async fn plans_for_child(&self, nhs_number: &NhsNumber) -> Result<Vec<Plan>, StoreError> {
         let nhs = nhs_number.expose();
-        self.run(move |conn, _| {
+        self.read(move |conn| {
             let rows = conn
                 .prepare_cached(&format!(
                     "SELECT {PLAN_COLUMNS} FROM plans WHERE nhs_number = ?1
@@ -455,7 +547,7 @@ impl PlanStore for SqliteStore {
         let authority = authority.as_str().to_owned();
         let fetch = sql_limit(limit.saturating_add(1));
         let rows = self
-            .run(move |conn, _| {
+            .read(move |conn| {
                 let rows = match after {
                     None => conn
                         .prepare_cached(&format!(
@@ -497,7 +589,7 @@ impl PlanStore for SqliteStore {
         let code = authority.as_str().to_owned();
         let owner = authority.clone();
         let rows: Vec<(String, String, String)> = self
-            .run(move |conn, _| {
+            .read(move |conn| {
                 conn.prepare_cached(
                     "SELECT nhs_number, plan_type, start_date FROM plans WHERE authority = ?1",
                 )
@@ -551,10 +643,8 @@ impl PlanStore for SqliteStore {
             ));
         }
         let authority = authority.as_str().to_owned();
-        self.run(move |conn, _| {
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(failed("starting an upload"))?;
+        self.run(move |conn| {
+            let tx = conn.savepoint().map_err(failed("starting an upload"))?;
             {
                 let mut upsert = tx
                     .prepare_cached(
@@ -619,7 +709,7 @@ impl UploadLedger for SqliteStore {
     ) -> Result<Option<UploadReceipt>, StoreError> {
         let authority = authority.as_str().to_owned();
         let row: Option<(String, String, String)> = self
-            .run(move |conn, _| {
+            .read(move |conn| {
                 conn.prepare_cached(
                     "SELECT sequence, digest, acknowledgement FROM upload_receipts
                      WHERE authority = ?1 AND sequence = ?2",
@@ -639,7 +729,7 @@ impl UploadLedger for SqliteStore {
     async fn highest_sequence(&self, authority: &OdsCode) -> Result<Option<u64>, StoreError> {
         let authority = authority.as_str().to_owned();
         let highest: Option<String> = self
-            .run(move |conn, _| {
+            .read(move |conn| {
                 conn.prepare_cached(
                     "SELECT MAX(sequence) FROM upload_receipts WHERE authority = ?1",
                 )
@@ -660,10 +750,8 @@ impl UploadLedger for SqliteStore {
         let digest = receipt.digest.clone();
         let acknowledgement = to_json(&receipt.acknowledgement, "an acknowledgement")?;
         let (s, d, a) = self
-            .run(move |conn, _| {
-                let tx = conn
-                    .transaction_with_behavior(TransactionBehavior::Immediate)
-                    .map_err(failed("starting a receipt"))?;
+            .run(move |conn| {
+                let tx = conn.savepoint().map_err(failed("starting a receipt"))?;
                 // The first receipt for a sequence stays; a racing duplicate reads it back.
                 tx.prepare_cached(
                     "INSERT INTO upload_receipts (authority, sequence, digest, acknowledgement)
@@ -694,7 +782,7 @@ impl AuthorityDirectory for SqliteStore {
     async fn authority(&self, ods_code: &OdsCode) -> Result<Option<Authority>, StoreError> {
         let code = ods_code.as_str().to_owned();
         let entry: Option<String> = self
-            .run(move |conn, _| {
+            .read(move |conn| {
                 conn.prepare_cached("SELECT entry FROM authorities WHERE ods_code = ?1")
                     .and_then(|mut q| q.query_row([code], |r| r.get(0)).optional())
                     .map_err(failed("reading a directory entry"))
@@ -709,7 +797,7 @@ impl AuthorityDirectory for SqliteStore {
     async fn put_authority(&self, authority: &Authority) -> Result<(), StoreError> {
         let code = authority.ods_code.as_str().to_owned();
         let entry = to_json(authority, "a directory entry")?;
-        self.run(move |conn, _| {
+        self.run(move |conn| {
             conn.prepare_cached(
                 "INSERT INTO authorities (ods_code, entry) VALUES (?1, ?2)
                  ON CONFLICT (ods_code) DO UPDATE SET entry = excluded.entry",
@@ -739,12 +827,12 @@ impl AccessLog for SqliteStore {
             nanos(asn.accessed_at)?;
         }
         let asns = asns.to_vec();
-        self.run(move |conn, _inner| {
+        #[cfg(test)]
+        let fail_after_access_insert = Arc::clone(&self.inner.fail_after_access_insert);
+        self.run(move |conn| {
             // IMMEDIATE takes the write lock before the collapse check, so no
             // other writer can slip an access in between check and insert.
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(failed("starting an access"))?;
+            let tx = conn.savepoint().map_err(failed("starting an access"))?;
             let collapsed: bool = tx
                 .prepare_cached(
                     "SELECT EXISTS (SELECT 1 FROM accesses
@@ -762,10 +850,7 @@ impl AccessLog for SqliteStore {
             .and_then(|mut q| q.execute(params![id, nhs, at, author, accessor]))
             .map_err(failed("writing an access"))?;
             #[cfg(test)]
-            if _inner
-                .fail_after_access_insert
-                .load(std::sync::atomic::Ordering::SeqCst)
-            {
+            if fail_after_access_insert.load(std::sync::atomic::Ordering::SeqCst) {
                 return Err(StoreError::Unavailable("injected fault".to_owned()));
             }
             for asn in &asns {
@@ -785,7 +870,7 @@ impl AccessLog for SqliteStore {
         let nhs = nhs_number.expose();
         let child = *nhs_number;
         let rows: Vec<(String, i64, String)> = self
-            .run(move |conn, _| {
+            .read(move |conn| {
                 conn.prepare_cached(
                     "SELECT id, accessed_at, accessor FROM accesses WHERE nhs_number = ?1
                      ORDER BY accessed_at DESC, id DESC LIMIT ?2",
@@ -822,7 +907,7 @@ impl CheckReceipts for SqliteStore {
         let nhs = nhs_number.expose();
         let organisation = organisation.as_str().to_owned();
         let at = nanos(at)?;
-        self.run(move |conn, _| {
+        self.run(move |conn| {
             // The latest check wins, even if an older one arrives late.
             conn.prepare_cached(
                 "INSERT INTO check_receipts (nhs_number, organisation, checked_at) VALUES (?1, ?2, ?3)
@@ -844,7 +929,7 @@ impl CheckReceipts for SqliteStore {
         let nhs = nhs_number.expose();
         let organisation = organisation.as_str().to_owned();
         let at: Option<i64> = self
-            .run(move |conn, _| {
+            .read(move |conn| {
                 conn.prepare_cached(
                     "SELECT checked_at FROM check_receipts WHERE nhs_number = ?1 AND organisation = ?2",
                 )
@@ -876,7 +961,7 @@ impl NotificationInbox for SqliteStore {
         let authority = authority.as_str().to_owned();
         let fetch = sql_limit(limit.saturating_add(1));
         let mut rows: Vec<AsnRow> = self
-            .run(move |conn, _| {
+            .read(move |conn| {
                 let rows = match after {
                     None => conn
                         .prepare_cached(
@@ -927,7 +1012,7 @@ impl NotificationInbox for SqliteStore {
         let authority = authority.as_str().to_owned();
         let id = id.to_owned();
         let row: Option<(String, Option<i64>)> = self
-            .run(move |conn, _| {
+            .read(move |conn| {
                 conn.prepare_cached(
                     "SELECT asn, acknowledged_at FROM asns WHERE id = ?1 AND authority = ?2",
                 )
@@ -951,9 +1036,9 @@ impl NotificationInbox for SqliteStore {
         let id = id.to_owned();
         let at = nanos(at)?;
         let row: Option<(String, Option<i64>)> = self
-            .run(move |conn, _| {
+            .run(move |conn| {
                 let tx = conn
-                    .transaction_with_behavior(TransactionBehavior::Immediate)
+                    .savepoint()
                     .map_err(failed("starting an acknowledgement"))?;
                 // The first acknowledgement is kept; the council scopes the update.
                 tx.prepare_cached(
@@ -990,9 +1075,9 @@ impl AsnOutbox for SqliteStore {
         let now_n = nanos_clamped(now);
         let until = later(now, lease)?;
         let rows: Vec<(String, String, Option<i64>)> = self
-            .run(move |conn, _| {
+            .run(move |conn| {
                 let tx = conn
-                    .transaction_with_behavior(TransactionBehavior::Immediate)
+                    .savepoint()
                     .map_err(failed("starting a claim"))?;
                 let rows: Vec<(String, String, Option<i64>)> = tx
                     .prepare_cached(
@@ -1053,9 +1138,9 @@ impl AsnOutbox for SqliteStore {
             Granted(String, Option<i64>),
         }
         let seen = self
-            .run(move |conn, _| {
+            .run(move |conn| {
                 let tx = conn
-                    .transaction_with_behavior(TransactionBehavior::Immediate)
+                    .savepoint()
                     .map_err(failed("starting a delivery"))?;
                 let row: Option<DeliveryRow> = tx
                     .prepare_cached(
@@ -1092,7 +1177,7 @@ impl AsnOutbox for SqliteStore {
     async fn finish_delivery(&self, id: &str, at: OffsetDateTime) -> Result<(), StoreError> {
         let id = id.to_owned();
         let at = nanos(at)?;
-        self.run(move |conn, _| {
+        self.run(move |conn| {
             conn.prepare_cached(
                 "UPDATE asns SET delivered_at = COALESCE(delivered_at, ?2) WHERE id = ?1",
             )
@@ -1107,7 +1192,7 @@ impl AsnOutbox for SqliteStore {
 impl Retention for SqliteStore {
     async fn purge(&self, today: Date) -> Result<PurgeReport, StoreError> {
         let today = date_text(today)?;
-        self.run(move |conn, _| {
+        self.run_solo(move |conn| {
             let tx = conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(failed("starting the purge"))?;
@@ -1161,7 +1246,7 @@ impl AuditTrail for SqliteStore {
         let id = event.id.clone();
         let at = nanos_clamped(event.at);
         let body = to_json(event, "an audit event")?;
-        self.run(move |conn, _| {
+        self.run(move |conn| {
             // A retried append of the same event is not a second event.
             conn.prepare_cached(
                 "INSERT INTO audit_events (id, at, event) VALUES (?1, ?2, ?3)
@@ -1179,7 +1264,7 @@ impl AuditReader for SqliteStore {
     /// The most recent `limit` events, oldest first (append order).
     async fn audit_events(&self, limit: usize) -> Result<Vec<AuditEvent>, StoreError> {
         let bodies: Vec<String> = self
-            .run(move |conn, _| {
+            .read(move |conn| {
                 conn.prepare_cached(
                     "SELECT event FROM (SELECT seq, event FROM audit_events ORDER BY seq DESC LIMIT ?1)
                      ORDER BY seq",
@@ -1195,6 +1280,29 @@ impl AuditReader for SqliteStore {
             .iter()
             .map(|b| from_json(b, "a stored audit event"))
             .collect()
+    }
+}
+
+#[cfg(test)]
+impl SqliteStore {
+    /// Runs `f` on the writer connection, outside any batch, and waits for it.
+    fn with_writer<T, F>(&self, f: F) -> T
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> T + Send + 'static,
+    {
+        let (tx, rx) = mpsc::channel();
+        let (reply, _) = tokio::sync::oneshot::channel();
+        let job = Job::new(
+            move |conn| {
+                let _ = tx.send(f(conn));
+                Ok(())
+            },
+            true,
+            reply,
+        );
+        self.inner.writer.send(job).expect("the writer is running");
+        rx.recv().expect("the writer ran the job")
     }
 }
 

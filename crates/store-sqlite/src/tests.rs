@@ -31,9 +31,8 @@ fn two_council_plans() -> Vec<Plan> {
 }
 
 fn count(store: &SqliteStore, table: &str) -> i64 {
-    let conn = store.inner.conn.lock().unwrap();
-    conn.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))
-        .unwrap()
+    let sql = format!("SELECT COUNT(*) FROM {table}");
+    store.with_writer(move |conn| conn.query_row(&sql, [], |r| r.get(0)).unwrap())
 }
 
 #[tokio::test]
@@ -146,19 +145,25 @@ async fn concurrent_repeats_by_one_author_record_once_across_connections() {
 fn opening_sets_wal_full_sync_foreign_keys_and_the_schema_version() {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(dir.path().join("cpis.db")).unwrap();
-    let conn = store.inner.conn.lock().unwrap();
-    let journal: String = conn
-        .pragma_query_value(None, "journal_mode", |r| r.get(0))
-        .unwrap();
-    let synchronous: i64 = conn
-        .pragma_query_value(None, "synchronous", |r| r.get(0))
-        .unwrap();
-    let foreign_keys: i64 = conn
-        .pragma_query_value(None, "foreign_keys", |r| r.get(0))
-        .unwrap();
-    let version: i64 = conn
-        .pragma_query_value(None, "user_version", |r| r.get(0))
-        .unwrap();
+    let (journal, synchronous, foreign_keys, version) = store.with_writer(|conn| {
+        let pragma = |name: &str| -> rusqlite::types::Value {
+            conn.pragma_query_value(None, name, |r| r.get(0)).unwrap()
+        };
+        (
+            pragma("journal_mode"),
+            pragma("synchronous"),
+            pragma("foreign_keys"),
+            pragma("user_version"),
+        )
+    });
+    use rusqlite::types::Value;
+    let (journal, synchronous, foreign_keys, version) =
+        match (journal, synchronous, foreign_keys, version) {
+            (Value::Text(j), Value::Integer(s), Value::Integer(f), Value::Integer(v)) => {
+                (j, s, f, v)
+            }
+            other => panic!("unexpected pragma values {other:?}"),
+        };
     assert_eq!(journal, "wal");
     assert_eq!(synchronous, 2, "FULL");
     assert_eq!(foreign_keys, 1);
@@ -173,13 +178,10 @@ fn reopening_applies_no_migration_twice_and_newer_files_are_refused() {
     // A second open finds the schema current (re-running migration 1 would
     // fail on CREATE TABLE).
     let store = SqliteStore::open(&path).unwrap();
-    store
-        .inner
-        .conn
-        .lock()
-        .unwrap()
-        .pragma_update(None, "user_version", SCHEMA_VERSION as i64 + 1)
-        .unwrap();
+    store.with_writer(|conn| {
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION as i64 + 1)
+            .unwrap()
+    });
     drop(store);
     assert!(matches!(
         SqliteStore::open(&path),
@@ -229,12 +231,13 @@ async fn the_audit_trail_refuses_updates_and_deletes() {
         1,
         "a retried append is one event"
     );
-    let conn = store.inner.conn.lock().unwrap();
-    assert!(conn
-        .execute("UPDATE audit_events SET event = '{}'", [])
-        .is_err());
-    assert!(conn.execute("DELETE FROM audit_events", []).is_err());
-    drop(conn);
+    let (updated, deleted) = store.with_writer(|conn| {
+        (
+            conn.execute("UPDATE audit_events SET event = '{}'", []),
+            conn.execute("DELETE FROM audit_events", []),
+        )
+    });
+    assert!(updated.is_err() && deleted.is_err());
     assert_eq!(count(&store, "audit_events"), 1);
 }
 
@@ -269,13 +272,11 @@ async fn an_unreadable_outbox_row_never_holds_up_the_asns_claimed_with_it() {
         store.record_access(&record, &asns, NOW).await.unwrap();
     }
     let poison = expected.remove(2);
-    store
-        .inner
-        .conn
-        .lock()
-        .unwrap()
-        .execute("UPDATE asns SET asn = '{\"id\":' WHERE id = ?1", [&poison])
-        .unwrap();
+    let target = poison.clone();
+    store.with_writer(move |conn| {
+        conn.execute("UPDATE asns SET asn = '{\"id\":' WHERE id = ?1", [&target])
+            .unwrap()
+    });
 
     let claimed = store
         .claim_undelivered(NOW, Duration::seconds(60), 50)
@@ -314,4 +315,110 @@ async fn an_unreadable_outbox_row_never_holds_up_the_asns_claimed_with_it() {
     }
     listed.sort();
     assert_eq!(listed, expected, "every readable ASN is listed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_committed_together_fail_and_panic_alone() {
+    let store = SqliteStore::open_in_memory().unwrap();
+    // Hold the writer, so that the writes below queue up and share a batch.
+    let (release, held) = std::sync::mpsc::channel::<()>();
+    let holder = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            store
+                .run_solo(move |_| {
+                    held.recv().ok();
+                    Ok(())
+                })
+                .await
+        })
+    };
+    let write = |code: &'static str, outcome: &'static str| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            store
+                .run(move |conn| {
+                    let savepoint = conn.savepoint().map_err(failed("savepoint"))?;
+                    savepoint
+                        .execute(
+                            "INSERT INTO authorities (ods_code, entry) VALUES (?1, '{}')",
+                            [code],
+                        )
+                        .map_err(failed("insert"))?;
+                    match outcome {
+                        "commit" => savepoint.commit().map_err(failed("release")),
+                        "fail" => Err(StoreError::Unavailable("refused".to_owned())),
+                        _ => panic!("injected panic inside a batch"),
+                    }
+                })
+                .await
+        })
+    };
+    let writes = [
+        write("E00000001", "commit"),
+        write("E00000002", "fail"),
+        write("E00000003", "panic"),
+        write("E00000004", "commit"),
+    ];
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    release.send(()).unwrap();
+    holder.await.unwrap().unwrap();
+    let mut results = Vec::new();
+    for w in writes {
+        results.push(w.await.unwrap());
+    }
+    assert!(results[0].is_ok() && results[3].is_ok(), "{results:?}");
+    assert!(
+        matches!(&results[1], Err(StoreError::Unavailable(m)) if m == "refused"),
+        "{results:?}"
+    );
+    assert!(
+        matches!(&results[2], Err(StoreError::Unavailable(_))),
+        "{results:?}"
+    );
+    let kept: Vec<String> = store.with_writer(|conn| {
+        conn.prepare("SELECT ods_code FROM authorities ORDER BY ods_code")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    });
+    assert_eq!(kept, ["E00000001", "E00000004"]);
+    // The writer survived the panic.
+    store.append(&audit_event("after")).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writes_and_reads_on_a_file_all_land() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("cpis.db")).unwrap();
+    let tasks: Vec<_> = (0..200)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store.append(&audit_event(&format!("e{i}"))).await.unwrap();
+                // Read-your-writes: once answered, a read connection sees it.
+                let seen = store.audit_events(1_000).await.unwrap();
+                assert!(seen.iter().any(|e| e.trace_id == format!("e{i}")));
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    drop(store);
+    let reopened = SqliteStore::open(dir.path().join("cpis.db")).unwrap();
+    assert_eq!(reopened.audit_events(1_000).await.unwrap().len(), 200);
+}
+
+fn audit_event(trace_id: &str) -> AuditEvent {
+    AuditEvent::new(
+        None,
+        AuditAction::Purge,
+        None,
+        AuditOutcome::Allowed,
+        NOW,
+        trace_id,
+    )
 }
