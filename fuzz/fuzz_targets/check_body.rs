@@ -112,6 +112,7 @@ fuzz_target!(|body: &[u8]| {
             policy: VisibilityPolicy::default(),
             pseudonymiser: Pseudonymiser::new(&[7u8; 32]).expect("a 32-byte key"),
             auth: Authenticator::Local(fixture.keys.verifier()),
+            volume: Default::default(),
         };
         let request = Request::builder()
             .method(Method::POST)

@@ -1,6 +1,8 @@
 import * as path from 'path';
 import { Aws, CfnCondition, CfnOutput, CfnParameter, Duration, Fn, RemovalPolicy, Stack, StackProps } from 'aws-cdk-lib';
 import * as apigwv2 from 'aws-cdk-lib/aws-apigatewayv2';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import * as cwActions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as targets from 'aws-cdk-lib/aws-events-targets';
 import * as iam from 'aws-cdk-lib/aws-iam';
@@ -42,6 +44,9 @@ export const SERVICE_TABLE_ACTIONS: Record<string, string[]> = {
   // claim_undelivered: Query gsi2 then a conditional UpdateItem per ASN.
   'outbox-relay': ['dynamodb:Query', 'dynamodb:UpdateItem'],
 };
+
+/** The enumeration watch's defaults, as in crates/domain/src/volume.rs (VolumePolicy). */
+export const CHECK_VOLUME = { threshold: 100, periodMinutes: 10 };
 
 /** Functions that pseudonymise children for the audit trail: the API functions. */
 export const PSEUDONYM_READERS = ['plan-upload', 'attendance-check', 'history-query'];
@@ -132,6 +137,12 @@ export class CpisStack extends Stack {
       default: 100,
       minValue: 1,
       description: 'HTTP API stage burst limit (requests).',
+    });
+    const checkVolumeThreshold = new CfnParameter(this, 'CheckVolumeThreshold', {
+      type: 'Number',
+      default: CHECK_VOLUME.threshold,
+      minValue: 1,
+      description: `Checks by one caller within ${CHECK_VOLUME.periodMinutes} minutes above which the possible-enumeration alarm fires (hazard H6).`,
     });
 
     // ---- Keys (customer-managed, rotated, retained) ------------------------------------------------
@@ -467,6 +478,41 @@ export class CpisStack extends Stack {
         description: 'Point the custom domain (CNAME or alias) here',
       });
     }
+    // ---- Enumeration watch (hazard H6) ------------------------------------------------------------
+    // attendance-check logs one "care-setting check" line per answered check with the caller and
+    // its organisation (never the child). Contributor Insights ranks callers by those lines, and
+    // the alarm fires when the busiest one passes the threshold: detection for review against the
+    // audit trail, since refusing a clinician's check is itself a hazard.
+    const checkVolumeRule = new cloudwatch.CfnInsightRule(this, 'CheckVolumeRule', {
+      ruleName: `${this.stackName}-check-volume`,
+      ruleState: 'ENABLED',
+      ruleBody: this.toJsonString({
+        Schema: { Name: 'CloudWatchLogRule', Version: 1 },
+        LogGroupNames: [attendanceCheck.logGroup.logGroupName],
+        LogFormat: 'JSON',
+        Contribution: {
+          Keys: ['$.fields.organisation', '$.fields.caller'],
+          Filters: [{ Match: '$.fields.message', In: ['care-setting check'] }],
+        },
+        AggregateOn: 'Count',
+      }),
+    });
+    const checkVolumeAlarm = new cloudwatch.Alarm(this, 'CheckVolumeAlarm', {
+      alarmDescription:
+        'attendance-check: one caller made more checks than the CheckVolumeThreshold parameter allows (possible enumeration, hazard H6); review the caller in the audit trail',
+      metric: new cloudwatch.MathExpression({
+        expression: `INSIGHT_RULE_METRIC('${checkVolumeRule.attrRuleName}', 'MaxContributorValue')`,
+        period: Duration.minutes(CHECK_VOLUME.periodMinutes),
+        label: 'checks by the busiest caller',
+      }),
+      threshold: checkVolumeThreshold.valueAsNumber,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+      evaluationPeriods: 1,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
+    checkVolumeAlarm.addAlarmAction(new cwActions.SnsAction(opsTopic));
+    checkVolumeAlarm.addOkAction(new cwActions.SnsAction(opsTopic));
+
     new CfnOutput(this, 'TableName', { value: tables.table.tableName });
     new CfnOutput(this, 'AuditTableName', { value: tables.auditTable.tableName });
     new CfnOutput(this, 'AsnQueueUrl', { value: asnQueue.queue.queueUrl });

@@ -157,8 +157,8 @@ describe('council topics and the SNS delivery DLQ', () => {
 
   test('every alarm notifies the ops topic, on alarm and on recovery', () => {
     const alarms = Object.values(s.template.findResources('AWS::CloudWatch::Alarm'));
-    // 5 functions x (errors, throttles, error-level logs) + ASN DLQ + ASN age + SNS DLQ
-    expect(alarms).toHaveLength(18);
+    // 5 functions x (errors, throttles, error-level logs) + ASN DLQ + ASN age + SNS DLQ + check volume
+    expect(alarms).toHaveLength(19);
     for (const a of alarms) {
       expect(a.Properties.AlarmActions).toEqual([opsTopicRef()]);
       expect(a.Properties.OKActions).toEqual([opsTopicRef()]);

@@ -213,6 +213,7 @@ pub fn gateway_state<S, Q>(store: S, queue: Q) -> AppState<S, Q> {
         pseudonymiser: Pseudonymiser::new(&[7u8; 32])
             .unwrap_or_else(|_| unreachable!("a 32-byte key is valid")),
         auth: Authenticator::Gateway,
+        volume: Default::default(),
     }
 }
 

@@ -80,6 +80,7 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
         },
         pseudonymiser: data.pseudonymiser()?,
         auth: Authenticator::Local(keys.verifier()),
+        volume: Default::default(),
     };
 
     let (stop, stopped) = watch::channel(false);

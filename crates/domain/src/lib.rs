@@ -17,6 +17,7 @@ pub mod plan;
 pub mod ports;
 pub mod principal;
 pub mod upload;
+pub mod volume;
 
 pub use access::{AccessRecord, AccessSummary, Accessor, COLLAPSE_WINDOW, HISTORY_LIMIT};
 pub use audit::{AuditAction, AuditEvent, AuditOutcome, Pseudonymiser};
@@ -35,3 +36,4 @@ pub use upload::{
     process_upload, Acknowledgement, FileOutcome, RecordDetail, RecordOutcome, RecordOutcomeCode,
     UploadError, UploadMode, UploadResult,
 };
+pub use volume::{VolumePolicy, VolumeWatch};

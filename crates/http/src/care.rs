@@ -10,7 +10,7 @@ use axum::{Extension, Json};
 use cpis_domain::ports::StoreError;
 use cpis_domain::{
     check as domain_check, AccessEffect, AccessSummary, AuditAction, AuditOutcome,
-    AuthorityContact, NhsNumber, Principal, VisiblePlan,
+    AuthorityContact, Clinician, NhsNumber, Principal, VisiblePlan,
 };
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -173,6 +173,25 @@ pub async fn check<S: CheckStore, Q: Queue>(
     }
 }
 
+/// One line per answered check naming the caller (never the child), which
+/// the AWS stack's Contributor Insights rule ranks per caller; and a warning
+/// when one caller passes the enumeration watch's threshold (hazard H6).
+fn watch_volume<S, Q>(state: &AppState<S, Q>, clinician: &Clinician) {
+    let caller = clinician.user_id.as_str();
+    let organisation = clinician.organisation_ods.as_str();
+    tracing::info!(caller, organisation, "care-setting check");
+    if let Some(checks) = state.volume.observe(caller, state.clock.now()) {
+        let window_minutes = state.volume.policy().window.whole_minutes();
+        tracing::warn!(
+            caller,
+            organisation,
+            checks,
+            window_minutes,
+            "unusual check volume from one caller: review it against the audit trail"
+        );
+    }
+}
+
 /// The check itself, shared with the FHIR CareTeam and Flag searches; audits it.
 pub(crate) async fn run_check<S: CheckStore, Q: Queue>(
     state: &AppState<S, Q>,
@@ -218,6 +237,7 @@ pub(crate) async fn run_check<S: CheckStore, Q: Queue>(
         )
         .await;
     let result = result.map_err(store_problem)?;
+    watch_volume(state, clinician);
     match result.effect {
         AccessEffect::Recorded {
             notifications,

@@ -24,7 +24,7 @@ use cpis_domain::ports::{
     AccessLog, AsnQueue, AuditTrail, AuthorityDirectory, CheckReceipts, NotificationInbox,
     PlanStore, UploadLedger,
 };
-use cpis_domain::{Clock, Pseudonymiser, VisibilityPolicy};
+use cpis_domain::{Clock, Pseudonymiser, VisibilityPolicy, VolumeWatch};
 
 pub use auth::{
     Authenticator, CallerClaims, ClaimsError, GatewayClaims, KeyError, LocalKeys, LocalVerifier,
@@ -47,6 +47,8 @@ pub struct AppState<S, Q> {
     pub policy: VisibilityPolicy,
     pub pseudonymiser: Pseudonymiser,
     pub auth: Authenticator,
+    /// The enumeration watch: logs (never refuses) a caller whose checks are unusual.
+    pub volume: Arc<VolumeWatch>,
 }
 
 impl<S: Clone, Q: Clone> Clone for AppState<S, Q> {
@@ -58,6 +60,7 @@ impl<S: Clone, Q: Clone> Clone for AppState<S, Q> {
             policy: self.policy,
             pseudonymiser: self.pseudonymiser.clone(),
             auth: self.auth.clone(),
+            volume: self.volume.clone(),
         }
     }
 }

@@ -894,6 +894,7 @@ fn service(keys: &LocalKeys) -> Service {
         policy: VisibilityPolicy::default(),
         pseudonymiser: pseudonymiser(),
         auth: Authenticator::Local(keys.verifier()),
+        volume: Default::default(),
     };
     Service {
         store,

@@ -54,6 +54,7 @@ impl<S: Store> Service<S> {
             policy: VisibilityPolicy::default(),
             pseudonymiser: pseudonymiser(),
             auth: Authenticator::Local(keys.verifier()),
+            volume: Default::default(),
         };
         Self {
             store,

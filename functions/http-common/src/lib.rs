@@ -39,6 +39,7 @@ pub fn gateway_state<S, Q>(
         policy,
         pseudonymiser,
         auth: Authenticator::Gateway,
+        volume: Default::default(),
     }
 }
 

@@ -149,6 +149,7 @@ impl TestApp {
             policy: VisibilityPolicy::default(),
             pseudonymiser: pseudonymiser(),
             auth,
+            volume: Default::default(),
         };
         Self {
             router: cpis_http::service_router(state.clone()),
@@ -168,6 +169,7 @@ impl TestApp {
             policy: VisibilityPolicy::default(),
             pseudonymiser: pseudonymiser(),
             auth: Authenticator::Local(self.keys.verifier()),
+            volume: Default::default(),
         }
     }
 
