@@ -48,6 +48,12 @@ impl Accessor {
     pub fn author_key(&self) -> String {
         format!("{}|{}", self.organisation_ods, self.user_id)
     }
+
+    /// Whether both have the same [`author_key`](Self::author_key), without
+    /// building either (the in-memory store compares every stored access).
+    pub fn same_author(&self, other: &Accessor) -> bool {
+        self.user_id == other.user_id && self.organisation_ods == other.organisation_ods
+    }
 }
 
 /// What both sides see of an access: organisation, setting and time only.
@@ -74,11 +80,18 @@ impl AccessRecord {
 /// The history rule: the `HISTORY_LIMIT` most recent, newest first. Stores
 /// may return more or in any order; every path to a caller goes through this.
 pub fn most_recent(mut records: Vec<AccessRecord>) -> Vec<AccessRecord> {
-    records.sort_by(|a, b| {
-        b.accessed_at
-            .cmp(&a.accessed_at)
-            .then_with(|| b.id.cmp(&a.id))
-    });
-    records.truncate(HISTORY_LIMIT);
+    if records.len() > HISTORY_LIMIT {
+        // Only the newest matter: partition them out before sorting.
+        records.select_nth_unstable_by(HISTORY_LIMIT - 1, newest_first);
+        records.truncate(HISTORY_LIMIT);
+    }
+    records.sort_by(newest_first);
     records
+}
+
+/// Newest first; ties broken by id so the order is stable across stores.
+pub fn newest_first(a: &AccessRecord, b: &AccessRecord) -> std::cmp::Ordering {
+    b.accessed_at
+        .cmp(&a.accessed_at)
+        .then_with(|| b.id.cmp(&a.id))
 }

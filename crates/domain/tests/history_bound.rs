@@ -49,3 +49,16 @@ proptest! {
         prop_assert_eq!(shown, expected);
     }
 }
+
+proptest! {
+    /// The rule alone, on more records than it keeps (the stores may hand it
+    /// a whole history), with many equal times so the id tie-break matters.
+    #[test]
+    fn the_rule_keeps_the_newest_25_of_any_number(minutes in proptest::collection::vec(0i64..50, 0..200)) {
+        let records: Vec<AccessRecord> = minutes.iter().enumerate().map(|(n, m)| access(*m, n)).collect();
+        let mut expected = records.clone();
+        expected.sort_by(|a, b| b.accessed_at.cmp(&a.accessed_at).then_with(|| b.id.cmp(&a.id)));
+        expected.truncate(HISTORY_LIMIT);
+        prop_assert_eq!(most_recent(records), expected);
+    }
+}

@@ -518,7 +518,11 @@ async fn an_unusual_number_of_checks_by_one_caller_is_logged_once_and_never_refu
         let reply = app
             .check(&clinician("dr-busy", TRUST_X, "B0107"), nhs, true)
             .await;
-        assert_eq!(reply.status, StatusCode::OK, "a check is never refused for volume");
+        assert_eq!(
+            reply.status,
+            StatusCode::OK,
+            "a check is never refused for volume"
+        );
     }
     for nhs in &children[..3] {
         app.check(&clinician("dr-calm", TRUST_X, "B0107"), nhs, true)
@@ -535,7 +539,11 @@ async fn an_unusual_number_of_checks_by_one_caller_is_logged_once_and_never_refu
     let with_message = |m: &str| -> Vec<&Value> {
         lines
             .iter()
-            .filter(|l| l["fields"]["message"].as_str().is_some_and(|s| s.starts_with(m)))
+            .filter(|l| {
+                l["fields"]["message"]
+                    .as_str()
+                    .is_some_and(|s| s.starts_with(m))
+            })
             .collect()
     };
     let checks = with_message("care-setting check");

@@ -240,14 +240,13 @@ impl AccessLog for MemoryStore {
         collapse_since: OffsetDateTime,
     ) -> Result<AccessWrite, StoreError> {
         let mut state = self.state();
-        let author = access.accessor.author_key();
         let collapsed = state
             .accesses
             .get(&access.nhs_number)
             .is_some_and(|records| {
-                records
-                    .iter()
-                    .any(|r| r.accessor.author_key() == author && r.accessed_at >= collapse_since)
+                records.iter().any(|r| {
+                    r.accessed_at >= collapse_since && r.accessor.same_author(&access.accessor)
+                })
             });
         if collapsed {
             return Ok(AccessWrite::Collapsed);
@@ -276,15 +275,14 @@ impl AccessLog for MemoryStore {
         nhs_number: &NhsNumber,
         limit: usize,
     ) -> Result<Vec<AccessRecord>, StoreError> {
-        let records = self
-            .state()
-            .accesses
-            .get(nhs_number)
-            .cloned()
-            .unwrap_or_default();
-        let mut newest = cpis_domain::access::most_recent(records);
-        newest.truncate(limit);
-        Ok(newest)
+        let state = self.state();
+        let Some(records) = state.accesses.get(nhs_number) else {
+            return Ok(Vec::new());
+        };
+        // Clone only the newest, not the child's whole history.
+        let mut newest: Vec<&AccessRecord> = records.iter().collect();
+        newest.sort_unstable_by(|a, b| cpis_domain::access::newest_first(a, b));
+        Ok(newest.into_iter().take(limit).cloned().collect())
     }
 }
 
