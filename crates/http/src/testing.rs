@@ -2,7 +2,8 @@
 //! in process and reads the whole answer, and hands what the service put out
 //! to the privacy scan (`tests/suites/90-privacy-scan.sh`) when
 //! `CPIS_PRIVACY_CAPTURE_DIR` is set (`tests/run.sh` sets it): every error
-//! body, and every tracing event the process emits at DEBUG and above.
+//! body, and every tracing event the process emits (our crates at DEBUG,
+//! libraries at INFO, as the functions log them).
 //! Tests only: these helpers panic on what a test should never meet.
 
 use std::fs::{File, OpenOptions};
@@ -15,6 +16,7 @@ use axum::{BoxError, Router};
 use http::{HeaderMap, Request, StatusCode};
 use http_body_util::BodyExt;
 use tower::ServiceExt;
+use tracing_subscriber::EnvFilter;
 
 /// A response, read whole.
 #[derive(Debug)]
@@ -71,7 +73,24 @@ where
     }
 }
 
-/// Sends this process's tracing events (DEBUG and above, JSON lines) to the
+/// The workspace's crates, whose DEBUG output the capture keeps.
+const OUR_CRATES: &[&str] = &[
+    "cpis",
+    "cpis_http",
+    "cpis_domain",
+    "cpis_fhir",
+    "cpis_aws",
+    "cpis_store_memory",
+    "cpis_store_sqlite",
+    "http_common",
+    "plan_upload",
+    "attendance_check",
+    "history_query",
+    "notification_dispatch",
+    "outbox_relay",
+];
+
+/// Sends this process's tracing events (JSON lines, filtered as above) to the
 /// capture directory, once. Does nothing without a capture directory, or when
 /// the test installed a subscriber of its own first.
 pub fn capture_tracing() {
@@ -81,9 +100,19 @@ pub fn capture_tracing() {
             return;
         };
         let file = open_for_append(&path);
+        // Our code at DEBUG; libraries at INFO, as the functions run them
+        // (`cpis_aws::telemetry` caps them there whatever the level asked).
+        let filter = OUR_CRATES
+            .iter()
+            .fold(EnvFilter::new("info"), |filter, krate| {
+                match format!("{krate}=debug").parse() {
+                    Ok(directive) => filter.add_directive(directive),
+                    Err(_) => filter,
+                }
+            });
         let _ = tracing_subscriber::fmt()
             .json()
-            .with_max_level(tracing::Level::DEBUG)
+            .with_env_filter(filter)
             .with_writer(Mutex::new(file))
             .try_init();
     });

@@ -12,18 +12,6 @@ use cpis_http::{AppState, Authenticator};
 #[cfg(feature = "test-support")]
 pub mod testing;
 
-/// JSON log lines for CloudWatch (Lambda stamps the time itself).
-pub fn init_tracing() {
-    tracing_subscriber::fmt()
-        .json()
-        .without_time()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
-}
-
 /// The state every HTTP function runs with: API Gateway's verified claims,
 /// the wall clock, and the visibility policy from the settings.
 pub fn gateway_state<S, Q>(

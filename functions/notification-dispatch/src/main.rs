@@ -6,7 +6,7 @@ use lambda_runtime::{service_fn, Error, LambdaEvent};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    tracing_subscriber::fmt().json().without_time().init();
+    cpis_aws::telemetry::init();
     let settings = Settings::from_env()?;
     let sdk = load_sdk_config().await;
     let store = DynamoStore::from_config(&sdk, &settings);
