@@ -20,9 +20,10 @@ use aws_sdk_dynamodb::types::{
     ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
 };
 use aws_sdk_sqs::types::QueueAttributeName;
-use cpis_domain::OdsCode;
+use cpis_domain::ports::AuthorityDirectory;
+use cpis_domain::{Authority, OdsCode};
 
-use crate::DynamoStore;
+use crate::{DynamoStore, SnsChannel, TopicSync};
 
 static ENDPOINT: OnceLock<Result<String, String>> = OnceLock::new();
 static COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -255,6 +256,51 @@ pub async fn fresh_store() -> DynamoStore {
     create_service_table(&client, &table).await;
     create_audit_table(&client, &audit).await;
     DynamoStore::new(client, table, audit)
+}
+
+/// The delivery side as plan-upload and the dispatcher run it: a fresh store
+/// that keeps each council's SNS topic in step with its directory entry, and
+/// the clients a test reads deliveries back through.
+pub struct TopicWorld {
+    pub store: DynamoStore,
+    pub sns: aws_sdk_sns::Client,
+    pub sqs: aws_sdk_sqs::Client,
+}
+
+impl TopicWorld {
+    pub async fn new() -> Self {
+        let sdk = sdk_config().await;
+        let sns = aws_sdk_sns::Client::new(&sdk);
+        let store = fresh_store()
+            .await
+            .with_topic_sync(TopicSync::new(sns.clone(), None, None));
+        Self {
+            store,
+            sns,
+            sqs: aws_sdk_sqs::Client::new(&sdk),
+        }
+    }
+
+    /// The channel the dispatcher delivers through.
+    pub fn channel(&self) -> SnsChannel {
+        SnsChannel::new(self.sns.clone(), topic_arn_prefix())
+    }
+
+    /// Lists the council (creating its topic and subscriptions).
+    pub async fn list(&self, authority: &Authority) {
+        self.store
+            .put_authority(authority)
+            .await
+            .unwrap_or_else(|e| panic!("listing a council: {e}"));
+    }
+
+    /// Lists the council and subscribes a probe queue to its topic; the
+    /// probe (its URL is returned) receives what the duty team would.
+    pub async fn list_with_probe(&self, authority: &Authority) -> String {
+        self.list(authority).await;
+        let topic = format!("{}{}", topic_arn_prefix(), authority.ods_code);
+        probe_queue(&self.sns, &self.sqs, &topic).await
+    }
 }
 
 /// A new SQS queue: its URL and ARN.

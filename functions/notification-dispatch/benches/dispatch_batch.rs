@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
-use cpis_aws::{moto, DynamoStore, SnsChannel, TopicSync};
+use cpis_aws::moto;
 use cpis_domain::ports::NotificationChannel;
 use cpis_domain::ports::{AccessLog, AsnOutbox, AuditTrail, AuthorityDirectory, DeliveryError};
 use cpis_domain::{
@@ -172,18 +172,11 @@ fn main() {
         .build()
         .expect("runtime");
     let (dynamo, sns_channel, ods) = runtime.block_on(async {
-        let sdk = moto::sdk_config().await;
-        let sns = aws_sdk_sns::Client::new(&sdk);
-        let store: DynamoStore =
-            moto::fresh_store()
-                .await
-                .with_topic_sync(TopicSync::new(sns.clone(), None, None));
+        let topics = moto::TopicWorld::new().await;
         let ods = moto::unique_ods();
-        store
-            .put_authority(&authority(&ods))
-            .await
-            .expect("authority");
-        (store, SnsChannel::new(sns, moto::topic_arn_prefix()), ods)
+        topics.list(&authority(&ods)).await;
+        let channel = topics.channel();
+        (topics.store, channel, ods)
     });
     let memory = MemoryStore::new();
     let recording = Recording::default();

@@ -16,9 +16,9 @@ use std::sync::Mutex;
 
 use aws_lambda_events::sqs::SqsEvent;
 use aws_sdk_sqs::types::QueueAttributeName;
-use cpis_aws::{moto, DynamoStore, SnsChannel, SqsQueue, TopicSync};
+use cpis_aws::{moto, DynamoStore, SqsQueue};
 use cpis_conformance::faults::{self, Dispatcher, FaultConfig, Received, Transport, VIEW_URL};
-use cpis_domain::ports::{AsnQueue, AuthorityDirectory, NotificationChannel, StoreError};
+use cpis_domain::ports::{AsnQueue, NotificationChannel, StoreError};
 use cpis_domain::OdsCode;
 use time::OffsetDateTime;
 
@@ -258,21 +258,15 @@ fn reset_moto(endpoint: &str) {
 }
 
 async fn one_run(config: FaultConfig) -> faults::FaultReport {
-    let sdk = moto::sdk_config().await;
-    let sns = aws_sdk_sns::Client::new(&sdk);
-    let sqs = aws_sdk_sqs::Client::new(&sdk);
-    let store = moto::fresh_store()
-        .await
-        .with_topic_sync(TopicSync::new(sns.clone(), None, None));
+    let topics = moto::TopicWorld::new().await;
     let councils: Vec<OdsCode> = (0..12).map(|_| moto::unique_ods()).collect();
     let mut probes = Vec::new();
     for (i, ods) in councils.iter().enumerate() {
-        store.put_authority(&faults::council(ods, i)).await.unwrap();
-        let topic = format!("{}{ods}", moto::topic_arn_prefix());
-        probes.push(moto::probe_queue(&sns, &sqs, &topic).await);
+        probes.push(topics.list_with_probe(&faults::council(ods, i)).await);
     }
+    let channel = topics.channel();
+    let moto::TopicWorld { store, sqs, .. } = topics;
     let transport = SqsTransport::new(sqs.clone()).await;
-    let channel = SnsChannel::new(sns, moto::topic_arn_prefix());
     let captured = Mutex::new(Vec::new());
     let report = faults::run(
         config,

@@ -4,7 +4,7 @@
 
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use aws_sdk_sqs::types::Message;
-use cpis_aws::{moto, DynamoStore, SnsChannel, SqsQueue, TopicSync};
+use cpis_aws::{moto, DynamoStore, SnsChannel, SqsQueue};
 use cpis_domain::dispatch::DELIVERY_LEASE;
 use cpis_domain::ports::{
     AsnOutbox, AsnQueue, AuditReader, AuthorityDirectory, DeliveryStart, NotificationChannel,
@@ -32,15 +32,10 @@ struct World {
 }
 
 async fn world() -> World {
-    let sdk = moto::sdk_config().await;
-    let sns = aws_sdk_sns::Client::new(&sdk);
-    let sqs = aws_sdk_sqs::Client::new(&sdk);
-    let store = moto::fresh_store()
-        .await
-        .with_topic_sync(TopicSync::new(sns.clone(), None, None));
+    let topics = moto::TopicWorld::new().await;
     let ods = moto::unique_ods();
-    store
-        .put_authority(&Authority {
+    let probe_url = topics
+        .list_with_probe(&Authority {
             ods_code: ods.clone(),
             name: "Example Council".into(),
             office_hours_phone: "020 7946 0000".into(),
@@ -48,10 +43,9 @@ async fn world() -> World {
             notify_emails: vec!["duty@example.gov.uk".into()],
             notify_sms: vec!["+447700900123".into()],
         })
-        .await
-        .unwrap();
-    let topic_arn = format!("{}{ods}", moto::topic_arn_prefix());
-    let probe_url = moto::probe_queue(&sns, &sqs, &topic_arn).await;
+        .await;
+    let channel = topics.channel();
+    let moto::TopicWorld { store, sqs, .. } = topics;
     let (queue_url, _) = moto::create_queue(&sqs, &moto::unique("asn")).await;
     let body = format!(
         r#"{{"sequence":1,"mode":"delta","records":[{{"nhs_number":"{CHILD}","plan_type":"CPP","start_date":"2024-01-10","local_id":"case-1"}}]}}"#
@@ -70,7 +64,7 @@ async fn world() -> World {
         queue: SqsQueue::new(sqs.clone(), queue_url.clone()),
         sqs,
         queue_url,
-        channel: SnsChannel::new(sns, moto::topic_arn_prefix()),
+        channel,
         probe_url,
         ods,
     }
