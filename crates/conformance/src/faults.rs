@@ -584,6 +584,7 @@ where
     F: Future<Output = BTreeMap<String, usize>>,
 {
     assert!(!councils.is_empty(), "the harness needs councils");
+    crate::capture::tracing();
     let mut rng = StdRng::seed_from_u64(config.seed);
     let children: Vec<NhsNumber> = (0..(config.accesses / 8).max(40))
         .map(|i| synthetic_child(i * 37 + 11))

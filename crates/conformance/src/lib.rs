@@ -33,6 +33,7 @@ use cpis_domain::{
 use time::macros::date;
 use time::Duration;
 
+pub mod capture;
 pub mod faults;
 
 use fixtures::*;
