@@ -12,16 +12,10 @@ use std::sync::{Mutex, Once};
 
 use tracing_subscriber::EnvFilter;
 
-/// The workspace's crates, whose DEBUG output the capture keeps.
+/// The workspace's crates, whose DEBUG output the capture keeps. Targets
+/// match by prefix, so `cpis` covers every `cpis_*` crate too.
 const OUR_CRATES: &[&str] = &[
     "cpis",
-    "cpis_http",
-    "cpis_domain",
-    "cpis_fhir",
-    "cpis_aws",
-    "cpis_store_memory",
-    "cpis_store_sqlite",
-    "cpis_conformance",
     "http_common",
     "plan_upload",
     "attendance_check",

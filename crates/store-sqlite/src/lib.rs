@@ -138,7 +138,7 @@ struct Inner {
     /// The writer thread's queue (`writer.rs`).
     writer: mpsc::Sender<Job>,
     /// The database file, for read connections; `None` in memory.
-    readers: Option<Readers>,
+    readers: Option<Arc<Readers>>,
     /// Test-only fault: fail `record_access` after the access row is written
     /// and before its ASNs are, to prove the transaction leaves nothing behind.
     #[cfg(test)]
@@ -239,9 +239,11 @@ impl SqliteStore {
         Ok(Self {
             inner: Arc::new(Inner {
                 writer,
-                readers: path.map(|path| Readers {
-                    path,
-                    idle: Mutex::new(Vec::new()),
+                readers: path.map(|path| {
+                    Arc::new(Readers {
+                        path,
+                        idle: Mutex::new(Vec::new()),
+                    })
                 }),
                 #[cfg(test)]
                 fail_after_access_insert: Arc::default(),
@@ -287,15 +289,10 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
-        if self.inner.readers.is_none() {
+        let Some(readers) = self.inner.readers.clone() else {
             return self.run(move |conn| work(conn)).await;
-        }
-        let inner = Arc::clone(&self.inner);
+        };
         tokio::task::spawn_blocking(move || {
-            let readers = inner
-                .readers
-                .as_ref()
-                .ok_or_else(|| corrupt("no readers"))?;
             let conn = readers.take()?;
             let result = work(&conn);
             readers.give_back(conn);
