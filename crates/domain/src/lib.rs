@@ -16,6 +16,7 @@ pub mod ods;
 pub mod plan;
 pub mod ports;
 pub mod principal;
+pub mod sequencing;
 pub mod upload;
 pub mod volume;
 
@@ -32,8 +33,9 @@ pub use notification::{Asn, AsnPlan, NoticeText};
 pub use ods::{OdsCode, OdsCodeError};
 pub use plan::{Plan, PlanKey, PlanType, VisibilityPolicy};
 pub use principal::{AccessorKind, Clinician, Principal, Rbac};
+pub use sequencing::{LedgerHead, MAX_SEQUENCE};
 pub use upload::{
-    process_upload, Acknowledgement, FileOutcome, RecordDetail, RecordOutcome, RecordOutcomeCode,
-    UploadError, UploadMode, UploadResult,
+    process_upload, rewind_sequence, Acknowledgement, FileOutcome, RecordDetail, RecordOutcome,
+    RecordOutcomeCode, Rewind, RewindError, UploadError, UploadMode, UploadResult,
 };
 pub use volume::{VolumePolicy, VolumeWatch};

@@ -202,6 +202,17 @@ async fn upload_inner<S: CouncilStore, Q: Queue>(
                 error.to_string(),
             ))
         }
+        Err(
+            error @ UploadError::InProgress {
+                retry_after_seconds,
+            },
+        ) => Err(Problem::new(
+            StatusCode::CONFLICT,
+            "UPLOAD_IN_PROGRESS",
+            "Upload in progress",
+            error.to_string(),
+        )
+        .with_retry_after(retry_after_seconds)),
         Err(UploadError::Store(error)) => Err(store_problem(error)),
     }
 }

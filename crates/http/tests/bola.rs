@@ -242,7 +242,13 @@ async fn fingerprint(app: &TestApp) -> String {
     for ods in [COUNCIL_A, COUNCIL_B] {
         let ods = OdsCode::parse(ods).expect("ods");
         parts.push(format!("{:?}", app.store.authority(&ods).await));
-        parts.push(format!("{:?}", app.store.highest_sequence(&ods).await));
+        parts.push(format!(
+            "{:?}",
+            app.store
+                .ledger_head(&ods)
+                .await
+                .map(|h| h.map(|h| h.sequence))
+        ));
         parts.push(format!(
             "{:?}",
             app.store.notifications(&ods, None, 100).await
