@@ -107,6 +107,7 @@ const UNAUTH_UNAUDITED: Cell = Cell(401, None);
 const EXPECTED: &[(&str, &str, [Cell; 7])] = &[
     ("GET",  "/health",                     [OPEN, OPEN, OPEN, OPEN, OPEN, OPEN, OPEN]),
     ("POST", "/v1/uploads",                 [OK, OK, FORBIDDEN, FORBIDDEN, FORBIDDEN, UNAUTH, UNAUTH]),
+    ("POST", "/v1/uploads/rewind",          [OK, OK, FORBIDDEN, FORBIDDEN, FORBIDDEN, UNAUTH, UNAUTH]),
     ("GET",  "/v1/plans",                   [OK, OK, FORBIDDEN, FORBIDDEN, FORBIDDEN, UNAUTH, UNAUTH]),
     ("GET",  "/v1/authority",               [OK, OK, FORBIDDEN, FORBIDDEN, FORBIDDEN, UNAUTH, UNAUTH]),
     ("PUT",  "/v1/authority",               [OK, OK, FORBIDDEN, FORBIDDEN, FORBIDDEN, UNAUTH, UNAUTH]),
@@ -195,6 +196,7 @@ fn request_for(method: &str, path: &str, asn: &str, token: Option<&str>) -> Requ
                 json!({ "sequence": 2, "mode": "delta", "records": [plan(CHILD_4, "CPP", "2025-08-01")] }),
             ),
         ),
+        ("POST", "/v1/uploads/rewind") => (concrete, Some(json!({ "sequence": 0 }))),
         ("PUT", "/v1/authority") => (
             concrete,
             Some(json!({
