@@ -19,8 +19,8 @@ use cpis_domain::ports::{
 };
 use cpis_domain::sequencing::{HeadState, LedgerHead};
 use cpis_domain::{
-    AccessRecord, Accessor, AccessorKind, Acknowledgement, Asn, AuditEvent, Authority, NhsNumber,
-    OdsCode, Plan, PlanKey, PlanType, Rbac,
+    AccessRecord, Accessor, AccessorKind, Acknowledgement, Asn, AsnCutoffs, AuditEvent, Authority,
+    NhsNumber, OdsCode, Plan, PlanKey, PlanType, Rbac,
 };
 use time::{Date, Duration, OffsetDateTime, Time};
 
@@ -1388,14 +1388,19 @@ impl Retention for DynamoStore {
         let mut expired_plans = Vec::new();
         let mut with_plans: HashSet<String> = HashSet::new();
         let mut child_items: Vec<(String, String)> = Vec::new();
+        // Delivered ASNs past their retention (AsnCutoffs); whether their
+        // child still holds a plan is known only once the scan is done.
         let mut delivered_asns: Vec<(String, String)> = Vec::new();
+        let cutoffs = AsnCutoffs::on(today);
         let mut start: Option<Item> = None;
         loop {
             let out = self
                 .client
                 .scan()
                 .table_name(&self.table)
-                .projection_expression("pk, sk, purge_from, nhs_number, delivered_at")
+                .projection_expression(
+                    "pk, sk, purge_from, nhs_number, delivered_at, accessed_at, acknowledged_at",
+                )
                 .consistent_read(true)
                 .set_exclusive_start_key(start)
                 .send()
@@ -1413,7 +1418,14 @@ impl Retention for DynamoStore {
                     }
                 } else if pk.starts_with("CHILD#") {
                     child_items.push((pk, sk));
-                } else if pk.starts_with("ASN#") && item.contains_key("delivered_at") {
+                } else if pk.starts_with("ASN#")
+                    && item.contains_key("delivered_at")
+                    && cutoffs.purges(
+                        opt_time(item, "accessed_at")?
+                            .ok_or_else(|| corrupt("attribute accessed_at is missing"))?,
+                        item.contains_key("acknowledged_at"),
+                    )
+                {
                     delivered_asns.push((child_pk(&parse_nhs(get_s(item, "nhs_number")?)?), pk));
                 }
             }

@@ -29,7 +29,7 @@ pub use dispatch::{
     deliver_pending, dispatch, relay_pending, DispatchError, DispatchOutcome, DISPATCHER_ACTOR,
 };
 pub use nhs_number::{find_nhs_numbers, NhsNumber, NhsNumberError};
-pub use notification::{Asn, AsnPlan, NoticeText};
+pub use notification::{Asn, AsnCutoffs, AsnPlan, NoticeText};
 pub use ods::{OdsCode, OdsCodeError};
 pub use plan::{Plan, PlanKey, PlanType, VisibilityPolicy};
 pub use principal::{AccessorKind, Clinician, Principal, Rbac};

@@ -10,8 +10,8 @@ use cpis_domain::ports::{
     StoreError, StoredPlan, UploadLedger, UploadReceipt,
 };
 use cpis_domain::{
-    AccessRecord, Asn, AuditEvent, Authority, LedgerHead, NhsNumber, OdsCode, Plan, PlanKey,
-    PlanType,
+    AccessRecord, Asn, AsnCutoffs, AuditEvent, Authority, LedgerHead, NhsNumber, OdsCode, Plan,
+    PlanKey, PlanType,
 };
 use time::{Date, Duration, OffsetDateTime};
 
@@ -505,9 +505,12 @@ impl Retention for MemoryStore {
             .retain(|(nhs, _), _| with_plans.contains(nhs));
         report.receipts = receipts_before - state.check_receipts.len();
         let asns_before = state.asns.len();
-        state
-            .asns
-            .retain(|_, o| with_plans.contains(&o.asn.nhs_number) || o.delivered_at.is_none());
+        let cutoffs = AsnCutoffs::on(today);
+        state.asns.retain(|_, o| {
+            with_plans.contains(&o.asn.nhs_number)
+                || o.delivered_at.is_none()
+                || !cutoffs.purges(o.asn.accessed_at, o.asn.acknowledged_at.is_some())
+        });
         report.notifications = asns_before - state.asns.len();
         Ok(report)
     }

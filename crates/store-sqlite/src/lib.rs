@@ -36,8 +36,8 @@ use cpis_domain::ports::{
 };
 use cpis_domain::sequencing::{HeadState, LedgerHead};
 use cpis_domain::{
-    AccessRecord, Accessor, Acknowledgement, Asn, AuditEvent, Authority, NhsNumber, OdsCode, Plan,
-    PlanKey, PlanType,
+    AccessRecord, Accessor, Acknowledgement, Asn, AsnCutoffs, AuditEvent, Authority, NhsNumber,
+    OdsCode, Plan, PlanKey, PlanType,
 };
 use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 
@@ -1278,6 +1278,9 @@ impl AsnOutbox for SqliteStore {
 
 impl Retention for SqliteStore {
     async fn purge(&self, today: Date) -> Result<PurgeReport, StoreError> {
+        let cutoffs = AsnCutoffs::on(today);
+        let acknowledged_before = nanos(cutoffs.acknowledged_before)?;
+        let any_before = nanos(cutoffs.any_before)?;
         let today = date_text(today)?;
         self.run_solo(move |conn| {
             let tx = conn
@@ -1302,12 +1305,15 @@ impl Retention for SqliteStore {
                     [],
                 )
                 .map_err(failed("purging check receipts"))?;
-            // Undelivered ASNs stay until delivered: a notification is never lost.
+            // Undelivered ASNs stay until delivered: a notification is never
+            // lost. Delivered ones stay for their retention (AsnCutoffs).
             let notifications = tx
                 .execute(
                     "DELETE FROM asns WHERE delivered_at IS NOT NULL
-                       AND nhs_number NOT IN (SELECT nhs_number FROM plans)",
-                    [],
+                       AND nhs_number NOT IN (SELECT nhs_number FROM plans)
+                       AND (accessed_at < ?2
+                            OR (acknowledged_at IS NOT NULL AND accessed_at < ?1))",
+                    params![acknowledged_before, any_before],
                 )
                 .map_err(failed("purging notifications"))?;
             tx.commit().map_err(failed("committing the purge"))?;
