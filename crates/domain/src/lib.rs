@@ -23,7 +23,7 @@ pub use access::{AccessRecord, AccessSummary, Accessor, COLLAPSE_WINDOW, HISTORY
 pub use audit::{AuditAction, AuditEvent, AuditOutcome, Pseudonymiser};
 pub use authority::{Authority, AuthorityContact, AuthorityUpdate, FieldError};
 pub use check::{check, history, AccessEffect, CheckResult, HistoryAnswer, VisiblePlan};
-pub use clock::{Clock, ManualClock, SystemClock};
+pub use clock::{uk_date, Clock, ManualClock, SystemClock};
 pub use dispatch::{
     deliver_pending, dispatch, relay_pending, DispatchError, DispatchOutcome, DISPATCHER_ACTOR,
 };

@@ -176,7 +176,7 @@ where
         }
     }
 
-    let today = now.date();
+    let today = crate::clock::uk_date(now);
     let validated = validate_records(authority, &batch, today);
     let upserts: Vec<StoredPlan> = validated
         .plans
