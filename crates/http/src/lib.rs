@@ -197,9 +197,21 @@ where
     S: CouncilStore + CheckStore + HistoryStore,
     Q: Queue,
 {
+    service_router_with(state, Router::new())
+}
+
+/// [`service_router`] plus routes of the runtime's own (`cpis serve` adds
+/// its readiness route, which knows its store), behind the same request id,
+/// log line and 404/405 problems. `extra` must not have a fallback.
+pub fn service_router_with<S, Q>(state: AppState<S, Q>, extra: Router) -> Router
+where
+    S: CouncilStore + CheckStore + HistoryStore,
+    Q: Queue,
+{
     finish(
         Router::new()
             .merge(health_router())
+            .merge(extra)
             .merge(plan_upload_router(state.clone()))
             .merge(council_router(state.clone()))
             .merge(check_router(state.clone()))
