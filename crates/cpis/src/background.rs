@@ -3,10 +3,13 @@
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
+use cpis_domain::feed::stale_feeds;
 use cpis_domain::ports::{
     AsnOutbox, AuditTrail, AuthorityDirectory, NotificationChannel, PurgeReport, Retention,
 };
-use cpis_domain::{deliver_pending, AuditAction, AuditEvent, AuditOutcome, Clock};
+use cpis_domain::{
+    deliver_pending, AuditAction, AuditEvent, AuditOutcome, Clock, FeedLog, OdsCode,
+};
 use tokio::sync::watch;
 
 use cpis::delivery::WakeDispatcher;
@@ -106,6 +109,54 @@ where
     report
 }
 
+/// How often the feed watch looks at every council's last full snapshot.
+const FEED_WATCH_INTERVAL: StdDuration = StdDuration::from_secs(3600);
+
+/// Warns, hourly until shutdown, about every council whose last accepted
+/// full snapshot is older than `stale_after` (hazard H2: its plans may be
+/// stale both ways). Repeated each hour while it lasts, so it is seen.
+pub async fn run_feed_watch<S: FeedLog>(
+    store: S,
+    clock: Arc<dyn Clock>,
+    stale_after: time::Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        report_stale_feeds(&store, clock.now(), stale_after).await;
+        tokio::select! {
+            _ = tokio::time::sleep(FEED_WATCH_INTERVAL) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+/// One look: logs each stale council at warning level (its ODS code, the
+/// whole hours since its last accepted full snapshot and the threshold) and
+/// returns them, oldest first. A store failure is logged at error level.
+pub async fn report_stale_feeds<S: FeedLog>(
+    store: &S,
+    now: time::OffsetDateTime,
+    stale_after: time::Duration,
+) -> Vec<(OdsCode, time::Duration)> {
+    let feeds = match store.last_full_snapshots().await {
+        Ok(feeds) => feeds,
+        Err(error) => {
+            tracing::error!(%error, "the feed watch could not read the councils' feeds");
+            return Vec::new();
+        }
+    };
+    let stale = stale_feeds(&feeds, now, stale_after);
+    for (council, age) in &stale {
+        tracing::warn!(
+            %council,
+            hours_since_last_full_snapshot = age.whole_hours(),
+            stale_after_hours = stale_after.whole_hours(),
+            "no accepted full snapshot from this council within the threshold: its plans may be out of date"
+        );
+    }
+    stale
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -154,5 +205,31 @@ mod tests {
             assert_eq!(left.len(), 1, "{today}");
             assert_eq!(left[0].nhs_number, child(1), "{today}: tomorrow's is kept");
         }
+    }
+
+    #[tokio::test]
+    async fn the_feed_watch_names_each_council_past_the_threshold() {
+        let store = SqliteStore::open_in_memory().unwrap();
+        let now = datetime!(2026-03-04 10:00 UTC);
+        let b = la(cpis_conformance::fixtures::COUNCIL_B);
+        store
+            .record_full_snapshot(&la(COUNCIL_A), now - Duration::hours(47))
+            .await
+            .unwrap();
+        store
+            .record_full_snapshot(&b, now - Duration::hours(49))
+            .await
+            .unwrap();
+        let hours = |h| Duration::hours(h);
+        assert_eq!(
+            report_stale_feeds(&store, now, hours(48)).await,
+            vec![(b.clone(), hours(49))]
+        );
+        // The threshold is the operator's.
+        assert_eq!(report_stale_feeds(&store, now, hours(50)).await, vec![]);
+        assert_eq!(
+            report_stale_feeds(&store, now, hours(24)).await,
+            vec![(b, hours(49)), (la(COUNCIL_A), hours(47))]
+        );
     }
 }

@@ -100,6 +100,12 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
         args.view_url.clone(),
         stopped.clone(),
     ));
+    let feeds = tokio::spawn(background::run_feed_watch(
+        store.clone(),
+        clock.clone(),
+        time::Duration::hours(i64::from(args.feed_stale_after_hours)),
+        stopped.clone(),
+    ));
     let purge = tokio::spawn(background::run_purge(store, clock, stopped));
 
     let listener = tokio::net::TcpListener::bind(args.addr).await?;
@@ -113,6 +119,7 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
     let _ = stop.send(true);
     let _ = dispatcher.await;
     let _ = purge.await;
+    let _ = feeds.await;
     Ok(())
 }
 

@@ -10,6 +10,7 @@ pub mod authority;
 pub mod check;
 pub mod clock;
 pub mod dispatch;
+pub mod feed;
 pub mod nhs_number;
 pub mod notification;
 pub mod ods;
@@ -27,6 +28,7 @@ pub use clock::{uk_date, Clock, ManualClock, SystemClock};
 pub use dispatch::{
     deliver_pending, dispatch, relay_pending, DispatchError, DispatchOutcome, DISPATCHER_ACTOR,
 };
+pub use feed::FeedLog;
 pub use nhs_number::{find_nhs_numbers, NhsNumber, NhsNumberError};
 pub use notification::{Asn, AsnPlan, NoticeText};
 pub use ods::{OdsCode, OdsCodeError};

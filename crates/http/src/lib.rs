@@ -24,7 +24,7 @@ use cpis_domain::ports::{
     AccessLog, AsnQueue, AuditTrail, AuthorityDirectory, CheckReceipts, NotificationInbox,
     PlanStore, UploadLedger,
 };
-use cpis_domain::{Clock, Pseudonymiser, VisibilityPolicy, VolumeWatch};
+use cpis_domain::{Clock, FeedLog, Pseudonymiser, VisibilityPolicy, VolumeWatch};
 
 pub use auth::{
     Authenticator, CallerClaims, ClaimsError, GatewayClaims, KeyError, LocalKeys, LocalVerifier,
@@ -67,7 +67,14 @@ impl<S: Clone, Q: Clone> Clone for AppState<S, Q> {
 
 /// The ports the council routes use.
 pub trait CouncilStore:
-    PlanStore + UploadLedger + AuthorityDirectory + NotificationInbox + AuditTrail + Clone + 'static
+    PlanStore
+    + UploadLedger
+    + AuthorityDirectory
+    + NotificationInbox
+    + AuditTrail
+    + FeedLog
+    + Clone
+    + 'static
 {
 }
 impl<T> CouncilStore for T where
@@ -76,6 +83,7 @@ impl<T> CouncilStore for T where
         + AuthorityDirectory
         + NotificationInbox
         + AuditTrail
+        + FeedLog
         + Clone
         + 'static
 {

@@ -606,3 +606,33 @@ async fn the_database_and_its_wal_and_shm_files_are_owner_only() {
         assert_eq!(mode(&file), 0o600, "{}", file.display());
     }
 }
+
+#[tokio::test]
+async fn each_councils_last_full_snapshot_is_kept_across_a_reopen_and_never_moves_back() {
+    use cpis_domain::FeedLog;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cpis.db");
+    let a = la_a();
+    let b = cpis_conformance::fixtures::la(COUNCIL_B);
+    {
+        let store = SqliteStore::open(&path).unwrap();
+        assert!(store.tracks_feeds());
+        assert_eq!(store.last_full_snapshot(&a).await.unwrap(), None);
+        store.record_full_snapshot(&a, NOW).await.unwrap();
+        store
+            .record_full_snapshot(&a, NOW - Duration::hours(1))
+            .await
+            .unwrap();
+        store
+            .record_full_snapshot(&b, NOW - Duration::days(3))
+            .await
+            .unwrap();
+    }
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(store.last_full_snapshot(&a).await.unwrap(), Some(NOW));
+    let mut all = store.last_full_snapshots().await.unwrap();
+    all.sort();
+    let mut expected = vec![(a, NOW), (b, NOW - Duration::days(3))];
+    expected.sort();
+    assert_eq!(all, expected);
+}
