@@ -128,6 +128,7 @@ fn a_fresh_data_directory_under_umask_022_is_closed_to_other_users() {
     let (status, _) = server.request("GET", "/health/ready", "", None);
     assert_eq!(status, 200);
     server.stop();
+    capture("storage-permissions", &logs.lock().unwrap(), &outbox);
 }
 
 #[test]
@@ -207,4 +208,11 @@ fn a_deleted_database_gives_503_and_not_ready_at_once_and_is_never_recreated_emp
     assert!(stderr.contains("cpis.sqlite3 is missing"), "{stderr}");
     assert!(stderr.contains("restore"), "{stderr}");
     assert!(!data.join("cpis.sqlite3").exists());
+    let mut all = logs.lock().unwrap().clone();
+    all.push_str(&stderr);
+    capture(
+        "storage-deleted-database",
+        &all,
+        &data.join("outbox/messages.jsonl"),
+    );
 }

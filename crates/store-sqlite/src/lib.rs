@@ -254,10 +254,12 @@ impl SqliteStore {
         Self::prepare(conn, Some(path.to_path_buf())).map_err(naming(path))
     }
 
-    /// As [`SqliteStore::open`], but the file must already exist: a service
-    /// that has created its database once must never start on an empty one
-    /// because the file went missing. Errors: `Unavailable` naming the file
-    /// when it does not exist.
+    /// As [`SqliteStore::open`], but the file must already hold a cpis
+    /// database: a service that has created its database once must never
+    /// start on an empty one because the file went missing or was emptied.
+    /// Errors, naming the file: `Unavailable` when it does not exist,
+    /// `Corrupt` when it holds no cpis schema (an empty file, or another
+    /// program's database).
     pub fn open_existing(path: impl AsRef<Path>) -> Result<Self, StoreError> {
         let path = path.as_ref();
         if !path.exists() {
@@ -269,6 +271,15 @@ impl SqliteStore {
         let conn = Connection::open_with_flags(path, existing_file())
             .map_err(failed("opening the database"))
             .map_err(naming(path))?;
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |row| row.get(0))
+            .map_err(failed("reading the schema version"))
+            .map_err(naming(path))?;
+        if version == 0 {
+            return Err(naming(path)(corrupt(
+                "it holds no cpis database (schema version 0): restore it from a backup",
+            )));
+        }
         Self::prepare(conn, Some(path.to_path_buf())).map_err(naming(path))
     }
 

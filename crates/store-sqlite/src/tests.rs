@@ -540,6 +540,25 @@ fn open_existing_never_creates_a_database() {
     assert!(!path.exists());
     drop(SqliteStore::open(&path).unwrap());
     assert!(SqliteStore::open_existing(&path).is_ok());
+
+    // Emptied (or swapped for another program's database): refused, not migrated.
+    let emptied = dir.path().join("emptied.db");
+    std::fs::write(&emptied, b"").unwrap();
+    let error = SqliteStore::open_existing(&emptied).unwrap_err();
+    assert!(matches!(error, StoreError::Corrupt(_)), "{error:?}");
+    assert!(error.to_string().contains("no cpis database"), "{error}");
+    assert_eq!(
+        std::fs::metadata(&emptied).unwrap().len(),
+        0,
+        "nothing written"
+    );
+    let other = dir.path().join("other.db");
+    Connection::open(&other)
+        .unwrap()
+        .execute_batch("CREATE TABLE x (y INTEGER);")
+        .unwrap();
+    let error = SqliteStore::open_existing(&other).unwrap_err();
+    assert!(error.to_string().contains("no cpis database"), "{error}");
 }
 
 #[tokio::test]
