@@ -20,6 +20,12 @@ pub use dynamo::{DynamoStore, PLAN_SHARDS};
 pub use sns::{topic_name, SnsChannel, SyncReport, TopicSync};
 pub use sqs::{parse_message_body, SqsQueue};
 
+/// Feed freshness is not kept on DynamoDB yet (issue 17: a metric and an
+/// alarm in the stack are to come): the trait's defaults say "not tracked",
+/// so `GET /v1/authority` on AWS carries no `feed` member rather than a
+/// wrong "never".
+impl cpis_domain::FeedLog for DynamoStore {}
+
 /// Clients are built once per function from the one `SdkConfig`.
 impl DynamoStore {
     pub fn from_config(sdk: &aws_config::SdkConfig, settings: &Settings) -> Self {

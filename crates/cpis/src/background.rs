@@ -3,10 +3,13 @@
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
+use cpis_domain::feed::stale_feeds;
 use cpis_domain::ports::{
-    AsnOutbox, AuditTrail, AuthorityDirectory, NotificationChannel, Retention,
+    AsnOutbox, AuditTrail, AuthorityDirectory, NotificationChannel, PurgeReport, Retention,
 };
-use cpis_domain::{deliver_pending, AuditAction, AuditEvent, AuditOutcome, Clock};
+use cpis_domain::{
+    deliver_pending, AuditAction, AuditEvent, AuditOutcome, Clock, FeedLog, OdsCode,
+};
 use tokio::sync::watch;
 
 use cpis::delivery::WakeDispatcher;
@@ -66,30 +69,167 @@ where
     S: Retention + AuditTrail,
 {
     loop {
-        let now = clock.now();
-        let outcome = match store.purge(now.date()).await {
-            Ok(report) => {
-                tracing::info!(
-                    plans = report.plans,
-                    accesses = report.accesses,
-                    notifications = report.notifications,
-                    receipts = report.receipts,
-                    "purge sweep finished"
-                );
-                AuditOutcome::Allowed
-            }
-            Err(error) => {
-                tracing::error!(%error, "purge sweep failed");
-                AuditOutcome::Failed
-            }
-        };
-        let event = AuditEvent::new(None, AuditAction::Purge, None, outcome, now, "purge-sweep");
-        if let Err(error) = store.append(&event).await {
-            tracing::error!(%error, "could not audit the purge sweep");
-        }
+        purge_once(&store, clock.as_ref()).await;
         tokio::select! {
             _ = tokio::time::sleep(PURGE_INTERVAL) => {}
             _ = shutdown.changed() => return,
         }
+    }
+}
+
+/// One purge sweep, as of the clock's UK civil date (`Clock::today`: a plan
+/// is purged from the first minute of its purge day in England, not at
+/// 01:00 during summer time), audited as `Purge`. Failures are logged at
+/// error level and audited as failed; the report is `None` then.
+pub async fn purge_once<S>(store: &S, clock: &dyn Clock) -> Option<PurgeReport>
+where
+    S: Retention + AuditTrail,
+{
+    let now = clock.now();
+    let (report, outcome) = match store.purge(clock.today()).await {
+        Ok(report) => {
+            tracing::info!(
+                plans = report.plans,
+                accesses = report.accesses,
+                notifications = report.notifications,
+                receipts = report.receipts,
+                "purge sweep finished"
+            );
+            (Some(report), AuditOutcome::Allowed)
+        }
+        Err(error) => {
+            tracing::error!(%error, "purge sweep failed");
+            (None, AuditOutcome::Failed)
+        }
+    };
+    let event = AuditEvent::new(None, AuditAction::Purge, None, outcome, now, "purge-sweep");
+    if let Err(error) = store.append(&event).await {
+        tracing::error!(%error, "could not audit the purge sweep");
+    }
+    report
+}
+
+/// How often the feed watch looks at every council's last full snapshot.
+const FEED_WATCH_INTERVAL: StdDuration = StdDuration::from_secs(3600);
+
+/// Warns, hourly until shutdown, about every council whose last accepted
+/// full snapshot is older than `stale_after` (hazard H2: its plans may be
+/// stale both ways). Repeated each hour while it lasts, so it is seen.
+pub async fn run_feed_watch<S: FeedLog>(
+    store: S,
+    clock: Arc<dyn Clock>,
+    stale_after: time::Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        report_stale_feeds(&store, clock.now(), stale_after).await;
+        tokio::select! {
+            _ = tokio::time::sleep(FEED_WATCH_INTERVAL) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+/// One look: logs each stale council at warning level (its ODS code, the
+/// whole hours since its last accepted full snapshot and the threshold) and
+/// returns them, oldest first. A store failure is logged at error level.
+pub async fn report_stale_feeds<S: FeedLog>(
+    store: &S,
+    now: time::OffsetDateTime,
+    stale_after: time::Duration,
+) -> Vec<(OdsCode, time::Duration)> {
+    let feeds = match store.last_full_snapshots().await {
+        Ok(feeds) => feeds,
+        Err(error) => {
+            tracing::error!(%error, "the feed watch could not read the councils' feeds");
+            return Vec::new();
+        }
+    };
+    let stale = stale_feeds(&feeds, now, stale_after);
+    for (council, age) in &stale {
+        tracing::warn!(
+            %council,
+            hours_since_last_full_snapshot = age.whole_hours(),
+            stale_after_hours = stale_after.whole_hours(),
+            "no accepted full snapshot from this council within the threshold: its plans may be out of date"
+        );
+    }
+    stale
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cpis_conformance::fixtures::{child, la, plan, stored, COUNCIL_A};
+    use cpis_domain::ports::PlanStore;
+    use cpis_domain::{ManualClock, PlanType, VisibilityPolicy};
+    use cpis_store_sqlite::SqliteStore;
+    use time::macros::{date, datetime};
+    use time::{Date, Duration, UtcOffset};
+
+    /// At 00:30 in the UK on each night, the purge removes the plan whose
+    /// purge day is that UK date and keeps the one purged from tomorrow. With
+    /// the UTC date (the old rule) the BST nights purge nothing.
+    #[tokio::test]
+    async fn the_purge_sweep_uses_the_uk_date_at_half_past_midnight() {
+        let nights = [
+            (datetime!(2026-03-29 00:30 +0), date!(2026 - 03 - 29)),
+            (datetime!(2026-03-30 00:30 +1), date!(2026 - 03 - 30)),
+            (datetime!(2026-07-15 00:30 +1), date!(2026 - 07 - 15)),
+            (datetime!(2026-10-25 00:30 +1), date!(2026 - 10 - 25)),
+        ];
+        let policy = VisibilityPolicy::default();
+        for (night, today) in nights {
+            let store = SqliteStore::open_in_memory().unwrap();
+            // A CPP ended on E is purged from E + 366 days.
+            let ended = |index: usize, purge_day: Date| cpis_domain::Plan {
+                end_date: Some(purge_day - Duration::days(366)),
+                ..plan(
+                    COUNCIL_A,
+                    child(index),
+                    PlanType::ChildProtection,
+                    date!(2024 - 01 - 10),
+                )
+            };
+            let due = ended(0, today);
+            let tomorrow = ended(1, today + Duration::days(1));
+            assert_eq!(due.purge_from(&policy), Some(today));
+            store
+                .apply_changes(&la(COUNCIL_A), &[stored(&due), stored(&tomorrow)], &[])
+                .await
+                .unwrap();
+            let clock = ManualClock::new(night.to_offset(UtcOffset::UTC));
+            let report = purge_once(&store, &clock).await.expect("the purge ran");
+            assert_eq!(report.plans, 1, "{today}: the plan due today is purged");
+            let left = store.plan_keys_for_authority(&la(COUNCIL_A)).await.unwrap();
+            assert_eq!(left.len(), 1, "{today}");
+            assert_eq!(left[0].nhs_number, child(1), "{today}: tomorrow's is kept");
+        }
+    }
+
+    #[tokio::test]
+    async fn the_feed_watch_names_each_council_past_the_threshold() {
+        let store = SqliteStore::open_in_memory().unwrap();
+        let now = datetime!(2026-03-04 10:00 UTC);
+        let b = la(cpis_conformance::fixtures::COUNCIL_B);
+        store
+            .record_full_snapshot(&la(COUNCIL_A), now - Duration::hours(47))
+            .await
+            .unwrap();
+        store
+            .record_full_snapshot(&b, now - Duration::hours(49))
+            .await
+            .unwrap();
+        let hours = |h| Duration::hours(h);
+        assert_eq!(
+            report_stale_feeds(&store, now, hours(48)).await,
+            vec![(b.clone(), hours(49))]
+        );
+        // The threshold is the operator's.
+        assert_eq!(report_stale_feeds(&store, now, hours(50)).await, vec![]);
+        assert_eq!(
+            report_stale_feeds(&store, now, hours(24)).await,
+            vec![(b, hours(49)), (la(COUNCIL_A), hours(47))]
+        );
     }
 }

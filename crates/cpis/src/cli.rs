@@ -53,6 +53,15 @@ pub struct ServeArgs {
     /// Days a CPP or LAC plan stays visible after its end date.
     #[arg(long, default_value_t = 365, env = "CPIS_VISIBILITY_TAIL_DAYS")]
     pub tail_days: i64,
+    /// Hours without an accepted full snapshot after which a council's feed
+    /// is logged as stale (warning, hourly).
+    #[arg(
+        long,
+        default_value_t = 48,
+        env = "CPIS_FEED_STALE_AFTER_HOURS",
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub feed_stale_after_hours: u32,
 }
 
 #[derive(Debug, Args)]

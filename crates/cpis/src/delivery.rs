@@ -31,8 +31,17 @@ pub struct FileChannel {
 }
 
 impl FileChannel {
+    /// Creates `outbox_dir` if needed, owner-only (0700); the messages file
+    /// is created 0600 whatever the umask: it names duty teams' addresses.
     pub fn new(outbox_dir: &Path) -> std::io::Result<Self> {
-        std::fs::create_dir_all(outbox_dir)?;
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::DirBuilderExt;
+            builder.mode(0o700);
+        }
+        builder.create(outbox_dir)?;
         Ok(Self {
             path: Arc::new(outbox_dir.join("messages.jsonl")),
             lock: Arc::new(Mutex::new(())),
@@ -73,14 +82,13 @@ impl NotificationChannel for FileChannel {
             lines.push('\n');
         }
         let _guard = self.lock.lock().await;
-        let mut file = tokio::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.path.as_path())
-            .await
-            .map_err(|e| {
-                DeliveryError::Transient(format!("cannot open the local outbox: {}", e.kind()))
-            })?;
+        let mut options = tokio::fs::OpenOptions::new();
+        options.create(true).append(true);
+        #[cfg(unix)]
+        options.mode(0o600);
+        let mut file = options.open(self.path.as_path()).await.map_err(|e| {
+            DeliveryError::Transient(format!("cannot open the local outbox: {}", e.kind()))
+        })?;
         file.write_all(lines.as_bytes()).await.map_err(|e| {
             DeliveryError::Transient(format!("cannot write the local outbox: {}", e.kind()))
         })?;
@@ -153,5 +161,12 @@ mod tests {
         assert_eq!(lines[2]["channel"], "sms");
         assert_eq!(lines[2]["recipient"], "+447700900123");
         assert_eq!(lines[2]["text"], "sms text");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode(&dir.path().join("outbox")), 0o700);
+            assert_eq!(mode(channel.path()), 0o600);
+        }
     }
 }

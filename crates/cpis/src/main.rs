@@ -5,6 +5,7 @@ mod background;
 mod cli;
 mod data_dir;
 mod demo;
+mod readiness;
 mod telemetry;
 
 use std::process::ExitCode;
@@ -13,7 +14,6 @@ use std::sync::Arc;
 use clap::Parser;
 use cpis_domain::{Clock, SystemClock, VisibilityPolicy};
 use cpis_http::{AppState, Authenticator, CallerClaims, LocalKeys};
-use cpis_store_sqlite::SqliteStore;
 use tokio::sync::watch;
 
 use cli::{Cli, Command, ServeArgs, TokenArgs};
@@ -37,10 +37,14 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Serve(args) => serve(args).await,
-            Command::Token(args) => token(args),
+            Command::Token(args) => {
+                telemetry::init_stderr();
+                token(args)
+            }
             Command::Demo(args) => {
+                telemetry::init_stderr();
                 let data = DataDir::open(&args.data)?;
-                let store = SqliteStore::open(data.database())?;
+                let store = data.open_store()?;
                 demo::seed(&store).await?;
                 println!(
                     "seeded {} demonstration councils",
@@ -62,7 +66,7 @@ fn main() -> ExitCode {
 async fn serve(args: ServeArgs) -> Result<(), Failure> {
     telemetry::init();
     let data = DataDir::open(&args.data.data)?;
-    let store = SqliteStore::open(data.database())?;
+    let store = data.open_store()?;
     if args.demo {
         demo::seed(&store).await?;
     }
@@ -82,6 +86,10 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
         auth: Authenticator::Local(keys.verifier()),
         volume: Default::default(),
     };
+    // Again, now that the store, the keys and the outbox exist: nothing in
+    // the data directory may be open to other local users.
+    data.secure()?;
+    let router = cpis_http::service_router_with(state, readiness::router(store.clone()));
 
     let (stop, stopped) = watch::channel(false);
     let dispatcher = tokio::spawn(background::run_dispatcher(
@@ -92,12 +100,18 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
         args.view_url.clone(),
         stopped.clone(),
     ));
+    let feeds = tokio::spawn(background::run_feed_watch(
+        store.clone(),
+        clock.clone(),
+        time::Duration::hours(i64::from(args.feed_stale_after_hours)),
+        stopped.clone(),
+    ));
     let purge = tokio::spawn(background::run_purge(store, clock, stopped));
 
     let listener = tokio::net::TcpListener::bind(args.addr).await?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, data = %data.root().display(), "cpis listening");
-    axum::serve(listener, cpis_http::service_router(state))
+    axum::serve(listener, router)
         .with_graceful_shutdown(shutdown_signal())
         .await?;
 
@@ -105,6 +119,7 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
     let _ = stop.send(true);
     let _ = dispatcher.await;
     let _ = purge.await;
+    let _ = feeds.await;
     Ok(())
 }
 

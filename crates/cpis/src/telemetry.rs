@@ -14,3 +14,15 @@ pub fn init() {
         .with_writer(std::io::stdout)
         .try_init();
 }
+
+/// For the one-shot commands (`token`, `demo`): warnings and errors (a data
+/// directory tightened, say) as plain text on stderr, so that stdout keeps
+/// only the command's output (`TOKEN=$(cpis token ...)`).
+pub fn init_stderr() {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

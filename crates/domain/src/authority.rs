@@ -67,6 +67,10 @@ pub struct AuthorityUpdate {
     /// Accepted so a client may send back what it read, but must match the credential.
     #[serde(default)]
     pub ods_code: Option<String>,
+    /// Read-only (feed freshness, `GET /v1/authority`): accepted and ignored,
+    /// so a client may send back what it read.
+    #[serde(default)]
+    pub feed: Option<serde::de::IgnoredAny>,
 }
 
 const MAX_CHANNELS: usize = 10;
@@ -199,6 +203,7 @@ mod tests {
             notify_emails: vec!["duty@example.gov.uk".into()],
             notify_sms: vec!["+447700900123".into()],
             ods_code: None,
+            feed: None,
         }
     }
 
@@ -222,6 +227,7 @@ mod tests {
             notify_emails: vec!["nobody".into()],
             notify_sms: vec!["07700900123".into()],
             ods_code: Some("E06000001".into()),
+            feed: None,
         };
         let errors = bad.validate(&ods()).unwrap_err();
         let pointers: Vec<_> = errors.iter().map(|e| e.pointer.as_str()).collect();

@@ -47,8 +47,9 @@ pub struct CheckResult {
     pub effect: AccessEffect,
 }
 
-/// Checks a patient. `unscheduled` is the caller's statement that this is an
-/// unscheduled access; only B0107 callers notify.
+/// Checks a patient at the instant `now`; plans are judged on its UK civil
+/// date ([`crate::uk_date`]). `unscheduled` is the caller's statement that
+/// this is an unscheduled access; only B0107 callers notify.
 pub async fn check<S, Q>(
     store: &S,
     queue: &Q,
@@ -62,7 +63,7 @@ where
     S: PlanStore + AuthorityDirectory + AccessLog + CheckReceipts,
     Q: AsnQueue,
 {
-    let today = now.date();
+    let today = crate::clock::uk_date(now);
     let visible = visible_plans(store.plans_for_child(nhs_number).await?, today, policy);
     if visible.is_empty() {
         return Ok(CheckResult {

@@ -10,6 +10,7 @@ pub mod authority;
 pub mod check;
 pub mod clock;
 pub mod dispatch;
+pub mod feed;
 pub mod nhs_number;
 pub mod notification;
 pub mod ods;
@@ -24,10 +25,11 @@ pub use access::{AccessRecord, AccessSummary, Accessor, COLLAPSE_WINDOW, HISTORY
 pub use audit::{AuditAction, AuditEvent, AuditOutcome, Pseudonymiser};
 pub use authority::{Authority, AuthorityContact, AuthorityUpdate, FieldError};
 pub use check::{check, history, AccessEffect, CheckResult, HistoryAnswer, VisiblePlan};
-pub use clock::{Clock, ManualClock, SystemClock};
+pub use clock::{uk_date, Clock, ManualClock, SystemClock};
 pub use dispatch::{
     deliver_pending, dispatch, relay_pending, DispatchError, DispatchOutcome, DISPATCHER_ACTOR,
 };
+pub use feed::FeedLog;
 pub use nhs_number::{find_nhs_numbers, NhsNumber, NhsNumberError};
 pub use notification::{Asn, AsnCutoffs, AsnPlan, NoticeText};
 pub use ods::{OdsCode, OdsCodeError};

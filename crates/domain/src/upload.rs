@@ -165,7 +165,7 @@ where
         Claimed::Apply(head) => head,
         Claimed::Answer(result) => return Ok(result),
     };
-    let today = now.date();
+    let today = crate::clock::uk_date(now);
     let validated = validate_records(authority, &batch, today);
     let upserts: Vec<StoredPlan> = validated
         .plans

@@ -191,6 +191,8 @@ fn searchset(resources: Vec<Value>) -> Value {
 
 /// One CareTeam per visible plan: the plan type as category, the plan dates
 /// as period, the council as managing organisation with its phone numbers.
+/// `today` is the UK civil date (`Clock::today`): a plan whose end date is
+/// today is still `active`.
 pub fn care_team_bundle(nhs: &NhsNumber, plans: &[VisiblePlan], today: Date) -> Value {
     let resources = plans
         .iter()

@@ -164,16 +164,10 @@ async fn upload_inner<S: CouncilStore, Q: Queue>(
     let council = council_of(principal)?;
     let body = body.map_err(body_problem)?;
     crate::care::require_json(headers)?;
-    match process_upload(
-        &state.store,
-        council,
-        &body,
-        state.clock.now(),
-        &state.policy,
-    )
-    .await
-    {
+    let now = state.clock.now();
+    match process_upload(&state.store, council, &body, now, &state.policy).await {
         Ok(result) => {
+            record_feed(state, council, &result, now).await;
             let mut response = Json(result.acknowledgement).into_response();
             if result.replayed {
                 response.headers_mut().insert(
@@ -379,6 +373,45 @@ async fn respond<S: CouncilStore, Q: Queue, T: Serialize>(
     }
 }
 
+/// Feed freshness: an accepted full snapshot is recorded after the upload
+/// is stored. A failure to record it is logged at error level and does not
+/// fail the upload, which is already on disk (the store's readiness shows
+/// the failed write).
+async fn record_feed<S: CouncilStore, Q>(
+    state: &AppState<S, Q>,
+    council: &cpis_domain::OdsCode,
+    result: &cpis_domain::upload::UploadResult,
+    now: time::OffsetDateTime,
+) {
+    if !cpis_domain::feed::is_accepted_full_snapshot(&result.acknowledgement, result.replayed) {
+        return;
+    }
+    if let Err(error) = state.store.record_full_snapshot(council, now).await {
+        tracing::error!(%error, %council, "could not record the council's full snapshot; its feed may be reported stale");
+    }
+}
+
+/// The council's feed freshness, where the store keeps it.
+async fn feed_view<S: CouncilStore, Q>(
+    state: &AppState<S, Q>,
+    council: &cpis_domain::OdsCode,
+) -> Result<Option<FeedView>, Problem> {
+    if !state.store.tracks_feeds() {
+        return Ok(None);
+    }
+    let last = state
+        .store
+        .last_full_snapshot(council)
+        .await
+        .map_err(store_problem)?;
+    let now = state.clock.now();
+    Ok(Some(FeedView {
+        last_full_snapshot_at: last,
+        seconds_since_last_full_snapshot: last
+            .map(|at| cpis_domain::feed::age(at, now).whole_seconds()),
+    }))
+}
+
 #[derive(Serialize)]
 struct AuthorityView {
     ods_code: String,
@@ -387,6 +420,18 @@ struct AuthorityView {
     emergency_duty_phone: String,
     notify_emails: Vec<String>,
     notify_sms: Vec<String>,
+    /// Absent where the store does not keep feed freshness (AWS, for now).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    feed: Option<FeedView>,
+}
+
+/// How fresh the council's feed is: its last accepted full snapshot (RFC
+/// 3339, `null` if none yet) and the whole seconds since then.
+#[derive(Serialize)]
+struct FeedView {
+    #[serde(with = "time::serde::rfc3339::option")]
+    last_full_snapshot_at: Option<time::OffsetDateTime>,
+    seconds_since_last_full_snapshot: Option<i64>,
 }
 
 impl From<cpis_domain::Authority> for AuthorityView {
@@ -398,6 +443,7 @@ impl From<cpis_domain::Authority> for AuthorityView {
             emergency_duty_phone: a.emergency_duty_phone,
             notify_emails: a.notify_emails,
             notify_sms: a.notify_sms,
+            feed: None,
         }
     }
 }
@@ -409,13 +455,15 @@ pub async fn read_authority<S: CouncilStore, Q: Queue>(
 ) -> Response {
     let result = async {
         let council = council_of(&principal)?;
-        state
+        let mut view: AuthorityView = state
             .store
             .authority(council)
             .await
             .map_err(store_problem)?
             .map(AuthorityView::from)
-            .ok_or_else(|| Problem::not_found("directory entry: PUT /v1/authority creates it"))
+            .ok_or_else(|| Problem::not_found("directory entry: PUT /v1/authority creates it"))?;
+        view.feed = feed_view(&state, council).await?;
+        Ok(view)
     }
     .await;
     respond(
@@ -454,7 +502,9 @@ pub async fn update_authority<S: CouncilStore, Q: Queue>(
             .put_authority(&authority)
             .await
             .map_err(store_problem)?;
-        Ok(AuthorityView::from(authority))
+        let mut view = AuthorityView::from(authority);
+        view.feed = feed_view(&state, council).await?;
+        Ok(view)
     }
     .await;
     respond(

@@ -108,7 +108,7 @@ pub async fn care_team<S: CheckStore, Q: Queue>(
     match run_check(&state, &principal, &nhs, unscheduled, &request_id).await {
         Ok(result) => fhir_json(
             StatusCode::OK,
-            &cpis_fhir::care_team_bundle(&nhs, &result.plans, state.clock.now().date()),
+            &cpis_fhir::care_team_bundle(&nhs, &result.plans, state.clock.today()),
         ),
         Err(problem) => outcome_response(&problem_to_fhir(&problem)),
     }

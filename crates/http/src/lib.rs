@@ -24,7 +24,7 @@ use cpis_domain::ports::{
     AccessLog, AsnQueue, AuditTrail, AuthorityDirectory, CheckReceipts, NotificationInbox,
     PlanStore, UploadLedger,
 };
-use cpis_domain::{Clock, Pseudonymiser, VisibilityPolicy, VolumeWatch};
+use cpis_domain::{Clock, FeedLog, Pseudonymiser, VisibilityPolicy, VolumeWatch};
 
 pub use auth::{
     Authenticator, CallerClaims, ClaimsError, GatewayClaims, KeyError, LocalKeys, LocalVerifier,
@@ -67,7 +67,14 @@ impl<S: Clone, Q: Clone> Clone for AppState<S, Q> {
 
 /// The ports the council routes use.
 pub trait CouncilStore:
-    PlanStore + UploadLedger + AuthorityDirectory + NotificationInbox + AuditTrail + Clone + 'static
+    PlanStore
+    + UploadLedger
+    + AuthorityDirectory
+    + NotificationInbox
+    + AuditTrail
+    + FeedLog
+    + Clone
+    + 'static
 {
 }
 impl<T> CouncilStore for T where
@@ -76,6 +83,7 @@ impl<T> CouncilStore for T where
         + AuthorityDirectory
         + NotificationInbox
         + AuditTrail
+        + FeedLog
         + Clone
         + 'static
 {
@@ -201,9 +209,21 @@ where
     S: CouncilStore + CheckStore + HistoryStore,
     Q: Queue,
 {
+    service_router_with(state, Router::new())
+}
+
+/// [`service_router`] plus routes of the runtime's own (`cpis serve` adds
+/// its readiness route, which knows its store), behind the same request id,
+/// log line and 404/405 problems. `extra` must not have a fallback.
+pub fn service_router_with<S, Q>(state: AppState<S, Q>, extra: Router) -> Router
+where
+    S: CouncilStore + CheckStore + HistoryStore,
+    Q: Queue,
+{
     finish(
         Router::new()
             .merge(health_router())
+            .merge(extra)
             .merge(plan_upload_router(state.clone()))
             .merge(council_router(state.clone()))
             .merge(check_router(state.clone()))

@@ -133,6 +133,28 @@ impl UploadLedger for Counting {
     }
 }
 
+impl cpis_domain::FeedLog for Counting {
+    fn tracks_feeds(&self) -> bool {
+        self.inner.tracks_feeds()
+    }
+    async fn record_full_snapshot(
+        &self,
+        authority: &OdsCode,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        self.touched().record_full_snapshot(authority, at).await
+    }
+    async fn last_full_snapshot(
+        &self,
+        authority: &OdsCode,
+    ) -> Result<Option<OffsetDateTime>, StoreError> {
+        self.touched().last_full_snapshot(authority).await
+    }
+    async fn last_full_snapshots(&self) -> Result<Vec<(OdsCode, OffsetDateTime)>, StoreError> {
+        self.touched().last_full_snapshots().await
+    }
+}
+
 impl AuthorityDirectory for Counting {
     async fn authority(&self, ods_code: &OdsCode) -> Result<Option<Authority>, StoreError> {
         self.touched().authority(ods_code).await

@@ -369,10 +369,11 @@ async fn a_council_reads_and_writes_only_its_own_directory_entry() {
             "office_hours_phone": "020 7946 0000",
             "emergency_duty_phone": "020 7946 0999",
             "notify_emails": ["duty@example.gov.uk"],
-            "notify_sms": ["+447700900123"]
+            "notify_sms": ["+447700900123"],
+            "feed": { "last_full_snapshot_at": null, "seconds_since_last_full_snapshot": null }
         })
     );
-    // Sending back what was read (with the read-only ODS code) is accepted.
+    // Sending back what was read (with the read-only ODS code and feed) is accepted.
     let echo = app
         .call(
             Method::PUT,

@@ -77,6 +77,8 @@ fn sort_key(key: &PlanKey) -> PlanSortKey {
 #[derive(Debug, Clone, Default)]
 pub struct MemoryStore {
     state: Arc<Mutex<State>>,
+    /// Each council's last accepted full snapshot (`cpis_domain::FeedLog`).
+    feeds: Arc<Mutex<BTreeMap<OdsCode, OffsetDateTime>>>,
 }
 
 impl MemoryStore {
@@ -520,6 +522,36 @@ impl AuditTrail for MemoryStore {
     async fn append(&self, event: &AuditEvent) -> Result<(), StoreError> {
         self.state().audit.push(event.clone());
         Ok(())
+    }
+}
+
+impl cpis_domain::FeedLog for MemoryStore {
+    fn tracks_feeds(&self) -> bool {
+        true
+    }
+
+    async fn record_full_snapshot(
+        &self,
+        authority: &OdsCode,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let mut feeds = self.feeds.lock().unwrap_or_else(|e| e.into_inner());
+        let last = feeds.entry(authority.clone()).or_insert(at);
+        *last = (*last).max(at);
+        Ok(())
+    }
+
+    async fn last_full_snapshot(
+        &self,
+        authority: &OdsCode,
+    ) -> Result<Option<OffsetDateTime>, StoreError> {
+        let feeds = self.feeds.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(feeds.get(authority).copied())
+    }
+
+    async fn last_full_snapshots(&self) -> Result<Vec<(OdsCode, OffsetDateTime)>, StoreError> {
+        let feeds = self.feeds.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(feeds.iter().map(|(c, at)| (c.clone(), *at)).collect())
     }
 }
 

@@ -39,9 +39,12 @@ use cpis_domain::{
     AccessRecord, Accessor, Acknowledgement, Asn, AsnCutoffs, AuditEvent, Authority, NhsNumber,
     OdsCode, Plan, PlanKey, PlanType,
 };
-use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row, TransactionBehavior};
 
+mod health;
 mod writer;
+pub use health::{Component, Readiness};
+use health::{FileIdentity, Outcomes};
 use time::{Date, Duration, OffsetDateTime};
 use writer::Job;
 
@@ -140,6 +143,13 @@ const MIGRATIONS: &[&str] = &[
     INSERT INTO upload_ledger (authority, sequence, digest, lease_until, version)
     SELECT authority, MAX(sequence), '', NULL, 1 FROM upload_receipts GROUP BY authority;
     "#,
+    // 3: each council's last accepted full snapshot (feed freshness).
+    r#"
+    CREATE TABLE feeds (
+        authority     TEXT PRIMARY KEY NOT NULL,
+        last_full_at  INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 /// The schema version this build writes.
@@ -153,6 +163,10 @@ struct Inner {
     writer: mpsc::Sender<Job>,
     /// The database file, for read connections; `None` in memory.
     readers: Option<Arc<Readers>>,
+    /// The file opened at start (`health.rs`); `None` in memory.
+    file: Option<Arc<FileIdentity>>,
+    /// The last outcome of writes and of audit appends, for readiness.
+    outcomes: Arc<Outcomes>,
     /// Test-only fault: fail `record_access` after the access row is written
     /// and before its ASNs are, to prove the transaction leaves nothing behind.
     #[cfg(test)]
@@ -170,8 +184,10 @@ impl Readers {
         match idle {
             Some(conn) => Ok(conn),
             None => {
-                let conn =
-                    Connection::open(&self.path).map_err(failed("opening a read connection"))?;
+                // Never CREATE: a reader must not make an empty file where
+                // the database was deleted.
+                let conn = Connection::open_with_flags(&self.path, existing_file())
+                    .map_err(failed("opening a read connection"))?;
                 conn.busy_timeout(StdDuration::from_secs(5))
                     .map_err(failed("setting the busy timeout"))?;
                 // A reader that tried to write would be a bug; make it fail loudly.
@@ -215,13 +231,70 @@ fn corrupt(what: &'static str) -> StoreError {
     StoreError::Corrupt(what.to_owned())
 }
 
+/// Read-write, never create.
+fn existing_file() -> OpenFlags {
+    OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_URI | OpenFlags::SQLITE_OPEN_NO_MUTEX
+}
+
+/// Puts the file's path in front of an open failure, so that the operator
+/// knows which file to look at.
+fn naming(path: &Path) -> impl Fn(StoreError) -> StoreError + '_ {
+    move |error| match error {
+        StoreError::Unavailable(why) => {
+            StoreError::Unavailable(format!("the database {}: {why}", path.display()))
+        }
+        StoreError::Corrupt(why) => {
+            StoreError::Corrupt(format!("the database {}: {why}", path.display()))
+        }
+        other => other,
+    }
+}
+
 impl SqliteStore {
     /// Opens (creating if needed) the store at `path` and brings its schema up
     /// to date. Blocking: call it at start-up, not on a request path.
+    ///
+    /// The file is created owner-only (0600), and an existing one (with its
+    /// WAL and shared-memory files) loses any group or world permission,
+    /// with a warning. `PRAGMA quick_check` runs before anything else: a
+    /// damaged file is refused (`StoreError::Corrupt`, naming the file).
+    /// Every error names the file.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
-        let path = path.as_ref().to_path_buf();
-        let conn = Connection::open(&path).map_err(failed("opening the database"))?;
-        Self::prepare(conn, Some(path))
+        let path = path.as_ref();
+        health::make_private(path, true).map_err(naming(path))?;
+        let conn = Connection::open(path)
+            .map_err(failed("opening the database"))
+            .map_err(naming(path))?;
+        Self::prepare(conn, Some(path.to_path_buf())).map_err(naming(path))
+    }
+
+    /// As [`SqliteStore::open`], but the file must already hold a cpis
+    /// database: a service that has created its database once must never
+    /// start on an empty one because the file went missing or was emptied.
+    /// Errors, naming the file: `Unavailable` when it does not exist,
+    /// `Corrupt` when it holds no cpis schema (an empty file, or another
+    /// program's database).
+    pub fn open_existing(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        let path = path.as_ref();
+        if !path.exists() {
+            return Err(naming(path)(StoreError::Unavailable(
+                "the file does not exist".to_owned(),
+            )));
+        }
+        health::make_private(path, false).map_err(naming(path))?;
+        let conn = Connection::open_with_flags(path, existing_file())
+            .map_err(failed("opening the database"))
+            .map_err(naming(path))?;
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |row| row.get(0))
+            .map_err(failed("reading the schema version"))
+            .map_err(naming(path))?;
+        if version == 0 {
+            return Err(naming(path)(corrupt(
+                "it holds no cpis database (schema version 0): restore it from a backup",
+            )));
+        }
+        Self::prepare(conn, Some(path.to_path_buf())).map_err(naming(path))
     }
 
     /// A private in-memory database (tests).
@@ -244,15 +317,28 @@ impl SqliteStore {
         // number does not linger in free pages (the purge also truncates the WAL).
         conn.pragma_update(None, "secure_delete", "ON")
             .map_err(failed("enabling secure delete"))?;
+        quick_check(&conn)?;
         migrate(&mut conn)?;
+        let file = path
+            .as_deref()
+            .map(FileIdentity::record)
+            .transpose()?
+            .map(Arc::new);
+        let outcomes = Arc::new(Outcomes::default());
+        let watch = writer::Watch {
+            file: file.clone(),
+            outcomes: outcomes.clone(),
+        };
         let (writer, jobs) = mpsc::channel();
         std::thread::Builder::new()
             .name("cpis-sqlite-writer".to_owned())
-            .spawn(move || writer::run(conn, jobs))
+            .spawn(move || writer::run(conn, jobs, watch))
             .map_err(|_| StoreError::Unavailable("starting the writer thread failed".to_owned()))?;
         Ok(Self {
             inner: Arc::new(Inner {
                 writer,
+                file,
+                outcomes,
                 readers: path.map(|path| {
                     Arc::new(Readers {
                         path,
@@ -297,6 +383,59 @@ impl SqliteStore {
         answer.await.map_err(|_| stopped())?
     }
 
+    /// `Ok` while the file opened at start is still the one at its path.
+    fn verify_file(&self) -> Result<(), StoreError> {
+        self.inner
+            .file
+            .as_ref()
+            .map_or(Ok(()), |file| file.verify())
+    }
+
+    /// Whether writes and audit events work now, for a readiness route:
+    /// the file opened at start is still at its path; a write transaction
+    /// can be taken within `timeout` (`BEGIN IMMEDIATE`, then rolled back:
+    /// it writes nothing); and neither the last write nor the last audit
+    /// append failed (a failure stays reported until a later one of the same
+    /// kind succeeds). Reasons are our words and SQLite error codes only.
+    pub async fn readiness(&self, timeout: StdDuration) -> Readiness {
+        let database = match self.verify_file() {
+            Ok(()) => Component::Ok,
+            Err(_) => Component::Failing(health::FILE_LOST.to_owned()),
+        };
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let probe = Job::probe(
+            |conn: &mut Connection| {
+                conn.execute_batch("BEGIN IMMEDIATE; ROLLBACK")
+                    .map_err(failed("taking the write lock"))
+            },
+            reply,
+        );
+        let taken = match self.inner.writer.send(probe) {
+            Err(_) => Err("the store's writer stopped".to_owned()),
+            Ok(()) => match tokio::time::timeout(timeout, answer).await {
+                Err(_) => Err("the store's writer did not answer in time".to_owned()),
+                Ok(Err(_)) => Err("the store's writer stopped".to_owned()),
+                Ok(Ok(Err(StoreError::Unavailable(why)))) => Err(why),
+                Ok(Ok(Err(other))) => Err(other.to_string()),
+                Ok(Ok(Ok(()))) => Ok(()),
+            },
+        };
+        let writes = match (taken, self.inner.outcomes.last_write_failure()) {
+            (Err(why), _) => Component::Failing(why),
+            (Ok(()), Some(why)) => Component::Failing(format!("the last write failed: {why}")),
+            (Ok(()), None) => Component::Ok,
+        };
+        let audit = match self.inner.outcomes.last_audit_failure() {
+            Some(why) => Component::Failing(format!("the last audit event was not written: {why}")),
+            None => Component::Ok,
+        };
+        Readiness {
+            database,
+            writes,
+            audit,
+        }
+    }
+
     /// Runs a read on a read connection, on the blocking pool.
     async fn read<T, F>(&self, work: F) -> Result<T, StoreError>
     where
@@ -306,6 +445,8 @@ impl SqliteStore {
         let Some(readers) = self.inner.readers.clone() else {
             return self.run(move |conn| work(conn)).await;
         };
+        // An open read connection would go on reading the deleted file.
+        self.verify_file()?;
         tokio::task::spawn_blocking(move || {
             let conn = readers.take()?;
             let result = work(&conn);
@@ -315,6 +456,32 @@ impl SqliteStore {
         .await
         .map_err(|_| StoreError::Unavailable("a store task stopped".to_owned()))?
     }
+}
+
+/// SQLite's quick integrity check (b-tree structure, page and record
+/// formats; not index contents, which `integrity_check` also compares at a
+/// cost proportional to the whole file). Its messages are not repeated: they
+/// can quote the damaged content.
+fn quick_check(conn: &Connection) -> Result<(), StoreError> {
+    let findings: Vec<String> = conn
+        .prepare("PRAGMA quick_check")
+        .and_then(|mut q| q.query_map([], |r| r.get(0))?.collect())
+        .map_err(|e| match e.sqlite_error_code() {
+            Some(code) => StoreError::Corrupt(format!(
+                "it failed SQLite's integrity check (PRAGMA quick_check: {code:?}); restore it from a backup"
+            )),
+            None => StoreError::Corrupt(
+                "it failed SQLite's integrity check (PRAGMA quick_check); restore it from a backup"
+                    .to_owned(),
+            ),
+        })?;
+    if findings.len() == 1 && findings[0] == "ok" {
+        return Ok(());
+    }
+    Err(StoreError::Corrupt(format!(
+        "it failed SQLite's integrity check (PRAGMA quick_check found {} problems); restore it from a backup",
+        findings.len()
+    )))
 }
 
 fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
@@ -1334,22 +1501,93 @@ impl Retention for SqliteStore {
     }
 }
 
+impl cpis_domain::FeedLog for SqliteStore {
+    fn tracks_feeds(&self) -> bool {
+        true
+    }
+
+    async fn record_full_snapshot(
+        &self,
+        authority: &OdsCode,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let authority = authority.as_str().to_owned();
+        let at = nanos(at)?;
+        self.run(move |conn| {
+            // A late writer with an older time never moves the feed back.
+            conn.prepare_cached(
+                "INSERT INTO feeds (authority, last_full_at) VALUES (?1, ?2)
+                 ON CONFLICT (authority) DO UPDATE
+                 SET last_full_at = MAX(last_full_at, excluded.last_full_at)",
+            )
+            .and_then(|mut q| q.execute(params![authority, at]))
+            .map_err(failed("recording a full snapshot"))?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn last_full_snapshot(
+        &self,
+        authority: &OdsCode,
+    ) -> Result<Option<OffsetDateTime>, StoreError> {
+        let authority = authority.as_str().to_owned();
+        let at: Option<i64> = self
+            .read(move |conn| {
+                conn.prepare_cached("SELECT last_full_at FROM feeds WHERE authority = ?1")
+                    .and_then(|mut q| q.query_row([authority], |r| r.get(0)).optional())
+                    .map_err(failed("reading a council's feed"))
+            })
+            .await?;
+        at.map(from_nanos).transpose()
+    }
+
+    async fn last_full_snapshots(&self) -> Result<Vec<(OdsCode, OffsetDateTime)>, StoreError> {
+        let rows: Vec<(String, i64)> = self
+            .read(|conn| {
+                conn.prepare_cached("SELECT authority, last_full_at FROM feeds ORDER BY authority")
+                    .and_then(|mut q| {
+                        q.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                            .collect::<Result<Vec<_>, _>>()
+                    })
+                    .map_err(failed("reading the councils' feeds"))
+            })
+            .await?;
+        rows.into_iter()
+            .map(|(code, at)| {
+                Ok((
+                    OdsCode::parse(&code).map_err(|_| corrupt("a stored ODS code"))?,
+                    from_nanos(at)?,
+                ))
+            })
+            .collect()
+    }
+}
+
 impl AuditTrail for SqliteStore {
     async fn append(&self, event: &AuditEvent) -> Result<(), StoreError> {
         let id = event.id.clone();
         let at = nanos_clamped(event.at);
         let body = to_json(event, "an audit event")?;
-        self.run(move |conn| {
-            // A retried append of the same event is not a second event.
-            conn.prepare_cached(
-                "INSERT INTO audit_events (id, at, event) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (id) DO NOTHING",
-            )
-            .and_then(|mut q| q.execute(params![id, at, body]))
-            .map_err(failed("appending an audit event"))?;
-            Ok(())
-        })
-        .await
+        let written = self
+            .run(move |conn| {
+                // A retried append of the same event is not a second event.
+                conn.prepare_cached(
+                    "INSERT INTO audit_events (id, at, event) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (id) DO NOTHING",
+                )
+                .and_then(|mut q| q.execute(params![id, at, body]))
+                .map_err(failed("appending an audit event"))?;
+                Ok(())
+            })
+            .await;
+        // Readiness reports an audit trail that has stopped taking events;
+        // the caller logs this one at error level.
+        let why = written.as_ref().err().map(ToString::to_string);
+        self.inner
+            .outcomes
+            .audit(why.as_deref().map_or(Ok(()), Err));
+        written
     }
 }
 

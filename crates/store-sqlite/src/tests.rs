@@ -8,7 +8,9 @@ use cpis_conformance::fixtures::{access, accessor, child, plan, COUNCIL_A, COUNC
 use cpis_domain::check::notifications_for;
 use cpis_domain::ports::{AccessLog, AccessWrite, AuditTrail, NotificationInbox};
 use cpis_domain::{AuditAction, AuditEvent, AuditOutcome, PlanType};
+use std::time::Duration as StdDuration;
 use time::macros::date;
+
 use time::Duration;
 
 use super::*;
@@ -421,4 +423,235 @@ fn audit_event(trace_id: &str) -> AuditEvent {
         NOW,
         trace_id,
     )
+}
+
+// ------------------------------------------------- faults that are never silent
+
+fn a_plan(index: usize) -> Vec<StoredPlan> {
+    vec![cpis_conformance::fixtures::stored(&plan(
+        COUNCIL_A,
+        child(index),
+        PlanType::ChildProtection,
+        date!(2025 - 01 - 10),
+    ))]
+}
+
+fn la_a() -> OdsCode {
+    cpis_conformance::fixtures::la(COUNCIL_A)
+}
+
+const PROBE: StdDuration = StdDuration::from_secs(5);
+
+#[tokio::test]
+async fn a_deleted_database_file_fails_every_read_and_write_and_readiness_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cpis.db");
+    let store = SqliteStore::open(&path).unwrap();
+    store.apply_changes(&la_a(), &a_plan(0), &[]).await.unwrap();
+    assert!(store.readiness(PROBE).await.is_ready());
+
+    std::fs::remove_file(&path).unwrap();
+    // Without the check both would succeed, on a file nobody will open again.
+    let write = store.apply_changes(&la_a(), &a_plan(1), &[]).await;
+    assert!(
+        matches!(&write, Err(StoreError::Unavailable(why)) if why == health::FILE_LOST),
+        "{write:?}"
+    );
+    let audit = store.append(&audit_event("after-delete")).await;
+    assert!(
+        matches!(audit, Err(StoreError::Unavailable(_))),
+        "{audit:?}"
+    );
+    let read = store.plans_for_child(&child(0)).await;
+    assert!(matches!(read, Err(StoreError::Unavailable(_))), "{read:?}");
+    assert!(!path.exists(), "no reader or writer made a new empty file");
+
+    let readiness = store.readiness(PROBE).await;
+    assert!(!readiness.is_ready());
+    assert_eq!(
+        readiness.database,
+        Component::Failing(health::FILE_LOST.to_owned())
+    );
+    assert!(!readiness.writes.is_ok());
+    assert!(!readiness.audit.is_ok());
+    // Nothing personal or local in what readiness says.
+    let said = format!("{readiness:?}");
+    assert!(!said.contains(dir.path().to_str().unwrap()), "{said}");
+}
+
+#[tokio::test]
+async fn a_database_file_replaced_by_another_is_detected() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cpis.db");
+    let other = dir.path().join("other.db");
+    let store = SqliteStore::open(&path).unwrap();
+    store.apply_changes(&la_a(), &a_plan(0), &[]).await.unwrap();
+    {
+        let conn = Connection::open(&other).unwrap();
+        conn.execute_batch("CREATE TABLE x (y INTEGER);").unwrap();
+    }
+    std::fs::rename(&other, &path).unwrap();
+    let write = store.apply_changes(&la_a(), &a_plan(1), &[]).await;
+    assert!(
+        matches!(write, Err(StoreError::Unavailable(_))),
+        "{write:?}"
+    );
+    assert!(!store.readiness(PROBE).await.database.is_ok());
+}
+
+#[test]
+fn a_damaged_file_is_refused_at_open_and_the_error_names_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cpis.db");
+    {
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE t (x BLOB);
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 200)
+             INSERT INTO t SELECT randomblob(500) FROM n;",
+        )
+        .unwrap();
+    }
+    let pages: i64 = {
+        let conn = Connection::open(&path).unwrap();
+        conn.pragma_query_value(None, "page_count", |r| r.get(0))
+            .unwrap()
+    };
+    assert!(pages > 3, "enough pages to damage one in the middle");
+    // Page 2's b-tree header: 0xFF is no page type.
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[4096..4096 + 64].fill(0xFF);
+    std::fs::write(&path, bytes).unwrap();
+
+    let error = SqliteStore::open(&path).unwrap_err();
+    assert!(matches!(error, StoreError::Corrupt(_)), "{error:?}");
+    let message = error.to_string();
+    assert!(message.contains(path.to_str().unwrap()), "{message}");
+    assert!(message.contains("quick_check"), "{message}");
+}
+
+#[test]
+fn open_existing_never_creates_a_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cpis.db");
+    let error = SqliteStore::open_existing(&path).unwrap_err();
+    assert!(matches!(error, StoreError::Unavailable(_)), "{error:?}");
+    assert!(error.to_string().contains(path.to_str().unwrap()));
+    assert!(!path.exists());
+    drop(SqliteStore::open(&path).unwrap());
+    assert!(SqliteStore::open_existing(&path).is_ok());
+
+    // Emptied (or swapped for another program's database): refused, not migrated.
+    let emptied = dir.path().join("emptied.db");
+    std::fs::write(&emptied, b"").unwrap();
+    let error = SqliteStore::open_existing(&emptied).unwrap_err();
+    assert!(matches!(error, StoreError::Corrupt(_)), "{error:?}");
+    assert!(error.to_string().contains("no cpis database"), "{error}");
+    assert_eq!(
+        std::fs::metadata(&emptied).unwrap().len(),
+        0,
+        "nothing written"
+    );
+    let other = dir.path().join("other.db");
+    Connection::open(&other)
+        .unwrap()
+        .execute_batch("CREATE TABLE x (y INTEGER);")
+        .unwrap();
+    let error = SqliteStore::open_existing(&other).unwrap_err();
+    assert!(error.to_string().contains("no cpis database"), "{error}");
+}
+
+#[tokio::test]
+async fn a_full_disk_is_reported_by_readiness_until_writes_succeed_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("cpis.db")).unwrap();
+    store.apply_changes(&la_a(), &a_plan(0), &[]).await.unwrap();
+    // SQLITE_FULL, as on a full disk: no page may be added any more.
+    store.with_writer(|conn| {
+        let pages: i64 = conn
+            .pragma_query_value(None, "page_count", |r| r.get(0))
+            .unwrap();
+        conn.query_row(&format!("PRAGMA max_page_count = {pages}"), [], |_| Ok(()))
+            .unwrap();
+    });
+    let mut refused = None;
+    for i in 0..1_000 {
+        if let Err(error) = store.append(&audit_event(&format!("full-{i}"))).await {
+            refused = Some(error);
+            break;
+        }
+    }
+    assert!(
+        matches!(refused, Some(StoreError::Unavailable(_))),
+        "{refused:?}"
+    );
+    let readiness = store.readiness(PROBE).await;
+    assert!(readiness.database.is_ok());
+    assert!(!readiness.audit.is_ok(), "{readiness:?}");
+    assert!(!readiness.writes.is_ok(), "{readiness:?}");
+    // Reads are still served (H11): the flag is shown while audit fails.
+    assert_eq!(store.plans_for_child(&child(0)).await.unwrap().len(), 1);
+
+    store.with_writer(|conn| {
+        conn.query_row("PRAGMA max_page_count = 1073741823", [], |_| Ok(()))
+            .unwrap();
+    });
+    store.append(&audit_event("room-again")).await.unwrap();
+    assert!(store.readiness(PROBE).await.is_ready());
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn the_database_and_its_wal_and_shm_files_are_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cpis.db");
+    let store = SqliteStore::open(&path).unwrap();
+    store.apply_changes(&la_a(), &a_plan(0), &[]).await.unwrap();
+    let files = health::database_files(&path);
+    for file in &files {
+        assert_eq!(mode(file), 0o600, "{}", file.display());
+    }
+    drop(store);
+
+    // A file left readable (an older build, a restored copy) is tightened.
+    let loose = dir.path().join("loose.db");
+    drop(Connection::open(&loose).unwrap());
+    std::fs::set_permissions(&loose, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let store = SqliteStore::open(&loose).unwrap();
+    store.apply_changes(&la_a(), &a_plan(0), &[]).await.unwrap();
+    for file in health::database_files(&loose) {
+        assert_eq!(mode(&file), 0o600, "{}", file.display());
+    }
+}
+
+#[tokio::test]
+async fn each_councils_last_full_snapshot_is_kept_across_a_reopen_and_never_moves_back() {
+    use cpis_domain::FeedLog;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cpis.db");
+    let a = la_a();
+    let b = cpis_conformance::fixtures::la(COUNCIL_B);
+    {
+        let store = SqliteStore::open(&path).unwrap();
+        assert!(store.tracks_feeds());
+        assert_eq!(store.last_full_snapshot(&a).await.unwrap(), None);
+        store.record_full_snapshot(&a, NOW).await.unwrap();
+        store
+            .record_full_snapshot(&a, NOW - Duration::hours(1))
+            .await
+            .unwrap();
+        store
+            .record_full_snapshot(&b, NOW - Duration::days(3))
+            .await
+            .unwrap();
+    }
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(store.last_full_snapshot(&a).await.unwrap(), Some(NOW));
+    let mut all = store.last_full_snapshots().await.unwrap();
+    all.sort();
+    let mut expected = vec![(a, NOW), (b, NOW - Duration::days(3))];
+    expected.sort();
+    assert_eq!(all, expected);
 }

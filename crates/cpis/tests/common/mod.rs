@@ -64,7 +64,23 @@ impl Server {
     /// `cpis serve --demo` on 127.0.0.1:0 with `data`; its stdout and stderr
     /// are appended to `logs`.
     pub fn start(data: &Path, logs: Arc<Mutex<String>>) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_cpis"))
+        Self::start_under_umask(data, logs, None)
+    }
+
+    /// As [`Server::start`], with the process's umask set first (`sh -c
+    /// 'umask 022; exec cpis ...'`), when given.
+    pub fn start_under_umask(data: &Path, logs: Arc<Mutex<String>>, umask: Option<&str>) -> Self {
+        let mut command = match umask {
+            None => Command::new(env!("CARGO_BIN_EXE_cpis")),
+            Some(umask) => {
+                let mut sh = Command::new("sh");
+                sh.arg("-c")
+                    .arg(format!("umask {umask} && exec \"$0\" \"$@\""))
+                    .arg(env!("CARGO_BIN_EXE_cpis"));
+                sh
+            }
+        };
+        let mut child = command
             .args(["serve", "--demo", "--addr", "127.0.0.1:0", "--data"])
             .arg(data)
             .env("RUST_LOG", "debug")
