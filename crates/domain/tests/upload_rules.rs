@@ -513,3 +513,112 @@ async fn a_record_already_past_visibility_is_acknowledged_but_not_stored() {
     assert_eq!(ack.records[0].detail, Some(RecordDetail::ExpiredNotStored));
     assert_eq!(count(&store, "9990000018").await, 0);
 }
+
+// Tests that kill the mutants a mutation run found surviving (issue 17).
+
+#[tokio::test]
+async fn exactly_ten_thousand_records_are_accepted() {
+    let store = MemoryStore::new();
+    let records: Vec<Value> = (0..10_000)
+        .map(|_| record("9990000018", "CPP", "2026-01-01"))
+        .collect();
+    let ack = upload(
+        &store,
+        "E09000033",
+        json!({"sequence": 1, "mode": "delta", "records": records}),
+    )
+    .await
+    .expect("10,000 is the limit, not past it")
+    .acknowledgement;
+    // Every record is the same identity: all rejected, none guessed at.
+    assert_eq!((ack.loaded, ack.rejected), (0, 10_000));
+}
+
+#[tokio::test]
+async fn a_plan_that_starts_today_is_accepted_and_tomorrow_is_refused() {
+    let store = MemoryStore::new();
+    let ack = upload(&store, "E09000033", json!({
+        "sequence": 1, "mode": "delta",
+        "records": [record("9990000018", "CPP", "2026-11-25"), record("9990000026", "CPP", "2026-11-26")]
+    }))
+    .await
+    .unwrap()
+    .acknowledgement;
+    assert_eq!(ack.records[0].outcome, RecordOutcomeCode::Success);
+    assert_eq!(ack.records[1].detail, Some(RecordDetail::StartDateInFuture));
+    assert_eq!(
+        store
+            .plans_for_child(&nhs("9990000018"))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn a_plan_is_never_stored_on_its_own_purge_day() {
+    let store = MemoryStore::new();
+    // Hidden from its delete date, so purged from it: today is too late.
+    let ack = upload(&store, "E09000033", json!({
+        "sequence": 1, "mode": "delta",
+        "records": [
+            { "nhs_number": "9990000018", "plan_type": "CPP", "start_date": "2026-01-01", "delete_date": "2026-11-25" },
+            { "nhs_number": "9990000026", "plan_type": "CPP", "start_date": "2026-01-01", "delete_date": "2026-11-26" },
+        ]
+    }))
+    .await
+    .unwrap()
+    .acknowledgement;
+    assert_eq!(ack.records[0].detail, Some(RecordDetail::ExpiredNotStored));
+    assert_eq!(ack.records[1].detail, None);
+    assert!(store
+        .plans_for_child(&nhs("9990000018"))
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        store
+            .plans_for_child(&nhs("9990000026"))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn a_full_snapshot_listing_a_child_twice_keeps_that_childs_other_plans() {
+    let store = MemoryStore::new();
+    upload(&store, "E09000033", json!({
+        "sequence": 1, "mode": "delta",
+        "records": [record("9990000018", "CPP", "2026-01-01"), record("9990000018", "LAC", "2025-01-01"),
+                    record("9990000026", "CPP", "2026-01-01"), record("9990000034", "CPP", "2026-01-01")]
+    }))
+    .await
+    .unwrap();
+    let ack = upload(&store, "E09000033", json!({
+        "sequence": 2, "mode": "full",
+        "records": [record("9990000018", "CPP", "2026-01-01"), record("9990000018", "CPP", "2026-01-01"),
+                    record("9990000026", "CPP", "2026-01-01")]
+    }))
+    .await
+    .unwrap()
+    .acknowledgement;
+    assert_eq!(ack.records[0].detail, Some(RecordDetail::DuplicateInBatch));
+    assert_eq!(ack.withdrawn, 1, "only the child the snapshot left out");
+    assert_eq!(
+        store
+            .plans_for_child(&nhs("9990000018"))
+            .await
+            .unwrap()
+            .len(),
+        2,
+        "a child the council listed twice keeps every plan"
+    );
+    assert!(store
+        .plans_for_child(&nhs("9990000034"))
+        .await
+        .unwrap()
+        .is_empty());
+}
