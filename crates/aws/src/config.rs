@@ -46,6 +46,9 @@ pub struct Settings {
     pub view_url: Option<String>,
     pub visibility: VisibilityPolicy,
     pub pseudonym_key: Option<PseudonymKeySource>,
+    /// `CPIS_FEED_STALE_AFTER_HOURS` (1 to 720, default 48): a council past
+    /// it without an accepted full snapshot counts in `StaleFeeds`.
+    pub feed_stale_after: time::Duration,
 }
 
 impl Settings {
@@ -69,6 +72,19 @@ impl Settings {
                     "a whole number of days from 0 to 3650",
                 ))?,
         };
+        let feed_stale_after = match get("CPIS_FEED_STALE_AFTER_HOURS") {
+            None => cpis_domain::feed::DEFAULT_STALE_AFTER,
+            Some(raw) => raw
+                .trim()
+                .parse::<i64>()
+                .ok()
+                .filter(|h| (1..=720).contains(h))
+                .map(time::Duration::hours)
+                .ok_or(ConfigError::Invalid(
+                    "CPIS_FEED_STALE_AFTER_HOURS",
+                    "a whole number of hours from 1 to 720",
+                ))?,
+        };
         let pseudonym_key = match (get("CPIS_PSEUDONYM_KEY"), get("CPIS_PSEUDONYM_SECRET_ARN")) {
             (Some(hex_key), _) => Some(PseudonymKeySource::Inline(decode_key(
                 &hex_key,
@@ -90,6 +106,7 @@ impl Settings {
                 ..VisibilityPolicy::default()
             },
             pseudonym_key,
+            feed_stale_after,
         })
     }
 

@@ -1016,6 +1016,86 @@ impl UploadLedger for DynamoStore {
     }
 }
 
+/// Feed freshness: one item per council in the `FEEDS` partition (153
+/// councils: one query lists them all), `last_full_at` in nanoseconds.
+const FEEDS_PK: &str = "FEEDS";
+
+impl cpis_domain::FeedLog for DynamoStore {
+    fn tracks_feeds(&self) -> bool {
+        true
+    }
+
+    async fn record_full_snapshot(
+        &self,
+        authority: &OdsCode,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        // Only ever forward: a slow upload recorded late keeps the later time.
+        let written = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(FEEDS_PK.to_owned(), authority.as_str())))
+            .update_expression("SET last_full_at = :at, entity = :entity")
+            .condition_expression("attribute_not_exists(last_full_at) OR last_full_at < :at")
+            .expression_attribute_values(":at", nanos(at))
+            .expression_attribute_values(":entity", s("FEED"))
+            .send()
+            .await;
+        match written {
+            Ok(_) => Ok(()),
+            Err(e) if is_conditional_failure(&e) => Ok(()),
+            Err(e) => Err(unavailable("a feed write", &e)),
+        }
+    }
+
+    async fn last_full_snapshot(
+        &self,
+        authority: &OdsCode,
+    ) -> Result<Option<OffsetDateTime>, StoreError> {
+        match self
+            .get(key(FEEDS_PK.to_owned(), authority.as_str()))
+            .await?
+        {
+            Some(item) => opt_time(&item, "last_full_at"),
+            None => Ok(None),
+        }
+    }
+
+    async fn last_full_snapshots(&self) -> Result<Vec<(OdsCode, OffsetDateTime)>, StoreError> {
+        let mut items = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk")
+                .expression_attribute_values(":pk", s(FEEDS_PK))
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| unavailable("a feed query", &e))?;
+            items.extend(out.items.unwrap_or_default());
+            start = out.last_evaluated_key;
+            if start.is_none() {
+                break;
+            }
+        }
+        items
+            .iter()
+            .map(|item| {
+                let council = OdsCode::parse(get_s(item, "sk")?)
+                    .map_err(|_| corrupt("a feed's council is not an ODS code"))?;
+                let at = opt_time(item, "last_full_at")?
+                    .ok_or_else(|| corrupt("attribute last_full_at is missing"))?;
+                Ok((council, at))
+            })
+            .collect()
+    }
+}
+
 /// The sort key of a council's upload ledger head (partition `council_pk`).
 const LEDGER_SK: &str = "LEDGER";
 

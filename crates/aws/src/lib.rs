@@ -24,8 +24,6 @@ pub use sqs::{parse_message_body, SqsQueue};
 /// alarm in the stack are to come): the trait's defaults say "not tracked",
 /// so `GET /v1/authority` on AWS carries no `feed` member rather than a
 /// wrong "never".
-impl cpis_domain::FeedLog for DynamoStore {}
-
 /// Clients are built once per function from the one `SdkConfig`.
 impl DynamoStore {
     pub fn from_config(sdk: &aws_config::SdkConfig, settings: &Settings) -> Self {

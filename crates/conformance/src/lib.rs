@@ -36,8 +36,10 @@ use time::Duration;
 pub mod capture;
 pub mod concurrent;
 pub mod faults;
+pub mod feeds;
 
 pub use concurrent::*;
+pub use feeds::*;
 
 use fixtures::*;
 
@@ -53,6 +55,7 @@ pub trait Store:
     + Retention
     + AuditTrail
     + AuditReader
+    + cpis_domain::FeedLog
     + Send
     + Sync
     + 'static
@@ -70,6 +73,7 @@ impl<T> Store for T where
         + Retention
         + AuditTrail
         + AuditReader
+        + cpis_domain::FeedLog
         + Send
         + Sync
         + 'static
@@ -156,6 +160,7 @@ macro_rules! conformance_suite {
                 purge_removes_expired_plans_and_orphaned_data,
                 an_asn_outlives_its_plan_until_its_retention_ends,
                 audit_appends_and_reads_back,
+                feeds_move_only_forward_and_list_every_council,
             ]
         );
     };

@@ -3,9 +3,10 @@
 //! hand-off, a crashed dispatcher or a message dead-lettered by mistake
 //! delay a notification rather than lose it.
 
-use cpis_domain::ports::{AsnOutbox, AsnQueue, StoreError};
-use cpis_domain::relay_pending;
-use time::{Duration, OffsetDateTime};
+use cpis_domain::feed::stale_feeds;
+use cpis_domain::ports::{AsnOutbox, AsnQueue, PurgeReport, Retention, StoreError};
+use cpis_domain::{relay_pending, FeedLog, OdsCode};
+use time::{Date, Duration, OffsetDateTime};
 
 /// How long a relayed ASN is left to the dispatcher before it is relayed
 /// again: longer than the queue's visibility timeout plus a delivery.
@@ -19,6 +20,66 @@ pub async fn sweep<S: AsnOutbox, Q: AsnQueue>(
     now: OffsetDateTime,
 ) -> Result<usize, StoreError> {
     relay_pending(store, queue, now, RELAY_LEASE, RELAY_BATCH).await
+}
+
+/// What a scheduled invocation asks for, from the event's `task` member:
+/// absent or `"sweep"` every minute, `"purge"` once a day (a rule of its own).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Task {
+    Sweep,
+    Purge,
+}
+
+impl Task {
+    /// Errors: any other `task` (a misconfigured rule must fail loudly).
+    pub fn of(event: &serde_json::Value) -> Result<Self, String> {
+        match event.get("task").and_then(serde_json::Value::as_str) {
+            None | Some("sweep") => Ok(Task::Sweep),
+            Some("purge") => Ok(Task::Purge),
+            Some(_) => Err("the event's task must be \"sweep\" or \"purge\"".to_owned()),
+        }
+    }
+}
+
+/// The daily purge on DynamoDB: what TTL does not remove (a child's history,
+/// check receipts and ASNs once no plan is left, plans TTL has not reached
+/// yet). `today` is the UK civil date (`Clock::today`).
+pub async fn purge<S: Retention>(store: &S, today: Date) -> Result<PurgeReport, StoreError> {
+    store.purge(today).await
+}
+
+/// The councils whose feed is stale at `now` (oldest first), for the
+/// `StaleFeeds` metric and a warning each.
+pub async fn stale<S: FeedLog>(
+    store: &S,
+    now: OffsetDateTime,
+    stale_after: Duration,
+) -> Result<Vec<(OdsCode, Duration)>, StoreError> {
+    Ok(stale_feeds(
+        &store.last_full_snapshots().await?,
+        now,
+        stale_after,
+    ))
+}
+
+/// One CloudWatch embedded-metric-format line: `StaleFeeds` (councils past
+/// the threshold) in namespace `CPIS`. Printed to stdout by the function, not
+/// through the log filter, so the alarm is fed whatever `LogLevel` says.
+pub fn stale_feeds_metric(stale: usize, now: OffsetDateTime) -> String {
+    let millis = now.unix_timestamp_nanos() / 1_000_000;
+    serde_json::json!({
+        "_aws": {
+            "Timestamp": millis,
+            "CloudWatchMetrics": [{
+                "Namespace": "CPIS",
+                "Dimensions": [["Service"]],
+                "Metrics": [{ "Name": "StaleFeeds", "Unit": "Count" }],
+            }],
+        },
+        "Service": "cpis",
+        "StaleFeeds": stale,
+    })
+    .to_string()
 }
 
 #[cfg(test)]
@@ -82,5 +143,38 @@ mod tests {
             0,
             "delivered ASNs stay put"
         );
+    }
+
+    #[test]
+    fn the_event_names_the_task_and_an_unknown_one_is_refused() {
+        use serde_json::json;
+        assert_eq!(Task::of(&json!({})), Ok(Task::Sweep));
+        assert_eq!(Task::of(&json!({"task": "sweep"})), Ok(Task::Sweep));
+        assert_eq!(Task::of(&json!({"task": "purge"})), Ok(Task::Purge));
+        assert!(Task::of(&json!({"task": "Purge"})).is_err());
+    }
+
+    #[tokio::test]
+    async fn a_feed_past_the_threshold_is_counted_in_the_metric() {
+        use cpis_domain::FeedLog;
+        let now = datetime!(2026-06-10 10:00 UTC);
+        let store = MemoryStore::new();
+        let fresh = OdsCode::parse("E09000033").unwrap();
+        let late = OdsCode::parse("E06000001").unwrap();
+        store
+            .record_full_snapshot(&fresh, now - Duration::hours(47))
+            .await
+            .unwrap();
+        store
+            .record_full_snapshot(&late, now - Duration::hours(49))
+            .await
+            .unwrap();
+        let found = stale(&store, now, Duration::hours(48)).await.unwrap();
+        assert_eq!(found, vec![(late, Duration::hours(49))]);
+        let line: serde_json::Value =
+            serde_json::from_str(&stale_feeds_metric(found.len(), now)).unwrap();
+        assert_eq!(line["StaleFeeds"], 1);
+        assert_eq!(line["_aws"]["CloudWatchMetrics"][0]["Namespace"], "CPIS");
+        assert_eq!(line["_aws"]["Timestamp"], 1_781_085_600_000_i64);
     }
 }

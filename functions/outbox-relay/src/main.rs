@@ -1,8 +1,11 @@
-//! Composition root: configuration and clients once at init, then the runtime
-//! (invoked by an EventBridge schedule every minute; the event is ignored).
+//! Composition root: configuration and clients once at init, then the runtime.
+//! EventBridge invokes it every minute (the outbox sweep, then the feed
+//! freshness metric) and once a day with `{"task": "purge"}`.
 
 use cpis_aws::{load_sdk_config, DynamoStore, Settings, SqsQueue};
+use cpis_domain::{Clock, SystemClock};
 use lambda_runtime::{service_fn, Error, LambdaEvent};
+use outbox_relay::Task;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -11,13 +14,35 @@ async fn main() -> Result<(), Error> {
     let sdk = load_sdk_config().await;
     let store = DynamoStore::from_config(&sdk, &settings);
     let queue = SqsQueue::from_config(&sdk, &settings)?;
+    let stale_after = settings.feed_stale_after;
     let (store, queue) = (&store, &queue);
     lambda_runtime::run(service_fn(
-        move |_: LambdaEvent<serde_json::Value>| async move {
-            let relayed =
-                outbox_relay::sweep(store, queue, time::OffsetDateTime::now_utc()).await?;
-            tracing::info!(relayed, "outbox swept");
-            Ok::<_, Error>(serde_json::json!({ "relayed": relayed }))
+        move |event: LambdaEvent<serde_json::Value>| async move {
+            let clock = SystemClock;
+            match Task::of(&event.payload)? {
+                Task::Sweep => {
+                    let now = clock.now();
+                    let relayed = outbox_relay::sweep(store, queue, now).await?;
+                    let stale = outbox_relay::stale(store, now, stale_after).await?;
+                    for (council, age) in &stale {
+                        tracing::warn!(%council, hours = age.whole_hours(), "council feed is stale: no accepted full snapshot");
+                    }
+                    // Straight to stdout: the alarm must not depend on LogLevel.
+                    println!("{}", outbox_relay::stale_feeds_metric(stale.len(), now));
+                    tracing::info!(relayed, stale_feeds = stale.len(), "outbox swept");
+                    Ok::<_, Error>(serde_json::json!({ "relayed": relayed, "stale_feeds": stale.len() }))
+                }
+                Task::Purge => {
+                    let report = outbox_relay::purge(store, clock.today()).await?;
+                    tracing::info!(?report, "purged");
+                    Ok(serde_json::json!({
+                        "plans": report.plans,
+                        "accesses": report.accesses,
+                        "notifications": report.notifications,
+                        "receipts": report.receipts,
+                    }))
+                }
+            }
         },
     ))
     .await
