@@ -10,6 +10,7 @@ pub mod authority;
 pub mod check;
 pub mod clock;
 pub mod dispatch;
+pub mod json;
 pub mod nhs_number;
 pub mod notification;
 pub mod ods;
