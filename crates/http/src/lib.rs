@@ -30,7 +30,7 @@ pub use auth::{
     Authenticator, CallerClaims, ClaimsError, GatewayClaims, KeyError, LocalKeys, LocalVerifier,
     LOCAL_AUDIENCE, LOCAL_ISSUER,
 };
-pub use middleware::RequestId;
+pub use middleware::{strict_request_id, RequestId};
 pub use problem::Problem;
 
 /// Largest upload body: 10,000 records are about 2 MB; 5 MB leaves room.

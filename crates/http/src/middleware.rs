@@ -14,25 +14,37 @@ use crate::problem::Problem;
 use crate::routes::{self, Dialect, RouteSpec};
 use crate::AppState;
 
-/// The request's trace id: from `x-request-id` or `x-amzn-trace-id` when
-/// well-formed, otherwise new. Returned as `x-request-id`.
+/// The request's trace id: from `x-request-id` or `x-amzn-trace-id` when it
+/// is [`strict_request_id`], otherwise a new UUID. Returned as
+/// `x-request-id`, written in every log line of the request and stored as
+/// the audit event's `trace_id`.
 #[derive(Debug, Clone)]
 pub struct RequestId(pub String);
 
 const REQUEST_ID: &str = "x-request-id";
+/// Longest client-chosen id kept.
+const MAX_REQUEST_ID: usize = 64;
+/// A kept id holds fewer ASCII digits than this in all.
+const MAX_ID_DIGITS: usize = 9;
+
+/// Whether a client's id may be kept: 1 to 64 of `A-Z a-z 0-9 - _ . :`,
+/// with at most 9 digits in all. The id is echoed, logged and stored beside
+/// the child's pseudonym, so it must be unable to carry an NHS number in
+/// any grouping or separator (`999-000-0018` once went into the audit
+/// trail): ten digits cannot fit, whatever separates them. Anything else is
+/// replaced, never echoed (a client UUID too: it can hold ten digits).
+pub fn strict_request_id(value: &str) -> bool {
+    (1..=MAX_REQUEST_ID).contains(&value.len())
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+        && value.bytes().filter(u8::is_ascii_digit).count() <= MAX_ID_DIGITS
+}
 
 fn incoming_id(request: &Request) -> Option<String> {
     [REQUEST_ID, "x-amzn-trace-id"].iter().find_map(|name| {
         let value = request.headers().get(*name)?.to_str().ok()?;
-        let sane = (1..=128).contains(&value.len())
-            && value
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-=;:._".contains(&b));
-        // The id is logged and audited: one that holds what could be an NHS
-        // number (ten digits passing Modulus 11) is replaced, never echoed.
-        let digits_only = value.bytes().all(|b| b.is_ascii_digit());
-        let holds_nhs_number = !cpis_domain::find_nhs_numbers(value).is_empty();
-        (sane && !digits_only && !holds_nhs_number).then(|| value.to_owned())
+        strict_request_id(value).then(|| value.to_owned())
     })
 }
 
