@@ -3,7 +3,7 @@
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderValue, StatusCode, Uri};
+use axum::http::{header, HeaderValue, StatusCode, Uri};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use cpis_domain::ports::AuditTrail;
@@ -91,17 +91,57 @@ pub async fn not_found(uri: Uri) -> Response {
     Problem::not_found("route").into_response()
 }
 
-pub async fn method_not_allowed(uri: Uri) -> Response {
-    if is_fhir(&uri) {
-        return crate::fhir::outcome_response(&cpis_fhir::FhirError::MethodNotAllowed);
+pub async fn method_not_allowed(uri: Uri, matched: Option<MatchedPath>) -> Response {
+    method_not_allowed_response(uri.path(), matched.as_ref().map(MatchedPath::as_str))
+}
+
+/// 405 in the path's dialect, with `Allow` listing the route table's
+/// methods for the matched route when it is known.
+fn method_not_allowed_response(path: &str, route: Option<&str>) -> Response {
+    let mut response = if path.starts_with("/FHIR/") {
+        crate::fhir::outcome_response(&cpis_fhir::FhirError::MethodNotAllowed)
+    } else {
+        Problem::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "METHOD_NOT_ALLOWED",
+            "Method not allowed",
+            "this route does not take that method",
+        )
+        .into_response()
+    };
+    let allowed: Vec<&str> = route
+        .map(|route| {
+            routes::ROUTES
+                .iter()
+                .filter(|r| r.path == route)
+                .map(|r| r.method)
+                .collect()
+        })
+        .unwrap_or_default();
+    if let Ok(allow) = HeaderValue::from_str(&allowed.join(", ")) {
+        if !allowed.is_empty() {
+            response.headers_mut().insert(header::ALLOW, allow);
+        }
     }
-    Problem::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "METHOD_NOT_ALLOWED",
-        "Method not allowed",
-        "this route does not take that method",
-    )
-    .into_response()
+    response
+}
+
+/// Fail closed: a request whose method and matched route are not in
+/// [`routes::ROUTES`] never reaches a handler or the authentication layer
+/// (axum would otherwise answer `HEAD` with the `GET` handler, unauthenticated
+/// and unaudited). 405 in the route's dialect, for every caller. Applied to
+/// every served router by [`crate::finish`].
+pub async fn route_table_gate(request: Request, next: Next) -> Response {
+    let matched = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_owned());
+    match matched {
+        Some(route) if routes::lookup(request.method().as_str(), &route).is_none() => {
+            method_not_allowed_response(request.uri().path(), Some(&route))
+        }
+        _ => next.run(request).await,
+    }
 }
 
 /// An error in the dialect of the route: problem+json or a FHIR OperationOutcome.
@@ -169,7 +209,9 @@ where
         .get::<MatchedPath>()
         .and_then(|m| routes::lookup(request.method().as_str(), m.as_str()));
     let Some(spec) = spec else {
-        return next.run(request).await;
+        // Not in the table: never let it through (the gate in `finish`
+        // answers these first; this is the second lock).
+        return method_not_allowed_response(request.uri().path(), None);
     };
     if spec.caller == routes::Caller::Anyone {
         return next.run(request).await;

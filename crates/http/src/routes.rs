@@ -107,7 +107,9 @@ pub const FHIR_CARE_TEAM: RouteSpec = route(
     Fhir,
 );
 pub const FHIR_FLAG: RouteSpec = route("GET", "/FHIR/R4/Flag", CareSetting, Some(A::Check), Fhir);
-pub const FHIR_METADATA: RouteSpec = route("GET", "/FHIR/R4/metadata", CareSetting, None, Fhir);
+/// Public: FHIR clients read the CapabilityStatement before they authenticate
+/// (FHIR R4 RESTful API, "capabilities"); it holds no personal data.
+pub const FHIR_METADATA: RouteSpec = route("GET", "/FHIR/R4/metadata", Anyone, None, Fhir);
 pub const FHIR_AUDIT_EVENT: RouteSpec = route(
     "GET",
     "/FHIR/R4/AuditEvent",
