@@ -34,6 +34,8 @@ pub enum FhirError {
     UnknownEndpoint,
     /// 405: the endpoint does not take that method.
     MethodNotAllowed,
+    /// 406: the caller accepts no format we serve (only FHIR JSON is served).
+    NotAcceptable,
     /// 5xx: the service could not answer.
     Unavailable,
 }
@@ -46,6 +48,7 @@ impl FhirError {
             Self::AccessDenied => 403,
             Self::UnknownEndpoint => 404,
             Self::MethodNotAllowed => 405,
+            Self::NotAcceptable => 406,
             Self::Unavailable => 503,
         }
     }
@@ -56,7 +59,9 @@ impl FhirError {
             Self::PreconditionFailed(_) => "PRECONDITION_FAILED",
             Self::Unauthorised => "ACCESS_DENIED",
             Self::AccessDenied => "ACCESS_DENIED",
-            Self::UnknownEndpoint | Self::MethodNotAllowed => "UNSUPPORTED_SERVICE",
+            Self::UnknownEndpoint | Self::MethodNotAllowed | Self::NotAcceptable => {
+                "UNSUPPORTED_SERVICE"
+            }
             Self::Unavailable => "SERVICE_UNAVAILABLE",
         }
     }
@@ -68,7 +73,7 @@ impl FhirError {
             Self::Unauthorised => "login",
             Self::AccessDenied => "forbidden",
             Self::UnknownEndpoint => "not-found",
-            Self::MethodNotAllowed => "not-supported",
+            Self::MethodNotAllowed | Self::NotAcceptable => "not-supported",
             Self::Unavailable => "transient",
         }
     }
@@ -80,6 +85,7 @@ impl FhirError {
             Self::AccessDenied => "your role may not use this interaction",
             Self::UnknownEndpoint => "this FHIR endpoint does not exist; see metadata",
             Self::MethodNotAllowed => "this FHIR endpoint does not take that method; see metadata",
+            Self::NotAcceptable => "only application/fhir+json is served; ask for it in Accept",
             Self::Unavailable => "the service cannot answer now; try again shortly",
         }
     }
