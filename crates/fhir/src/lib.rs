@@ -36,6 +36,9 @@ pub enum FhirError {
     MethodNotAllowed,
     /// 406: the caller accepts no format we serve (only FHIR JSON is served).
     NotAcceptable,
+    /// 413, 414 or 431: the request (body, URL or headers) is larger than
+    /// the service reads; `why` says which and the limit.
+    TooLarge { status: u16, why: &'static str },
     /// 5xx: the service could not answer.
     Unavailable,
 }
@@ -49,6 +52,7 @@ impl FhirError {
             Self::UnknownEndpoint => 404,
             Self::MethodNotAllowed => 405,
             Self::NotAcceptable => 406,
+            Self::TooLarge { status, .. } => *status,
             Self::Unavailable => 503,
         }
     }
@@ -62,6 +66,7 @@ impl FhirError {
             Self::UnknownEndpoint | Self::MethodNotAllowed | Self::NotAcceptable => {
                 "UNSUPPORTED_SERVICE"
             }
+            Self::TooLarge { .. } => "INVALID_REQUEST",
             Self::Unavailable => "SERVICE_UNAVAILABLE",
         }
     }
@@ -74,13 +79,16 @@ impl FhirError {
             Self::AccessDenied => "forbidden",
             Self::UnknownEndpoint => "not-found",
             Self::MethodNotAllowed | Self::NotAcceptable => "not-supported",
+            Self::TooLarge { .. } => "too-long",
             Self::Unavailable => "transient",
         }
     }
 
     fn diagnostics(&self) -> &'static str {
         match self {
-            Self::InvalidSearchData(why) | Self::PreconditionFailed(why) => why,
+            Self::InvalidSearchData(why)
+            | Self::PreconditionFailed(why)
+            | Self::TooLarge { why, .. } => why,
             Self::Unauthorised => "a valid bearer token is required",
             Self::AccessDenied => "your role may not use this interaction",
             Self::UnknownEndpoint => "this FHIR endpoint does not exist; see metadata",

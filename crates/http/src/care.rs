@@ -38,13 +38,30 @@ pub(crate) fn require_json(headers: &HeaderMap) -> Result<(), Problem> {
     }
 }
 
+/// A body that could not be read. 413 advice fits the route: only an
+/// upload is told to split its batch.
 pub(crate) fn body_problem(rejection: BytesRejection) -> Problem {
+    body_problem_with(
+        rejection,
+        "the body is larger than this route accepts (16 KB); send only the fields it takes",
+    )
+}
+
+/// [`body_problem`] for `POST /v1/uploads`.
+pub(crate) fn upload_body_problem(rejection: BytesRejection) -> Problem {
+    body_problem_with(
+        rejection,
+        "the body is larger than an upload accepts: at most 5 MB and 10,000 records; split it into several delta uploads with consecutive sequence numbers",
+    )
+}
+
+fn body_problem_with(rejection: BytesRejection, advice: &'static str) -> Problem {
     if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
         Problem::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "BODY_TOO_LARGE",
             "Body too large",
-            "the body is larger than this route accepts; an upload takes at most 5 MB and 10,000 records: split it into several delta uploads with consecutive sequence numbers",
+            advice,
         )
     } else {
         Problem::bad_request("UNREADABLE_BODY", "the request body could not be read")

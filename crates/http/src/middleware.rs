@@ -48,7 +48,60 @@ fn incoming_id(request: &Request) -> Option<String> {
     })
 }
 
-/// Outermost layer: request id, a span, and one log line per request.
+/// Longest request target (path and query) read: 8 KB, the size RFC 9110
+/// §4.1 recommends every server support at least. Longer: 414.
+pub const MAX_URI_BYTES: usize = 8 * 1024;
+/// Most header bytes (names and values, `Authorization` aside) read. More: 431.
+pub const MAX_HEADER_BYTES: usize = 64 * 1024;
+
+/// 414 or 431 in the dialect of the path, before any routing or handler.
+fn oversized_head(request: &Request) -> Option<Response> {
+    let uri = request
+        .uri()
+        .path_and_query()
+        .map_or(0, |pq| pq.as_str().len());
+    let headers: usize = request
+        .headers()
+        .iter()
+        // A credential is bounded by authentication (8 KB, then 401).
+        .filter(|(name, _)| *name != header::AUTHORIZATION)
+        .map(|(name, value)| name.as_str().len() + value.len())
+        .sum();
+    let fhir = is_fhir(request.uri());
+    let (status, code, title, why) = if uri > MAX_URI_BYTES {
+        (
+            StatusCode::URI_TOO_LONG,
+            "URI_TOO_LONG",
+            "URI too long",
+            if fhir {
+                "the URL is longer than 8 KB; a search takes only patient:identifier"
+            } else {
+                "the URL is longer than 8 KB; this API takes its data in the body"
+            },
+        )
+    } else if headers > MAX_HEADER_BYTES {
+        (
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "HEADERS_TOO_LARGE",
+            "Request headers too large",
+            "the request headers are larger than 64 KB in all; send only the headers the API documents",
+        )
+    } else {
+        return None;
+    };
+    Some(if fhir {
+        crate::fhir::outcome_response(&cpis_fhir::FhirError::TooLarge {
+            status: status.as_u16(),
+            why,
+        })
+    } else {
+        Problem::new(status, code, title, why).into_response()
+    })
+}
+
+/// Outermost layer: request id, a span, one log line per request, the URL
+/// and header size limits, and `Cache-Control: no-store` on every answer
+/// (most carry personal data, and none is worth a shared cache's copy).
 pub async fn observe(mut request: Request, next: Next) -> Response {
     let id = incoming_id(&request).unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     request.extensions_mut().insert(RequestId(id.clone()));
@@ -63,7 +116,10 @@ pub async fn observe(mut request: Request, next: Next) -> Response {
     // hand-off) carries the request id and route through this span.
     let span = tracing::info_span!("request", request_id = %id, %method, %route);
     let started = Instant::now();
-    let mut response = next.run(request).instrument(span.clone()).await;
+    let mut response = match oversized_head(&request) {
+        Some(refused) => refused,
+        None => next.run(request).instrument(span.clone()).await,
+    };
     let status = response.status().as_u16();
     let latency_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
     span.in_scope(|| {
@@ -76,6 +132,9 @@ pub async fn observe(mut request: Request, next: Next) -> Response {
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(REQUEST_ID, value);
     }
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
 }
 
