@@ -64,9 +64,32 @@ impl Server {
     /// `cpis serve --demo` on 127.0.0.1:0 with `data`; its stdout and stderr
     /// are appended to `logs`.
     pub fn start(data: &Path, logs: Arc<Mutex<String>>) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_cpis"))
+        Self::start_with(data, logs, None, &[])
+    }
+
+    /// [`Server::start`] with more `serve` flags, and optionally under a file
+    /// descriptor limit (`ulimit -n`, through `sh`).
+    pub fn start_with(
+        data: &Path,
+        logs: Arc<Mutex<String>>,
+        descriptor_limit: Option<u32>,
+        extra: &[&str],
+    ) -> Self {
+        let binary = env!("CARGO_BIN_EXE_cpis");
+        let mut command = match descriptor_limit {
+            Some(limit) => {
+                let mut sh = Command::new("sh");
+                sh.arg("-c")
+                    .arg(format!("ulimit -n {limit} && exec \"$0\" \"$@\""))
+                    .arg(binary);
+                sh
+            }
+            None => Command::new(binary),
+        };
+        let mut child = command
             .args(["serve", "--demo", "--addr", "127.0.0.1:0", "--data"])
             .arg(data)
+            .args(extra)
             .env("RUST_LOG", "debug")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
