@@ -44,10 +44,12 @@ fuzz_target!(|body: &[u8]| {
                 let pointer = repeat.pointer();
                 assert!(pointer.starts_with('/'));
                 assert!(find_nhs_numbers(&pointer).is_empty(), "{pointer}");
+                assert!(pointer.bytes().filter(u8::is_ascii_digit).count() < 10);
                 assert!(pointer
                     .bytes()
                     .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"/_".contains(&b)));
-                // The first value is kept, so the repeated member is there to be found.
+                // The first value is kept, so the repeated member is there to
+                // be found (when no segment was masked as `_`).
                 let plain_path = !pointer.split('/').any(|s| s == "_");
                 if plain_path {
                     assert!(lenient.value.pointer(&pointer).is_some(), "{pointer}");

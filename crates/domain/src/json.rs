@@ -99,13 +99,26 @@ pub fn parse_noting_repeats(bytes: &[u8]) -> Result<Lenient, JsonError> {
 /// An RFC 6901 pointer for `path` that never echoes what a caller chose as a
 /// name unless it is plain: a name could itself be personal data (an NHS
 /// number or a child's name used as a key). See [`pointer_segment`].
+///
+/// Array indices are shown while the pointer holds fewer than ten digits in
+/// all; past that an index is `_`, so that no pointer (say `/1/2/3/...` in
+/// nested arrays) can read as an NHS number to a reader or a privacy scan.
 pub fn pointer(path: &[Segment]) -> String {
     let mut out = String::new();
+    let mut digits = 0;
     for segment in path {
         out.push('/');
         match segment {
             Segment::Key(name) => out.push_str(&pointer_segment(name)),
-            Segment::Index(index) => out.push_str(&index.to_string()),
+            Segment::Index(index) => {
+                let index = index.to_string();
+                digits += index.len();
+                if digits < 10 {
+                    out.push_str(&index);
+                } else {
+                    out.push('_');
+                }
+            }
         }
     }
     out
@@ -263,6 +276,23 @@ mod tests {
         assert_eq!(
             repeated_at(r#"{"x":{"Ann Smith":1,"Ann Smith":2}}"#).as_deref(),
             Some("/x/_")
+        );
+    }
+
+    #[test]
+    fn a_pointer_never_holds_ten_digits() {
+        // Ten nested arrays whose indices spell a valid synthetic number.
+        let path: Vec<Segment> = "9990000018"
+            .bytes()
+            .map(|b| Segment::Index(usize::from(b - b'0')))
+            .chain([Segment::Key("a".into())])
+            .collect();
+        let shown = pointer(&path);
+        assert_eq!(shown, "/9/9/9/0/0/0/0/0/1/_/a");
+        assert!(crate::find_nhs_numbers(&shown).is_empty());
+        assert_eq!(
+            pointer(&[Segment::Key("records".into()), Segment::Index(12345)]),
+            "/records/12345"
         );
     }
 

@@ -349,10 +349,17 @@ pub fn parse_batch(body: &[u8]) -> Result<Batch, UploadError> {
             [Segment::Key(list), Segment::Index(index), rest @ ..]
                 if !rest.is_empty() && (list == "records" || list == "withdrawals") =>
             {
+                // Rendered whole (its digit cap counts the record's index),
+                // then made relative to the record.
+                let whole = repeat.pointer();
+                let prefix = format!("/{list}/{index}");
+                let relative = whole
+                    .strip_prefix(&prefix)
+                    .map_or_else(|| crate::json::pointer(rest), str::to_owned);
                 record_repeats
                     .entry((list == "records", *index))
                     .or_default()
-                    .push(crate::json::pointer(rest));
+                    .push(relative);
             }
             _ => {
                 return Err(malformed(
