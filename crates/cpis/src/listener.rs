@@ -129,8 +129,22 @@ pub async fn serve(
         let stream = match accepted {
             Ok((stream, _)) => stream,
             Err(error) if is_descriptor_limit(&error) => {
-                // Out of file descriptors: the same remedy as the limit.
+                // Out of file descriptors: the same remedy as the limit. An
+                // aborted connection frees its descriptor only when its task
+                // is dropped, so wait for that (its permit comes back) before
+                // accepting again: evicting again at once would close more
+                // connections than needed, a new one among them.
+                drop(permit);
+                let before = permits.available_permits();
                 let evicted = lock(&registry).evict_one();
+                if evicted {
+                    let freed = async {
+                        while permits.available_permits() <= before {
+                            tokio::time::sleep(Duration::from_millis(1)).await;
+                        }
+                    };
+                    let _ = tokio::time::timeout(Duration::from_millis(200), freed).await;
+                }
                 let n = tally.descriptor_limit.fetch_add(1, Ordering::Relaxed) + 1;
                 tracing::warn!(
                     times = n,
