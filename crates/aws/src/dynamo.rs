@@ -17,9 +17,10 @@ use cpis_domain::ports::{
     DeliveryStart, NotificationInbox, Page, PlanStore, PurgeReport, Retention, StoreError,
     StoredPlan, UploadLedger, UploadReceipt,
 };
+use cpis_domain::sequencing::{HeadState, LedgerHead};
 use cpis_domain::{
-    AccessRecord, Accessor, AccessorKind, Acknowledgement, Asn, AuditEvent, Authority, NhsNumber,
-    OdsCode, Plan, PlanKey, PlanType, Rbac,
+    AccessRecord, Accessor, AccessorKind, Acknowledgement, Asn, AsnCutoffs, AuditEvent, Authority,
+    NhsNumber, OdsCode, Plan, PlanKey, PlanType, Rbac,
 };
 use time::{Date, Duration, OffsetDateTime, Time};
 
@@ -848,21 +849,6 @@ impl UploadLedger for DynamoStore {
         }
     }
 
-    async fn highest_sequence(&self, authority: &OdsCode) -> Result<Option<u64>, StoreError> {
-        let items = self
-            .query_prefix(council_pk(authority), "RECEIPT#", false, Some(1))
-            .await?;
-        items
-            .first()
-            .map(|item| {
-                let sk = get_s(item, "sk")?;
-                sk.get(8..28)
-                    .and_then(|digits| digits.parse::<u64>().ok())
-                    .ok_or_else(|| corrupt("a receipt key is not valid"))
-            })
-            .transpose()
-    }
-
     async fn record_receipt(
         &self,
         authority: &OdsCode,
@@ -913,7 +899,125 @@ impl UploadLedger for DynamoStore {
             Err(e) => Err(unavailable("a receipt write", &e)),
         }
     }
+
+    async fn ledger_head(&self, authority: &OdsCode) -> Result<Option<LedgerHead>, StoreError> {
+        if let Some(item) = self.get(key(council_pk(authority), LEDGER_SK)).await? {
+            let sequence = u64::try_from(get_n(&item, "sequence")?)
+                .map_err(|_| corrupt("a ledger sequence is out of range"))?;
+            let version = u64::try_from(get_n(&item, "version")?)
+                .map_err(|_| corrupt("a ledger version is out of range"))?;
+            let state = match opt_time(&item, "lease_until")? {
+                None => HeadState::Done,
+                Some(lease_until) => HeadState::Pending { lease_until },
+            };
+            return Ok(Some(LedgerHead {
+                sequence,
+                digest: get_s(&item, "digest")?.to_owned(),
+                state,
+                version,
+            }));
+        }
+        // A council whose receipts predate the ledger: its highest receipt,
+        // done, at version 0 (which swaps only while no head item exists).
+        let newest = self
+            .query_prefix(council_pk(authority), "RECEIPT#", false, Some(1))
+            .await?;
+        newest
+            .first()
+            .map(|item| {
+                let sequence = get_s(item, "sk")?
+                    .get(8..28)
+                    .and_then(|digits| digits.parse::<u64>().ok())
+                    .ok_or_else(|| corrupt("a receipt key is not valid"))?;
+                Ok(LedgerHead {
+                    sequence,
+                    digest: String::new(),
+                    state: HeadState::Done,
+                    version: 0,
+                })
+            })
+            .transpose()
+    }
+
+    async fn swap_ledger_head(
+        &self,
+        authority: &OdsCode,
+        expected: Option<&LedgerHead>,
+        new: &LedgerHead,
+    ) -> Result<bool, StoreError> {
+        let mut item = key(council_pk(authority), LEDGER_SK);
+        item.insert("entity".into(), s("LEDGER"));
+        item.insert("sequence".into(), n(new.sequence));
+        item.insert("digest".into(), s(new.digest.as_str()));
+        item.insert("version".into(), n(new.version));
+        if let HeadState::Pending { lease_until } = new.state {
+            item.insert("lease_until".into(), nanos(lease_until));
+        }
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item));
+        // One conditional write: atomic across every Lambda instance.
+        let put = match expected.map(|h| h.version).filter(|v| *v > 0) {
+            None => put.condition_expression("attribute_not_exists(pk)"),
+            Some(version) => put
+                .condition_expression("version = :expected")
+                .expression_attribute_values(":expected", n(version)),
+        };
+        match put.send().await {
+            Ok(_) => Ok(true),
+            Err(e) if is_conditional_failure(&e) => Ok(false),
+            Err(e) => Err(unavailable("a ledger head write", &e)),
+        }
+    }
+
+    async fn retire_receipts_above(
+        &self,
+        authority: &OdsCode,
+        sequence: u64,
+    ) -> Result<usize, StoreError> {
+        // Heads and parts of every sequence above: "RECEIPT#" then 20 digits
+        // sorts numerically, and '~' sorts after every digit.
+        let Some(from) = sequence.checked_add(1) else {
+            return Ok(0);
+        };
+        let mut keys = Vec::new();
+        let mut heads = 0;
+        let mut start: Option<Item> = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND sk BETWEEN :from AND :to")
+                .expression_attribute_values(":pk", s(council_pk(authority)))
+                .expression_attribute_values(":from", s(receipt_sk(from)))
+                .expression_attribute_values(":to", s("RECEIPT#~"))
+                .projection_expression("pk, sk")
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| unavailable("a receipt query", &e))?;
+            for item in out.items.unwrap_or_default() {
+                if !get_s(&item, "sk")?.contains("#PART#") {
+                    heads += 1;
+                }
+                keys.push(item);
+            }
+            start = out.last_evaluated_key;
+            if start.is_none() {
+                break;
+            }
+        }
+        self.delete_all(keys).await?;
+        Ok(heads)
+    }
 }
+
+/// The sort key of a council's upload ledger head (partition `council_pk`).
+const LEDGER_SK: &str = "LEDGER";
 
 impl AuthorityDirectory for DynamoStore {
     async fn authority(&self, ods_code: &OdsCode) -> Result<Option<Authority>, StoreError> {
@@ -1284,14 +1388,19 @@ impl Retention for DynamoStore {
         let mut expired_plans = Vec::new();
         let mut with_plans: HashSet<String> = HashSet::new();
         let mut child_items: Vec<(String, String)> = Vec::new();
+        // Delivered ASNs past their retention (AsnCutoffs); whether their
+        // child still holds a plan is known only once the scan is done.
         let mut delivered_asns: Vec<(String, String)> = Vec::new();
+        let cutoffs = AsnCutoffs::on(today);
         let mut start: Option<Item> = None;
         loop {
             let out = self
                 .client
                 .scan()
                 .table_name(&self.table)
-                .projection_expression("pk, sk, purge_from, nhs_number, delivered_at")
+                .projection_expression(
+                    "pk, sk, purge_from, nhs_number, delivered_at, accessed_at, acknowledged_at",
+                )
                 .consistent_read(true)
                 .set_exclusive_start_key(start)
                 .send()
@@ -1309,7 +1418,14 @@ impl Retention for DynamoStore {
                     }
                 } else if pk.starts_with("CHILD#") {
                     child_items.push((pk, sk));
-                } else if pk.starts_with("ASN#") && item.contains_key("delivered_at") {
+                } else if pk.starts_with("ASN#")
+                    && item.contains_key("delivered_at")
+                    && cutoffs.purges(
+                        opt_time(item, "accessed_at")?
+                            .ok_or_else(|| corrupt("attribute accessed_at is missing"))?,
+                        item.contains_key("acknowledged_at"),
+                    )
+                {
                     delivered_asns.push((child_pk(&parse_nhs(get_s(item, "nhs_number")?)?), pk));
                 }
             }

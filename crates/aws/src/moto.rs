@@ -1,6 +1,6 @@
 //! The moto server harness (feature `test-support`). Uses the server at
-//! `CPIS_MOTO_ENDPOINT` if set; otherwise starts `moto_server` (or
-//! `python3 -m moto.server`) once per test process on 127.0.0.1 on a free
+//! `CPIS_MOTO_ENDPOINT` if set; otherwise starts `tests/moto_server.py`
+//! (moto, one request at a time) once per test process on 127.0.0.1 on a free
 //! port. If moto is not installed the calling test FAILS with the command
 //! that installs it: nothing is ever skipped.
 //!
@@ -74,10 +74,10 @@ fn moto_command() -> Result<Vec<String>, String> {
             .is_ok_and(|s| s.success())
     };
     if has("python3", &["-c", "import moto.server"]) {
-        return Ok(vec!["python3".into(), "-m".into(), "moto.server".into()]);
-    }
-    if has("moto_server", &["--help"]) {
-        return Ok(vec!["moto_server".into()]);
+        // One request at a time, as tests/run.sh starts it: DynamoDB's
+        // conditional writes and transactions are atomic, moto's threads are not.
+        let serial = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/moto_server.py");
+        return Ok(vec!["python3".into(), serial.into()]);
     }
     Err(INSTALL_HINT.to_owned())
 }

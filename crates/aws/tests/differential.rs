@@ -127,7 +127,9 @@ where
     keys.sort();
     seen.push(Seen::Keys(keys));
     for ods in [a, b] {
-        seen.push(Seen::Sequence(store.highest_sequence(ods).await.unwrap()));
+        seen.push(Seen::Sequence(
+            store.ledger_head(ods).await.unwrap().map(|h| h.sequence),
+        ));
     }
     seen.push(Seen::Receipt(
         store
@@ -158,7 +160,9 @@ where
     seen.push(Seen::PlanPage(
         store.plans_for_authority(a, None, 10).await.unwrap(),
     ));
-    seen.push(Seen::Sequence(store.highest_sequence(a).await.unwrap()));
+    seen.push(Seen::Sequence(
+        store.ledger_head(a).await.unwrap().map(|h| h.sequence),
+    ));
 
     // Purge: the 2025-01-31 CPP is purged from 2026-02-01.
     seen.push(Seen::Purge(

@@ -65,6 +65,8 @@ pub enum AuditOutcome {
 #[serde(rename_all = "snake_case")]
 pub enum AuditAction {
     Upload,
+    /// A council rewound its upload sequence.
+    RewindSequence,
     ListPlans,
     ReadAuthority,
     UpdateAuthority,

@@ -17,6 +17,7 @@ pub mod ods;
 pub mod plan;
 pub mod ports;
 pub mod principal;
+pub mod sequencing;
 pub mod upload;
 pub mod volume;
 
@@ -29,12 +30,13 @@ pub use dispatch::{
     deliver_pending, dispatch, relay_pending, DispatchError, DispatchOutcome, DISPATCHER_ACTOR,
 };
 pub use nhs_number::{find_nhs_numbers, NhsNumber, NhsNumberError};
-pub use notification::{Asn, AsnPlan, NoticeText};
+pub use notification::{Asn, AsnCutoffs, AsnPlan, NoticeText};
 pub use ods::{OdsCode, OdsCodeError};
 pub use plan::{Plan, PlanKey, PlanType, VisibilityPolicy};
 pub use principal::{AccessorKind, Clinician, Principal, Rbac};
+pub use sequencing::{LedgerHead, MAX_SEQUENCE};
 pub use upload::{
-    process_upload, Acknowledgement, FileOutcome, RecordDetail, RecordOutcome, RecordOutcomeCode,
-    UploadError, UploadMode, UploadResult,
+    process_upload, rewind_sequence, Acknowledgement, FileOutcome, RecordDetail, RecordOutcome,
+    RecordOutcomeCode, Rewind, RewindError, UploadError, UploadMode, UploadResult,
 };
 pub use volume::{VolumePolicy, VolumeWatch};

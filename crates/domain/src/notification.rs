@@ -1,7 +1,7 @@
 //! Access to Service Notifications (ASNs) and the text that leaves the service.
 
 use serde::{Deserialize, Serialize};
-use time::OffsetDateTime;
+use time::{Date, Duration, OffsetDateTime, Time};
 
 use crate::{Accessor, NhsNumber, OdsCode, PlanType};
 
@@ -64,5 +64,60 @@ impl Asn {
             email_subject,
             email_body,
         }
+    }
+}
+
+/// How long an ASN outlives its child's last plan (our decision: README
+/// decisions table; hazard log H3 and H13). While the child holds any plan
+/// the ASN stays. Once not, a delivered ASN stays in its council's inbox:
+/// - if acknowledged, until [`ACKNOWLEDGED_ASN_RETENTION`] after the access
+///   (the duty team has had it; a month covers the follow-up);
+/// - if never acknowledged, until [`UNACKNOWLEDGED_ASN_RETENTION`] after the
+///   access (the 12-month tail plans have too).
+///
+/// An undelivered ASN is never purged: a notification is never lost.
+pub const ACKNOWLEDGED_ASN_RETENTION: Duration = Duration::days(30);
+/// See [`ACKNOWLEDGED_ASN_RETENTION`].
+pub const UNACKNOWLEDGED_ASN_RETENTION: Duration = Duration::days(365);
+
+/// The purge's cut-offs for ASNs of children with no plan left, on `today`:
+/// a delivered ASN accessed before `acknowledged_before` goes if it was
+/// acknowledged; one accessed before `any_before` goes either way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AsnCutoffs {
+    pub acknowledged_before: OffsetDateTime,
+    pub any_before: OffsetDateTime,
+}
+
+impl AsnCutoffs {
+    /// Cut-offs at 00:00 UTC of `today` less each retention period.
+    pub fn on(today: Date) -> Self {
+        let midnight = today.with_time(Time::MIDNIGHT).assume_utc();
+        Self {
+            acknowledged_before: midnight - ACKNOWLEDGED_ASN_RETENTION,
+            any_before: midnight - UNACKNOWLEDGED_ASN_RETENTION,
+        }
+    }
+
+    /// Whether a delivered ASN of a child with no plan left may be purged.
+    pub fn purges(&self, accessed_at: OffsetDateTime, acknowledged: bool) -> bool {
+        accessed_at < self.any_before || (acknowledged && accessed_at < self.acknowledged_before)
+    }
+}
+
+#[cfg(test)]
+mod retention_tests {
+    use super::*;
+    use time::macros::{date, datetime};
+
+    #[test]
+    fn an_asn_is_kept_a_month_once_acknowledged_and_a_year_if_never() {
+        let cut = AsnCutoffs::on(date!(2026 - 07 - 31));
+        let accessed = datetime!(2026-07-01 00:00 UTC);
+        assert!(!cut.purges(accessed, true), "day 30 after the access");
+        assert!(cut.purges(accessed - Duration::nanoseconds(1), true));
+        // 2025-07-31 00:00 is the year's cut-off: an access at it stays.
+        assert!(!cut.purges(accessed - Duration::days(335), false));
+        assert!(cut.purges(accessed - Duration::days(336), false));
     }
 }

@@ -9,6 +9,7 @@ use std::future::Future;
 
 use time::{Date, Duration, OffsetDateTime};
 
+use crate::sequencing::LedgerHead;
 use crate::{
     AccessRecord, Acknowledgement, Asn, AuditEvent, Authority, NhsNumber, NoticeText, OdsCode,
     Plan, PlanKey,
@@ -79,17 +80,13 @@ pub struct UploadReceipt {
     pub acknowledgement: Acknowledgement,
 }
 
+/// A council's upload receipts and its ledger head (see [`crate::sequencing`]).
 pub trait UploadLedger: Send + Sync {
     fn receipt(
         &self,
         authority: &OdsCode,
         sequence: u64,
     ) -> impl Future<Output = Result<Option<UploadReceipt>, StoreError>> + Send;
-
-    fn highest_sequence(
-        &self,
-        authority: &OdsCode,
-    ) -> impl Future<Output = Result<Option<u64>, StoreError>> + Send;
 
     /// Stores the receipt unless one exists for the sequence; returns the
     /// receipt that is now stored (the earlier one if it existed).
@@ -98,6 +95,30 @@ pub trait UploadLedger: Send + Sync {
         authority: &OdsCode,
         receipt: &UploadReceipt,
     ) -> impl Future<Output = Result<UploadReceipt, StoreError>> + Send;
+
+    /// The council's ledger head, read consistently (never a stale replica).
+    fn ledger_head(
+        &self,
+        authority: &OdsCode,
+    ) -> impl Future<Output = Result<Option<LedgerHead>, StoreError>> + Send;
+
+    /// Replaces the head with `new` only if the stored head is still
+    /// `expected` (compared by `version`; `None`: no head yet). Atomic across
+    /// every process sharing the store. Returns whether it was swapped.
+    fn swap_ledger_head(
+        &self,
+        authority: &OdsCode,
+        expected: Option<&LedgerHead>,
+        new: &LedgerHead,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Deletes the council's receipts above `sequence` (a rewind); returns
+    /// how many there were.
+    fn retire_receipts_above(
+        &self,
+        authority: &OdsCode,
+        sequence: u64,
+    ) -> impl Future<Output = Result<usize, StoreError>> + Send;
 }
 
 pub trait AuthorityDirectory: Send + Sync {

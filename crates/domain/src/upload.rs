@@ -10,14 +10,13 @@ use time::{Date, OffsetDateTime};
 
 use crate::json::Segment;
 use crate::ports::{PlanStore, StoreError, StoredPlan, UploadLedger, UploadReceipt};
+use crate::sequencing::{self, Decision, HeadState, LedgerHead, RewindDecision};
 use crate::{NhsNumber, OdsCode, Plan, PlanKey, PlanType, VisibilityPolicy};
 
 /// Most records one request may carry; larger batches are split by the council.
 pub const MAX_RECORDS: usize = 10_000;
-/// Largest sequence number: 2^53 - 1, the largest integer a JSON client
-/// (JavaScript, or any IEEE 754 double) can send exactly (RFC 8259 §6, I-JSON
-/// RFC 7493 §2.2). A larger one could arrive rounded and collide with another.
-pub const MAX_SEQUENCE: u64 = (1 << 53) - 1;
+/// Largest sequence number (2^53 - 1), defined with the ledger.
+pub use crate::sequencing::MAX_SEQUENCE;
 /// Longest local case reference accepted.
 pub const MAX_LOCAL_ID: usize = 64;
 
@@ -124,6 +123,12 @@ pub enum UploadError {
     SequenceReused { sequence: u64 },
     #[error("sequence {sequence} is older than the latest processed sequence {latest}")]
     StaleSequence { sequence: u64, latest: u64 },
+    /// Another upload of the council is being applied (uploads are applied
+    /// one at a time per council).
+    #[error(
+        "another upload of this council is being applied; retry in {retry_after_seconds} seconds"
+    )]
+    InProgress { retry_after_seconds: u64 },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -161,29 +166,11 @@ where
     S: PlanStore + UploadLedger,
 {
     let batch = parse_batch(body)?;
-    let digest = hex_digest(body);
-
-    if let Some(earlier) = store.receipt(authority, batch.sequence).await? {
-        return if earlier.digest == digest {
-            Ok(UploadResult {
-                acknowledgement: earlier.acknowledgement,
-                replayed: true,
-            })
-        } else {
-            Err(UploadError::SequenceReused {
-                sequence: batch.sequence,
-            })
-        };
-    }
-    if let Some(latest) = store.highest_sequence(authority).await? {
-        if batch.sequence < latest {
-            return Err(UploadError::StaleSequence {
-                sequence: batch.sequence,
-                latest,
-            });
-        }
-    }
-
+    let digest = body_digest(body);
+    let claimed = match claim_sequence(store, authority, batch.sequence, &digest, now).await? {
+        Claimed::Apply(head) => head,
+        Claimed::Answer(result) => return Ok(result),
+    };
     let today = now.date();
     let validated = validate_records(authority, &batch, today);
     let upserts: Vec<StoredPlan> = validated
@@ -254,6 +241,8 @@ where
         withdrawals,
         withdrawals_held_back: held_back,
     };
+    // The first receipt stays: a resumed run that finds one (its earlier
+    // attempt crashed after storing it) answers with the first answer.
     let stored = store
         .record_receipt(
             authority,
@@ -264,12 +253,162 @@ where
             },
         )
         .await?;
-    // A concurrent upload of the same sequence may have won the race.
-    let replayed = stored.digest != digest;
+    release_sequence(store, authority, &claimed).await?;
     Ok(UploadResult {
         acknowledgement: stored.acknowledgement,
-        replayed,
+        replayed: false,
     })
+}
+
+enum Claimed {
+    /// This call holds the sequence: apply the batch.
+    Apply(LedgerHead),
+    /// Answered without applying anything (a replay).
+    Answer(UploadResult),
+}
+
+/// Claims `sequence` for this body before anything is applied (see
+/// [`crate::sequencing`]): a compare-and-swap loop on the council's head.
+async fn claim_sequence<S: UploadLedger>(
+    store: &S,
+    authority: &OdsCode,
+    sequence: u64,
+    digest: &str,
+    now: OffsetDateTime,
+) -> Result<Claimed, UploadError> {
+    loop {
+        let head = store.ledger_head(authority).await?;
+        match sequencing::decide(head.as_ref(), sequence, digest, now) {
+            Decision::Claim(new) => {
+                if store
+                    .swap_ledger_head(authority, head.as_ref(), &new)
+                    .await?
+                {
+                    return Ok(Claimed::Apply(new));
+                }
+                // Another upload swapped first: decide again on its head.
+            }
+            Decision::FromReceipt { latest } => {
+                return match store.receipt(authority, sequence).await? {
+                    Some(earlier) if earlier.digest == digest => {
+                        Ok(Claimed::Answer(UploadResult {
+                            acknowledgement: earlier.acknowledgement,
+                            replayed: true,
+                        }))
+                    }
+                    Some(_) => Err(UploadError::SequenceReused { sequence }),
+                    None => Err(UploadError::StaleSequence { sequence, latest }),
+                };
+            }
+            Decision::Reused => return Err(UploadError::SequenceReused { sequence }),
+            Decision::Busy { retry_after } => {
+                return Err(UploadError::InProgress {
+                    retry_after_seconds: retry_after.whole_seconds().max(1).unsigned_abs(),
+                })
+            }
+        }
+    }
+}
+
+/// Marks the claimed sequence done. If the head moved meanwhile (a retry of
+/// the same body resumed it and renewed the lease), the newest claim of the
+/// same sequence and body is the one finished.
+async fn release_sequence<S: UploadLedger>(
+    store: &S,
+    authority: &OdsCode,
+    claimed: &LedgerHead,
+) -> Result<(), UploadError> {
+    let mut expected = claimed.clone();
+    loop {
+        if store
+            .swap_ledger_head(
+                authority,
+                Some(&expected),
+                &sequencing::completed(&expected),
+            )
+            .await?
+        {
+            return Ok(());
+        }
+        match store.ledger_head(authority).await? {
+            Some(head)
+                if head.sequence == claimed.sequence
+                    && head.digest == claimed.digest
+                    && head.state != HeadState::Done =>
+            {
+                expected = head
+            }
+            // Done by the rival run, or taken over after the lease ran out.
+            _ => return Ok(()),
+        }
+    }
+}
+
+/// What a rewind did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rewind {
+    /// The sequence the council's next upload must be above.
+    pub sequence: u64,
+    /// The sequence it was at before.
+    pub previous: u64,
+    /// Receipts above `sequence` that were retired.
+    pub retired: usize,
+}
+
+/// Why a rewind was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum RewindError {
+    #[error("sequence {to} is above the latest sequence {latest}: nothing to rewind")]
+    AboveLatest { to: u64, latest: u64 },
+    #[error("an upload is being applied; retry in {retry_after_seconds} seconds")]
+    InProgress { retry_after_seconds: u64 },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A council's way back from a wrong sequence (our decision, README
+/// "Uploads"): after a rewind to `to` the next upload must be above `to`;
+/// receipts above it are retired, so their sequences may be used again. Plans
+/// are untouched. Idempotent: a rewind that crashed is completed by its retry.
+pub async fn rewind_sequence<S: UploadLedger>(
+    store: &S,
+    authority: &OdsCode,
+    to: u64,
+    now: OffsetDateTime,
+) -> Result<Rewind, RewindError> {
+    loop {
+        let head = store.ledger_head(authority).await?;
+        let previous = head.as_ref().map_or(0, |h| h.sequence);
+        match sequencing::decide_rewind(head.as_ref(), to, now) {
+            RewindDecision::AboveHead { latest } => {
+                return Err(RewindError::AboveLatest { to, latest })
+            }
+            RewindDecision::Busy { retry_after } => {
+                return Err(RewindError::InProgress {
+                    retry_after_seconds: retry_after.whole_seconds().max(1).unsigned_abs(),
+                })
+            }
+            RewindDecision::Claim(claim) => {
+                if !store
+                    .swap_ledger_head(authority, head.as_ref(), &claim)
+                    .await?
+                {
+                    continue;
+                }
+                let retired = store.retire_receipts_above(authority, to).await?;
+                // Only this rewind can move the head it holds, but a retry of
+                // it may have taken the lease over: then that retry finishes.
+                store
+                    .swap_ledger_head(authority, Some(&claim), &sequencing::rewound(&claim, to))
+                    .await?;
+                return Ok(Rewind {
+                    sequence: to,
+                    previous,
+                    retired,
+                });
+            }
+        }
+    }
 }
 
 impl Plan {
@@ -688,7 +827,9 @@ fn escape_pointer(segment: &str) -> String {
     crate::json::pointer_segment(segment)
 }
 
-fn hex_digest(body: &[u8]) -> String {
+/// The digest that identifies an upload's body in its receipt and ledger
+/// head: SHA-256 of the bytes as received, lower-case hex (64 characters).
+pub fn body_digest(body: &[u8]) -> String {
     Sha256::digest(body)
         .iter()
         .map(|b| format!("{b:02x}"))

@@ -287,7 +287,11 @@ async fn malformed_batches_load_nothing() {
         }
     }
     assert_eq!(
-        store.highest_sequence(&la("E09000033")).await.unwrap(),
+        store
+            .ledger_head(&la("E09000033"))
+            .await
+            .unwrap()
+            .map(|h| h.sequence),
         None
     );
 }

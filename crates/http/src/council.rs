@@ -12,9 +12,9 @@ use base64::Engine;
 use cpis_domain::ports::StoreError;
 use cpis_domain::{
     process_upload, Asn, AsnPlan, AuditAction, AuditOutcome, AuthorityUpdate, OdsCode, Plan,
-    Principal, UploadError,
+    Principal, RewindError, UploadError, MAX_SEQUENCE,
 };
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use time::Date;
 
 use crate::care::{parse_json, store_problem, upload_body_problem};
@@ -202,8 +202,96 @@ async fn upload_inner<S: CouncilStore, Q: Queue>(
                 error.to_string(),
             ))
         }
+        Err(
+            error @ UploadError::InProgress {
+                retry_after_seconds,
+            },
+        ) => Err(Problem::new(
+            StatusCode::CONFLICT,
+            "UPLOAD_IN_PROGRESS",
+            "Upload in progress",
+            error.to_string(),
+        )
+        .with_retry_after(retry_after_seconds)),
         Err(UploadError::Store(error)) => Err(store_problem(error)),
     }
+}
+
+/// `POST /v1/uploads/rewind` body: the last good sequence.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RewindRequest {
+    sequence: u64,
+}
+
+#[derive(Serialize)]
+struct RewindView {
+    sequence: u64,
+    previous: u64,
+    retired_receipts: usize,
+}
+
+/// The council's way back from a wrong sequence (see
+/// [`cpis_domain::rewind_sequence`]); audited as `RewindSequence`.
+pub async fn rewind_sequence<S: CouncilStore, Q: Queue>(
+    State(state): State<AppState<S, Q>>,
+    Extension(principal): Extension<Principal>,
+    Extension(request_id): Extension<RequestId>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let result = async {
+        let council = council_of(&principal)?;
+        let request: RewindRequest = parse_json(&headers, body, "sequence")?;
+        if request.sequence > MAX_SEQUENCE {
+            return Err(Problem::bad_request(
+                "INVALID_SEQUENCE",
+                format!("sequence must be a whole number from 0 to {MAX_SEQUENCE}"),
+            )
+            .with_pointer("/sequence"));
+        }
+        match cpis_domain::rewind_sequence(
+            &state.store,
+            council,
+            request.sequence,
+            state.clock.now(),
+        )
+        .await
+        {
+            Ok(rewind) => Ok(RewindView {
+                sequence: rewind.sequence,
+                previous: rewind.previous,
+                retired_receipts: rewind.retired,
+            }),
+            Err(error @ RewindError::AboveLatest { .. }) => Err(Problem::new(
+                StatusCode::CONFLICT,
+                "REWIND_ABOVE_LATEST",
+                "Nothing to rewind",
+                error.to_string(),
+            )),
+            Err(
+                error @ RewindError::InProgress {
+                    retry_after_seconds,
+                },
+            ) => Err(Problem::new(
+                StatusCode::CONFLICT,
+                "UPLOAD_IN_PROGRESS",
+                "Upload in progress",
+                error.to_string(),
+            )
+            .with_retry_after(retry_after_seconds)),
+            Err(RewindError::Store(error)) => Err(store_problem(error)),
+        }
+    }
+    .await;
+    respond(
+        &state,
+        &principal,
+        AuditAction::RewindSequence,
+        &request_id,
+        result,
+    )
+    .await
 }
 
 #[derive(Serialize)]

@@ -118,11 +118,15 @@ where
         .with_state(state)
 }
 
-/// Plan upload: `POST /v1/uploads`, `GET /v1/plans`.
+/// Plan upload: `POST /v1/uploads`, `POST /v1/uploads/rewind`, `GET /v1/plans`.
 pub fn plan_upload_router<S: CouncilStore, Q: Queue>(state: AppState<S, Q>) -> Router {
     let router = Router::new()
         .route(routes::UPLOAD.path, post(council::upload::<S, Q>))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_UPLOAD_BYTES))
+        .route(
+            routes::REWIND_SEQUENCE.path,
+            post(council::rewind_sequence::<S, Q>),
+        )
         .route(routes::LIST_PLANS.path, get(council::list_plans::<S, Q>));
     authenticated(router, state)
 }

@@ -26,6 +26,8 @@ struct Extensions {
     errors: Vec<FieldError>,
     pointer: Option<String>,
     file_outcome: Option<&'static str>,
+    /// Seconds, sent as `Retry-After` (RFC 9110 section 10.2.3).
+    retry_after: Option<u64>,
 }
 
 /// The wire shape (RFC 9457 members, then ours).
@@ -99,6 +101,12 @@ impl Problem {
         self
     }
 
+    /// Asks the client to retry after `seconds` (the `Retry-After` header).
+    pub fn with_retry_after(mut self, seconds: u64) -> Self {
+        self.extensions_mut().retry_after = Some(seconds);
+        self
+    }
+
     pub fn with_errors(mut self, errors: Vec<FieldError>) -> Self {
         self.extensions_mut().errors = errors;
         self
@@ -153,12 +161,16 @@ impl IntoResponse for Problem {
     fn into_response(self) -> Response {
         let status = self.status_code();
         let unauthenticated = status == StatusCode::UNAUTHORIZED;
+        let retry_after = self.extensions.as_ref().and_then(|e| e.retry_after);
         let body = serde_json::to_vec(&self).unwrap_or_default();
         let mut response = (status, body).into_response();
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
         if unauthenticated {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if let Some(seconds) = retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
     }

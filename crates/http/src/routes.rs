@@ -55,6 +55,13 @@ use Dialect::*;
 
 pub const HEALTH: RouteSpec = route("GET", "/health", Anyone, None, Json);
 pub const UPLOAD: RouteSpec = route("POST", "/v1/uploads", Council, Some(A::Upload), Json);
+pub const REWIND_SEQUENCE: RouteSpec = route(
+    "POST",
+    "/v1/uploads/rewind",
+    Council,
+    Some(A::RewindSequence),
+    Json,
+);
 pub const LIST_PLANS: RouteSpec = route("GET", "/v1/plans", Council, Some(A::ListPlans), Json);
 pub const READ_AUTHORITY: RouteSpec = route(
     "GET",
@@ -122,6 +129,7 @@ pub const FHIR_AUDIT_EVENT: RouteSpec = route(
 pub const ROUTES: &[RouteSpec] = &[
     HEALTH,
     UPLOAD,
+    REWIND_SEQUENCE,
     LIST_PLANS,
     READ_AUTHORITY,
     UPDATE_AUTHORITY,

@@ -27,6 +27,7 @@ use cpis_domain::ports::{
     AccessLog, AccessWrite, AuditReader, AuditTrail, AuthorityDirectory, CheckReceipts,
     NotificationInbox, Page, PlanStore, StoreError, StoredPlan, UploadLedger, UploadReceipt,
 };
+use cpis_domain::LedgerHead;
 use cpis_domain::{
     AccessRecord, Asn, AuditEvent, AuditOutcome, Authority, ManualClock, NhsNumber, OdsCode, Plan,
     PlanKey, VisibilityPolicy,
@@ -101,8 +102,27 @@ impl UploadLedger for Counting {
     ) -> Result<Option<UploadReceipt>, StoreError> {
         self.touched().receipt(authority, sequence).await
     }
-    async fn highest_sequence(&self, authority: &OdsCode) -> Result<Option<u64>, StoreError> {
-        self.touched().highest_sequence(authority).await
+    async fn ledger_head(&self, authority: &OdsCode) -> Result<Option<LedgerHead>, StoreError> {
+        self.touched().ledger_head(authority).await
+    }
+    async fn swap_ledger_head(
+        &self,
+        authority: &OdsCode,
+        expected: Option<&LedgerHead>,
+        new: &LedgerHead,
+    ) -> Result<bool, StoreError> {
+        self.touched()
+            .swap_ledger_head(authority, expected, new)
+            .await
+    }
+    async fn retire_receipts_above(
+        &self,
+        authority: &OdsCode,
+        sequence: u64,
+    ) -> Result<usize, StoreError> {
+        self.touched()
+            .retire_receipts_above(authority, sequence)
+            .await
     }
     async fn record_receipt(
         &self,

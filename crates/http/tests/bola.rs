@@ -112,6 +112,7 @@ const METHODS: [&str; 7] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OP
 const EXPECTED: &[(&str, &str, [Cell; 7])] = &[
     ("GET",  "/health",                     [OPEN, OPEN, OPEN, OPEN, OPEN, OPEN, OPEN]),
     ("POST", "/v1/uploads",                 [OK, OK, FORBIDDEN, FORBIDDEN, FORBIDDEN, UNAUTH, UNAUTH]),
+    ("POST", "/v1/uploads/rewind",          [OK, OK, FORBIDDEN, FORBIDDEN, FORBIDDEN, UNAUTH, UNAUTH]),
     ("GET",  "/v1/plans",                   [OK, OK, FORBIDDEN, FORBIDDEN, FORBIDDEN, UNAUTH, UNAUTH]),
     ("GET",  "/v1/authority",               [OK, OK, FORBIDDEN, FORBIDDEN, FORBIDDEN, UNAUTH, UNAUTH]),
     ("PUT",  "/v1/authority",               [OK, OK, FORBIDDEN, FORBIDDEN, FORBIDDEN, UNAUTH, UNAUTH]),
@@ -201,6 +202,7 @@ fn request_for(method: &str, path: &str, asn: &str, token: Option<&str>) -> Requ
                 json!({ "sequence": 2, "mode": "delta", "records": [plan(CHILD_4, "CPP", "2025-08-01")] }),
             ),
         ),
+        ("POST", "/v1/uploads/rewind") => (concrete, Some(json!({ "sequence": 0 }))),
         ("PUT", "/v1/authority") => (
             concrete,
             Some(json!({
@@ -248,7 +250,13 @@ async fn fingerprint(app: &TestApp) -> String {
     for ods in [COUNCIL_A, COUNCIL_B] {
         let ods = OdsCode::parse(ods).expect("ods");
         parts.push(format!("{:?}", app.store.authority(&ods).await));
-        parts.push(format!("{:?}", app.store.highest_sequence(&ods).await));
+        parts.push(format!(
+            "{:?}",
+            app.store
+                .ledger_head(&ods)
+                .await
+                .map(|h| h.map(|h| h.sequence))
+        ));
         parts.push(format!(
             "{:?}",
             app.store.notifications(&ods, None, 100).await

@@ -713,3 +713,156 @@ async fn bad_inbox_queries_are_400_problems() {
         .assert_problem(400, code);
     }
 }
+
+// ---------- upload sequencing ----------
+
+#[tokio::test]
+async fn a_council_that_sent_a_wrong_sequence_rewinds_and_continues() {
+    let app = TestApp::new();
+    let a = council(COUNCIL_A);
+    app.upload(COUNCIL_A, 1, json!([plan(CHILD_1, "CPP", "2025-06-01")]))
+        .await;
+    // The largest sequence a JSON client can send exactly, sent by mistake.
+    app.upload(
+        COUNCIL_A,
+        9_007_199_254_740_991,
+        json!([plan(CHILD_2, "CPP", "2025-06-01")]),
+    )
+    .await;
+    let locked = app
+        .call(
+            Method::POST,
+            "/v1/uploads",
+            Some(&a),
+            Some(json!({"sequence": 2, "mode": "delta", "records": [plan(CHILD_3, "CPP", "2025-06-01")]})),
+        )
+        .await;
+    locked.assert_problem(409, "SEQUENCE_CONFLICT");
+
+    let above = app
+        .call(
+            Method::POST,
+            "/v1/uploads/rewind",
+            Some(&a),
+            Some(json!({"sequence": 9_007_199_254_740_992u64})),
+        )
+        .await;
+    above.assert_problem(400, "INVALID_SEQUENCE");
+    let rewound = app
+        .call(
+            Method::POST,
+            "/v1/uploads/rewind",
+            Some(&a),
+            Some(json!({"sequence": 1})),
+        )
+        .await;
+    assert_eq!(rewound.status, StatusCode::OK, "{}", rewound.text);
+    assert_eq!(
+        rewound.json,
+        json!({"sequence": 1, "previous": 9_007_199_254_740_991u64, "retired_receipts": 1})
+    );
+    app.upload(COUNCIL_A, 2, json!([plan(CHILD_3, "CPP", "2025-06-01")]))
+        .await;
+    let past = app
+        .call(
+            Method::POST,
+            "/v1/uploads/rewind",
+            Some(&a),
+            Some(json!({"sequence": 3})),
+        )
+        .await;
+    past.assert_problem(409, "REWIND_ABOVE_LATEST");
+
+    // Only a council may rewind, and only its own ledger: another council's
+    // rewind to 0 leaves A's sequence where it is.
+    let doctor = clinician("dr-1", TRUST_X, "B0107");
+    let denied = app
+        .call(
+            Method::POST,
+            "/v1/uploads/rewind",
+            Some(&doctor),
+            Some(json!({"sequence": 0})),
+        )
+        .await;
+    assert_eq!(denied.status, StatusCode::FORBIDDEN);
+    let theirs = app
+        .call(
+            Method::POST,
+            "/v1/uploads/rewind",
+            Some(&council(COUNCIL_B)),
+            Some(json!({"sequence": 0})),
+        )
+        .await;
+    assert_eq!(theirs.json["previous"], 0, "{}", theirs.text);
+    let stale = app
+        .call(
+            Method::POST,
+            "/v1/uploads",
+            Some(&a),
+            Some(json!({"sequence": 2, "mode": "delta", "records": [plan(CHILD_4, "CPP", "2025-06-01")]})),
+        )
+        .await;
+    stale.assert_problem(409, "SEQUENCE_CONFLICT");
+
+    let rewinds: Vec<_> = app
+        .audit()
+        .await
+        .into_iter()
+        .filter(|e| e.action == AuditAction::RewindSequence)
+        .map(|e| e.outcome)
+        .collect();
+    assert_eq!(
+        rewinds,
+        vec![
+            AuditOutcome::Invalid,
+            AuditOutcome::Allowed,
+            AuditOutcome::Invalid,
+            AuditOutcome::Denied,
+            AuditOutcome::Allowed
+        ]
+    );
+}
+
+#[tokio::test]
+async fn an_upload_while_another_is_applied_is_a_409_with_retry_after() {
+    use cpis_domain::ports::{PlanStore, UploadLedger};
+    use cpis_domain::sequencing::{HeadState, LedgerHead};
+    use cpis_domain::Clock;
+    let app = TestApp::new();
+    let ods = cpis_domain::OdsCode::parse(COUNCIL_A).unwrap();
+    // Sequence 1 claimed by a run still applying it.
+    let held = LedgerHead {
+        sequence: 1,
+        digest: "0".repeat(64),
+        state: HeadState::Pending {
+            lease_until: app.clock.now() + time::Duration::seconds(90),
+        },
+        version: 1,
+    };
+    assert!(app.store.swap_ledger_head(&ods, None, &held).await.unwrap());
+    let busy = app
+        .call(
+            Method::POST,
+            "/v1/uploads",
+            Some(&council(COUNCIL_A)),
+            Some(json!({"sequence": 2, "mode": "delta", "records": [plan(CHILD_1, "CPP", "2025-06-01")]})),
+        )
+        .await;
+    busy.assert_problem(409, "UPLOAD_IN_PROGRESS");
+    assert_eq!(busy.headers.get("retry-after").unwrap(), "90");
+    let rewind = app
+        .call(
+            Method::POST,
+            "/v1/uploads/rewind",
+            Some(&council(COUNCIL_A)),
+            Some(json!({"sequence": 0})),
+        )
+        .await;
+    rewind.assert_problem(409, "UPLOAD_IN_PROGRESS");
+    assert!(app
+        .store
+        .plans_for_child(&cpis_domain::NhsNumber::parse(CHILD_1).unwrap())
+        .await
+        .unwrap()
+        .is_empty());
+}

@@ -548,6 +548,39 @@ async fn real_responses_match_the_documented_schemas() {
     assert_eq!(reply.status, StatusCode::PAYLOAD_TOO_LARGE);
     check("POST", "/v1/uploads", &reply);
 
+    // The rewind: a success, each refusal, and a request the spec refuses too.
+    for (body, status) in [
+        (json!({ "sequence": 99 }), StatusCode::CONFLICT),
+        (
+            json!({ "sequence": 9_007_199_254_740_992u64 }),
+            StatusCode::BAD_REQUEST,
+        ),
+        (json!({ "sequence": 1 }), StatusCode::OK),
+    ] {
+        let reply = app
+            .call(Method::POST, "/v1/uploads/rewind", Some(&a), Some(body))
+            .await;
+        assert_eq!(reply.status, status, "{}", reply.text);
+        check("POST", "/v1/uploads/rewind", &reply);
+    }
+    assert!(!request_is_valid(
+        &spec,
+        "POST",
+        "/v1/uploads/rewind",
+        &json!({ "sequence": -1 })
+    ));
+    check(
+        "POST",
+        "/v1/uploads/rewind",
+        &app.call(
+            Method::POST,
+            "/v1/uploads/rewind",
+            Some(&doctor),
+            Some(json!({ "sequence": 0 })),
+        )
+        .await,
+    );
+
     let page = app
         .call(Method::GET, "/v1/plans?limit=1", Some(&a), None)
         .await;

@@ -176,8 +176,10 @@ async fn retention_end_to_end<S: Store>(store: S, name: &str) {
         .await;
     assert_eq!(upload.json["loaded"], 4, "{}", upload.text);
 
-    // Day 0: every child attends; the council is notified and the ASNs are
-    // delivered (as the dispatcher would), so that the purge may take them.
+    // Day 0: every child attends; the council is notified, the ASNs are
+    // delivered (as the dispatcher would) and acknowledged by the duty team,
+    // so that the purge may take them with the plan (they are all over 30
+    // days old by then: AsnCutoffs).
     for child in [CHILD_1, CHILD_2, CHILD_3, CHILD_4] {
         let reply = service
             .call(
@@ -206,6 +208,11 @@ async fn retention_end_to_end<S: Store>(store: S, name: &str) {
             .finish_delivery(&asn.id, start())
             .await
             .expect("deliver");
+        service
+            .store
+            .acknowledge(&la, &asn.id, start())
+            .await
+            .expect("acknowledge");
     }
 
     let mut purged = PurgeReport::default();

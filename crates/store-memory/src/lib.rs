@@ -10,7 +10,8 @@ use cpis_domain::ports::{
     StoreError, StoredPlan, UploadLedger, UploadReceipt,
 };
 use cpis_domain::{
-    AccessRecord, Asn, AuditEvent, Authority, NhsNumber, OdsCode, Plan, PlanKey, PlanType,
+    AccessRecord, Asn, AsnCutoffs, AuditEvent, Authority, LedgerHead, NhsNumber, OdsCode, Plan,
+    PlanKey, PlanType,
 };
 use time::{Date, Duration, OffsetDateTime};
 
@@ -28,6 +29,7 @@ struct State {
     /// The keys of each child's plans: a check reads one child, not every plan.
     plans_by_child: HashMap<NhsNumber, BTreeSet<PlanSortKey>>,
     receipts: HashMap<(OdsCode, u64), UploadReceipt>,
+    ledger_heads: HashMap<OdsCode, LedgerHead>,
     authorities: HashMap<OdsCode, Authority>,
     accesses: HashMap<NhsNumber, Vec<AccessRecord>>,
     check_receipts: HashMap<(NhsNumber, OdsCode), OffsetDateTime>,
@@ -195,16 +197,6 @@ impl UploadLedger for MemoryStore {
             .cloned())
     }
 
-    async fn highest_sequence(&self, authority: &OdsCode) -> Result<Option<u64>, StoreError> {
-        Ok(self
-            .state()
-            .receipts
-            .keys()
-            .filter(|(a, _)| a == authority)
-            .map(|(_, s)| *s)
-            .max())
-    }
-
     async fn record_receipt(
         &self,
         authority: &OdsCode,
@@ -216,6 +208,38 @@ impl UploadLedger for MemoryStore {
             .entry((authority.clone(), receipt.sequence))
             .or_insert_with(|| receipt.clone())
             .clone())
+    }
+
+    async fn ledger_head(&self, authority: &OdsCode) -> Result<Option<LedgerHead>, StoreError> {
+        Ok(self.state().ledger_heads.get(authority).cloned())
+    }
+
+    async fn swap_ledger_head(
+        &self,
+        authority: &OdsCode,
+        expected: Option<&LedgerHead>,
+        new: &LedgerHead,
+    ) -> Result<bool, StoreError> {
+        let mut state = self.state();
+        let current = state.ledger_heads.get(authority).map(|h| h.version);
+        if current != expected.map(|h| h.version) {
+            return Ok(false);
+        }
+        state.ledger_heads.insert(authority.clone(), new.clone());
+        Ok(true)
+    }
+
+    async fn retire_receipts_above(
+        &self,
+        authority: &OdsCode,
+        sequence: u64,
+    ) -> Result<usize, StoreError> {
+        let mut state = self.state();
+        let before = state.receipts.len();
+        state
+            .receipts
+            .retain(|(council, s), _| council != authority || *s <= sequence);
+        Ok(before - state.receipts.len())
     }
 }
 
@@ -481,9 +505,12 @@ impl Retention for MemoryStore {
             .retain(|(nhs, _), _| with_plans.contains(nhs));
         report.receipts = receipts_before - state.check_receipts.len();
         let asns_before = state.asns.len();
-        state
-            .asns
-            .retain(|_, o| with_plans.contains(&o.asn.nhs_number) || o.delivered_at.is_none());
+        let cutoffs = AsnCutoffs::on(today);
+        state.asns.retain(|_, o| {
+            with_plans.contains(&o.asn.nhs_number)
+                || o.delivered_at.is_none()
+                || !cutoffs.purges(o.asn.accessed_at, o.asn.acknowledged_at.is_some())
+        });
         report.notifications = asns_before - state.asns.len();
         Ok(report)
     }

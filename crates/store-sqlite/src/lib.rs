@@ -34,9 +34,10 @@ use cpis_domain::ports::{
     DeliveryStart, NotificationInbox, Page, PlanStore, PurgeReport, Retention, StoreError,
     StoredPlan, UploadLedger, UploadReceipt,
 };
+use cpis_domain::sequencing::{HeadState, LedgerHead};
 use cpis_domain::{
-    AccessRecord, Accessor, Acknowledgement, Asn, AuditEvent, Authority, NhsNumber, OdsCode, Plan,
-    PlanKey, PlanType,
+    AccessRecord, Accessor, Acknowledgement, Asn, AsnCutoffs, AuditEvent, Authority, NhsNumber,
+    OdsCode, Plan, PlanKey, PlanType,
 };
 use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 
@@ -125,6 +126,19 @@ const MIGRATIONS: &[&str] = &[
     BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
     CREATE TRIGGER audit_events_no_delete BEFORE DELETE ON audit_events
     BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
+    "#,
+    // 2: each council's upload ledger head (linearizable uploads), seeded as
+    // done at each council's highest receipt.
+    r#"
+    CREATE TABLE upload_ledger (
+        authority   TEXT PRIMARY KEY NOT NULL,
+        sequence    TEXT NOT NULL,
+        digest      TEXT NOT NULL,
+        lease_until INTEGER,
+        version     INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    INSERT INTO upload_ledger (authority, sequence, digest, lease_until, version)
+    SELECT authority, MAX(sequence), '', NULL, 1 FROM upload_receipts GROUP BY authority;
     "#,
 ];
 
@@ -723,20 +737,6 @@ impl UploadLedger for SqliteStore {
         row.map(|(s, d, a)| receipt_from(s, d, a)).transpose()
     }
 
-    async fn highest_sequence(&self, authority: &OdsCode) -> Result<Option<u64>, StoreError> {
-        let authority = authority.as_str().to_owned();
-        let highest: Option<String> = self
-            .read(move |conn| {
-                conn.prepare_cached(
-                    "SELECT MAX(sequence) FROM upload_receipts WHERE authority = ?1",
-                )
-                .and_then(|mut q| q.query_row([authority], |r| r.get(0)))
-                .map_err(failed("reading the highest upload sequence"))
-            })
-            .await?;
-        highest.as_deref().map(parse_sequence).transpose()
-    }
-
     async fn record_receipt(
         &self,
         authority: &OdsCode,
@@ -773,6 +773,96 @@ impl UploadLedger for SqliteStore {
             .await?;
         receipt_from(s, d, a)
     }
+
+    async fn ledger_head(&self, authority: &OdsCode) -> Result<Option<LedgerHead>, StoreError> {
+        let authority = authority.as_str().to_owned();
+        let row: Option<(String, String, Option<i64>, i64)> = self
+            .read(move |conn| {
+                conn.prepare_cached(
+                    "SELECT sequence, digest, lease_until, version FROM upload_ledger
+                     WHERE authority = ?1",
+                )
+                .and_then(|mut q| {
+                    q.query_row([authority], |r| {
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                    })
+                    .optional()
+                })
+                .map_err(failed("reading an upload ledger head"))
+            })
+            .await?;
+        row.map(|(sequence, digest, lease_until, version)| {
+            Ok(LedgerHead {
+                sequence: parse_sequence(&sequence)?,
+                digest,
+                state: match lease_until {
+                    None => HeadState::Done,
+                    Some(nanos) => HeadState::Pending {
+                        lease_until: from_nanos(nanos)?,
+                    },
+                },
+                version: u64::try_from(version).map_err(|_| corrupt("a ledger version"))?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn swap_ledger_head(
+        &self,
+        authority: &OdsCode,
+        expected: Option<&LedgerHead>,
+        new: &LedgerHead,
+    ) -> Result<bool, StoreError> {
+        let authority = authority.as_str().to_owned();
+        let expected = expected.map(|h| version_int(h.version)).transpose()?;
+        let sequence = sequence_text(new.sequence);
+        let digest = new.digest.clone();
+        let lease_until = match new.state {
+            HeadState::Done => None,
+            HeadState::Pending { lease_until } => Some(nanos(lease_until)?),
+        };
+        let version = version_int(new.version)?;
+        self.run(move |conn| {
+            let changed = match expected {
+                None => conn.prepare_cached(
+                    "INSERT INTO upload_ledger (authority, sequence, digest, lease_until, version)
+                     VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
+                )
+                .and_then(|mut q| q.execute(params![authority, sequence, digest, lease_until, version])),
+                Some(expected) => conn.prepare_cached(
+                    "UPDATE upload_ledger SET sequence = ?2, digest = ?3, lease_until = ?4, version = ?5
+                     WHERE authority = ?1 AND version = ?6",
+                )
+                .and_then(|mut q| {
+                    q.execute(params![authority, sequence, digest, lease_until, version, expected])
+                }),
+            }
+            .map_err(failed("swapping an upload ledger head"))?;
+            Ok(changed == 1)
+        })
+        .await
+    }
+
+    async fn retire_receipts_above(
+        &self,
+        authority: &OdsCode,
+        sequence: u64,
+    ) -> Result<usize, StoreError> {
+        let authority = authority.as_str().to_owned();
+        let sequence = sequence_text(sequence);
+        self.run(move |conn| {
+            conn.prepare_cached(
+                "DELETE FROM upload_receipts WHERE authority = ?1 AND sequence > ?2",
+            )
+            .and_then(|mut q| q.execute(params![authority, sequence]))
+            .map_err(failed("retiring upload receipts"))
+        })
+        .await
+    }
+}
+
+fn version_int(version: u64) -> Result<i64, StoreError> {
+    i64::try_from(version).map_err(|_| corrupt("a ledger version"))
 }
 
 impl AuthorityDirectory for SqliteStore {
@@ -1188,6 +1278,9 @@ impl AsnOutbox for SqliteStore {
 
 impl Retention for SqliteStore {
     async fn purge(&self, today: Date) -> Result<PurgeReport, StoreError> {
+        let cutoffs = AsnCutoffs::on(today);
+        let acknowledged_before = nanos(cutoffs.acknowledged_before)?;
+        let any_before = nanos(cutoffs.any_before)?;
         let today = date_text(today)?;
         self.run_solo(move |conn| {
             let tx = conn
@@ -1212,12 +1305,15 @@ impl Retention for SqliteStore {
                     [],
                 )
                 .map_err(failed("purging check receipts"))?;
-            // Undelivered ASNs stay until delivered: a notification is never lost.
+            // Undelivered ASNs stay until delivered: a notification is never
+            // lost. Delivered ones stay for their retention (AsnCutoffs).
             let notifications = tx
                 .execute(
                     "DELETE FROM asns WHERE delivered_at IS NOT NULL
-                       AND nhs_number NOT IN (SELECT nhs_number FROM plans)",
-                    [],
+                       AND nhs_number NOT IN (SELECT nhs_number FROM plans)
+                       AND (accessed_at < ?2
+                            OR (acknowledged_at IS NOT NULL AND accessed_at < ?1))",
+                    params![acknowledged_before, any_before],
                 )
                 .map_err(failed("purging notifications"))?;
             tx.commit().map_err(failed("committing the purge"))?;

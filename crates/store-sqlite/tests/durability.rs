@@ -95,7 +95,11 @@ async fn a_reopened_file_holds_everything_written() {
     assert_eq!(found, expected);
     assert_eq!(store.plans_for_child(&child(1)).await.unwrap().len(), 1);
     assert_eq!(
-        store.highest_sequence(&la(COUNCIL_A)).await.unwrap(),
+        store
+            .ledger_head(&la(COUNCIL_A))
+            .await
+            .unwrap()
+            .map(|h| h.sequence),
         Some(7)
     );
     assert_eq!(

@@ -359,3 +359,26 @@ pub fn comparable(reply: &Reply) -> (u16, String, Value) {
     }
     (reply.status.as_u16(), reply.content_type().to_owned(), json)
 }
+
+/// Council A (E09000033) holds a CPP and a LAC for the child, council B
+/// (E06000001) a LAC; both have directory entries.
+pub async fn two_councils(app: &TestApp, nhs: &str) {
+    app.put_authority(COUNCIL_A).await;
+    app.put_authority(COUNCIL_B).await;
+    app.upload(
+        COUNCIL_A,
+        1,
+        json!([
+            plan(nhs, "CPP", "2025-06-01"),
+            plan(nhs, "LAC", "2024-01-15")
+        ]),
+    )
+    .await;
+    app.upload(
+        COUNCIL_B,
+        1,
+        json!([{ "nhs_number": nhs, "plan_type": "LAC", "start_date": "2025-09-01",
+                 "end_date": "2026-01-31", "local_id": "B-99" }]),
+    )
+    .await;
+}
