@@ -7,7 +7,8 @@ hold NHS numbers and are not collected):
   * every file under the capture directory (CPIS_PRIVACY_CAPTURE_DIR), which
     the tests fill when it is set: the `cpis` binary's log lines, every error
     response body, every response header of the in-process router tests
-    (cpis_http::testing: the echoed request id), the local SMS/email outbox, what the fault harnesses
+    (cpis_http::testing: the echoed request id), the audit trail those tests
+    read (crates/http/tests/common: trace ids, actors, pseudonyms), the local SMS/email outbox, what the fault harnesses
     delivered (crates/cpis/tests/common/mod.rs, the fault_harness tests);
   * moto's record of every SQS message body ever sent (deleted ones too) and
     every SNS notification published, from <moto>/moto-api/data.json.
@@ -49,7 +50,8 @@ DIGIT_GROUP = re.compile(r"[0-9]+")
 # Floors well under a full run's capture (docs/assurance.md: 2.3 M characters
 # of logs, 0.4 M of error bodies, 1.4 M of messages, 1,015 SQS bodies, 218 SNS
 # notifications), well over what a broken capture hook leaves.
-MINIMUM = {"logs": 100_000, "error bodies": 20_000, "response headers": 20_000, "messages": 50_000,
+MINIMUM = {"logs": 100_000, "error bodies": 20_000, "response headers": 20_000,
+           "audit trail": 20_000, "messages": 50_000,
            "SQS messages": 50, "SNS notifications": 10}
 DOB_FIELD = re.compile(
     r"""(?ix)
@@ -130,6 +132,8 @@ def classify(name):
         return "logs"
     if name.endswith("-response-headers.txt"):
         return "response headers"
+    if name.endswith("-audit-trail.txt"):
+        return "audit trail"
     if name.endswith("-error-bodies.txt"):
         return "error bodies"
     return "messages"
@@ -139,7 +143,8 @@ def scan_capture_dir(directory, fixtures):
     if not os.path.isdir(directory):
         raise SystemExit(f"privacy scan: the capture directory {directory} does not exist; "
                          "run the tests with CPIS_PRIVACY_CAPTURE_DIR set (tests/run.sh does)")
-    hits, sizes = [], {"logs": 0, "error bodies": 0, "response headers": 0, "messages": 0}
+    hits, sizes = [], {"logs": 0, "error bodies": 0, "response headers": 0, "audit trail": 0,
+                       "messages": 0}
     files = 0
     for base, _, names in os.walk(directory):
         for name in sorted(names):
@@ -249,7 +254,7 @@ def main():
 
     print(f"privacy scan: {files} captured files "
           f"(logs {sizes['logs']:,} chars, error bodies {sizes['error bodies']:,}, "
-          f"response headers {sizes['response headers']:,}, "
+          f"response headers {sizes['response headers']:,}, audit trail {sizes['audit trail']:,}, "
           f"messages {sizes['messages']:,}); moto: {len(sqs):,} SQS messages, "
           f"{len(sns):,} SNS notifications")
     status = 0
