@@ -6,23 +6,32 @@ What is scanned (outputs only; the tests' own request bodies legitimately
 hold NHS numbers and are not collected):
   * every file under the capture directory (CPIS_PRIVACY_CAPTURE_DIR), which
     the tests fill when it is set: the `cpis` binary's log lines, every error
-    response body, the local SMS/email outbox, what the fault harnesses
+    response body, every response header of the in-process router tests
+    (cpis_http::testing: the echoed request id), the audit trail those tests
+    read (crates/http/tests/common: trace ids, actors, pseudonyms), the local SMS/email outbox, what the fault harnesses
     delivered (crates/cpis/tests/common/mod.rs, the fault_harness tests);
   * moto's record of every SQS message body ever sent (deleted ones too) and
     every SNS notification published, from <moto>/moto-api/data.json.
 
 What counts as a hit:
-  * any 10-digit string passing Modulus 11, written together or as 3-3-4
-    with spaces or hyphens, and not part of a longer run of digits. UUIDs
-    (the service's opaque references) are masked first: their hex groups can
-    hold ten decimal digits by chance;
+  * an NHS number in any grouping: digit groups joined by single characters
+    that are neither letters nor digits (999 000 0018, 999-000-0018,
+    999.000/0018, 99900 00018, 9-9-9-0-0-0-0-0-1-8, ...) whose whole chain
+    is ten digits, a single group of ten, or 3-3-4 run on from a time or a
+    date; passing Modulus 11 and not a placeholder (all digits the same).
+    The same rule as crates/domain's find_nhs_numbers; both are held to
+    tests/fixtures/nhs_number_groupings.json. UUIDs (the service's opaque
+    references) are masked first: their hex groups can hold ten decimal
+    digits by chance;
   * a date-of-birth field carrying a value (`"date_of_birth": "..."`,
     `dob=...`, FHIR `birthDate`), in any common spelling;
   * the fixture names and dates of birth in tests/privacy_fixtures.json.
 
-Fails (exit 1) on any hit, and also if there is nothing to scan: no capture
-directory, no logs, no error bodies, no outbox messages, or no SQS/SNS
-messages in moto. A scan of nothing proves nothing.
+Fails (exit 1) on any hit, and also if there is (next to) nothing to scan:
+no capture directory, or fewer than MINIMUM of any kind (log characters,
+error-body characters, message characters, SQS messages, SNS
+notifications). A scan of nothing proves nothing, and neither does a scan of
+a capture a broken hook left nearly empty.
 
 Usage: privacy_scan.py --capture-dir DIR [--moto URL] | --self-test
 """
@@ -37,7 +46,13 @@ import urllib.request
 ROOT = os.path.dirname(os.path.abspath(__file__))
 
 UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
-NHS_CANDIDATE = re.compile(r"(?<![0-9])([0-9]{3})[ -]?([0-9]{3})[ -]?([0-9]{4})(?![0-9])")
+DIGIT_GROUP = re.compile(r"[0-9]+")
+# Floors well under a full run's capture (docs/assurance.md: 2.3 M characters
+# of logs, 0.4 M of error bodies, 1.4 M of messages, 1,015 SQS bodies, 218 SNS
+# notifications), well over what a broken capture hook leaves.
+MINIMUM = {"logs": 100_000, "error bodies": 20_000, "response headers": 20_000,
+           "audit trail": 20_000, "messages": 50_000,
+           "SQS messages": 50, "SNS notifications": 10}
 DOB_FIELD = re.compile(
     r"""(?ix)
     ["']?\b(date[\s_-]?of[\s_-]?birth|birth[\s_-]?date|dob)\b["']?   # the field's name
@@ -56,13 +71,34 @@ def passes_modulus_11(digits):
     return check != 10 and check == int(digits[9])
 
 
+def single_separator(between):
+    return len(between) == 1 and not between.isalnum()
+
+
 def nhs_numbers(text):
+    """Every NHS number in `text`, as written there (see the module doc)."""
     masked = UUID.sub("<uuid>", text)
+    groups = [m.span() for m in DIGIT_GROUP.finditer(masked)]
+    spans = set()
+    first = 0
+    while first < len(groups):
+        last = first
+        while last + 1 < len(groups) and single_separator(masked[groups[last][1]:groups[last + 1][0]]):
+            last += 1
+        chain = groups[first:last + 1]
+        lengths = [end - start for start, end in chain]
+        spans.update(group for group, n in zip(chain, lengths) if n == 10)
+        if len(chain) > 1 and sum(lengths) == 10:
+            spans.add((chain[0][0], chain[-1][1]))
+        for k in range(len(chain) - 2):
+            if lengths[k:k + 3] == [3, 3, 4]:
+                spans.add((chain[k][0], chain[k + 2][1]))
+        first = last + 1
     found = []
-    for match in NHS_CANDIDATE.finditer(masked):
-        digits = "".join(match.groups())
-        if passes_modulus_11(digits):
-            found.append(match.group(0))
+    for start, end in sorted(spans):
+        digits = "".join(c for c in masked[start:end] if "0" <= c <= "9")
+        if len(digits) == 10 and len(set(digits)) > 1 and passes_modulus_11(digits):
+            found.append(masked[start:end])
     return found
 
 
@@ -94,6 +130,10 @@ def scan_text(source, text, fixtures):
 def classify(name):
     if name.endswith("-logs.txt"):
         return "logs"
+    if name.endswith("-response-headers.txt"):
+        return "response headers"
+    if name.endswith("-audit-trail.txt"):
+        return "audit trail"
     if name.endswith("-error-bodies.txt"):
         return "error bodies"
     return "messages"
@@ -103,7 +143,8 @@ def scan_capture_dir(directory, fixtures):
     if not os.path.isdir(directory):
         raise SystemExit(f"privacy scan: the capture directory {directory} does not exist; "
                          "run the tests with CPIS_PRIVACY_CAPTURE_DIR set (tests/run.sh does)")
-    hits, sizes = [], {"logs": 0, "error bodies": 0, "messages": 0}
+    hits, sizes = [], {"logs": 0, "error bodies": 0, "response headers": 0, "audit trail": 0,
+                       "messages": 0}
     files = 0
     for base, _, names in os.walk(directory):
         for name in sorted(names):
@@ -130,6 +171,11 @@ def moto_messages(endpoint):
 
 
 def self_test():
+    """The detector on planted leaks and look-alikes, including every grouping
+    in tests/fixtures/nhs_number_groupings.json (which the Rust detector is
+    held to as well)."""
+    with open(os.path.join(ROOT, "fixtures", "nhs_number_groupings.json"), encoding="utf-8") as f:
+        groupings = json.load(f)
     fixtures = ["Philippa Fixturington", "2017-11-23"]
     must_hit = [
         '{"nhs_number":"9990000018"}',
@@ -156,6 +202,15 @@ def self_test():
         "2026-11-25T08:31:02.123456Z",
     ]
     failures = []
+    for case in groupings["must_find"]:
+        found = nhs_numbers(case["text"])
+        if found != case["found"]:
+            failures.append(f"grouping: {case['text']!r} gave {len(found)} numbers, wanted {case['found']!r}")
+    for text in groupings["must_pass"]:
+        if nhs_numbers(text):
+            failures.append(f"grouping false hit: {text!r}")
+    must_hit += [case["text"] for case in groupings["must_find"]]
+    must_pass += groupings["must_pass"]
     for text in must_hit:
         if not scan_text("self-test", text, fixtures):
             failures.append(f"missed: {text}")
@@ -182,7 +237,8 @@ def main():
 
     fixtures = load_fixtures()
     files, sizes, hits = scan_capture_dir(args.capture_dir, fixtures)
-    empty = [kind for kind, size in sizes.items() if size == 0]
+    empty = [f"{kind} ({size:,} characters, at least {MINIMUM[kind]:,} expected)"
+             for kind, size in sizes.items() if size < MINIMUM[kind]]
     sqs = sns = []
     if args.moto:
         sqs, sns = moto_messages(args.moto)
@@ -190,20 +246,20 @@ def main():
             hits += scan_text(f"moto sqs message {i}", body, fixtures)
         for i, body in enumerate(sns):
             hits += scan_text(f"moto sns notification {i}", body, fixtures)
-        if not sqs:
-            empty.append("SQS messages")
-        if not sns:
-            empty.append("SNS notifications")
+        for kind, items in (("SQS messages", sqs), ("SNS notifications", sns)):
+            if len(items) < MINIMUM[kind]:
+                empty.append(f"{kind} ({len(items):,}, at least {MINIMUM[kind]:,} expected)")
     else:
         empty.append("SQS/SNS messages (no --moto)")
 
     print(f"privacy scan: {files} captured files "
           f"(logs {sizes['logs']:,} chars, error bodies {sizes['error bodies']:,}, "
+          f"response headers {sizes['response headers']:,}, audit trail {sizes['audit trail']:,}, "
           f"messages {sizes['messages']:,}); moto: {len(sqs):,} SQS messages, "
           f"{len(sns):,} SNS notifications")
     status = 0
     if empty:
-        print("privacy scan FAILED: nothing captured for: " + ", ".join(empty))
+        print("privacy scan FAILED: (next to) nothing captured for: " + ", ".join(empty))
         status = 1
     if hits:
         print(f"privacy scan FAILED: {len(hits)} hits")

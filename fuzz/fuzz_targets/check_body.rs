@@ -172,9 +172,11 @@ fuzz_target!(|body: &[u8]| {
     });
 });
 
-/// A JSON object that names a member twice is refused by the handler's strict
-/// parser though a `Value` keeps the last: the one case where a body that
-/// looks well formed is rightly a 400.
+/// A JSON object that names a member twice is refused by the service's
+/// strict JSON reader (`cpis_domain::json`, 400 `REPEATED_MEMBER`) though a
+/// `Value` keeps the last: the one case where a body that looks well formed
+/// is rightly a 400. Modelled independently here with serde's derive, which
+/// also refuses a repeated field.
 fn refused_by_strict_parser(body: &[u8]) -> bool {
     #[derive(serde::Deserialize)]
     #[serde(deny_unknown_fields)]

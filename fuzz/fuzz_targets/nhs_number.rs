@@ -43,15 +43,25 @@ fuzz_target!(|data: &[u8]| {
     // The scanner on arbitrary text: never panics, reports only valid numbers
     // that really occur in the text.
     for found in find_nhs_numbers(input) {
-        assert!(looks_like_nhs_number(&found));
+        let digits: String = found.chars().filter(char::is_ascii_digit).collect();
+        assert!(looks_like_nhs_number(&digits));
         assert!(input.contains(&found));
     }
 
     let parsed = NhsNumber::parse(input);
     match (model_digits(input), &parsed) {
         (None, Err(NhsNumberError::WrongShape)) => {}
+        (Some(digits), Err(NhsNumberError::Placeholder)) => {
+            assert!(digits.iter().all(|d| *d == digits[0]))
+        }
         (Some(digits), Err(NhsNumberError::CheckDigit)) => assert!(!model_valid(&digits)),
-        (Some(digits), Ok(_)) => assert!(model_valid(&digits)),
+        (Some(digits), Ok(_)) => {
+            assert!(model_valid(&digits));
+            assert!(
+                digits.iter().any(|d| *d != digits[0]),
+                "a placeholder parsed"
+            );
+        }
         (model, result) => panic!("parser and model disagree: model {model:?}, parser {result:?}"),
     }
 

@@ -3,12 +3,12 @@
 # for a fixed time and the suite fails on any crash, panic, hang or leak
 # libFuzzer reports. CPIS_FUZZ_SECONDS sets the time per target (CI: 20 s;
 # the longer run in docs/assurance/bad-input.md used 600), CPIS_FUZZ_TARGETS
-# which targets (space-separated; default all three).
+# which targets (space-separated; default all four).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 seconds="${CPIS_FUZZ_SECONDS:-20}"
-read -r -a targets <<<"${CPIS_FUZZ_TARGETS:-upload_body nhs_number check_body}"
+read -r -a targets <<<"${CPIS_FUZZ_TARGETS:-upload_body nhs_number check_body strict_json}"
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
     cargo install cargo-fuzz --locked --version 0.13.2

@@ -5,6 +5,9 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+/// Longest token lifetime `cpis token` mints: a week.
+pub const MAX_TTL_MINUTES: i64 = 7 * 24 * 60;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "cpis",
@@ -22,7 +25,7 @@ pub enum Command {
     Serve(ServeArgs),
     /// Print a bearer token signed by the data directory's local key.
     Token(TokenArgs),
-    /// Seed two demonstration councils' directory entries and exit.
+    /// Seed the two demonstration councils' directory entries that are missing, and exit.
     Demo(DataArgs),
 }
 
@@ -40,18 +43,18 @@ pub struct ServeArgs {
     pub addr: SocketAddr,
     #[command(flatten)]
     pub data: DataArgs,
-    /// Seed the demonstration councils before serving.
+    /// Seed the demonstration councils' directory entries that are missing
+    /// (an entry a council has edited is kept).
     #[arg(long)]
     pub demo: bool,
-    /// The link put in SMS and email notifications.
-    #[arg(
-        long,
-        default_value = "http://127.0.0.1:8080/v1/notifications",
-        env = "CPIS_VIEW_URL"
-    )]
-    pub view_url: String,
-    /// Days a CPP or LAC plan stays visible after its end date.
-    #[arg(long, default_value_t = 365, env = "CPIS_VISIBILITY_TAIL_DAYS")]
+    /// The link put in SMS and email notifications. Default:
+    /// `http://<the address listened on>/v1/notifications` (127.0.0.1 for
+    /// an unspecified address such as 0.0.0.0).
+    #[arg(long, env = "CPIS_VIEW_URL")]
+    pub view_url: Option<String>,
+    /// Days a CPP or LAC plan stays visible after its end date (0 to 3650).
+    #[arg(long, default_value_t = 365, env = "CPIS_VISIBILITY_TAIL_DAYS",
+          allow_negative_numbers = true, value_parser = clap::value_parser!(i64).range(0..=3650))]
     pub tail_days: i64,
     /// Hours without an accepted full snapshot after which a council's feed
     /// is logged as stale (warning, hourly).
@@ -62,6 +65,26 @@ pub struct ServeArgs {
         value_parser = clap::value_parser!(u32).range(1..)
     )]
     pub feed_stale_after_hours: u32,
+    /// Seconds a client has to send a whole request head, from when the
+    /// server is ready for one (1 to 3600).
+    #[arg(long, default_value_t = 10, env = "CPIS_HEADER_READ_TIMEOUT",
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub header_read_timeout: u64,
+    /// Seconds a client has to send a whole request body (1 to 3600).
+    #[arg(long, default_value_t = 60, env = "CPIS_BODY_READ_TIMEOUT",
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub body_read_timeout: u64,
+    /// Seconds a connection may stay open with no traffic and no request in
+    /// progress (1 to 3600).
+    #[arg(long, default_value_t = 60, env = "CPIS_IDLE_TIMEOUT",
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub idle_timeout: u64,
+    /// Most connections open at once (1 to 100000); keep it below the
+    /// process's file descriptor limit. At the limit, the oldest connection
+    /// that has sent no request is closed to make room.
+    #[arg(long, default_value_t = 512, env = "CPIS_MAX_CONNECTIONS",
+          value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub max_connections: u64,
 }
 
 #[derive(Debug, Args)]
@@ -92,7 +115,8 @@ pub struct TokenArgs {
     /// User (or system) id.
     #[arg(long)]
     pub user: Option<String>,
-    /// Minutes until the token expires.
-    #[arg(long, default_value_t = 480)]
+    /// Minutes until the token expires (1 to 10080, a week).
+    #[arg(long, default_value_t = 480, allow_negative_numbers = true,
+          value_parser = clap::value_parser!(i64).range(1..=MAX_TTL_MINUTES))]
     pub ttl_minutes: i64,
 }

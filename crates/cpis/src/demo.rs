@@ -10,10 +10,17 @@ pub const DEMO_COUNCILS: [(&str, &str); 2] = [
     ("E06000001", "Sample County Council"),
 ];
 
-pub async fn seed<S: AuthorityDirectory>(store: &S) -> Result<(), StoreError> {
+/// Writes the demonstration councils' directory entries that are missing;
+/// an existing entry (perhaps edited through `PUT /v1/authority`) is kept.
+/// Returns how many were written.
+pub async fn seed<S: AuthorityDirectory>(store: &S) -> Result<usize, StoreError> {
+    let mut written = 0;
     for (i, (code, name)) in DEMO_COUNCILS.iter().enumerate() {
         let ods_code =
             OdsCode::parse(code).map_err(|_| StoreError::Corrupt("demo ODS code".into()))?;
+        if store.authority(&ods_code).await?.is_some() {
+            continue;
+        }
         let entry = Authority {
             ods_code,
             name: (*name).to_owned(),
@@ -23,6 +30,7 @@ pub async fn seed<S: AuthorityDirectory>(store: &S) -> Result<(), StoreError> {
             notify_sms: vec![format!("+44770090012{i}")],
         };
         store.put_authority(&entry).await?;
+        written += 1;
     }
-    Ok(())
+    Ok(written)
 }

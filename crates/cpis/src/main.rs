@@ -5,6 +5,7 @@ mod background;
 mod cli;
 mod data_dir;
 mod demo;
+mod listener;
 mod readiness;
 mod telemetry;
 
@@ -44,10 +45,10 @@ fn main() -> ExitCode {
             Command::Demo(args) => {
                 telemetry::init_stderr();
                 let data = DataDir::open(&args.data)?;
-                let store = data.open_store()?;
-                demo::seed(&store).await?;
+                let store = open_store(&data)?;
+                let written = demo::seed(&store).await?;
                 println!(
-                    "seeded {} demonstration councils",
+                    "seeded {written} of {} demonstration councils (existing entries kept)",
                     demo::DEMO_COUNCILS.len()
                 );
                 Ok(())
@@ -66,10 +67,22 @@ fn main() -> ExitCode {
 async fn serve(args: ServeArgs) -> Result<(), Failure> {
     telemetry::init();
     let data = DataDir::open(&args.data.data)?;
-    let store = data.open_store()?;
+    let store = open_store(&data)?;
     if args.demo {
-        demo::seed(&store).await?;
+        let written = demo::seed(&store).await?;
+        tracing::info!(written, "demonstration councils seeded where missing");
     }
+    // Bound before anything starts, so that a taken port is reported first.
+    let listener = tokio::net::TcpListener::bind(args.addr)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", args.addr))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| format!("cannot read the address listened on ({}): {e}", args.addr))?;
+    let view_url = args
+        .view_url
+        .clone()
+        .unwrap_or_else(|| default_view_url(addr));
     let keys = LocalKeys::load_or_create(data.root())?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let wake = WakeDispatcher::default();
@@ -97,7 +110,7 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
         channel,
         clock.clone(),
         wake,
-        args.view_url.clone(),
+        view_url,
         stopped.clone(),
     ));
     let feeds = tokio::spawn(background::run_feed_watch(
@@ -108,12 +121,16 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
     ));
     let purge = tokio::spawn(background::run_purge(store, clock, stopped));
 
-    let listener = tokio::net::TcpListener::bind(args.addr).await?;
-    let addr = listener.local_addr()?;
-    tracing::info!(%addr, data = %data.root().display(), "cpis listening");
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    let limits = listener::Limits {
+        header_read: std::time::Duration::from_secs(args.header_read_timeout),
+        body_read: std::time::Duration::from_secs(args.body_read_timeout),
+        idle: std::time::Duration::from_secs(args.idle_timeout),
+        max_connections: usize::try_from(args.max_connections).unwrap_or(usize::MAX),
+    };
+    tracing::info!(%addr, data = %data.root().display(), max_connections = limits.max_connections, "cpis listening");
+    listener::serve(listener, router, limits, shutdown_signal())
+        .await
+        .map_err(|e| format!("serving on {addr}: {e}"))?;
 
     tracing::info!("shutting down: finishing background work");
     let _ = stop.send(true);
@@ -121,6 +138,29 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
     let _ = purge.await;
     let _ = feeds.await;
     Ok(())
+}
+
+/// The SQLite store in the data directory; an error names the file.
+fn open_store(data: &DataDir) -> Result<cpis_store_sqlite::SqliteStore, Failure> {
+    data.open_store().map_err(|e| {
+        format!(
+            "cannot open the database {}: {e}",
+            data.database().display()
+        )
+        .into()
+    })
+}
+
+/// `http://<addr>/v1/notifications`, with a loopback host for an
+/// unspecified address (0.0.0.0 or ::), which no browser can open.
+fn default_view_url(addr: std::net::SocketAddr) -> String {
+    let host = match addr.ip() {
+        ip if ip.is_unspecified() && ip.is_ipv4() => "127.0.0.1".to_owned(),
+        ip if ip.is_unspecified() => "[::1]".to_owned(),
+        std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+        std::net::IpAddr::V4(ip) => ip.to_string(),
+    };
+    format!("http://{host}:{}/v1/notifications", addr.port())
 }
 
 /// SIGINT or SIGTERM.
@@ -152,6 +192,7 @@ fn token(args: TokenArgs) -> Result<(), Failure> {
     // Refuse to mint a token the service would refuse.
     claims.principal().map_err(|e| format!("{e}"))?;
     let now = SystemClock.now();
+    // clap bounds ttl_minutes to 1..=MAX_TTL_MINUTES, so this cannot overflow.
     let token = keys.mint(&claims, now, time::Duration::minutes(args.ttl_minutes))?;
     println!("{token}");
     Ok(())
@@ -182,4 +223,25 @@ fn token_claims(args: &TokenArgs) -> Result<CallerClaims, Failure> {
         org_name: Some(need(&args.org_name, "--org-name")?),
         setting: Some(need(&args.setting, "--setting")?),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::default_view_url;
+
+    #[test]
+    fn the_default_view_url_follows_the_address_listened_on() {
+        let url = |addr: &str| default_view_url(addr.parse().unwrap());
+        assert_eq!(
+            url("127.0.0.1:9090"),
+            "http://127.0.0.1:9090/v1/notifications"
+        );
+        assert_eq!(
+            url("0.0.0.0:8081"),
+            "http://127.0.0.1:8081/v1/notifications"
+        );
+        assert_eq!(url("[::]:8082"), "http://[::1]:8082/v1/notifications");
+        assert_eq!(url("[::1]:8083"), "http://[::1]:8083/v1/notifications");
+        assert_eq!(url("192.0.2.7:80"), "http://192.0.2.7:80/v1/notifications");
+    }
 }

@@ -20,7 +20,8 @@ use axum::{Json, Router};
 use cpis_store_sqlite::{Component, Readiness, SqliteStore};
 use serde_json::{json, Value};
 
-pub const PATH: &str = "/health/ready";
+/// The route table's entry: the fail-closed gate admits only what it lists.
+pub const PATH: &str = cpis_http::routes::HEALTH_READY.path;
 
 /// How long the write probe may wait for the writer (it queues behind the
 /// writes of the moment, each a few milliseconds).

@@ -11,6 +11,7 @@ pub mod check;
 pub mod clock;
 pub mod dispatch;
 pub mod feed;
+pub mod json;
 pub mod nhs_number;
 pub mod notification;
 pub mod ods;

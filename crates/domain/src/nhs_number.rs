@@ -18,11 +18,29 @@ pub enum NhsNumberError {
     WrongShape,
     #[error("the NHS number's check digit is wrong")]
     CheckDigit,
+    /// All ten digits the same: see [`NhsNumber::parse`].
+    #[error("an NHS number with all ten digits the same is a placeholder, not a person's number")]
+    Placeholder,
 }
 
 impl NhsNumber {
     /// Parses `9990000018` or `999 000 0018`. Spaces are allowed only as the
     /// NHS writes them (3-3-4) or not at all; nothing else is accepted.
+    ///
+    /// Errors: [`NhsNumberError::WrongShape`]; [`NhsNumberError::Placeholder`]
+    /// for the ten numbers whose digits are all the same (`0000000000` to
+    /// `9999999999`); [`NhsNumberError::CheckDigit`] when Modulus 11 fails
+    /// (NHS Data Dictionary, "NHS NUMBER": weights 10 to 2, 11 becomes 0,
+    /// 10 is never valid).
+    ///
+    /// Placeholders: every one of them passes Modulus 11 (the weights sum to
+    /// 54, and 54·d leaves the check digit d), so the check cannot catch
+    /// them, yet systems type them in when the real number is unknown. NHS
+    /// Connecting for Health's check-digit note (`tech_nn_check_digit.pdf`,
+    /// as cited by other NHS number validators; the note itself is no longer
+    /// published) calls such repeated-digit numbers invalid; `0000000000`
+    /// also lies below every allocated range. A check or an upload on one
+    /// would join every child recorded under the same filler (issue 18).
     pub fn parse(input: &str) -> Result<Self, NhsNumberError> {
         let bytes = input.as_bytes();
         let digits: Vec<u8> = match bytes.len() {
@@ -41,6 +59,9 @@ impl NhsNumber {
                 return Err(NhsNumberError::WrongShape);
             }
             *slot = byte - b'0';
+        }
+        if out.iter().all(|d| *d == out[0]) {
+            return Err(NhsNumberError::Placeholder);
         }
         match check_digit(&out[..9]) {
             Some(expected) if expected == out[9] => Ok(Self(out)),
@@ -73,19 +94,69 @@ pub fn check_digit(first_nine: &[u8]) -> Option<u8> {
     }
 }
 
-/// True when `candidate` is ten digits that pass Modulus 11: what the privacy
-/// scans look for in logs, error bodies and messages.
+/// True when `candidate` is ten digits that [`NhsNumber::parse`] accepts:
+/// what the privacy scans look for in logs, error bodies and messages.
 pub fn looks_like_nhs_number(candidate: &str) -> bool {
     candidate.len() == 10 && NhsNumber::parse(candidate).is_ok()
 }
 
-/// Every run of exactly ten digits in `text` that passes Modulus 11, except
-/// inside a hexadecimal identifier (a UUID or a long hex id): one random
-/// UUID in about 400 holds a ten-digit run that passes the check, and
-/// scanning ids would make every privacy test flaky.
+/// Every NHS number written in `text`, in any grouping, as written there
+/// (`9990000018`, `999 000 0018`, `999-000-0018`, `999.000/0018`,
+/// `99900 00018`, `9-9-9-0-0-0-0-0-1-8`, ...): what the request-id filter
+/// and the privacy tests look for. The same rule as `tests/privacy_scan.py`.
+///
+/// Digit groups (maximal runs of ASCII digits) joined by exactly one
+/// character that is neither a letter nor a digit form a chain. A candidate
+/// is a single group of exactly ten digits; a whole chain of ten digits; or
+/// three consecutive groups of 3, 3 and 4 digits inside a longer chain (the
+/// NHS's own grouping, after a time or a date). Only whole groups count, so
+/// a longer number (a phone number, a timestamp's fraction) is not read as
+/// one. Each candidate whose digits parse is reported, except inside a
+/// hexadecimal identifier (a UUID or a long hex id): one random UUID in about
+/// 400 holds digits that pass the check, and scanning ids would make every
+/// privacy test flaky.
 pub fn find_nhs_numbers(text: &str) -> Vec<String> {
-    let mut found = Vec::new();
     let bytes = text.as_bytes();
+    let groups = digit_groups(bytes);
+    let mut spans = Vec::new();
+    let mut first = 0;
+    while first < groups.len() {
+        let mut last = first;
+        while last + 1 < groups.len() && single_separator(&text[groups[last].1..groups[last + 1].0])
+        {
+            last += 1;
+        }
+        let chain = &groups[first..=last];
+        let len = |g: &(usize, usize)| g.1 - g.0;
+        spans.extend(chain.iter().filter(|g| len(g) == 10).copied());
+        if chain.len() > 1 && chain.iter().map(len).sum::<usize>() == 10 {
+            spans.push((chain[0].0, chain[chain.len() - 1].1));
+        }
+        for w in chain.windows(3) {
+            if (len(&w[0]), len(&w[1]), len(&w[2])) == (3, 3, 4) {
+                spans.push((w[0].0, w[2].1));
+            }
+        }
+        first = last + 1;
+    }
+    spans.sort_unstable();
+    spans.dedup();
+    spans
+        .into_iter()
+        .filter(|&(start, end)| {
+            let digits: String = text[start..end]
+                .chars()
+                .filter(char::is_ascii_digit)
+                .collect();
+            looks_like_nhs_number(&digits) && !inside_hex_identifier(bytes, start, end)
+        })
+        .map(|(start, end)| text[start..end].to_owned())
+        .collect()
+}
+
+/// Byte ranges of the maximal runs of ASCII digits.
+fn digit_groups(bytes: &[u8]) -> Vec<(usize, usize)> {
+    let mut groups = Vec::new();
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i].is_ascii_digit() {
@@ -93,15 +164,18 @@ pub fn find_nhs_numbers(text: &str) -> Vec<String> {
             while i < bytes.len() && bytes[i].is_ascii_digit() {
                 i += 1;
             }
-            let run = &text[start..i];
-            if looks_like_nhs_number(run) && !inside_hex_identifier(bytes, start, i) {
-                found.push(run.to_owned());
-            }
+            groups.push((start, i));
         } else {
             i += 1;
         }
     }
-    found
+    groups
+}
+
+/// Exactly one character, neither a letter nor a digit (in any script).
+fn single_separator(between: &str) -> bool {
+    let mut chars = between.chars();
+    matches!((chars.next(), chars.next()), (Some(c), None) if !c.is_alphanumeric())
 }
 
 /// Whether the digits at `start..end` belong to a UUID or to a hex id of at
@@ -199,6 +273,74 @@ mod tests {
                 Err(NhsNumberError::WrongShape),
                 "{bad:?}"
             );
+        }
+    }
+
+    #[test]
+    fn placeholder_numbers_are_refused_though_they_pass_modulus_11() {
+        for d in 0..10u8 {
+            let digits = [d; 10];
+            assert_eq!(check_digit(&digits[..9]), Some(d), "passes the check");
+            let text = render(&digits);
+            assert_eq!(NhsNumber::parse(&text), Err(NhsNumberError::Placeholder));
+            let spaced = format!("{} {} {}", &text[..3], &text[3..6], &text[6..]);
+            assert_eq!(NhsNumber::parse(&spaced), Err(NhsNumberError::Placeholder));
+            assert!(find_nhs_numbers(&text).is_empty());
+        }
+        // A single different digit makes it a number again (if its check passes).
+        assert!(NhsNumber::parse("9999999123").is_ok());
+    }
+
+    #[test]
+    fn finds_nhs_numbers_in_every_grouping_and_separator() {
+        for written in [
+            "9990000018",
+            "999 000 0018",
+            "999-000-0018",
+            "999.000.0018",
+            "999/000/0018",
+            "999_000_0018",
+            "999 000-0018",
+            "999.000 0018",
+            "999\u{a0}000\u{2013}0018",
+            "99900 00018",
+            "9990 000 018",
+            "99 90 00 00 18",
+            "9-9-9-0-0-0-0-0-1-8",
+            "999000 0018",
+        ] {
+            for text in [
+                written.to_owned(),
+                format!("id={written}&x"),
+                format!("\"{written}\""),
+                format!("at 10:30, {written} attended"),
+                format!("nhs{written}z"),
+            ] {
+                assert_eq!(find_nhs_numbers(&text), [written], "{text}");
+            }
+        }
+        // The NHS's own 3-3-4 is found even run on from a time or a date.
+        for text in ["at 10:30 999 000 0018", "on 25/11/2026 999-000-0018"] {
+            assert_eq!(find_nhs_numbers(text).len(), 1, "{text}");
+        }
+    }
+
+    #[test]
+    fn grouped_digits_that_are_not_nhs_numbers_are_not_found() {
+        for text in [
+            "020 7946 0999",                        // a phone number: 11 digits
+            "+44 7700 900123",                      // 12
+            "2026-11-25T08:31:02.123456Z",          // a timestamp
+            "25/11/2026 08:31:02",                  // 14 digits
+            "999 000 0010",                         // fails Modulus 11
+            "999 000 00180",                        // 3-3-5
+            "1999 000 0018",                        // 4-3-4
+            "999  000  0018",                       // two separators: not one group
+            "999a000b0018",                         // letters are not separators
+            "0f6d1c2e-9990-0000-1800-aaaaaaaaaaaa", // inside a UUID
+            "000 000 0000",                         // a placeholder
+        ] {
+            assert!(find_nhs_numbers(text).is_empty(), "{text}");
         }
     }
 

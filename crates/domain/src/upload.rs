@@ -8,12 +8,15 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use time::{Date, OffsetDateTime};
 
+use crate::json::Segment;
 use crate::ports::{PlanStore, StoreError, StoredPlan, UploadLedger, UploadReceipt};
 use crate::sequencing::{self, Decision, HeadState, LedgerHead, RewindDecision};
 use crate::{NhsNumber, OdsCode, Plan, PlanKey, PlanType, VisibilityPolicy};
 
 /// Most records one request may carry; larger batches are split by the council.
 pub const MAX_RECORDS: usize = 10_000;
+/// Largest sequence number (2^53 - 1), defined with the ledger.
+pub use crate::sequencing::MAX_SEQUENCE;
 /// Longest local case reference accepted.
 pub const MAX_LOCAL_ID: usize = 64;
 
@@ -72,6 +75,9 @@ pub enum RecordDetail {
     DueBeforeStart,
     InvalidLocalId,
     DuplicateInBatch,
+    /// A member name given twice in the record (RFC 8259 leaves the meaning
+    /// open; we do not guess which value was meant). `location` points at it.
+    RepeatedMember,
     /// Accepted, but already past visibility: nothing is stored (data minimisation).
     ExpiredNotStored,
 }
@@ -416,10 +422,40 @@ impl Plan {
 /// The batch envelope, parsed; records stay raw so that each gets its own outcome.
 #[derive(Debug)]
 pub struct Batch {
+    /// 1..=[`MAX_SEQUENCE`].
     pub sequence: u64,
     pub mode: UploadMode,
-    pub records: Vec<Value>,
-    pub withdrawals: Vec<Value>,
+    pub records: Vec<RawRecord>,
+    pub withdrawals: Vec<RawRecord>,
+}
+
+/// One record or withdrawal as sent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RawRecord {
+    /// The record; a repeated member holds its first value.
+    pub value: Value,
+    /// Pointers, relative to the record, of the member names it repeats
+    /// (plain names only, as [`crate::json::pointer`] renders them): any makes
+    /// the record fail with [`RecordDetail::RepeatedMember`].
+    pub repeated: Vec<String>,
+}
+
+impl RawRecord {
+    /// The child the record names, when it names exactly one valid NHS
+    /// number: with `nhs_number` repeated, which child was meant is unknown.
+    fn child(&self) -> Option<NhsNumber> {
+        if self.repeated.iter().any(|p| p == "/nhs_number") {
+            return None;
+        }
+        let raw = self.value.get("nhs_number")?.as_str()?;
+        NhsNumber::parse(raw).ok()
+    }
+
+    fn repeat(&self) -> Option<FieldFailure> {
+        self.repeated
+            .first()
+            .map(|field| (RecordDetail::RepeatedMember, field.clone()))
+    }
 }
 
 fn malformed(detail: impl Into<String>, pointer: &str) -> UploadError {
@@ -429,19 +465,61 @@ fn malformed(detail: impl Into<String>, pointer: &str) -> UploadError {
     }
 }
 
-/// CPF01 checks: the body is a JSON object with a sequence, a mode and records.
+/// CPF01 checks: the body is a JSON object (read by the strict reader,
+/// [`crate::json`]) with a sequence, a mode and records.
+///
+/// CPF01 (`UploadError::Malformed`, with a pointer) when: the body is not
+/// JSON; a member name is repeated outside a record (`/mode` given twice);
+/// a field is unknown; `sequence` is not a whole number in
+/// 1..=[`MAX_SEQUENCE`] (2^53 - 1); `mode` is not `delta` or `full`; the
+/// record lists are the wrong shape or empty for the mode. Over
+/// [`MAX_RECORDS`]: `TooManyRecords`. A member name repeated inside
+/// `/records/N` or `/withdrawals/N` is not CPF01: that record alone fails
+/// (CPR07, `REPEATED_MEMBER`).
 pub fn parse_batch(body: &[u8]) -> Result<Batch, UploadError> {
-    let value: Value = serde_json::from_slice(body).map_err(|e| {
-        // serde_json's messages name positions, not content.
-        malformed(
-            format!(
-                "the body is not valid JSON (line {}, column {})",
-                e.line(),
-                e.column()
-            ),
-            "",
-        )
-    })?;
+    let crate::json::Lenient { value, repeated } = crate::json::parse_noting_repeats(body)
+        .map_err(|e| {
+            // Line and column only: never the content.
+            malformed(e.to_string(), "")
+        })?;
+    let mut record_repeats: HashMap<(bool, usize), Vec<String>> = HashMap::new();
+    for repeat in &repeated {
+        match repeat.path.as_slice() {
+            [Segment::Key(list), Segment::Index(index), rest @ ..]
+                if !rest.is_empty() && (list == "records" || list == "withdrawals") =>
+            {
+                // Rendered whole (its digit cap counts the record's index),
+                // then made relative to the record.
+                let whole = repeat.pointer();
+                let prefix = format!("/{list}/{index}");
+                let relative = whole
+                    .strip_prefix(&prefix)
+                    .map_or_else(|| crate::json::pointer(rest), str::to_owned);
+                record_repeats
+                    .entry((list == "records", *index))
+                    .or_default()
+                    .push(relative);
+            }
+            _ => {
+                return Err(malformed(
+                    "a member name is given more than once; give each once",
+                    &repeat.pointer(),
+                ))
+            }
+        }
+    }
+    let mut raw = |is_record: bool, values: Vec<Value>| -> Vec<RawRecord> {
+        values
+            .into_iter()
+            .enumerate()
+            .map(|(index, value)| RawRecord {
+                value,
+                repeated: record_repeats
+                    .remove(&(is_record, index))
+                    .unwrap_or_default(),
+            })
+            .collect()
+    };
     let Value::Object(mut object) = value else {
         return Err(malformed("the body must be a JSON object", ""));
     };
@@ -454,8 +532,13 @@ pub fn parse_batch(body: &[u8]) -> Result<Batch, UploadError> {
     let sequence = object
         .get("sequence")
         .and_then(Value::as_u64)
-        .filter(|s| *s >= 1)
-        .ok_or_else(|| malformed("sequence must be a whole number of 1 or more", "/sequence"))?;
+        .filter(|s| (1..=MAX_SEQUENCE).contains(s))
+        .ok_or_else(|| {
+            malformed(
+                "sequence must be a whole number from 1 to 9007199254740991 (2^53 - 1)",
+                "/sequence",
+            )
+        })?;
     let mode = match object.get("mode").and_then(Value::as_str) {
         Some("delta") => UploadMode::Delta,
         Some("full") => UploadMode::Full,
@@ -495,8 +578,8 @@ pub fn parse_batch(body: &[u8]) -> Result<Batch, UploadError> {
     Ok(Batch {
         sequence,
         mode,
-        records,
-        withdrawals,
+        records: raw(true, records),
+        withdrawals: raw(false, withdrawals),
     })
 }
 
@@ -517,21 +600,20 @@ fn validate_records(authority: &OdsCode, batch: &Batch, today: Date) -> Validate
     let mut unidentifiable_failure = false;
 
     for (index, raw) in batch.records.iter().enumerate() {
-        match parse_record(authority, raw, today) {
+        let parsed_record = raw
+            .repeat()
+            .map_or_else(|| parse_record(authority, &raw.value, today), Err);
+        match parsed_record {
             Ok(plan) => {
                 outcomes.push(success(index));
                 parsed.push(Some(plan));
             }
             Err((detail, field)) => {
-                match raw
-                    .get("nhs_number")
-                    .and_then(Value::as_str)
-                    .map(NhsNumber::parse)
-                {
-                    Some(Ok(nhs)) => {
+                match raw.child() {
+                    Some(nhs) => {
                         protected_children.insert(nhs);
                     }
-                    _ => unidentifiable_failure = true,
+                    None => unidentifiable_failure = true,
                 }
                 outcomes.push(failure(index, detail, format!("/records/{index}{field}")));
                 parsed.push(None);
@@ -707,12 +789,16 @@ fn parse_record(authority: &OdsCode, raw: &Value, today: Date) -> Result<Plan, F
     })
 }
 
-fn validate_withdrawals(authority: &OdsCode, raw: &[Value]) -> (Vec<PlanKey>, Vec<RecordOutcome>) {
+fn validate_withdrawals(
+    authority: &OdsCode,
+    raw: &[RawRecord],
+) -> (Vec<PlanKey>, Vec<RecordOutcome>) {
     let mut keys = BTreeSet::new();
     let mut outcomes = Vec::with_capacity(raw.len());
-    for (index, value) in raw.iter().enumerate() {
-        let parsed = match value {
-            Value::Object(object) => unexpected_field(object, &WITHDRAWAL_FIELDS)
+    for (index, record) in raw.iter().enumerate() {
+        let parsed = match (&record.value, record.repeat()) {
+            (_, Some(repeat)) => Err(repeat),
+            (Value::Object(object), None) => unexpected_field(object, &WITHDRAWAL_FIELDS)
                 .map_or_else(|| parse_identity(object), Err),
             _ => Err((RecordDetail::NotAnObject, String::new())),
         };
@@ -736,17 +822,9 @@ fn validate_withdrawals(authority: &OdsCode, raw: &[Value]) -> (Vec<PlanKey>, Ve
     (keys.into_iter().collect(), outcomes)
 }
 
-/// A field name echoed in a pointer. Only plain names are echoed: a key could
-/// itself be personal data (an NHS number or a name used as a key), so
-/// anything else is shown as `_`.
+/// A field name echoed in a pointer: see [`crate::json::pointer_segment`].
 fn escape_pointer(segment: &str) -> String {
-    let plain = (1..=64).contains(&segment.len())
-        && segment.bytes().all(|b| b.is_ascii_lowercase() || b == b'_');
-    if plain {
-        segment.to_owned()
-    } else {
-        "_".to_owned()
-    }
+    crate::json::pointer_segment(segment)
 }
 
 /// The digest that identifies an upload's body in its receipt and ledger

@@ -34,6 +34,11 @@ pub enum FhirError {
     UnknownEndpoint,
     /// 405: the endpoint does not take that method.
     MethodNotAllowed,
+    /// 406: the caller accepts no format we serve (only FHIR JSON is served).
+    NotAcceptable,
+    /// 413, 414 or 431: the request (body, URL or headers) is larger than
+    /// the service reads; `why` says which and the limit.
+    TooLarge { status: u16, why: &'static str },
     /// 5xx: the service could not answer.
     Unavailable,
 }
@@ -46,6 +51,8 @@ impl FhirError {
             Self::AccessDenied => 403,
             Self::UnknownEndpoint => 404,
             Self::MethodNotAllowed => 405,
+            Self::NotAcceptable => 406,
+            Self::TooLarge { status, .. } => *status,
             Self::Unavailable => 503,
         }
     }
@@ -56,7 +63,10 @@ impl FhirError {
             Self::PreconditionFailed(_) => "PRECONDITION_FAILED",
             Self::Unauthorised => "ACCESS_DENIED",
             Self::AccessDenied => "ACCESS_DENIED",
-            Self::UnknownEndpoint | Self::MethodNotAllowed => "UNSUPPORTED_SERVICE",
+            Self::UnknownEndpoint | Self::MethodNotAllowed | Self::NotAcceptable => {
+                "UNSUPPORTED_SERVICE"
+            }
+            Self::TooLarge { .. } => "INVALID_REQUEST",
             Self::Unavailable => "SERVICE_UNAVAILABLE",
         }
     }
@@ -68,18 +78,22 @@ impl FhirError {
             Self::Unauthorised => "login",
             Self::AccessDenied => "forbidden",
             Self::UnknownEndpoint => "not-found",
-            Self::MethodNotAllowed => "not-supported",
+            Self::MethodNotAllowed | Self::NotAcceptable => "not-supported",
+            Self::TooLarge { .. } => "too-long",
             Self::Unavailable => "transient",
         }
     }
 
     fn diagnostics(&self) -> &'static str {
         match self {
-            Self::InvalidSearchData(why) | Self::PreconditionFailed(why) => why,
+            Self::InvalidSearchData(why)
+            | Self::PreconditionFailed(why)
+            | Self::TooLarge { why, .. } => why,
             Self::Unauthorised => "a valid bearer token is required",
             Self::AccessDenied => "your role may not use this interaction",
             Self::UnknownEndpoint => "this FHIR endpoint does not exist; see metadata",
             Self::MethodNotAllowed => "this FHIR endpoint does not take that method; see metadata",
+            Self::NotAcceptable => "only application/fhir+json is served; ask for it in Accept",
             Self::Unavailable => "the service cannot answer now; try again shortly",
         }
     }

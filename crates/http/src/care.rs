@@ -38,20 +38,41 @@ pub(crate) fn require_json(headers: &HeaderMap) -> Result<(), Problem> {
     }
 }
 
+/// A body that could not be read. 413 advice fits the route: only an
+/// upload is told to split its batch.
 pub(crate) fn body_problem(rejection: BytesRejection) -> Problem {
+    body_problem_with(
+        rejection,
+        "the body is larger than this route accepts (16 KB); send only the fields it takes",
+    )
+}
+
+/// [`body_problem`] for `POST /v1/uploads`.
+pub(crate) fn upload_body_problem(rejection: BytesRejection) -> Problem {
+    body_problem_with(
+        rejection,
+        "the body is larger than an upload accepts: at most 5 MB and 10,000 records; split it into several delta uploads with consecutive sequence numbers",
+    )
+}
+
+fn body_problem_with(rejection: BytesRejection, advice: &'static str) -> Problem {
     if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
         Problem::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "BODY_TOO_LARGE",
             "Body too large",
-            "the body is larger than this route accepts; an upload takes at most 5 MB and 10,000 records: split it into several delta uploads with consecutive sequence numbers",
+            advice,
         )
     } else {
         Problem::bad_request("UNREADABLE_BODY", "the request body could not be read")
     }
 }
 
-/// Parses a JSON body. Serde's messages can quote the input (an NHS number),
+/// Parses a JSON body through the one strict reader
+/// ([`cpis_domain::json::parse`]), then into `T`. 400 `INVALID_JSON` (line
+/// and column), 400 `REPEATED_MEMBER` (a member name given twice at any
+/// depth, with its pointer), or 400 `INVALID_BODY` (not an object of the
+/// expected fields). Serde's messages can quote the input (an NHS number),
 /// so they are never passed on: the caller is told where, not what.
 pub(crate) fn parse_json<T: DeserializeOwned>(
     headers: &HeaderMap,
@@ -66,26 +87,26 @@ pub(crate) fn parse_json<T: DeserializeOwned>(
             format!("the body must be a JSON object with exactly: {expected}"),
         )
     };
+    let value = cpis_domain::json::parse(&body).map_err(json_problem)?;
     // Serde's derived structs also take a JSON array (fields by position);
-    // the contract is an object with named fields. Checked on the bytes so
-    // that serde still refuses a field given twice.
-    if body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+    // the contract is an object with named fields.
+    if !value.is_object() {
         return Err(invalid_body());
     }
-    serde_json::from_slice(&body).map_err(|error| {
-        if error.is_syntax() || error.is_eof() {
-            Problem::bad_request(
-                "INVALID_JSON",
-                format!(
-                    "the body is not valid JSON (line {}, column {})",
-                    error.line(),
-                    error.column()
-                ),
-            )
-        } else {
-            invalid_body()
-        }
-    })
+    serde_json::from_value(value).map_err(|_| invalid_body())
+}
+
+/// A body the strict reader refused, as a problem.
+pub(crate) fn json_problem(error: cpis_domain::json::JsonError) -> Problem {
+    use cpis_domain::json::JsonError;
+    match error {
+        JsonError::Syntax { .. } => Problem::bad_request("INVALID_JSON", error.to_string()),
+        JsonError::RepeatedMember { pointer } => Problem::bad_request(
+            "REPEATED_MEMBER",
+            "a member name is given more than once in one object; give each once",
+        )
+        .with_pointer(pointer),
+    }
 }
 
 pub(crate) fn store_problem(error: StoreError) -> Problem {

@@ -17,7 +17,7 @@ use cpis_domain::{
 use serde::{Deserialize, Serialize};
 use time::Date;
 
-use crate::care::{body_problem, parse_json, store_problem};
+use crate::care::{parse_json, store_problem, upload_body_problem};
 use crate::middleware::RequestId;
 use crate::problem::Problem;
 use crate::{AppState, CouncilStore, Queue};
@@ -162,7 +162,7 @@ async fn upload_inner<S: CouncilStore, Q: Queue>(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, Problem> {
     let council = council_of(principal)?;
-    let body = body.map_err(body_problem)?;
+    let body = body.map_err(upload_body_problem)?;
     crate::care::require_json(headers)?;
     let now = state.clock.now();
     match process_upload(&state.store, council, &body, now, &state.policy).await {

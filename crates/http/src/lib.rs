@@ -30,7 +30,7 @@ pub use auth::{
     Authenticator, CallerClaims, ClaimsError, GatewayClaims, KeyError, LocalKeys, LocalVerifier,
     LOCAL_AUDIENCE, LOCAL_ISSUER,
 };
-pub use middleware::RequestId;
+pub use middleware::{strict_request_id, RequestId};
 pub use problem::Problem;
 
 /// Largest upload body: 10,000 records are about 2 MB; 5 MB leaves room.
@@ -193,11 +193,15 @@ pub fn health_router() -> Router {
     )
 }
 
-/// Adds what every served router needs: 404/405 problems, a request id and
+/// Adds what every served router needs: the route-table gate (fail closed),
+/// 404/405 problems, a request id and
 /// one log line per request (method, route, status, latency: never a query
 /// string or a body).
 pub fn finish(router: Router) -> Router {
     router
+        // Runs after routing, before any route's own layers: a method the
+        // route table does not list is 405 before authentication or a handler.
+        .route_layer(axum::middleware::from_fn(middleware::route_table_gate))
         .fallback(middleware::not_found)
         .method_not_allowed_fallback(middleware::method_not_allowed)
         .layer(axum::middleware::from_fn(middleware::observe))

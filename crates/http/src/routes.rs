@@ -114,7 +114,9 @@ pub const FHIR_CARE_TEAM: RouteSpec = route(
     Fhir,
 );
 pub const FHIR_FLAG: RouteSpec = route("GET", "/FHIR/R4/Flag", CareSetting, Some(A::Check), Fhir);
-pub const FHIR_METADATA: RouteSpec = route("GET", "/FHIR/R4/metadata", CareSetting, None, Fhir);
+/// Public: FHIR clients read the CapabilityStatement before they authenticate
+/// (FHIR R4 RESTful API, "capabilities"); it holds no personal data.
+pub const FHIR_METADATA: RouteSpec = route("GET", "/FHIR/R4/metadata", Anyone, None, Fhir);
 pub const FHIR_AUDIT_EVENT: RouteSpec = route(
     "GET",
     "/FHIR/R4/AuditEvent",
@@ -142,9 +144,19 @@ pub const ROUTES: &[RouteSpec] = &[
     FHIR_AUDIT_EVENT,
 ];
 
+/// Readiness: served by `cpis serve` only, whose check knows its SQLite
+/// store (on AWS, Lambda and API Gateway report health themselves).
+pub const HEALTH_READY: RouteSpec = route("GET", "/health/ready", Anyone, None, Json);
+
+/// Routes only the embedded runtime serves (not in the OpenAPI contract).
+pub const EMBEDDED_ROUTES: &[RouteSpec] = &[HEALTH_READY];
+
 /// The spec for a matched path and method.
 pub fn lookup(method: &str, path: &str) -> Option<&'static RouteSpec> {
-    ROUTES.iter().find(|r| r.method == method && r.path == path)
+    ROUTES
+        .iter()
+        .chain(EMBEDDED_ROUTES)
+        .find(|r| r.method == method && r.path == path)
 }
 
 impl Caller {

@@ -1,7 +1,7 @@
 //! Test support (feature `test-support`): runs one request through a router
 //! in process and reads the whole answer, and hands what the service put out
-//! (every error body, and the process's tracing output) to the privacy scan
-//! through `cpis_conformance::capture`.
+//! (every error body, every response header, and the process's tracing
+//! output) to the privacy scan, mostly through `cpis_conformance::capture`.
 //! Tests only: these helpers panic on what a test should never meet.
 
 use axum::body::{Bytes, HttpBody};
@@ -48,6 +48,7 @@ where
         .unwrap_or_else(|e| match e {});
     let status = response.status();
     let headers = response.headers().clone();
+    capture_headers(&headers);
     let bytes = response
         .into_body()
         .collect()
@@ -63,4 +64,32 @@ where
         headers,
         text,
     }
+}
+
+/// Appends every response header to `in-process-<pid>-response-headers.txt`
+/// in the privacy capture directory, when one is set: a header the service
+/// echoes (the request id) must never carry an NHS number either.
+fn capture_headers(headers: &HeaderMap) {
+    use std::io::Write;
+    let Some(dir) = std::env::var_os("CPIS_PRIVACY_CAPTURE_DIR") else {
+        return;
+    };
+    let dir = std::path::PathBuf::from(dir);
+    let path = dir.join(format!(
+        "in-process-{}-response-headers.txt",
+        std::process::id()
+    ));
+    let text: String = headers
+        .iter()
+        .map(|(name, value)| format!("{name}: {}\n", String::from_utf8_lossy(value.as_bytes())))
+        .collect();
+    std::fs::create_dir_all(&dir)
+        .and_then(|()| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+        })
+        .and_then(|mut file| file.write_all(text.as_bytes()))
+        .unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
 }

@@ -403,12 +403,13 @@ fn script() -> Vec<Step> {
             200,
             None,
         ),
+        // Public (issue 18): FHIR clients read it before they authenticate.
         step(
             Cred::None,
             Method::GET,
             "/FHIR/R4/metadata",
             None,
-            401,
+            200,
             None,
         ),
         // No route, no data: nothing to audit.

@@ -93,8 +93,13 @@ const MISSING: Cell = Cell(404, Some(AuditOutcome::Denied));
 const FORBIDDEN: Cell = Cell(403, Some(AuditOutcome::Denied));
 const UNAUTH: Cell = Cell(401, Some(AuditOutcome::Denied));
 const OPEN: Cell = Cell(200, None);
-const FORBIDDEN_UNAUDITED: Cell = Cell(403, None);
-const UNAUTH_UNAUDITED: Cell = Cell(401, None);
+/// A method the route table does not list for the path (issue 18: `HEAD`
+/// once reached the `GET` handler unauthenticated): refused before
+/// authentication or any handler, for every caller, never audited.
+const NOT_ALLOWED: Cell = Cell(405, None);
+
+/// Every method a caller might send, against every path.
+const METHODS: [&str; 7] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
 
 /// The documented access rules (README, domain brief sections 2, 5 and 7),
 /// one row per route, columns in the order of [`EVERYONE`]:
@@ -118,7 +123,8 @@ const EXPECTED: &[(&str, &str, [Cell; 7])] = &[
     ("POST", "/v1/history",                 [OK, HIDDEN, OK, HIDDEN, HIDDEN, UNAUTH, UNAUTH]),
     ("GET",  "/FHIR/R4/CareTeam",           [FORBIDDEN, FORBIDDEN, OK, OK, OK, UNAUTH, UNAUTH]),
     ("GET",  "/FHIR/R4/Flag",               [FORBIDDEN, FORBIDDEN, OK, OK, OK, UNAUTH, UNAUTH]),
-    ("GET",  "/FHIR/R4/metadata",           [FORBIDDEN_UNAUDITED, FORBIDDEN_UNAUDITED, OPEN, OPEN, OPEN, UNAUTH_UNAUDITED, UNAUTH_UNAUDITED]),
+    // Public (issue 18): FHIR clients read it before they authenticate.
+    ("GET",  "/FHIR/R4/metadata",           [OPEN, OPEN, OPEN, OPEN, OPEN, OPEN, OPEN]),
     ("GET",  "/FHIR/R4/AuditEvent",         [FORBIDDEN, FORBIDDEN, OK, HIDDEN, HIDDEN, UNAUTH, UNAUTH]),
 ];
 
@@ -260,7 +266,18 @@ async fn fingerprint(app: &TestApp) -> String {
     parts.join("\n")
 }
 
-fn is_error_body_for(path: &str, reply: &Reply) -> bool {
+fn is_error_body_for(method: &str, path: &str, reply: &Reply) -> bool {
+    // A HEAD answer has no body (axum drops it): its type tells the dialect.
+    if method == "HEAD" {
+        let fhir = reply.content_type().starts_with("application/fhir+json");
+        let problem = reply.content_type() == "application/problem+json";
+        return reply.text.is_empty()
+            && if path.starts_with("/FHIR") {
+                fhir
+            } else {
+                problem
+            };
+    }
     if path.starts_with("/FHIR") {
         reply.json["resourceType"] == "OperationOutcome"
     } else {
@@ -270,7 +287,7 @@ fn is_error_body_for(path: &str, reply: &Reply) -> bool {
 }
 
 #[tokio::test]
-async fn every_route_answers_every_kind_of_caller_as_documented() {
+async fn every_route_answers_every_method_and_kind_of_caller_as_documented() {
     // The table covers exactly the served routes: a new route needs a row.
     let served: BTreeSet<(&str, &str)> = ROUTES.iter().map(|r| (r.method, r.path)).collect();
     let written: BTreeSet<(&str, &str)> = EXPECTED.iter().map(|(m, p, _)| (*m, *p)).collect();
@@ -280,17 +297,33 @@ async fn every_route_answers_every_kind_of_caller_as_documented() {
     );
     assert_eq!(EXPECTED.len(), written.len(), "a route is listed twice");
 
+    let paths: BTreeSet<&str> = EXPECTED.iter().map(|(_, p, _)| *p).collect();
     let mut cells = 0;
     let mut denied = 0;
-    for (method, path, row) in EXPECTED {
-        for (who, expected) in EVERYONE.iter().zip(row) {
-            // A fresh seed per cell: no cell's write can change another's answer.
-            let (app, asn) = seeded(FULL).await;
+    // Refused cells change nothing (checked below), so they share one seed.
+    let (shared, shared_asn) = seeded(FULL).await;
+    for (method, path) in paths
+        .iter()
+        .flat_map(|p| METHODS.iter().map(move |m| (m, p)))
+    {
+        let listed = EXPECTED.iter().find(|(m, p, _)| m == method && p == path);
+        let row = listed.map_or([NOT_ALLOWED; 7], |(_, _, row)| *row);
+        for (who, expected) in EVERYONE.iter().zip(&row) {
+            // A fresh seed per listed cell: no cell's write can change another's answer.
+            let fresh = if listed.is_some() {
+                Some(seeded(FULL).await)
+            } else {
+                None
+            };
+            let (app, asn) = match &fresh {
+                Some((app, asn)) => (app, asn.clone()),
+                None => (&shared, shared_asn.clone()),
+            };
             let asn = asn.expect("council A has an ASN");
-            let before_state = fingerprint(&app).await;
+            let before_state = fingerprint(app).await;
             let before_audit = app.audit().await.len();
             let reply = app
-                .send(request_for(method, path, &asn, who.token(&app).as_deref()))
+                .send(request_for(method, path, &asn, who.token(app).as_deref()))
                 .await;
             let at = format!("{method} {path} as {who:?}");
             assert_eq!(reply.status.as_u16(), expected.0, "{at}: {}", reply.text);
@@ -303,12 +336,25 @@ async fn every_route_answers_every_kind_of_caller_as_documented() {
                 assert_eq!(event.trace_id, reply.request_id(), "{at}");
             }
 
+            if *expected == NOT_ALLOWED {
+                let allow = reply.headers.get("allow").and_then(|v| v.to_str().ok());
+                let listed: Vec<&str> = EXPECTED
+                    .iter()
+                    .filter(|(_, p, _)| p == path)
+                    .map(|(m, _, _)| *m)
+                    .collect();
+                assert_eq!(allow, Some(listed.join(", ").as_str()), "{at}: Allow");
+            }
             if expected.0 >= 400 {
                 denied += 1;
-                assert!(is_error_body_for(path, &reply), "{at}: {}", reply.text);
+                assert!(
+                    is_error_body_for(method, path, &reply),
+                    "{at}: {}",
+                    reply.text
+                );
                 assert_no_nhs_number(&reply.text);
                 assert_eq!(
-                    fingerprint(&app).await,
+                    fingerprint(app).await,
                     before_state,
                     "{at}: a refused request changed something"
                 );
@@ -323,7 +369,7 @@ async fn every_route_answers_every_kind_of_caller_as_documented() {
             );
             if write && expected.0 == 200 {
                 assert_ne!(
-                    fingerprint(&app).await,
+                    fingerprint(app).await,
                     before_state,
                     "{at}: the write left no trace"
                 );
@@ -347,11 +393,13 @@ async fn every_route_answers_every_kind_of_caller_as_documented() {
             cells += 1;
         }
     }
-    assert_eq!(cells, ROUTES.len() * EVERYONE.len());
+    assert_eq!(cells, paths.len() * METHODS.len() * EVERYONE.len());
     println!(
-        "BOLA matrix: {} routes x {} kinds of caller = {cells} cells, {denied} refusals, 0 mismatches",
-        ROUTES.len(),
-        EVERYONE.len()
+        "BOLA matrix: {} paths x {} methods x {} kinds of caller = {cells} cells ({} routes), {denied} refusals, 0 mismatches",
+        paths.len(),
+        METHODS.len(),
+        EVERYONE.len(),
+        ROUTES.len()
     );
 }
 

@@ -290,7 +290,7 @@ async fn invalid_check_bodies_are_400_problems_that_never_echo_input() {
         (
             "nhs_number twice",
             format!(r#"{{"nhs_number":"{CHILD_1}","nhs_number":"{CHILD_2}","unscheduled":true}}"#),
-            "INVALID_BODY",
+            "REPEATED_MEMBER",
         ),
         (
             "not JSON",

@@ -64,25 +64,54 @@ impl Server {
     /// `cpis serve --demo` on 127.0.0.1:0 with `data`; its stdout and stderr
     /// are appended to `logs`.
     pub fn start(data: &Path, logs: Arc<Mutex<String>>) -> Self {
-        Self::start_under_umask(data, logs, None)
+        Self::launch(data, logs, None, &[])
     }
 
     /// As [`Server::start`], with the process's umask set first (`sh -c
     /// 'umask 022; exec cpis ...'`), when given.
     pub fn start_under_umask(data: &Path, logs: Arc<Mutex<String>>, umask: Option<&str>) -> Self {
-        let mut command = match umask {
-            None => Command::new(env!("CARGO_BIN_EXE_cpis")),
-            Some(umask) => {
+        Self::launch(data, logs, umask.map(|u| format!("umask {u}")), &[])
+    }
+
+    /// [`Server::start`] with more `serve` flags, and optionally under a file
+    /// descriptor limit (`ulimit -n`, through `sh`).
+    pub fn start_with(
+        data: &Path,
+        logs: Arc<Mutex<String>>,
+        descriptor_limit: Option<u32>,
+        extra: &[&str],
+    ) -> Self {
+        Self::launch(
+            data,
+            logs,
+            descriptor_limit.map(|l| format!("ulimit -n {l}")),
+            extra,
+        )
+    }
+
+    /// `cpis serve`, through `sh -c '<setup> && exec cpis ...'` when there is
+    /// a shell setup step.
+    fn launch(
+        data: &Path,
+        logs: Arc<Mutex<String>>,
+        setup: Option<String>,
+        extra: &[&str],
+    ) -> Self {
+        let binary = env!("CARGO_BIN_EXE_cpis");
+        let mut command = match setup {
+            Some(setup) => {
                 let mut sh = Command::new("sh");
                 sh.arg("-c")
-                    .arg(format!("umask {umask} && exec \"$0\" \"$@\""))
-                    .arg(env!("CARGO_BIN_EXE_cpis"));
+                    .arg(format!("{setup} && exec \"$0\" \"$@\""))
+                    .arg(binary);
                 sh
             }
+            None => Command::new(binary),
         };
         let mut child = command
             .args(["serve", "--demo", "--addr", "127.0.0.1:0", "--data"])
             .arg(data)
+            .args(extra)
             .env("RUST_LOG", "debug")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -197,8 +197,12 @@ impl TestApp {
             .await
     }
 
+    /// The whole audit trail; also handed to the privacy scan (a trace id or
+    /// any other field must never carry an NHS number).
     pub async fn audit(&self) -> Vec<AuditEvent> {
-        self.store.audit_events(usize::MAX).await.expect("audit")
+        let events = self.store.audit_events(usize::MAX).await.expect("audit");
+        capture_audit(&events);
+        events
     }
 
     pub async fn upload(&self, ods: &str, sequence: u64, records: Value) -> Reply {
@@ -381,4 +385,25 @@ pub async fn two_councils(app: &TestApp, nhs: &str) {
                  "end_date": "2026-01-31", "local_id": "B-99" }]),
     )
     .await;
+}
+
+/// Appends `events` to `in-process-<pid>-audit-trail.txt` in the privacy
+/// capture directory, when one is set (tests/privacy_scan.py scans it).
+fn capture_audit(events: &[AuditEvent]) {
+    use std::io::Write;
+    let Some(dir) = std::env::var_os("CPIS_PRIVACY_CAPTURE_DIR") else {
+        return;
+    };
+    let dir = std::path::PathBuf::from(dir);
+    std::fs::create_dir_all(&dir).expect("capture directory");
+    let path = dir.join(format!("in-process-{}-audit-trail.txt", std::process::id()));
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .expect("audit capture file");
+    for event in events {
+        let line = serde_json::to_string(event).expect("an audit event serialises");
+        writeln!(file, "{line}").expect("writing the audit capture");
+    }
 }
