@@ -7,6 +7,7 @@ import * as events from 'aws-cdk-lib/aws-events';
 import * as targets from 'aws-cdk-lib/aws-events-targets';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import * as sns from 'aws-cdk-lib/aws-sns';
@@ -72,6 +73,8 @@ export interface CpisStackProps extends StackProps {
   readonly customDomain?: CustomDomain;
   /** The Cargo workspace manifest; defaults to the repository's `Cargo.toml`. */
   readonly manifestPath?: string;
+  /** Every function's architecture; defaults to arm64 (Graviton). */
+  readonly architecture?: lambda.Architecture;
 }
 
 export class CpisStack extends Stack {
@@ -281,6 +284,7 @@ export class CpisStack extends Stack {
         timeout: Duration.seconds(timeout),
         environment,
         manifestPath,
+        architecture: props.architecture ?? lambda.Architecture.ARM_64,
         placeholderCode,
         logLevel: logLevel.valueAsString,
         logsKey,

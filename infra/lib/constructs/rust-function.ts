@@ -1,5 +1,5 @@
 import * as path from 'path';
-import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import { DockerImage, DockerRunOptions, Duration, RemovalPolicy } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as cwActions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as iam from 'aws-cdk-lib/aws-iam';
@@ -14,6 +14,31 @@ import { Construct } from 'constructs';
 /** Where the placeholder `bootstrap` lives (tests and cfn-lint only). */
 export const PLACEHOLDER_CODE_DIR = path.join(__dirname, '..', '..', 'assets', 'placeholder');
 
+/**
+ * Stands in for cargo-lambda-cdk's Docker fallback. Without cargo-lambda on
+ * PATH the library would quietly build in an unpinned `latest` image; a
+ * deployment of this service must come from a toolchain the operator chose,
+ * so the fallback fails with what to install instead.
+ */
+export class NoDockerBundling extends DockerImage {
+  constructor() {
+    super('cpis/no-docker-bundling');
+  }
+
+  public override run(_options?: DockerRunOptions): void {
+    throw new Error(
+      'cpis builds its functions with a local cargo-lambda only, and `cargo lambda --version` failed: ' +
+        'install cargo-lambda with Zig (`pip3 install cargo-lambda`) and put it on PATH. ' +
+        'Docker bundling is disabled on purpose (see infra/lib/constructs/rust-function.ts).',
+    );
+  }
+}
+
+/** The flags added to `cargo lambda build`: the workspace's default-members hide functions/*, so name the package. */
+export function cargoLambdaFlags(crateName: string): string[] {
+  return ['--package', crateName];
+}
+
 export interface CpisFunctionProps {
   /** Crate name under `functions/`; it is also the binary name. */
   readonly crateName: string;
@@ -24,6 +49,8 @@ export interface CpisFunctionProps {
   readonly environment: Record<string, string>;
   /** The Cargo workspace manifest (`<repo>/Cargo.toml`). */
   readonly manifestPath: string;
+  /** `arm64` (Graviton) for deployments; `x86_64` where a build host cannot cross-compile. */
+  readonly architecture: lambda.Architecture;
   /**
    * Use `lambda.Code.fromAsset` of a placeholder directory instead of building
    * with cargo-lambda. Tests and `npm run lint:cfn` set it so that synthesis
@@ -39,7 +66,7 @@ export interface CpisFunctionProps {
 }
 
 /**
- * One Rust Lambda function on Graviton (`arm64`, `provided.al2023`): its own
+ * One Rust Lambda function (`provided.al2023`, arm64 unless asked): its own
  * KMS-encrypted log group with retention, JSON logs at a chosen level, X-Ray
  * active tracing, a role that starts empty (every permission is an explicit
  * statement added by the stack), and alarms on errors, throttles and
@@ -92,7 +119,7 @@ export class CpisFunction extends Construct {
 
     const common = {
       description: props.description,
-      architecture: lambda.Architecture.ARM_64,
+      architecture: props.architecture,
       memorySize: props.memorySize ?? 256,
       timeout: props.timeout,
       // Lambda would add X-Ray's statement to an inline policy; it is in `policy` instead.
@@ -117,7 +144,13 @@ export class CpisFunction extends Construct {
           runtime: 'provided.al2023',
           manifestPath: props.manifestPath,
           binaryName: props.crateName,
-          bundling: { architecture: lambda.Architecture.ARM_64 },
+          bundling: {
+            architecture: props.architecture,
+            // Built at the workspace root (shared target/ and Cargo.lock), by package.
+            cargoLambdaFlags: cargoLambdaFlags(props.crateName),
+            forcedDockerBundling: false,
+            dockerImage: new NoDockerBundling(),
+          },
         });
 
     // Lambda makes the function depend on its role, which the GetAtt of the
