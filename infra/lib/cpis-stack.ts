@@ -1,5 +1,5 @@
 import * as path from 'path';
-import { Aws, CfnCondition, CfnOutput, CfnParameter, Duration, Fn, RemovalPolicy, Stack, StackProps } from 'aws-cdk-lib';
+import { Aws, CfnCondition, CfnOutput, CfnParameter, Duration, Fn, RemovalPolicy, Stack, StackProps, Token } from 'aws-cdk-lib';
 import * as apigwv2 from 'aws-cdk-lib/aws-apigatewayv2';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as cwActions from 'aws-cdk-lib/aws-cloudwatch-actions';
@@ -13,6 +13,7 @@ import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import { NagSuppressions } from 'cdk-nag';
 import { Construct } from 'constructs';
+import { assertRegionAllowed } from './context';
 import { ApiRoute, CpisHttpApi, CustomDomain } from './constructs/http-api';
 import { DeadLetterQueue, ResilientQueue } from './constructs/resilient-queue';
 import { CpisFunction } from './constructs/rust-function';
@@ -91,6 +92,8 @@ export class CpisStack extends Stack {
 
   constructor(scope: Construct, id: string, props: CpisStackProps = {}) {
     super(scope, id, props);
+    // Before anything else: a stack in the wrong region must not even synthesise.
+    assertRegionAllowed(Token.isUnresolved(this.region) ? undefined : this.region, this.node.tryGetContext('cpis:allowRegion'));
 
     const manifestPath = props.manifestPath ?? path.join(__dirname, '..', '..', 'Cargo.toml');
     const placeholderCode = props.placeholderCode ?? false;
