@@ -1,5 +1,5 @@
 import * as path from 'path';
-import { Aws, CfnCondition, CfnOutput, CfnParameter, Duration, Fn, RemovalPolicy, Stack, StackProps, Token } from 'aws-cdk-lib';
+import { Aws, CfnCondition, CfnOutput, CfnParameter, DefaultStackSynthesizer, Duration, Fn, RemovalPolicy, Stack, StackProps, Token } from 'aws-cdk-lib';
 import * as apigwv2 from 'aws-cdk-lib/aws-apigatewayv2';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as cwActions from 'aws-cdk-lib/aws-cloudwatch-actions';
@@ -211,7 +211,15 @@ export class CpisStack extends Stack {
     opsSubscription.cfnOptions.condition = hasOpsEmail;
 
     // ---- Data ----------------------------------------------------------------------------------
-    const tables = new ServiceTables(this, 'Tables', { key: dataKey });
+    const tables = new ServiceTables(this, 'Tables', {
+      key: dataKey,
+      // The synthesizer writes it with ${AWS::Partition} (and ${AWS::AccountId} when the
+      // account is unknown) for CloudFormation to substitute.
+      deployRoleArn:
+        this.synthesizer instanceof DefaultStackSynthesizer
+          ? Fn.sub(this.synthesizer.cloudFormationExecutionRoleArn)
+          : undefined,
+    });
 
     const pseudonymSecret = new secretsmanager.Secret(this, 'PseudonymKey', {
       description:
@@ -370,6 +378,8 @@ export class CpisStack extends Stack {
       }
     }
 
+    tables.restrictPutItemTo(AUDIT_WRITERS.map((name) => this.functions[name].role.roleArn));
+
     // Senders to the ASN queue.
     for (const fn of [attendanceCheck, relay]) {
       fn.allow(
@@ -526,6 +536,14 @@ export class CpisStack extends Stack {
     new CfnOutput(this, 'AsnDlqUrl', { value: asnQueue.deadLetterQueue.queue.queueUrl });
     new CfnOutput(this, 'SnsDeliveryDlqArn', { value: snsDlq.queue.queueArn });
     new CfnOutput(this, 'OpsTopicArn', { value: opsTopic.topicArn });
+    new CfnOutput(this, 'AuditBreakGlassRoleArn', {
+      value: tables.breakGlassRole.roleArn,
+      description: 'The only role that may remove the audit table or its policy (assume with MFA)',
+    });
+    new CfnOutput(this, 'AuditDataEventsArn', {
+      value: tables.auditDataEvents.attrEventDataStoreArn,
+      description: 'CloudTrail Lake event data store: every data event on the audit table',
+    });
 
     this.tables = tables;
     this.asnQueue = asnQueue;

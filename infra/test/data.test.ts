@@ -1,5 +1,12 @@
 import { Match } from 'aws-cdk-lib/assertions';
-import { AUDIT_FORBIDDEN_ACTIONS } from '../lib/constructs/service-tables';
+import { readFileSync } from 'fs';
+import * as path from 'path';
+import {
+  AUDIT_FORBIDDEN_ACTIONS,
+  AUDIT_TABLE_CHANGES,
+  BACKUP_RETENTION_DAYS,
+} from '../lib/constructs/service-tables';
+import { AUDIT_WRITERS } from '../lib/cpis-stack';
 import { logicalId, synth, Synthesised } from './helpers';
 
 let s: Synthesised;
@@ -84,20 +91,98 @@ describe('audit table', () => {
     expect(audit().Properties.GlobalSecondaryIndexes).toBeUndefined();
   });
 
-  test('its resource policy denies every principal any update or delete of an event', () => {
-    const statements = audit().Properties.ResourcePolicy.PolicyDocument.Statement;
-    expect(statements).toEqual([
-      {
-        Sid: 'AppendOnly',
-        Effect: 'Deny',
-        Principal: { AWS: '*' },
-        Action: [...AUDIT_FORBIDDEN_ACTIONS].sort(),
-        Resource: '*',
-      },
-    ]);
-    expect(AUDIT_FORBIDDEN_ACTIONS).toEqual(
-      expect.arrayContaining(['dynamodb:UpdateItem', 'dynamodb:DeleteItem', 'dynamodb:BatchWriteItem']),
+  const statements = () =>
+    audit().Properties.ResourcePolicy.PolicyDocument.Statement as {
+      Sid: string;
+      Effect: string;
+      Principal: unknown;
+      Action: string | string[];
+      Resource: unknown;
+      Condition?: { ArnNotEquals: { 'aws:PrincipalArn': unknown[] } };
+    }[];
+  const statement = (sid: string) => statements().find((st) => st.Sid === sid)!;
+  const exempt = (sid: string) => statement(sid).Condition?.ArnNotEquals['aws:PrincipalArn'];
+  const roleArn = (role: { node: { defaultChild?: unknown } }) => ({ 'Fn::GetAtt': [logicalId(s.stack, role), 'Arn'] });
+
+  test('its resource policy is four denials to every principal, nothing granted', () => {
+    expect(statements().map((st) => st.Sid).sort()).toEqual(
+      ['AppendOnly', 'DefinitionByDeploymentOrBreakGlass', 'PutByAuditWritersOnly', 'RemovalByBreakGlassOnly'],
     );
+    for (const st of statements()) {
+      expect(st.Effect).toBe('Deny');
+      expect(st.Principal).toEqual({ AWS: '*' });
+      expect(st.Resource).toBe('*');
+    }
+  });
+
+  test('nobody may update or delete an event, nor write one through PartiQL or a batch', () => {
+    expect(statement('AppendOnly').Action).toEqual([...AUDIT_FORBIDDEN_ACTIONS].sort());
+    expect(statement('AppendOnly').Condition).toBeUndefined();
+    expect(AUDIT_FORBIDDEN_ACTIONS).toEqual(
+      expect.arrayContaining([
+        'dynamodb:UpdateItem',
+        'dynamodb:DeleteItem',
+        'dynamodb:BatchWriteItem',
+        'dynamodb:PartiQLInsert',
+        'dynamodb:PartiQLUpdate',
+        'dynamodb:PartiQLDelete',
+      ]),
+    );
+  });
+
+  test('only the audit writers\' roles may PutItem (their code writes with attribute_not_exists)', () => {
+    expect(statement('PutByAuditWritersOnly').Action).toBe('dynamodb:PutItem');
+    expect(exempt('PutByAuditWritersOnly')).toEqual(AUDIT_WRITERS.map((name) => roleArn(s.stack.functions[name].role)));
+    expect(exempt('PutByAuditWritersOnly')).not.toContainEqual(roleArn(s.stack.functions['outbox-relay'].role));
+    // The claim in the comments rests on this line of the DynamoDB adapter.
+    const dynamo = readFileSync(path.join(__dirname, '..', '..', 'crates', 'aws', 'src', 'dynamo.rs'), 'utf8');
+    const append = dynamo.slice(dynamo.indexOf('impl AuditTrail for DynamoStore'));
+    expect(append.slice(0, append.indexOf('impl AuditReader'))).toContain('.condition_expression("attribute_not_exists(pk)")');
+  });
+
+  test('policy, TTL, recovery and table settings change only by a deployment or the break-glass role', () => {
+    expect(statement('DefinitionByDeploymentOrBreakGlass').Action).toEqual([...AUDIT_TABLE_CHANGES].sort());
+    expect(AUDIT_TABLE_CHANGES).toEqual(
+      expect.arrayContaining(['dynamodb:PutResourcePolicy', 'dynamodb:UpdateTable', 'dynamodb:UpdateTimeToLive']),
+    );
+    expect(exempt('DefinitionByDeploymentOrBreakGlass')).toEqual([
+      roleArn(s.stack.tables.breakGlassRole),
+      { 'Fn::Sub': 'arn:${AWS::Partition}:iam::111122223333:role/cdk-hnb659fds-cfn-exec-role-111122223333-eu-west-2' },
+    ]);
+  });
+
+  test('removing the policy or the table: the break-glass role only', () => {
+    expect(statement('RemovalByBreakGlassOnly').Action).toEqual(
+      ['dynamodb:DeleteResourcePolicy', 'dynamodb:DeleteTable'],
+    );
+    expect(exempt('RemovalByBreakGlassOnly')).toEqual([roleArn(s.stack.tables.breakGlassRole)]);
+  });
+
+  test('the break-glass role is assumed within the account with MFA, for an hour at most', () => {
+    const role = s.template.findResources('AWS::IAM::Role')[logicalId(s.stack, s.stack.tables.breakGlassRole)];
+    expect(role.Properties.MaxSessionDuration).toBe(3600);
+    const [trust] = role.Properties.AssumeRolePolicyDocument.Statement;
+    expect(role.Properties.AssumeRolePolicyDocument.Statement).toHaveLength(1);
+    expect(trust.Condition).toEqual({ Bool: { 'aws:MultiFactorAuthPresent': 'true' } });
+    expect(JSON.stringify(trust.Principal)).toContain(':iam::111122223333:root');
+  });
+
+  test('CloudTrail Lake records every data event on the audit table, and outlives the stack', () => {
+    const stores = Object.values(s.template.findResources('AWS::CloudTrail::EventDataStore'));
+    expect(stores).toHaveLength(1);
+    const [store] = stores;
+    expect(store.DeletionPolicy).toBe('Retain');
+    expect(store.Properties.TerminationProtectionEnabled).toBe(true);
+    expect(store.Properties.RetentionPeriod).toBeGreaterThanOrEqual(2557);
+    const [selector] = store.Properties.AdvancedEventSelectors;
+    expect(store.Properties.AdvancedEventSelectors).toHaveLength(1);
+    expect(selector.FieldSelectors).toEqual([
+      { Field: 'eventCategory', Equals: ['Data'] },
+      { Field: 'resources.type', Equals: ['AWS::DynamoDB::Table'] },
+      { Field: 'resources.ARN', Equals: [{ 'Fn::GetAtt': [logicalId(s.stack, s.stack.tables.auditTable), 'Arn'] }] },
+    ]);
+    // No readOnly selector: reads of the trail by a person are recorded too.
+    expect(JSON.stringify(selector)).not.toContain('readOnly');
   });
 });
 
@@ -127,16 +212,21 @@ describe('keys, secret and backups', () => {
     });
   });
 
-  test('both tables are in a daily AWS Backup plan with a KMS-encrypted, retained vault', () => {
+  test('both tables are in a daily AWS Backup plan with a KMS-encrypted, retained, locked vault', () => {
     s.template.hasResource('AWS::Backup::BackupVault', {
       Properties: { EncryptionKeyArn: dataKeyArn() },
       DeletionPolicy: 'Retain',
     });
     s.template.hasResourceProperties('AWS::Backup::BackupPlan', {
       BackupPlan: {
-        BackupPlanRule: [Match.objectLike({ Lifecycle: { DeleteAfterDays: 35 } })],
+        BackupPlanRule: [Match.objectLike({ Lifecycle: { DeleteAfterDays: BACKUP_RETENTION_DAYS } })],
       },
     });
+    expect(BACKUP_RETENTION_DAYS).toBe(35);
+    // Governance mode (no ChangeableForDays): compliance mode is irreversible, a decision for
+    // the deploying organisation (README, "Deploy").
+    const [vault] = Object.values(s.template.findResources('AWS::Backup::BackupVault'));
+    expect(vault.Properties.LockConfiguration).toEqual({ MinRetentionDays: BACKUP_RETENTION_DAYS });
     const selection = JSON.stringify(s.template.findResources('AWS::Backup::BackupSelection'));
     expect(selection).toContain(logicalId(s.stack, s.stack.tables.table));
     expect(selection).toContain(logicalId(s.stack, s.stack.tables.auditTable));

@@ -1,3 +1,4 @@
+import { AUDIT_TABLE_CHANGES, AUDIT_TABLE_REMOVALS } from '../lib/constructs/service-tables';
 import { AUDIT_WRITERS, PSEUDONYM_READERS, SERVICE_TABLE_ACTIONS, TOPIC_SYNC_ACTIONS } from '../lib/cpis-stack';
 import {
   actionsOn,
@@ -93,16 +94,26 @@ describe('audit table (append-only)', () => {
         expect(onAudit).not.toContain(forbidden);
       }
     }
-    // Nor any other role or policy in the stack.
+    // Nor any other role or policy in the stack: the functions may put, the break-glass
+    // role may change the table's definition, nobody may touch an event.
+    const breakGlass = logicalId(s.stack, s.stack.tables.breakGlassRole);
+    let breakGlassStatements = 0;
     for (const type of ['AWS::IAM::ManagedPolicy', 'AWS::IAM::Policy']) {
       for (const p of Object.values(s.template.findResources(type))) {
         for (const st of p.Properties.PolicyDocument.Statement) {
-          if (st.Effect === 'Allow' && refersTo(st.Resource, auditId())) {
+          if (st.Effect !== 'Allow' || !refersTo(st.Resource, auditId())) continue;
+          if (refersTo(p.Properties.Roles, breakGlass)) {
+            breakGlassStatements += 1;
+            expect(asList(st.Action).sort()).toEqual(
+              ['dynamodb:DescribeTable', 'dynamodb:GetResourcePolicy', ...AUDIT_TABLE_CHANGES, ...AUDIT_TABLE_REMOVALS].sort(),
+            );
+          } else {
             expect(asList(st.Action)).toEqual(['dynamodb:PutItem']);
           }
         }
       }
     }
+    expect(breakGlassStatements).toBe(1);
   });
 
   test('the audit writers are the three API functions and the dispatcher (the relay audits nothing)', () => {

@@ -1,5 +1,6 @@
 import { Duration, RemovalPolicy } from 'aws-cdk-lib';
 import * as backup from 'aws-cdk-lib/aws-backup';
+import * as cloudtrail from 'aws-cdk-lib/aws-cloudtrail';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as iam from 'aws-cdk-lib/aws-iam';
@@ -9,16 +10,39 @@ import { Construct } from 'constructs';
 
 export interface ServiceTablesProps {
   readonly key: kms.IKey;
+  /**
+   * The CloudFormation execution role that deploys this stack (the CDK bootstrap's), which may
+   * change the audit table's definition; undefined when the synthesizer names none.
+   */
+  readonly deployRoleArn?: string;
 }
 
-/** Item-level writes that would change or remove an audit event. */
+/** Item-level writes that would change or remove an audit event: nobody may make them. */
 export const AUDIT_FORBIDDEN_ACTIONS = [
   'dynamodb:UpdateItem',
   'dynamodb:DeleteItem',
   'dynamodb:BatchWriteItem',
+  'dynamodb:PartiQLInsert',
   'dynamodb:PartiQLUpdate',
   'dynamodb:PartiQLDelete',
 ];
+
+/**
+ * Changes to the audit table's definition that could expose or expire events (its policy,
+ * TTL, point-in-time recovery, the table itself): a deployment of this stack or break-glass.
+ */
+export const AUDIT_TABLE_CHANGES = [
+  'dynamodb:PutResourcePolicy',
+  'dynamodb:UpdateTable',
+  'dynamodb:UpdateTimeToLive',
+  'dynamodb:UpdateContinuousBackups',
+];
+
+/** Removing the policy or the table: break-glass only, never a deployment. */
+export const AUDIT_TABLE_REMOVALS = ['dynamodb:DeleteResourcePolicy', 'dynamodb:DeleteTable'];
+
+/** Days the backup vault keeps every recovery point, locked (governance mode): the plan's retention. */
+export const BACKUP_RETENTION_DAYS = 35;
 
 /**
  * The service table and the audit table of `crates/aws/README.md`: on-demand,
@@ -28,6 +52,10 @@ export const AUDIT_FORBIDDEN_ACTIONS = [
 export class ServiceTables extends Construct {
   public readonly table: dynamodb.Table;
   public readonly auditTable: dynamodb.Table;
+  /** The one role that may remove the audit table's policy or the table (assumed with MFA). */
+  public readonly breakGlassRole: iam.Role;
+  public readonly auditDataEvents: cloudtrail.CfnEventDataStore;
+  public readonly backupVault: backup.BackupVault;
 
   constructor(scope: Construct, id: string, props: ServiceTablesProps) {
     super(scope, id);
@@ -60,9 +88,25 @@ export class ServiceTables extends Construct {
       projectionType: dynamodb.ProjectionType.ALL,
     });
 
-    // Append-only: no principal, not even an administrator, may change or
-    // delete an audit event. Functions are granted PutItem only, and the
-    // Rust code writes with attribute_not_exists(pk).
+    // What "append-only" means here, enforced by the table's resource policy:
+    // - nobody (functions, administrators, this stack) may update or delete an event;
+    // - only the audit writers' roles may PutItem (restrictPutItemTo). IAM has no condition
+    //   key for a ConditionExpression, so it cannot require that a put never overwrites: the
+    //   writers' code does (attribute_not_exists(pk) in crates/aws/src/dynamo.rs), and
+    //   CloudTrail data events record every put;
+    // - the table's policy, TTL and recovery settings change only through a deployment of this
+    //   stack or the break-glass role; removing the policy or the table, break-glass only.
+    // AWS lets the account's root user delete a DynamoDB resource policy whatever it says
+    // (lockout protection); CloudTrail records that as a management event.
+    this.breakGlassRole = new iam.Role(this, 'AuditBreakGlassRole', {
+      description: 'cpis: break-glass for the audit table definition (assumed with MFA; every use is in CloudTrail)',
+      assumedBy: new iam.AccountRootPrincipal().withConditions({
+        Bool: { 'aws:MultiFactorAuthPresent': 'true' },
+      }),
+      maxSessionDuration: Duration.hours(1),
+    });
+    const breakGlassArn = this.breakGlassRole.roleArn;
+    const deployers = props.deployRoleArn ? [breakGlassArn, props.deployRoleArn] : [breakGlassArn];
     this.auditTable = new dynamodb.Table(this, 'AuditTable', {
       ...protections,
       resourcePolicy: new iam.PolicyDocument({
@@ -74,21 +118,77 @@ export class ServiceTables extends Construct {
             actions: AUDIT_FORBIDDEN_ACTIONS,
             resources: ['*'],
           }),
+          new iam.PolicyStatement({
+            sid: 'DefinitionByDeploymentOrBreakGlass',
+            effect: iam.Effect.DENY,
+            principals: [new iam.AnyPrincipal()],
+            actions: AUDIT_TABLE_CHANGES,
+            resources: ['*'],
+            conditions: { ArnNotEquals: { 'aws:PrincipalArn': deployers } },
+          }),
+          new iam.PolicyStatement({
+            sid: 'RemovalByBreakGlassOnly',
+            effect: iam.Effect.DENY,
+            principals: [new iam.AnyPrincipal()],
+            actions: AUDIT_TABLE_REMOVALS,
+            resources: ['*'],
+            conditions: { ArnNotEquals: { 'aws:PrincipalArn': [breakGlassArn] } },
+          }),
         ],
       }),
     });
+    // A managed policy of its own (no inline policies, as for the functions).
+    new iam.ManagedPolicy(this, 'AuditBreakGlassPolicy', {
+      description: 'cpis audit break-glass: the audit table definition, never its items',
+      roles: [this.breakGlassRole],
+      statements: [
+        new iam.PolicyStatement({
+          sid: 'AuditTableDefinition',
+          actions: ['dynamodb:DescribeTable', 'dynamodb:GetResourcePolicy', ...AUDIT_TABLE_CHANGES, ...AUDIT_TABLE_REMOVALS],
+          resources: [this.auditTable.tableArn],
+        }),
+      ],
+    });
 
+    // Every data event on the audit table (puts, and any read of the trail by a person),
+    // kept in CloudTrail Lake: no bucket to secure, and retained when the stack goes.
+    this.auditDataEvents = new cloudtrail.CfnEventDataStore(this, 'AuditDataEvents', {
+      advancedEventSelectors: [
+        {
+          name: 'Audit table data events',
+          fieldSelectors: [
+            { field: 'eventCategory', equalTo: ['Data'] },
+            { field: 'resources.type', equalTo: ['AWS::DynamoDB::Table'] },
+            { field: 'resources.ARN', equalTo: [this.auditTable.tableArn] },
+          ],
+        },
+      ],
+      multiRegionEnabled: false,
+      organizationEnabled: false,
+      billingMode: 'FIXED_RETENTION_PRICING',
+      retentionPeriod: 2557,
+      terminationProtectionEnabled: true,
+    });
+    this.auditDataEvents.applyRemovalPolicy(RemovalPolicy.RETAIN);
+
+    // Vault lock in governance mode: no recovery point leaves before BACKUP_RETENTION_DAYS
+    // unless someone with backup:DeleteBackupVaultLockConfiguration first removes the lock
+    // (CloudTrail records it). Compliance mode (changeableFor) would be irreversible after its
+    // grace period, binding every future operator: that is the deploying organisation's
+    // records decision, not this stack's default (README, "Deploy").
     const vault = new backup.BackupVault(this, 'BackupVault', {
       encryptionKey: props.key,
       removalPolicy: RemovalPolicy.RETAIN,
+      lockConfiguration: { minRetention: Duration.days(BACKUP_RETENTION_DAYS) },
     });
+    this.backupVault = vault;
     const plan = new backup.BackupPlan(this, 'BackupPlan', {
       backupVault: vault,
       backupPlanRules: [
         new backup.BackupPlanRule({
           ruleName: 'Daily35Days',
           scheduleExpression: events.Schedule.cron({ minute: '0', hour: '3' }),
-          deleteAfter: Duration.days(35),
+          deleteAfter: Duration.days(BACKUP_RETENTION_DAYS),
         }),
       ],
     });
@@ -111,6 +211,23 @@ export class ServiceTables extends Construct {
         },
       ],
       true,
+    );
+  }
+
+  /**
+   * Denies PutItem on the audit table to every principal but these roles (the functions that
+   * append events), so no person or other role can add or overwrite an event.
+   */
+  public restrictPutItemTo(writerRoleArns: string[]): void {
+    this.auditTable.addToResourcePolicy(
+      new iam.PolicyStatement({
+        sid: 'PutByAuditWritersOnly',
+        effect: iam.Effect.DENY,
+        principals: [new iam.AnyPrincipal()],
+        actions: ['dynamodb:PutItem'],
+        resources: ['*'],
+        conditions: { ArnNotEquals: { 'aws:PrincipalArn': writerRoleArns } },
+      }),
     );
   }
 }
