@@ -113,7 +113,8 @@ export class CpisStack extends Stack {
       type: 'String',
       default: 'INFO',
       allowedValues: ['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR'],
-      description: 'RUST_LOG and the Lambda application log level.',
+      description:
+        'RUST_LOG of every function. The enumeration watch (H6) and error lines are written at every level.',
     });
     const viewUrl = new CfnParameter(this, 'ViewUrl', {
       type: 'String',
@@ -297,7 +298,6 @@ export class CpisStack extends Stack {
         manifestPath,
         architecture: props.architecture ?? lambda.Architecture.ARM_64,
         placeholderCode,
-        logLevel: logLevel.valueAsString,
         logsKey,
         logRetention: logs.RetentionDays.THREE_MONTHS,
         alarmTopic: opsTopic,

@@ -81,12 +81,13 @@ describe('functions', () => {
     expect(TIMEOUTS).toEqual({ api: 10, dispatcher: 30, relay: 60 });
   });
 
-  test.each(FUNCTIONS)('%s: JSON logs at the LogLevel parameter, to its own KMS-encrypted log group', (crate) => {
+  test.each(FUNCTIONS)('%s: JSON logs filtered by RUST_LOG only, to its own KMS-encrypted log group', (crate) => {
     const p = fnProps(crate);
     const groupId = logicalId(s.stack, s.stack.functions[crate].logGroup);
+    expect(p.Environment.Variables.RUST_LOG).toEqual({ Ref: 'LogLevel' });
     expect(p.LoggingConfig).toEqual({
       LogFormat: 'JSON',
-      ApplicationLogLevel: { Ref: 'LogLevel' },
+      ApplicationLogLevel: 'TRACE',
       SystemLogLevel: 'WARN',
       LogGroup: { Ref: groupId },
     });

@@ -52,6 +52,41 @@ describe('enumeration watch (hazard H6)', () => {
     expect(s.template.toJSON().Parameters.CheckVolumeThreshold.Default).toBe(CHECK_VOLUME.threshold);
   });
 
+  test('changing LogLevel keeps the alarm fed: it changes RUST_LOG and nothing else', () => {
+    // LogLevel is a parameter, so every value gives this same template: find every use of it.
+    const uses: string[] = [];
+    const walk = (node: unknown, at: string) => {
+      if (Array.isArray(node)) node.forEach((v, i) => walk(v, `${at}[${i}]`));
+      else if (node && typeof node === 'object') {
+        if (JSON.stringify(node) === '{"Ref":"LogLevel"}') uses.push(at);
+        else Object.entries(node).forEach(([k, v]) => walk(v, `${at}.${k}`));
+      }
+    };
+    walk(s.template.toJSON().Resources, '');
+    expect(uses.length).toBe(5);
+    for (const use of uses) {
+      expect(use).toMatch(/\.Properties\.Environment\.Variables\.RUST_LOG$/);
+    }
+    // Lambda's own level filter lets the INFO record through whatever LogLevel is.
+    const fn = s.template.findResources('AWS::Lambda::Function')[
+      logicalId(s.stack, s.stack.functions['attendance-check'].function)
+    ];
+    expect(fn.Properties.LoggingConfig.ApplicationLogLevel).toBe('TRACE');
+  });
+
+  test('and RUST_LOG at any level keeps the module that writes the record at INFO (crates/aws/src/telemetry.rs)', () => {
+    // The record is written in crates/http/src/care.rs with tracing's default target, the module path.
+    const crateName = /name\s*=\s*"([^"]+)"/.exec(repo('crates', 'http', 'Cargo.toml'))![1].replace(/-/g, '_');
+    expect(`${crateName}::care`).toBe('cpis_http::care');
+    // (The test above pins the exact line, which names no other target.)
+    expect(repo('crates', 'http', 'src', 'care.rs')).toContain('tracing::info!(caller, organisation, "care-setting check")');
+    const telemetry = repo('crates', 'aws', 'src', 'telemetry.rs');
+    expect(telemetry).toContain(`pub const ENUMERATION_WATCH_TARGET: &str = "${crateName}::care";`);
+    expect(telemetry).toContain('fn the_enumeration_watch_record_is_written_at_every_log_level()');
+    expect(telemetry).toMatch(/for level in \["TRACE", "DEBUG", "INFO", "WARN", "ERROR"\]/);
+    expect(s.template.toJSON().Parameters.LogLevel.AllowedValues).toEqual(['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR']);
+  });
+
   test('the defaults are the embedded watch\'s (crates/domain/src/volume.rs)', () => {
     const volume = repo('crates', 'domain', 'src', 'volume.rs');
     const defaults = volume.slice(volume.indexOf('impl Default for VolumePolicy'));

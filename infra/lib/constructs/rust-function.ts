@@ -57,8 +57,6 @@ export interface CpisFunctionProps {
    * needs neither cargo-lambda nor Zig; deployments never do.
    */
   readonly placeholderCode: boolean;
-  /** `TRACE` | `DEBUG` | `INFO` | `WARN` | `ERROR` (a parameter's value). */
-  readonly logLevel: string;
   readonly logsKey: kms.IKey;
   readonly logRetention: logs.RetentionDays;
   /** Errors and throttles alarm to this topic. */
@@ -67,7 +65,7 @@ export interface CpisFunctionProps {
 
 /**
  * One Rust Lambda function (`provided.al2023`, arm64 unless asked): its own
- * KMS-encrypted log group with retention, JSON logs at a chosen level, X-Ray
+ * KMS-encrypted log group with retention, JSON logs at the level RUST_LOG sets, X-Ray
  * active tracing, a role that starts empty (every permission is an explicit
  * statement added by the stack), and alarms on errors, throttles and
  * error-level log lines (failures a handler survives, such as a delivery whose
@@ -128,7 +126,10 @@ export class CpisFunction extends Construct {
       tracing: lambda.Tracing.ACTIVE,
       logGroup: this.logGroup,
       loggingFormat: lambda.LoggingFormat.JSON,
-      applicationLogLevelV2: props.logLevel as lambda.ApplicationLogLevel,
+      // RUST_LOG alone chooses what is written (crates/aws/src/telemetry.rs, which also keeps
+      // the H6 record at every level). Lambda's own filter would drop that INFO record at
+      // WARN, so it lets everything through.
+      applicationLogLevelV2: lambda.ApplicationLogLevel.TRACE,
       systemLogLevelV2: lambda.SystemLogLevel.WARN,
     };
 
