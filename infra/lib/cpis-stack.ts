@@ -431,7 +431,7 @@ export class CpisStack extends Stack {
         },
       }),
     );
-    const mapping = dispatcher.function.addEventSourceMapping('AsnQueueSource', {
+    const mapping = dispatcher.alias.addEventSourceMapping('AsnQueueSource', {
       eventSourceArn: asnQueue.queue.queueArn,
       batchSize: 10,
       reportBatchItemFailures: true,
@@ -453,7 +453,7 @@ export class CpisStack extends Stack {
       description: 'cpis: sweep the ASN outbox every minute',
       schedule: events.Schedule.rate(Duration.minutes(1)),
       targets: [
-        new targets.LambdaFunction(relay.function, {
+        new targets.LambdaFunction(relay.alias, {
           retryAttempts: 0,
           maxEventAge: Duration.minutes(1),
         }),
@@ -463,20 +463,20 @@ export class CpisStack extends Stack {
     // ---- HTTP API ------------------------------------------------------------------------------
     const M = apigwv2.HttpMethod;
     const routes: ApiRoute[] = [
-      { method: M.GET, path: '/health', handler: planUpload.function, public: true },
-      { method: M.POST, path: '/v1/uploads', handler: planUpload.function },
-      { method: M.GET, path: '/v1/plans', handler: planUpload.function },
-      { method: M.GET, path: '/v1/authority', handler: planUpload.function },
-      { method: M.PUT, path: '/v1/authority', handler: planUpload.function },
-      { method: M.GET, path: '/v1/notifications', handler: planUpload.function },
-      { method: M.GET, path: '/v1/notifications/{id}', handler: planUpload.function },
-      { method: M.POST, path: '/v1/notifications/{id}/ack', handler: planUpload.function },
-      { method: M.POST, path: '/v1/checks', handler: attendanceCheck.function },
-      { method: M.GET, path: '/FHIR/R4/CareTeam', handler: attendanceCheck.function },
-      { method: M.GET, path: '/FHIR/R4/Flag', handler: attendanceCheck.function },
-      { method: M.GET, path: '/FHIR/R4/metadata', handler: attendanceCheck.function },
-      { method: M.POST, path: '/v1/history', handler: historyQuery.function },
-      { method: M.GET, path: '/FHIR/R4/AuditEvent', handler: historyQuery.function },
+      { method: M.GET, path: '/health', handler: planUpload.alias, public: true },
+      { method: M.POST, path: '/v1/uploads', handler: planUpload.alias },
+      { method: M.GET, path: '/v1/plans', handler: planUpload.alias },
+      { method: M.GET, path: '/v1/authority', handler: planUpload.alias },
+      { method: M.PUT, path: '/v1/authority', handler: planUpload.alias },
+      { method: M.GET, path: '/v1/notifications', handler: planUpload.alias },
+      { method: M.GET, path: '/v1/notifications/{id}', handler: planUpload.alias },
+      { method: M.POST, path: '/v1/notifications/{id}/ack', handler: planUpload.alias },
+      { method: M.POST, path: '/v1/checks', handler: attendanceCheck.alias },
+      { method: M.GET, path: '/FHIR/R4/CareTeam', handler: attendanceCheck.alias },
+      { method: M.GET, path: '/FHIR/R4/Flag', handler: attendanceCheck.alias },
+      { method: M.GET, path: '/FHIR/R4/metadata', handler: attendanceCheck.alias },
+      { method: M.POST, path: '/v1/history', handler: historyQuery.alias },
+      { method: M.GET, path: '/FHIR/R4/AuditEvent', handler: historyQuery.alias },
     ];
     const api = new CpisHttpApi(this, 'HttpApi', {
       jwtIssuer: jwtIssuer.valueAsString,

@@ -38,9 +38,15 @@ function integrationTarget(routeProps: { Target: unknown }): string {
   const integration = integrations[id!].Properties;
   expect(integration.IntegrationType).toBe('AWS_PROXY');
   expect(integration.PayloadFormatVersion).toBe('2.0');
-  const fnId = Object.keys(s.template.findResources('AWS::Lambda::Function')).find((k) =>
-    refersTo(integration.IntegrationUri, k),
-  );
+  // The integration invokes the function's `live` alias, never $LATEST.
+  const aliases = s.template.findResources('AWS::Lambda::Alias');
+  const aliasId = Object.keys(aliases).find((k) => refersTo(integration.IntegrationUri, k));
+  expect(aliasId).toBeDefined();
+  const alias = aliases[aliasId!].Properties;
+  expect(alias.Name).toBe('live');
+  const fnIds = Object.keys(s.template.findResources('AWS::Lambda::Function'));
+  expect(fnIds.filter((k) => refersTo(integration.IntegrationUri, k))).toEqual([]);
+  const fnId = fnIds.find((k) => refersTo(alias.FunctionName, k));
   expect(fnId).toBeDefined();
   return fnId!;
 }
@@ -80,14 +86,14 @@ describe('HTTP API routes', () => {
     });
   });
 
-  test('API Gateway may invoke only the three API functions', () => {
+  test('API Gateway may invoke only the three API functions, through their live alias', () => {
     const targets = new Set(
       Object.values(s.template.findResources('AWS::Lambda::Permission'))
         .filter((p) => p.Properties.Principal === 'apigateway.amazonaws.com')
         .map((p) => JSON.stringify(p.Properties.FunctionName)),
     );
     const api = ['plan-upload', 'attendance-check', 'history-query'].map((c) =>
-      JSON.stringify({ 'Fn::GetAtt': [logicalId(s.stack, s.stack.functions[c].function), 'Arn'] }),
+      JSON.stringify({ Ref: logicalId(s.stack, s.stack.functions[c].alias) }),
     );
     expect([...targets].sort()).toEqual(api.sort());
   });

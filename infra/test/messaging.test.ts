@@ -47,11 +47,15 @@ describe('ASN queue', () => {
     s.template.resourceCountIs('AWS::Lambda::EventSourceMapping', 1);
     s.template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
       EventSourceArn: { 'Fn::GetAtt': [asnQueueId(), 'Arn'] },
-      FunctionName: { Ref: logicalId(s.stack, s.stack.functions['notification-dispatch'].function) },
       BatchSize: 10,
       FunctionResponseTypes: ['ReportBatchItemFailures'],
       ScalingConfig: { MaximumConcurrency: Match.anyValue() },
     });
+    // The live alias (<function name>:live, the name taken from the alias's ARN), never $LATEST.
+    const [mapping] = Object.values(s.template.findResources('AWS::Lambda::EventSourceMapping'));
+    const [name, suffix] = mapping.Properties.FunctionName['Fn::Join'][1];
+    expect(suffix).toBe(':live');
+    expect(refersTo(name, logicalId(s.stack, s.stack.functions['notification-dispatch'].alias))).toBe(true);
   });
 
   test('alarm when its DLQ holds any message', () => {
@@ -173,7 +177,7 @@ describe('outbox relay schedule', () => {
       State: 'ENABLED',
       Targets: [
         Match.objectLike({
-          Arn: { 'Fn::GetAtt': [logicalId(s.stack, s.stack.functions['outbox-relay'].function), 'Arn'] },
+          Arn: { Ref: logicalId(s.stack, s.stack.functions['outbox-relay'].alias) },
         }),
       ],
     });

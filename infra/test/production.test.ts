@@ -45,7 +45,8 @@ describe('production functions (cargo-lambda-cdk)', () => {
   test('the production template differs from the test template only in code', () => {
     const placeholder = synth();
     const strip = (t: Record<string, any>) => {
-      const copy = JSON.parse(JSON.stringify(t));
+      // A version's logical id carries a hash of its code; so do the references to it.
+      const copy = JSON.parse(JSON.stringify(t).replace(/CurrentVersion[0-9A-F]{8}[0-9a-f]{32}/g, 'CurrentVersion'));
       for (const r of Object.values(copy.Resources) as any[]) {
         if (r.Type === 'AWS::Lambda::Function') delete r.Properties.Code;
         if (r.Metadata) {

@@ -11,6 +11,9 @@ import { RustFunction } from 'cargo-lambda-cdk';
 import { NagSuppressions } from 'cdk-nag';
 import { Construct } from 'constructs';
 
+/** The alias every trigger invokes. */
+export const LIVE_ALIAS = 'live';
+
 /** Where the placeholder `bootstrap` lives (tests and cfn-lint only). */
 export const PLACEHOLDER_CODE_DIR = path.join(__dirname, '..', '..', 'assets', 'placeholder');
 
@@ -73,6 +76,12 @@ export interface CpisFunctionProps {
  */
 export class CpisFunction extends Construct {
   public readonly function: lambda.Function;
+  /**
+   * `live`: what the API, the queue and the schedule invoke. Each deploy that changes the
+   * code or configuration publishes a version and moves `live` to it; older versions are
+   * kept, so a rollback is `aws lambda update-alias --name live --function-version <n>`.
+   */
+  public readonly alias: lambda.Alias;
   public readonly role: iam.Role;
   public readonly policy: iam.ManagedPolicy;
   public readonly logGroup: logs.LogGroup;
@@ -131,6 +140,8 @@ export class CpisFunction extends Construct {
       // WARN, so it lets everything through.
       applicationLogLevelV2: lambda.ApplicationLogLevel.TRACE,
       systemLogLevelV2: lambda.SystemLogLevel.WARN,
+      // Old versions stay after a deploy: they are the rollback targets.
+      currentVersionOptions: { removalPolicy: RemovalPolicy.RETAIN },
     };
 
     this.function = props.placeholderCode
@@ -159,6 +170,11 @@ export class CpisFunction extends Construct {
     // its policy: a cold start before it exists would fail to read its data.
     const cfnFunction = this.function.node.defaultChild as lambda.CfnFunction;
     cfnFunction.addOverride('DependsOn', [(this.policy.node.defaultChild as iam.CfnManagedPolicy).logicalId]);
+
+    this.alias = new lambda.Alias(this, 'Live', {
+      aliasName: LIVE_ALIAS,
+      version: this.function.currentVersion,
+    });
 
     const action = new cwActions.SnsAction(props.alarmTopic);
     this.errorsAlarm = new cloudwatch.Alarm(this, 'ErrorsAlarm', {
