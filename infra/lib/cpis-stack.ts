@@ -15,6 +15,7 @@ import { NagSuppressions } from 'cdk-nag';
 import { Construct } from 'constructs';
 import { assertRegionAllowed } from './context';
 import { ApiRoute, CpisHttpApi, CustomDomain } from './constructs/http-api';
+import { OperationsAlarms, operationsDashboard } from './constructs/operations';
 import { DeadLetterQueue, ResilientQueue } from './constructs/resilient-queue';
 import { CpisFunction } from './constructs/rust-function';
 import { ServiceTables } from './constructs/service-tables';
@@ -89,6 +90,7 @@ export class CpisStack extends Stack {
   public readonly dataKey: kms.Key;
   public readonly messagingKey: kms.Key;
   public readonly logsKey: kms.Key;
+  public readonly operations: OperationsAlarms;
 
   constructor(scope: Construct, id: string, props: CpisStackProps = {}) {
     super(scope, id, props);
@@ -152,6 +154,20 @@ export class CpisStack extends Stack {
       description: `Checks by one caller within ${CHECK_VOLUME.periodMinutes} minutes above which the possible-enumeration alarm fires (hazard H6).`,
     });
 
+    const smsSpendAlarmUsd = new CfnParameter(this, 'SmsSpendAlarmUsd', {
+      type: 'Number',
+      default: 40,
+      minValue: 1,
+      description:
+        'SNS SMS spend this month (USD) at which the operations topic is told; set it below the account\'s SNS MonthlySpendLimit, where SMS stop.',
+    });
+    const monthlyBudgetUsd = new CfnParameter(this, 'MonthlyBudgetUsd', {
+      type: 'Number',
+      default: 100,
+      minValue: 1,
+      description: 'Monthly cost budget of the account (USD): 80% actual and 100% forecast notify the operations topic.',
+    });
+
     // ---- Keys (customer-managed, rotated, retained) ------------------------------------------------
     const dataKey = new kms.Key(this, 'DataKey', {
       description: 'cpis: DynamoDB tables, pseudonymisation secret, backups',
@@ -162,10 +178,11 @@ export class CpisStack extends Stack {
       enableKeyRotation: true,
     });
     // SNS encrypts council topics and redrives to the encrypted DLQ; CloudWatch
-    // publishes alarms to the encrypted ops topic.
+    // and AWS Budgets publish to the encrypted ops topic.
     for (const [sid, service] of [
       ['AllowSnsUse', 'sns.amazonaws.com'],
       ['AllowCloudWatchAlarmsUse', 'cloudwatch.amazonaws.com'],
+      ['AllowBudgetsUse', 'budgets.amazonaws.com'],
     ]) {
       messagingKey.addToResourcePolicy(
         new iam.PolicyStatement({
@@ -201,6 +218,15 @@ export class CpisStack extends Stack {
       masterKey: messagingKey,
       enforceSSL: true,
     });
+    opsTopic.addToResourcePolicy(
+      new iam.PolicyStatement({
+        sid: 'BudgetsPublish',
+        principals: [new iam.ServicePrincipal('budgets.amazonaws.com')],
+        actions: ['sns:Publish'],
+        resources: [opsTopic.topicArn],
+        conditions: { StringEquals: { 'aws:SourceAccount': Aws.ACCOUNT_ID } },
+      }),
+    );
     const hasOpsEmail = new CfnCondition(this, 'HasOpsEmail', {
       expression: Fn.conditionNot(Fn.conditionEquals(opsEmail.valueAsString, '')),
     });
@@ -488,6 +514,17 @@ export class CpisStack extends Stack {
       customDomain: props.customDomain,
     });
 
+    const operations = new OperationsAlarms(this, 'Operations', {
+      api: api.api,
+      tables: [
+        { table: tables.table, indexes: ['gsi1', 'gsi2'] },
+        { table: tables.auditTable, indexes: [] },
+      ],
+      alarmTopic: opsTopic,
+      smsSpendAlarmUsd: smsSpendAlarmUsd.valueAsNumber,
+      monthlyBudgetUsd: monthlyBudgetUsd.valueAsNumber,
+    });
+
     new CfnOutput(this, 'ApiUrl', { value: api.url, description: 'Base URL of the HTTP API' });
     if (api.domainName) {
       new CfnOutput(this, 'ApiDomainTarget', {
@@ -530,6 +567,28 @@ export class CpisStack extends Stack {
     checkVolumeAlarm.addAlarmAction(new cwActions.SnsAction(opsTopic));
     checkVolumeAlarm.addOkAction(new cwActions.SnsAction(opsTopic));
 
+    // ---- Dashboard: every alarm of the stack, then the signals behind them -----------------------
+    const allAlarms = this.node.findAll().filter((c): c is cloudwatch.Alarm => c instanceof cloudwatch.Alarm);
+    const graph = (title: string, metrics: cloudwatch.IMetric[]) =>
+      new cloudwatch.GraphWidget({ title, left: metrics, width: 8 });
+    const dashboard = operationsDashboard(this, {
+      name: `${this.stackName}-operations`,
+      alarms: allAlarms,
+      api: api.api,
+      functions: Object.entries(this.functions).map(([name, f]) => ({ name, fn: f.function })),
+      extraGraphs: [
+        graph('ASN queue: oldest message (s) and dead letters', [
+          asnQueue.ageAlarm.metric,
+          asnQueue.deadLetterQueue.depthAlarm.metric,
+          snsDlq.depthAlarm.metric,
+        ]),
+        graph('DynamoDB throttle events', operations.throttleAlarms.map((a) => a.metric)),
+        graph('SMS spend this month (USD)', [operations.smsSpendAlarm.metric]),
+        graph('Checks by the busiest caller (H6)', [checkVolumeAlarm.metric]),
+      ],
+    });
+    new CfnOutput(this, 'DashboardName', { value: dashboard.dashboardName });
+
     new CfnOutput(this, 'TableName', { value: tables.table.tableName });
     new CfnOutput(this, 'AuditTableName', { value: tables.auditTable.tableName });
     new CfnOutput(this, 'AsnQueueUrl', { value: asnQueue.queue.queueUrl });
@@ -554,6 +613,7 @@ export class CpisStack extends Stack {
     this.dataKey = dataKey;
     this.messagingKey = messagingKey;
     this.logsKey = logsKey;
+    this.operations = operations;
 
     // Stack-wide wildcard findings, each scoped by appliesTo.
     NagSuppressions.addStackSuppressions(this, [
