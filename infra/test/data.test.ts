@@ -158,9 +158,16 @@ describe('audit table', () => {
     expect(exempt('RemovalByBreakGlassOnly')).toEqual([roleArn(s.stack.tables.breakGlassRole)]);
   });
 
-  test('the break-glass role is assumed within the account with MFA, for an hour at most', () => {
+  test('the break-glass role is assumed within the account with MFA, for an hour at most, and retained', () => {
     const role = s.template.findResources('AWS::IAM::Role')[logicalId(s.stack, s.stack.tables.breakGlassRole)];
     expect(role.Properties.MaxSessionDuration).toBe(3600);
+    // Retained with the table, whose policy names it.
+    expect(role.DeletionPolicy).toBe('Retain');
+    const policies = Object.values(s.template.findResources('AWS::IAM::ManagedPolicy')).filter((p) =>
+      JSON.stringify(p.Properties.Roles ?? []).includes(logicalId(s.stack, s.stack.tables.breakGlassRole)),
+    );
+    expect(policies).toHaveLength(1);
+    expect(policies[0].DeletionPolicy).toBe('Retain');
     const [trust] = role.Properties.AssumeRolePolicyDocument.Statement;
     expect(role.Properties.AssumeRolePolicyDocument.Statement).toHaveLength(1);
     expect(trust.Condition).toEqual({ Bool: { 'aws:MultiFactorAuthPresent': 'true' } });

@@ -105,6 +105,8 @@ export class ServiceTables extends Construct {
       }),
       maxSessionDuration: Duration.hours(1),
     });
+    // Kept with the tables: after a destroy, the retained audit table's policy still names it.
+    this.breakGlassRole.applyRemovalPolicy(RemovalPolicy.RETAIN);
     const breakGlassArn = this.breakGlassRole.roleArn;
     const deployers = props.deployRoleArn ? [breakGlassArn, props.deployRoleArn] : [breakGlassArn];
     this.auditTable = new dynamodb.Table(this, 'AuditTable', {
@@ -138,7 +140,7 @@ export class ServiceTables extends Construct {
       }),
     });
     // A managed policy of its own (no inline policies, as for the functions).
-    new iam.ManagedPolicy(this, 'AuditBreakGlassPolicy', {
+    const breakGlassPolicy = new iam.ManagedPolicy(this, 'AuditBreakGlassPolicy', {
       description: 'cpis audit break-glass: the audit table definition, never its items',
       roles: [this.breakGlassRole],
       statements: [
@@ -149,6 +151,8 @@ export class ServiceTables extends Construct {
         }),
       ],
     });
+
+    breakGlassPolicy.applyRemovalPolicy(RemovalPolicy.RETAIN);
 
     // Every data event on the audit table (puts, and any read of the trail by a person),
     // kept in CloudTrail Lake: no bucket to secure, and retained when the stack goes.
