@@ -195,7 +195,7 @@ export class CpisStack extends Stack {
       );
     }
     const logsKey = new kms.Key(this, 'LogsKey', {
-      description: 'cpis: CloudWatch Logs (function logs, API access logs)',
+      description: 'cpis: CloudWatch Logs (function logs, API access logs) and the audit table\'s CloudTrail log files',
       enableKeyRotation: true,
     });
     logsKey.addToResourcePolicy(
@@ -240,6 +240,7 @@ export class CpisStack extends Stack {
     // ---- Data ----------------------------------------------------------------------------------
     const tables = new ServiceTables(this, 'Tables', {
       key: dataKey,
+      trailKey: logsKey,
       // The synthesizer writes it with ${AWS::Partition} (and ${AWS::AccountId} when the
       // account is unknown) for CloudFormation to substitute.
       deployRoleArn:
@@ -599,9 +600,9 @@ export class CpisStack extends Stack {
       value: tables.breakGlassRole.roleArn,
       description: 'The only role that may remove the audit table or its policy (assume with MFA)',
     });
-    new CfnOutput(this, 'AuditDataEventsArn', {
-      value: tables.auditDataEvents.attrEventDataStoreArn,
-      description: 'CloudTrail Lake event data store: every data event on the audit table',
+    new CfnOutput(this, 'AuditTrailBucket', {
+      value: tables.auditTrailBucket.bucketName,
+      description: 'CloudTrail: every data event on the audit table and the account\'s write management events',
     });
 
     this.tables = tables;

@@ -4,10 +4,11 @@ import * as path from 'path';
 import {
   AUDIT_FORBIDDEN_ACTIONS,
   AUDIT_TABLE_CHANGES,
+  AUDIT_TRAIL_RETENTION_DAYS,
   BACKUP_RETENTION_DAYS,
 } from '../lib/constructs/service-tables';
 import { AUDIT_WRITERS } from '../lib/cpis-stack';
-import { logicalId, synth, Synthesised } from './helpers';
+import { logicalId, refersTo, synth, Synthesised } from './helpers';
 
 let s: Synthesised;
 beforeAll(() => {
@@ -174,22 +175,53 @@ describe('audit table', () => {
     expect(JSON.stringify(trust.Principal)).toContain(':iam::111122223333:root');
   });
 
-  test('CloudTrail Lake records every data event on the audit table, and outlives the stack', () => {
-    const stores = Object.values(s.template.findResources('AWS::CloudTrail::EventDataStore'));
-    expect(stores).toHaveLength(1);
-    const [store] = stores;
-    expect(store.DeletionPolicy).toBe('Retain');
-    expect(store.Properties.TerminationProtectionEnabled).toBe(true);
-    expect(store.Properties.RetentionPeriod).toBeGreaterThanOrEqual(2557);
-    const [selector] = store.Properties.AdvancedEventSelectors;
-    expect(store.Properties.AdvancedEventSelectors).toHaveLength(1);
-    expect(selector.FieldSelectors).toEqual([
+  test('a trail records every data event on the audit table, and the account\'s write management events', () => {
+    const trails = Object.values(s.template.findResources('AWS::CloudTrail::Trail'));
+    expect(trails).toHaveLength(1);
+    const trail = trails[0].Properties;
+    expect(trail.IsLogging).toBe(true);
+    expect(trail.EnableLogFileValidation).toBe(true);
+    expect(trail.KMSKeyId).toEqual({ 'Fn::GetAtt': [logicalId(s.stack, s.stack.logsKey), 'Arn'] });
+    expect(trail.S3BucketName).toEqual({ Ref: logicalId(s.stack, s.stack.tables.auditTrailBucket) });
+    expect(trail.EventSelectors).toBeUndefined();
+    const [data, management] = trail.AdvancedEventSelectors;
+    expect(trail.AdvancedEventSelectors).toHaveLength(2);
+    expect(data.FieldSelectors).toEqual([
       { Field: 'eventCategory', Equals: ['Data'] },
       { Field: 'resources.type', Equals: ['AWS::DynamoDB::Table'] },
       { Field: 'resources.ARN', Equals: [{ 'Fn::GetAtt': [logicalId(s.stack, s.stack.tables.auditTable), 'Arn'] }] },
     ]);
-    // No readOnly selector: reads of the trail by a person are recorded too.
-    expect(JSON.stringify(selector)).not.toContain('readOnly');
+    // No readOnly selector on data events: reads of the trail by a person are recorded too.
+    expect(JSON.stringify(data)).not.toContain('readOnly');
+    expect(management.FieldSelectors).toEqual([
+      { Field: 'eventCategory', Equals: ['Management'] },
+      { Field: 'readOnly', Equals: ['false'] },
+    ]);
+  });
+
+  test('its log files are kept seven years, object-locked, versioned, private, and outlive the stack', () => {
+    const bucket = s.template.findResources('AWS::S3::Bucket')[logicalId(s.stack, s.stack.tables.auditTrailBucket)];
+    expect(bucket.DeletionPolicy).toBe('Retain');
+    expect(AUDIT_TRAIL_RETENTION_DAYS).toBe(2557);
+    expect(bucket.Properties.ObjectLockEnabled).toBe(true);
+    expect(bucket.Properties.ObjectLockConfiguration).toEqual({
+      ObjectLockEnabled: 'Enabled',
+      Rule: { DefaultRetention: { Mode: 'GOVERNANCE', Days: AUDIT_TRAIL_RETENTION_DAYS } },
+    });
+    expect(bucket.Properties.VersioningConfiguration).toEqual({ Status: 'Enabled' });
+    expect(bucket.Properties.PublicAccessBlockConfiguration).toEqual({
+      BlockPublicAcls: true,
+      BlockPublicPolicy: true,
+      IgnorePublicAcls: true,
+      RestrictPublicBuckets: true,
+    });
+    // Only this trail may write to it.
+    const [policy] = Object.values(s.template.findResources('AWS::S3::BucketPolicy')).filter((p) =>
+      refersTo(p.Properties.Bucket, logicalId(s.stack, s.stack.tables.auditTrailBucket)),
+    );
+    const put = policy.Properties.PolicyDocument.Statement.find((st: { Sid?: string }) => st.Sid === 'CloudTrailWrite');
+    expect(put.Principal).toEqual({ Service: 'cloudtrail.amazonaws.com' });
+    expect(JSON.stringify(put.Condition)).toContain(':trail/Cpis-audit');
   });
 });
 

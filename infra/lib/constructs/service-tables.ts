@@ -1,15 +1,19 @@
 import { Duration, RemovalPolicy } from 'aws-cdk-lib';
 import * as backup from 'aws-cdk-lib/aws-backup';
+import { Aws, Stack } from 'aws-cdk-lib';
 import * as cloudtrail from 'aws-cdk-lib/aws-cloudtrail';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
+import * as s3 from 'aws-cdk-lib/aws-s3';
 import { NagSuppressions } from 'cdk-nag';
 import { Construct } from 'constructs';
 
 export interface ServiceTablesProps {
   readonly key: kms.IKey;
+  /** Encrypts the CloudTrail log files of the audit table's data events. */
+  readonly trailKey: kms.Key;
   /**
    * The CloudFormation execution role that deploys this stack (the CDK bootstrap's), which may
    * change the audit table's definition; undefined when the synthesizer names none.
@@ -41,6 +45,9 @@ export const AUDIT_TABLE_CHANGES = [
 /** Removing the policy or the table: break-glass only, never a deployment. */
 export const AUDIT_TABLE_REMOVALS = ['dynamodb:DeleteResourcePolicy', 'dynamodb:DeleteTable'];
 
+/** Days CloudTrail's record of the audit table is kept, locked (S3 Object Lock, governance mode). */
+export const AUDIT_TRAIL_RETENTION_DAYS = 2557;
+
 /** Days the backup vault keeps every recovery point, locked (governance mode): the plan's retention. */
 export const BACKUP_RETENTION_DAYS = 35;
 
@@ -54,7 +61,8 @@ export class ServiceTables extends Construct {
   public readonly auditTable: dynamodb.Table;
   /** The one role that may remove the audit table's policy or the table (assumed with MFA). */
   public readonly breakGlassRole: iam.Role;
-  public readonly auditDataEvents: cloudtrail.CfnEventDataStore;
+  public readonly auditTrail: cloudtrail.CfnTrail;
+  public readonly auditTrailBucket: s3.Bucket;
   public readonly backupVault: backup.BackupVault;
 
   constructor(scope: Construct, id: string, props: ServiceTablesProps) {
@@ -154,9 +162,64 @@ export class ServiceTables extends Construct {
 
     breakGlassPolicy.applyRemovalPolicy(RemovalPolicy.RETAIN);
 
-    // Every data event on the audit table (puts, and any read of the trail by a person),
-    // kept in CloudTrail Lake: no bucket to secure, and retained when the stack goes.
-    this.auditDataEvents = new cloudtrail.CfnEventDataStore(this, 'AuditDataEvents', {
+    // Every data event on the audit table (each put, and any read of the trail by a person),
+    // and the account's write management events (policy, table and key changes), to a trail of
+    // its own: log files validated, KMS-encrypted, in a bucket whose objects are locked.
+    // (CloudTrail Lake, which needs no bucket, is closed to new AWS customers since 31 May 2026.)
+    const trailName = `${Stack.of(this).stackName}-audit`;
+    const trailArn = `arn:${Aws.PARTITION}:cloudtrail:${Aws.REGION}:${Aws.ACCOUNT_ID}:trail/${trailName}`;
+    props.trailKey.addToResourcePolicy(
+      new iam.PolicyStatement({
+        sid: 'AllowCloudTrailEncrypt',
+        principals: [new iam.ServicePrincipal('cloudtrail.amazonaws.com')],
+        actions: ['kms:GenerateDataKey*', 'kms:DescribeKey'],
+        resources: ['*'],
+        conditions: {
+          StringEquals: { 'aws:SourceArn': trailArn },
+          StringLike: { 'kms:EncryptionContext:aws:cloudtrail:arn': `arn:${Aws.PARTITION}:cloudtrail:*:${Aws.ACCOUNT_ID}:trail/*` },
+        },
+      }),
+    );
+    this.auditTrailBucket = new s3.Bucket(this, 'AuditTrailBucket', {
+      encryption: s3.BucketEncryption.KMS,
+      encryptionKey: props.trailKey,
+      bucketKeyEnabled: true,
+      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
+      enforceSSL: true,
+      versioned: true,
+      objectLockDefaultRetention: s3.ObjectLockRetention.governance(Duration.days(AUDIT_TRAIL_RETENTION_DAYS)),
+      lifecycleRules: [{ expiration: Duration.days(AUDIT_TRAIL_RETENTION_DAYS + 1) }],
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+    const bucketPolicy = [
+      new iam.PolicyStatement({
+        sid: 'CloudTrailAclCheck',
+        principals: [new iam.ServicePrincipal('cloudtrail.amazonaws.com')],
+        actions: ['s3:GetBucketAcl'],
+        resources: [this.auditTrailBucket.bucketArn],
+        conditions: { StringEquals: { 'aws:SourceArn': trailArn } },
+      }),
+      new iam.PolicyStatement({
+        sid: 'CloudTrailWrite',
+        principals: [new iam.ServicePrincipal('cloudtrail.amazonaws.com')],
+        actions: ['s3:PutObject'],
+        resources: [this.auditTrailBucket.arnForObjects(`AWSLogs/${Aws.ACCOUNT_ID}/*`)],
+        conditions: {
+          StringEquals: { 's3:x-amz-acl': 'bucket-owner-full-control', 'aws:SourceArn': trailArn },
+        },
+      }),
+    ];
+    for (const statement of bucketPolicy) {
+      this.auditTrailBucket.addToResourcePolicy(statement);
+    }
+    this.auditTrail = new cloudtrail.CfnTrail(this, 'AuditTrail', {
+      trailName,
+      isLogging: true,
+      s3BucketName: this.auditTrailBucket.bucketName,
+      kmsKeyId: props.trailKey.keyArn,
+      enableLogFileValidation: true,
+      isMultiRegionTrail: false,
+      includeGlobalServiceEvents: false,
       advancedEventSelectors: [
         {
           name: 'Audit table data events',
@@ -166,14 +229,40 @@ export class ServiceTables extends Construct {
             { field: 'resources.ARN', equalTo: [this.auditTable.tableArn] },
           ],
         },
+        {
+          name: 'Write management events',
+          fieldSelectors: [
+            { field: 'eventCategory', equalTo: ['Management'] },
+            { field: 'readOnly', equalTo: ['false'] },
+          ],
+        },
       ],
-      multiRegionEnabled: false,
-      organizationEnabled: false,
-      billingMode: 'FIXED_RETENTION_PRICING',
-      retentionPeriod: 2557,
-      terminationProtectionEnabled: true,
     });
-    this.auditDataEvents.applyRemovalPolicy(RemovalPolicy.RETAIN);
+    // CloudTrail checks at creation that it may write to the bucket.
+    this.auditTrail.node.addDependency(this.auditTrailBucket.policy!);
+    NagSuppressions.addResourceSuppressions(this.auditTrail, [
+      {
+        id: 'HIPAA.Security-CloudTrailCloudWatchLogsEnabled',
+        reason:
+          'The trail is the durable record (validated, KMS-encrypted, object-locked in S3); copying every audit-table put to CloudWatch Logs would double the cost for no alarm that needs it.',
+      },
+    ]);
+    NagSuppressions.addResourceSuppressions(this.auditTrailBucket, [
+      {
+        id: 'AwsSolutions-S1',
+        reason:
+          'Only CloudTrail writes this bucket and its objects are locked; reads of it are themselves CloudTrail management events. A server access log bucket would need its own, recursively.',
+      },
+      {
+        id: 'HIPAA.Security-S3BucketLoggingEnabled',
+        reason: 'See AwsSolutions-S1: the bucket holds CloudTrail log files only, written by CloudTrail and object-locked.',
+      },
+      {
+        id: 'HIPAA.Security-S3BucketReplicationEnabled',
+        reason:
+          'The data must stay in the one allowed region (infra/lib/context.ts); object lock and versioning protect it there.',
+      },
+    ]);
 
     // Vault lock in governance mode: no recovery point leaves before BACKUP_RETENTION_DAYS
     // unless someone with backup:DeleteBackupVaultLockConfiguration first removes the lock
