@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { App } from 'aws-cdk-lib';
+import { architectureFrom, regionFrom } from '../lib/context';
 import { CpisStack } from '../lib/cpis-stack';
 import { applyNag } from '../lib/nag';
 
@@ -9,6 +10,9 @@ const app = new App();
 //   -c domainName=api.cpis.example.org -c certificateArn=arn:aws:acm:...   custom domain
 //   -c cpis:placeholderCode=true   synthesise without cargo-lambda (tests, cfn-lint)
 //   -c stackName=Cpis              the stack's name (default Cpis)
+//   -c cpis:architecture=x86_64    build and run the functions on x86_64 (default arm64)
+//   -c cpis:region=eu-west-2       the region (default eu-west-2; never the AWS profile's)
+//   -c cpis:allowRegion=<region>   deploy to a region outside the allow-list (lib/context.ts)
 const domainName = app.node.tryGetContext('domainName') as string | undefined;
 const certificateArn = app.node.tryGetContext('certificateArn') as string | undefined;
 if ((domainName && !certificateArn) || (!domainName && certificateArn)) {
@@ -20,9 +24,10 @@ new CpisStack(app, (app.node.tryGetContext('stackName') as string | undefined) ?
   description: 'cpis: Child Protection - Information Sharing (HTTP API, Lambda, DynamoDB, SQS, SNS)',
   env: {
     account: process.env.CDK_DEFAULT_ACCOUNT,
-    region: process.env.CDK_DEFAULT_REGION,
+    region: regionFrom(app.node.tryGetContext('cpis:region')),
   },
   placeholderCode: placeholder === true || placeholder === 'true',
+  architecture: architectureFrom(app.node.tryGetContext('cpis:architecture')),
   customDomain: domainName && certificateArn ? { domainName, certificateArn } : undefined,
 });
 

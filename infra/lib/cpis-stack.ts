@@ -1,5 +1,5 @@
 import * as path from 'path';
-import { Aws, CfnCondition, CfnOutput, CfnParameter, Duration, Fn, RemovalPolicy, Stack, StackProps } from 'aws-cdk-lib';
+import { Aws, CfnCondition, CfnOutput, CfnParameter, DefaultStackSynthesizer, Duration, Fn, RemovalPolicy, Stack, StackProps, Token } from 'aws-cdk-lib';
 import * as apigwv2 from 'aws-cdk-lib/aws-apigatewayv2';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as cwActions from 'aws-cdk-lib/aws-cloudwatch-actions';
@@ -7,12 +7,15 @@ import * as events from 'aws-cdk-lib/aws-events';
 import * as targets from 'aws-cdk-lib/aws-events-targets';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import { NagSuppressions } from 'cdk-nag';
 import { Construct } from 'constructs';
+import { assertRegionAllowed } from './context';
 import { ApiRoute, CpisHttpApi, CustomDomain } from './constructs/http-api';
+import { OperationsAlarms, operationsDashboard } from './constructs/operations';
 import { DeadLetterQueue, ResilientQueue } from './constructs/resilient-queue';
 import { CpisFunction } from './constructs/rust-function';
 import { ServiceTables } from './constructs/service-tables';
@@ -41,8 +44,9 @@ export const SERVICE_TABLE_ACTIONS: Record<string, string[]> = {
   'history-query': ['dynamodb:BatchGetItem', 'dynamodb:GetItem', 'dynamodb:Query'],
   // begin_delivery / finish_delivery (UpdateItem, consistent GetItem), directory (GetItem).
   'notification-dispatch': ['dynamodb:GetItem', 'dynamodb:UpdateItem'],
-  // claim_undelivered: Query gsi2 then a conditional UpdateItem per ASN.
-  'outbox-relay': ['dynamodb:Query', 'dynamodb:UpdateItem'],
+  // claim_undelivered: Query gsi2 then a conditional UpdateItem per ASN; the
+  // feed check (Query on FEEDS); the daily purge (Scan, then BatchWriteItem deletes).
+  'outbox-relay': ['dynamodb:BatchWriteItem', 'dynamodb:Query', 'dynamodb:Scan', 'dynamodb:UpdateItem'],
 };
 
 /** The enumeration watch's defaults, as in crates/domain/src/volume.rs (VolumePolicy). */
@@ -72,6 +76,8 @@ export interface CpisStackProps extends StackProps {
   readonly customDomain?: CustomDomain;
   /** The Cargo workspace manifest; defaults to the repository's `Cargo.toml`. */
   readonly manifestPath?: string;
+  /** Every function's architecture; defaults to arm64 (Graviton). */
+  readonly architecture?: lambda.Architecture;
 }
 
 export class CpisStack extends Stack {
@@ -85,9 +91,12 @@ export class CpisStack extends Stack {
   public readonly dataKey: kms.Key;
   public readonly messagingKey: kms.Key;
   public readonly logsKey: kms.Key;
+  public readonly operations: OperationsAlarms;
 
   constructor(scope: Construct, id: string, props: CpisStackProps = {}) {
     super(scope, id, props);
+    // Before anything else: a stack in the wrong region must not even synthesise.
+    assertRegionAllowed(Token.isUnresolved(this.region) ? undefined : this.region, this.node.tryGetContext('cpis:allowRegion'));
 
     const manifestPath = props.manifestPath ?? path.join(__dirname, '..', '..', 'Cargo.toml');
     const placeholderCode = props.placeholderCode ?? false;
@@ -107,7 +116,8 @@ export class CpisStack extends Stack {
       type: 'String',
       default: 'INFO',
       allowedValues: ['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR'],
-      description: 'RUST_LOG and the Lambda application log level.',
+      description:
+        'RUST_LOG of every function. The enumeration watch (H6) and error lines are written at every level.',
     });
     const viewUrl = new CfnParameter(this, 'ViewUrl', {
       type: 'String',
@@ -145,6 +155,20 @@ export class CpisStack extends Stack {
       description: `Checks by one caller within ${CHECK_VOLUME.periodMinutes} minutes above which the possible-enumeration alarm fires (hazard H6).`,
     });
 
+    const smsSpendAlarmUsd = new CfnParameter(this, 'SmsSpendAlarmUsd', {
+      type: 'Number',
+      default: 40,
+      minValue: 1,
+      description:
+        'SNS SMS spend this month (USD) at which the operations topic is told; set it below the account\'s SNS MonthlySpendLimit, where SMS stop.',
+    });
+    const monthlyBudgetUsd = new CfnParameter(this, 'MonthlyBudgetUsd', {
+      type: 'Number',
+      default: 100,
+      minValue: 1,
+      description: 'Monthly cost budget of the account (USD): 80% actual and 100% forecast notify the operations topic.',
+    });
+
     // ---- Keys (customer-managed, rotated, retained) ------------------------------------------------
     const dataKey = new kms.Key(this, 'DataKey', {
       description: 'cpis: DynamoDB tables, pseudonymisation secret, backups',
@@ -155,10 +179,11 @@ export class CpisStack extends Stack {
       enableKeyRotation: true,
     });
     // SNS encrypts council topics and redrives to the encrypted DLQ; CloudWatch
-    // publishes alarms to the encrypted ops topic.
+    // and AWS Budgets publish to the encrypted ops topic.
     for (const [sid, service] of [
       ['AllowSnsUse', 'sns.amazonaws.com'],
       ['AllowCloudWatchAlarmsUse', 'cloudwatch.amazonaws.com'],
+      ['AllowBudgetsUse', 'budgets.amazonaws.com'],
     ]) {
       messagingKey.addToResourcePolicy(
         new iam.PolicyStatement({
@@ -171,7 +196,7 @@ export class CpisStack extends Stack {
       );
     }
     const logsKey = new kms.Key(this, 'LogsKey', {
-      description: 'cpis: CloudWatch Logs (function logs, API access logs)',
+      description: 'cpis: CloudWatch Logs (function logs, API access logs) and the audit table\'s CloudTrail log files',
       enableKeyRotation: true,
     });
     logsKey.addToResourcePolicy(
@@ -194,6 +219,15 @@ export class CpisStack extends Stack {
       masterKey: messagingKey,
       enforceSSL: true,
     });
+    opsTopic.addToResourcePolicy(
+      new iam.PolicyStatement({
+        sid: 'BudgetsPublish',
+        principals: [new iam.ServicePrincipal('budgets.amazonaws.com')],
+        actions: ['sns:Publish'],
+        resources: [opsTopic.topicArn],
+        conditions: { StringEquals: { 'aws:SourceAccount': Aws.ACCOUNT_ID } },
+      }),
+    );
     const hasOpsEmail = new CfnCondition(this, 'HasOpsEmail', {
       expression: Fn.conditionNot(Fn.conditionEquals(opsEmail.valueAsString, '')),
     });
@@ -205,7 +239,16 @@ export class CpisStack extends Stack {
     opsSubscription.cfnOptions.condition = hasOpsEmail;
 
     // ---- Data ----------------------------------------------------------------------------------
-    const tables = new ServiceTables(this, 'Tables', { key: dataKey });
+    const tables = new ServiceTables(this, 'Tables', {
+      key: dataKey,
+      trailKey: logsKey,
+      // The synthesizer writes it with ${AWS::Partition} (and ${AWS::AccountId} when the
+      // account is unknown) for CloudFormation to substitute.
+      deployRoleArn:
+        this.synthesizer instanceof DefaultStackSynthesizer
+          ? Fn.sub(this.synthesizer.cloudFormationExecutionRoleArn)
+          : undefined,
+    });
 
     const pseudonymSecret = new secretsmanager.Secret(this, 'PseudonymKey', {
       description:
@@ -281,8 +324,8 @@ export class CpisStack extends Stack {
         timeout: Duration.seconds(timeout),
         environment,
         manifestPath,
+        architecture: props.architecture ?? lambda.Architecture.ARM_64,
         placeholderCode,
-        logLevel: logLevel.valueAsString,
         logsKey,
         logRetention: logs.RetentionDays.THREE_MONTHS,
         alarmTopic: opsTopic,
@@ -363,6 +406,8 @@ export class CpisStack extends Stack {
       }
     }
 
+    tables.restrictPutItemTo(AUDIT_WRITERS.map((name) => this.functions[name].role.roleArn));
+
     // Senders to the ASN queue.
     for (const fn of [attendanceCheck, relay]) {
       fn.allow(
@@ -414,7 +459,7 @@ export class CpisStack extends Stack {
         },
       }),
     );
-    const mapping = dispatcher.function.addEventSourceMapping('AsnQueueSource', {
+    const mapping = dispatcher.alias.addEventSourceMapping('AsnQueueSource', {
       eventSourceArn: asnQueue.queue.queueArn,
       batchSize: 10,
       reportBatchItemFailures: true,
@@ -436,9 +481,23 @@ export class CpisStack extends Stack {
       description: 'cpis: sweep the ASN outbox every minute',
       schedule: events.Schedule.rate(Duration.minutes(1)),
       targets: [
-        new targets.LambdaFunction(relay.function, {
+        new targets.LambdaFunction(relay.alias, {
           retryAttempts: 0,
           maxEventAge: Duration.minutes(1),
+        }),
+      ],
+    });
+
+    // The purge, once a day: what DynamoDB TTL cannot decide (a child's history
+    // goes once no plan is left; ASNs follow their retention). crates/aws/README.md.
+    new events.Rule(this, 'PurgeSchedule', {
+      description: 'cpis: purge what TTL does not, once a day',
+      schedule: events.Schedule.cron({ minute: '30', hour: '2' }),
+      targets: [
+        new targets.LambdaFunction(relay.alias, {
+          event: events.RuleTargetInput.fromObject({ task: 'purge' }),
+          retryAttempts: 2,
+          maxEventAge: Duration.hours(2),
         }),
       ],
     });
@@ -446,20 +505,22 @@ export class CpisStack extends Stack {
     // ---- HTTP API ------------------------------------------------------------------------------
     const M = apigwv2.HttpMethod;
     const routes: ApiRoute[] = [
-      { method: M.GET, path: '/health', handler: planUpload.function, public: true },
-      { method: M.POST, path: '/v1/uploads', handler: planUpload.function },
-      { method: M.GET, path: '/v1/plans', handler: planUpload.function },
-      { method: M.GET, path: '/v1/authority', handler: planUpload.function },
-      { method: M.PUT, path: '/v1/authority', handler: planUpload.function },
-      { method: M.GET, path: '/v1/notifications', handler: planUpload.function },
-      { method: M.GET, path: '/v1/notifications/{id}', handler: planUpload.function },
-      { method: M.POST, path: '/v1/notifications/{id}/ack', handler: planUpload.function },
-      { method: M.POST, path: '/v1/checks', handler: attendanceCheck.function },
-      { method: M.GET, path: '/FHIR/R4/CareTeam', handler: attendanceCheck.function },
-      { method: M.GET, path: '/FHIR/R4/Flag', handler: attendanceCheck.function },
-      { method: M.GET, path: '/FHIR/R4/metadata', handler: attendanceCheck.function },
-      { method: M.POST, path: '/v1/history', handler: historyQuery.function },
-      { method: M.GET, path: '/FHIR/R4/AuditEvent', handler: historyQuery.function },
+      { method: M.GET, path: '/health', handler: planUpload.alias, public: true },
+      { method: M.POST, path: '/v1/uploads', handler: planUpload.alias },
+      { method: M.POST, path: '/v1/uploads/rewind', handler: planUpload.alias },
+      { method: M.GET, path: '/v1/plans', handler: planUpload.alias },
+      { method: M.GET, path: '/v1/authority', handler: planUpload.alias },
+      { method: M.PUT, path: '/v1/authority', handler: planUpload.alias },
+      { method: M.GET, path: '/v1/notifications', handler: planUpload.alias },
+      { method: M.GET, path: '/v1/notifications/{id}', handler: planUpload.alias },
+      { method: M.POST, path: '/v1/notifications/{id}/ack', handler: planUpload.alias },
+      { method: M.POST, path: '/v1/checks', handler: attendanceCheck.alias },
+      { method: M.GET, path: '/FHIR/R4/CareTeam', handler: attendanceCheck.alias },
+      { method: M.GET, path: '/FHIR/R4/Flag', handler: attendanceCheck.alias },
+      // FHIR clients read the CapabilityStatement before they authenticate.
+      { method: M.GET, path: '/FHIR/R4/metadata', handler: attendanceCheck.alias, public: true },
+      { method: M.POST, path: '/v1/history', handler: historyQuery.alias },
+      { method: M.GET, path: '/FHIR/R4/AuditEvent', handler: historyQuery.alias },
     ];
     const api = new CpisHttpApi(this, 'HttpApi', {
       jwtIssuer: jwtIssuer.valueAsString,
@@ -469,6 +530,17 @@ export class CpisStack extends Stack {
       logsKey,
       logRetention: logs.RetentionDays.ONE_YEAR,
       customDomain: props.customDomain,
+    });
+
+    const operations = new OperationsAlarms(this, 'Operations', {
+      api: api.api,
+      tables: [
+        { table: tables.table, indexes: ['gsi1', 'gsi2'] },
+        { table: tables.auditTable, indexes: [] },
+      ],
+      alarmTopic: opsTopic,
+      smsSpendAlarmUsd: smsSpendAlarmUsd.valueAsNumber,
+      monthlyBudgetUsd: monthlyBudgetUsd.valueAsNumber,
     });
 
     new CfnOutput(this, 'ApiUrl', { value: api.url, description: 'Base URL of the HTTP API' });
@@ -513,12 +585,65 @@ export class CpisStack extends Stack {
     checkVolumeAlarm.addAlarmAction(new cwActions.SnsAction(opsTopic));
     checkVolumeAlarm.addOkAction(new cwActions.SnsAction(opsTopic));
 
+    // ---- Feed freshness (hazard H2): a council whose uploads stopped --------------------------------
+    // outbox-relay prints StaleFeeds every minute (embedded metric format, not
+    // through the log filter). Missing data means the relay itself stopped:
+    // then nobody knows whether feeds are fresh, so it alarms too.
+    const staleFeedsAlarm = new cloudwatch.Alarm(this, 'StaleFeedsAlarm', {
+      alarmDescription:
+        'outbox-relay: a council has sent no accepted full snapshot for longer than CPIS_FEED_STALE_AFTER_HOURS (48 h by default), so its plans go stale both ways (hazard H2); the relay log names the council. Also fires if the relay stops reporting.',
+      metric: new cloudwatch.Metric({
+        namespace: 'CPIS',
+        metricName: 'StaleFeeds',
+        dimensionsMap: { Service: 'cpis' },
+        statistic: 'Maximum',
+        period: Duration.minutes(15),
+      }),
+      threshold: 1,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      evaluationPeriods: 1,
+      treatMissingData: cloudwatch.TreatMissingData.BREACHING,
+    });
+    staleFeedsAlarm.addAlarmAction(new cwActions.SnsAction(opsTopic));
+    staleFeedsAlarm.addOkAction(new cwActions.SnsAction(opsTopic));
+
+    // ---- Dashboard: every alarm of the stack, then the signals behind them -----------------------
+    const allAlarms = this.node.findAll().filter((c): c is cloudwatch.Alarm => c instanceof cloudwatch.Alarm);
+    const graph = (title: string, metrics: cloudwatch.IMetric[]) =>
+      new cloudwatch.GraphWidget({ title, left: metrics, width: 8 });
+    const dashboard = operationsDashboard(this, {
+      name: `${this.stackName}-operations`,
+      alarms: allAlarms,
+      api: api.api,
+      functions: Object.entries(this.functions).map(([name, f]) => ({ name, fn: f.function })),
+      extraGraphs: [
+        graph('ASN queue: oldest message (s) and dead letters', [
+          asnQueue.ageAlarm.metric,
+          asnQueue.deadLetterQueue.depthAlarm.metric,
+          snsDlq.depthAlarm.metric,
+        ]),
+        graph('DynamoDB throttle events', operations.throttleAlarms.map((a) => a.metric)),
+        graph('SMS spend this month (USD)', [operations.smsSpendAlarm.metric]),
+        graph('Checks by the busiest caller (H6)', [checkVolumeAlarm.metric]),
+        graph('Councils with a stale feed (H2)', [staleFeedsAlarm.metric]),
+      ],
+    });
+    new CfnOutput(this, 'DashboardName', { value: dashboard.dashboardName });
+
     new CfnOutput(this, 'TableName', { value: tables.table.tableName });
     new CfnOutput(this, 'AuditTableName', { value: tables.auditTable.tableName });
     new CfnOutput(this, 'AsnQueueUrl', { value: asnQueue.queue.queueUrl });
     new CfnOutput(this, 'AsnDlqUrl', { value: asnQueue.deadLetterQueue.queue.queueUrl });
     new CfnOutput(this, 'SnsDeliveryDlqArn', { value: snsDlq.queue.queueArn });
     new CfnOutput(this, 'OpsTopicArn', { value: opsTopic.topicArn });
+    new CfnOutput(this, 'AuditBreakGlassRoleArn', {
+      value: tables.breakGlassRole.roleArn,
+      description: 'The only role that may remove the audit table or its policy (assume with MFA)',
+    });
+    new CfnOutput(this, 'AuditTrailBucket', {
+      value: tables.auditTrailBucket.bucketName,
+      description: 'CloudTrail: every data event on the audit table and the account\'s write management events',
+    });
 
     this.tables = tables;
     this.asnQueue = asnQueue;
@@ -529,6 +654,7 @@ export class CpisStack extends Stack {
     this.dataKey = dataKey;
     this.messagingKey = messagingKey;
     this.logsKey = logsKey;
+    this.operations = operations;
 
     // Stack-wide wildcard findings, each scoped by appliesTo.
     NagSuppressions.addStackSuppressions(this, [

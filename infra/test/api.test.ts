@@ -4,6 +4,7 @@ import { logicalId, refersTo, synth, Synthesised } from './helpers';
 
 const ROUTES: [string, string][] = [
   ['POST /v1/uploads', 'plan-upload'],
+  ['POST /v1/uploads/rewind', 'plan-upload'],
   ['GET /v1/plans', 'plan-upload'],
   ['GET /v1/authority', 'plan-upload'],
   ['PUT /v1/authority', 'plan-upload'],
@@ -13,7 +14,6 @@ const ROUTES: [string, string][] = [
   ['POST /v1/checks', 'attendance-check'],
   ['GET /FHIR/R4/CareTeam', 'attendance-check'],
   ['GET /FHIR/R4/Flag', 'attendance-check'],
-  ['GET /FHIR/R4/metadata', 'attendance-check'],
   ['POST /v1/history', 'history-query'],
   ['GET /FHIR/R4/AuditEvent', 'history-query'],
 ];
@@ -38,9 +38,15 @@ function integrationTarget(routeProps: { Target: unknown }): string {
   const integration = integrations[id!].Properties;
   expect(integration.IntegrationType).toBe('AWS_PROXY');
   expect(integration.PayloadFormatVersion).toBe('2.0');
-  const fnId = Object.keys(s.template.findResources('AWS::Lambda::Function')).find((k) =>
-    refersTo(integration.IntegrationUri, k),
-  );
+  // The integration invokes the function's `live` alias, never $LATEST.
+  const aliases = s.template.findResources('AWS::Lambda::Alias');
+  const aliasId = Object.keys(aliases).find((k) => refersTo(integration.IntegrationUri, k));
+  expect(aliasId).toBeDefined();
+  const alias = aliases[aliasId!].Properties;
+  expect(alias.Name).toBe('live');
+  const fnIds = Object.keys(s.template.findResources('AWS::Lambda::Function'));
+  expect(fnIds.filter((k) => refersTo(integration.IntegrationUri, k))).toEqual([]);
+  const fnId = fnIds.find((k) => refersTo(alias.FunctionName, k));
   expect(fnId).toBeDefined();
   return fnId!;
 }
@@ -50,7 +56,7 @@ describe('HTTP API routes', () => {
     const keys = Object.values(s.template.findResources('AWS::ApiGatewayV2::Route'))
       .map((r) => r.Properties.RouteKey)
       .sort();
-    expect(keys).toEqual([...ROUTES.map(([k]) => k), 'GET /health'].sort());
+    expect(keys).toEqual([...ROUTES.map(([k]) => k), 'GET /health', 'GET /FHIR/R4/metadata'].sort());
   });
 
   test.each(ROUTES)('%s goes to %s behind the JWT authorizer', (routeKey, crate) => {
@@ -62,11 +68,15 @@ describe('HTTP API routes', () => {
     expect(props.AuthorizerId).toEqual({ Ref: Object.keys(authorizers)[0] });
   });
 
-  test('GET /health has no authorizer', () => {
-    const props = route('GET /health');
+  test.each([
+    ['GET /health', 'plan-upload'],
+    // FHIR clients read the CapabilityStatement before they authenticate.
+    ['GET /FHIR/R4/metadata', 'attendance-check'],
+  ])('%s has no authorizer and goes to %s', (routeKey, crate) => {
+    const props = route(routeKey);
     expect(props.AuthorizationType).toBe('NONE');
     expect(props.AuthorizerId).toBeUndefined();
-    expect(integrationTarget(props)).toBe(logicalId(s.stack, s.stack.functions['plan-upload'].function));
+    expect(integrationTarget(props)).toBe(logicalId(s.stack, s.stack.functions[crate].function));
   });
 
   test('one JWT authorizer: issuer and audiences are the JwtIssuer and JwtAudiences parameters', () => {
@@ -80,14 +90,14 @@ describe('HTTP API routes', () => {
     });
   });
 
-  test('API Gateway may invoke only the three API functions', () => {
+  test('API Gateway may invoke only the three API functions, through their live alias', () => {
     const targets = new Set(
       Object.values(s.template.findResources('AWS::Lambda::Permission'))
         .filter((p) => p.Properties.Principal === 'apigateway.amazonaws.com')
         .map((p) => JSON.stringify(p.Properties.FunctionName)),
     );
     const api = ['plan-upload', 'attendance-check', 'history-query'].map((c) =>
-      JSON.stringify({ 'Fn::GetAtt': [logicalId(s.stack, s.stack.functions[c].function), 'Arn'] }),
+      JSON.stringify({ Ref: logicalId(s.stack, s.stack.functions[c].alias) }),
     );
     expect([...targets].sort()).toEqual(api.sort());
   });

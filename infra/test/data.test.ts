@@ -1,6 +1,14 @@
 import { Match } from 'aws-cdk-lib/assertions';
-import { AUDIT_FORBIDDEN_ACTIONS } from '../lib/constructs/service-tables';
-import { logicalId, synth, Synthesised } from './helpers';
+import { readFileSync } from 'fs';
+import * as path from 'path';
+import {
+  AUDIT_FORBIDDEN_ACTIONS,
+  AUDIT_TABLE_CHANGES,
+  AUDIT_TRAIL_RETENTION_DAYS,
+  BACKUP_RETENTION_DAYS,
+} from '../lib/constructs/service-tables';
+import { AUDIT_WRITERS } from '../lib/cpis-stack';
+import { logicalId, refersTo, synth, Synthesised } from './helpers';
 
 let s: Synthesised;
 beforeAll(() => {
@@ -84,20 +92,136 @@ describe('audit table', () => {
     expect(audit().Properties.GlobalSecondaryIndexes).toBeUndefined();
   });
 
-  test('its resource policy denies every principal any update or delete of an event', () => {
-    const statements = audit().Properties.ResourcePolicy.PolicyDocument.Statement;
-    expect(statements).toEqual([
-      {
-        Sid: 'AppendOnly',
-        Effect: 'Deny',
-        Principal: { AWS: '*' },
-        Action: [...AUDIT_FORBIDDEN_ACTIONS].sort(),
-        Resource: '*',
-      },
-    ]);
-    expect(AUDIT_FORBIDDEN_ACTIONS).toEqual(
-      expect.arrayContaining(['dynamodb:UpdateItem', 'dynamodb:DeleteItem', 'dynamodb:BatchWriteItem']),
+  const statements = () =>
+    audit().Properties.ResourcePolicy.PolicyDocument.Statement as {
+      Sid: string;
+      Effect: string;
+      Principal: unknown;
+      Action: string | string[];
+      Resource: unknown;
+      Condition?: { ArnNotEquals: { 'aws:PrincipalArn': unknown[] } };
+    }[];
+  const statement = (sid: string) => statements().find((st) => st.Sid === sid)!;
+  const exempt = (sid: string) => statement(sid).Condition?.ArnNotEquals['aws:PrincipalArn'];
+  const roleArn = (role: { node: { defaultChild?: unknown } }) => ({ 'Fn::GetAtt': [logicalId(s.stack, role), 'Arn'] });
+
+  test('its resource policy is four denials to every principal, nothing granted', () => {
+    expect(statements().map((st) => st.Sid).sort()).toEqual(
+      ['AppendOnly', 'DefinitionByDeploymentOrBreakGlass', 'PutByAuditWritersOnly', 'RemovalByBreakGlassOnly'],
     );
+    for (const st of statements()) {
+      expect(st.Effect).toBe('Deny');
+      expect(st.Principal).toEqual({ AWS: '*' });
+      expect(st.Resource).toBe('*');
+    }
+  });
+
+  test('nobody may update or delete an event, nor write one through PartiQL or a batch', () => {
+    expect(statement('AppendOnly').Action).toEqual([...AUDIT_FORBIDDEN_ACTIONS].sort());
+    expect(statement('AppendOnly').Condition).toBeUndefined();
+    expect(AUDIT_FORBIDDEN_ACTIONS).toEqual(
+      expect.arrayContaining([
+        'dynamodb:UpdateItem',
+        'dynamodb:DeleteItem',
+        'dynamodb:BatchWriteItem',
+        'dynamodb:PartiQLInsert',
+        'dynamodb:PartiQLUpdate',
+        'dynamodb:PartiQLDelete',
+      ]),
+    );
+  });
+
+  test('only the audit writers\' roles may PutItem (their code writes with attribute_not_exists)', () => {
+    expect(statement('PutByAuditWritersOnly').Action).toBe('dynamodb:PutItem');
+    expect(exempt('PutByAuditWritersOnly')).toEqual(AUDIT_WRITERS.map((name) => roleArn(s.stack.functions[name].role)));
+    expect(exempt('PutByAuditWritersOnly')).not.toContainEqual(roleArn(s.stack.functions['outbox-relay'].role));
+    // The claim in the comments rests on this line of the DynamoDB adapter.
+    const dynamo = readFileSync(path.join(__dirname, '..', '..', 'crates', 'aws', 'src', 'dynamo.rs'), 'utf8');
+    const append = dynamo.slice(dynamo.indexOf('impl AuditTrail for DynamoStore'));
+    expect(append.slice(0, append.indexOf('impl AuditReader'))).toContain('.condition_expression("attribute_not_exists(pk)")');
+  });
+
+  test('policy, TTL, recovery and table settings change only by a deployment or the break-glass role', () => {
+    expect(statement('DefinitionByDeploymentOrBreakGlass').Action).toEqual([...AUDIT_TABLE_CHANGES].sort());
+    expect(AUDIT_TABLE_CHANGES).toEqual(
+      expect.arrayContaining(['dynamodb:PutResourcePolicy', 'dynamodb:UpdateTable', 'dynamodb:UpdateTimeToLive']),
+    );
+    expect(exempt('DefinitionByDeploymentOrBreakGlass')).toEqual([
+      roleArn(s.stack.tables.breakGlassRole),
+      { 'Fn::Sub': 'arn:${AWS::Partition}:iam::111122223333:role/cdk-hnb659fds-cfn-exec-role-111122223333-eu-west-2' },
+    ]);
+  });
+
+  test('removing the policy or the table: the break-glass role only', () => {
+    expect(statement('RemovalByBreakGlassOnly').Action).toEqual(
+      ['dynamodb:DeleteResourcePolicy', 'dynamodb:DeleteTable'],
+    );
+    expect(exempt('RemovalByBreakGlassOnly')).toEqual([roleArn(s.stack.tables.breakGlassRole)]);
+  });
+
+  test('the break-glass role is assumed within the account with MFA, for an hour at most, and retained', () => {
+    const role = s.template.findResources('AWS::IAM::Role')[logicalId(s.stack, s.stack.tables.breakGlassRole)];
+    expect(role.Properties.MaxSessionDuration).toBe(3600);
+    // Retained with the table, whose policy names it.
+    expect(role.DeletionPolicy).toBe('Retain');
+    const policies = Object.values(s.template.findResources('AWS::IAM::ManagedPolicy')).filter((p) =>
+      JSON.stringify(p.Properties.Roles ?? []).includes(logicalId(s.stack, s.stack.tables.breakGlassRole)),
+    );
+    expect(policies).toHaveLength(1);
+    expect(policies[0].DeletionPolicy).toBe('Retain');
+    const [trust] = role.Properties.AssumeRolePolicyDocument.Statement;
+    expect(role.Properties.AssumeRolePolicyDocument.Statement).toHaveLength(1);
+    expect(trust.Condition).toEqual({ Bool: { 'aws:MultiFactorAuthPresent': 'true' } });
+    expect(JSON.stringify(trust.Principal)).toContain(':iam::111122223333:root');
+  });
+
+  test('a trail records every data event on the audit table, and the account\'s write management events', () => {
+    const trails = Object.values(s.template.findResources('AWS::CloudTrail::Trail'));
+    expect(trails).toHaveLength(1);
+    const trail = trails[0].Properties;
+    expect(trail.IsLogging).toBe(true);
+    expect(trail.EnableLogFileValidation).toBe(true);
+    expect(trail.KMSKeyId).toEqual({ 'Fn::GetAtt': [logicalId(s.stack, s.stack.logsKey), 'Arn'] });
+    expect(trail.S3BucketName).toEqual({ Ref: logicalId(s.stack, s.stack.tables.auditTrailBucket) });
+    expect(trail.EventSelectors).toBeUndefined();
+    const [data, management] = trail.AdvancedEventSelectors;
+    expect(trail.AdvancedEventSelectors).toHaveLength(2);
+    expect(data.FieldSelectors).toEqual([
+      { Field: 'eventCategory', Equals: ['Data'] },
+      { Field: 'resources.type', Equals: ['AWS::DynamoDB::Table'] },
+      { Field: 'resources.ARN', Equals: [{ 'Fn::GetAtt': [logicalId(s.stack, s.stack.tables.auditTable), 'Arn'] }] },
+    ]);
+    // No readOnly selector on data events: reads of the trail by a person are recorded too.
+    expect(JSON.stringify(data)).not.toContain('readOnly');
+    expect(management.FieldSelectors).toEqual([
+      { Field: 'eventCategory', Equals: ['Management'] },
+      { Field: 'readOnly', Equals: ['false'] },
+    ]);
+  });
+
+  test('its log files are kept seven years, object-locked, versioned, private, and outlive the stack', () => {
+    const bucket = s.template.findResources('AWS::S3::Bucket')[logicalId(s.stack, s.stack.tables.auditTrailBucket)];
+    expect(bucket.DeletionPolicy).toBe('Retain');
+    expect(AUDIT_TRAIL_RETENTION_DAYS).toBe(2557);
+    expect(bucket.Properties.ObjectLockEnabled).toBe(true);
+    expect(bucket.Properties.ObjectLockConfiguration).toEqual({
+      ObjectLockEnabled: 'Enabled',
+      Rule: { DefaultRetention: { Mode: 'GOVERNANCE', Days: AUDIT_TRAIL_RETENTION_DAYS } },
+    });
+    expect(bucket.Properties.VersioningConfiguration).toEqual({ Status: 'Enabled' });
+    expect(bucket.Properties.PublicAccessBlockConfiguration).toEqual({
+      BlockPublicAcls: true,
+      BlockPublicPolicy: true,
+      IgnorePublicAcls: true,
+      RestrictPublicBuckets: true,
+    });
+    // Only this trail may write to it.
+    const [policy] = Object.values(s.template.findResources('AWS::S3::BucketPolicy')).filter((p) =>
+      refersTo(p.Properties.Bucket, logicalId(s.stack, s.stack.tables.auditTrailBucket)),
+    );
+    const put = policy.Properties.PolicyDocument.Statement.find((st: { Sid?: string }) => st.Sid === 'CloudTrailWrite');
+    expect(put.Principal).toEqual({ Service: 'cloudtrail.amazonaws.com' });
+    expect(JSON.stringify(put.Condition)).toContain(':trail/Cpis-audit');
   });
 });
 
@@ -127,16 +251,21 @@ describe('keys, secret and backups', () => {
     });
   });
 
-  test('both tables are in a daily AWS Backup plan with a KMS-encrypted, retained vault', () => {
+  test('both tables are in a daily AWS Backup plan with a KMS-encrypted, retained, locked vault', () => {
     s.template.hasResource('AWS::Backup::BackupVault', {
       Properties: { EncryptionKeyArn: dataKeyArn() },
       DeletionPolicy: 'Retain',
     });
     s.template.hasResourceProperties('AWS::Backup::BackupPlan', {
       BackupPlan: {
-        BackupPlanRule: [Match.objectLike({ Lifecycle: { DeleteAfterDays: 35 } })],
+        BackupPlanRule: [Match.objectLike({ Lifecycle: { DeleteAfterDays: BACKUP_RETENTION_DAYS } })],
       },
     });
+    expect(BACKUP_RETENTION_DAYS).toBe(35);
+    // Governance mode (no ChangeableForDays): compliance mode is irreversible, a decision for
+    // the deploying organisation (README, "Deploy").
+    const [vault] = Object.values(s.template.findResources('AWS::Backup::BackupVault'));
+    expect(vault.Properties.LockConfiguration).toEqual({ MinRetentionDays: BACKUP_RETENTION_DAYS });
     const selection = JSON.stringify(s.template.findResources('AWS::Backup::BackupSelection'));
     expect(selection).toContain(logicalId(s.stack, s.stack.tables.table));
     expect(selection).toContain(logicalId(s.stack, s.stack.tables.auditTable));

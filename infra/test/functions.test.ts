@@ -81,12 +81,13 @@ describe('functions', () => {
     expect(TIMEOUTS).toEqual({ api: 10, dispatcher: 30, relay: 60 });
   });
 
-  test.each(FUNCTIONS)('%s: JSON logs at the LogLevel parameter, to its own KMS-encrypted log group', (crate) => {
+  test.each(FUNCTIONS)('%s: JSON logs filtered by RUST_LOG only, to its own KMS-encrypted log group', (crate) => {
     const p = fnProps(crate);
     const groupId = logicalId(s.stack, s.stack.functions[crate].logGroup);
+    expect(p.Environment.Variables.RUST_LOG).toEqual({ Ref: 'LogLevel' });
     expect(p.LoggingConfig).toEqual({
       LogFormat: 'JSON',
-      ApplicationLogLevel: { Ref: 'LogLevel' },
+      ApplicationLogLevel: 'TRACE',
       SystemLogLevel: 'WARN',
       LogGroup: { Ref: groupId },
     });
@@ -154,6 +155,30 @@ describe('functions', () => {
         logicalId(s.stack, s.stack.functions[crate].function)
       ];
       expect(fn.DependsOn).toEqual([logicalId(s.stack, s.stack.functions[crate].policy)]);
+    }
+  });
+
+  test.each(FUNCTIONS)('%s: a live alias on its published version; old versions are kept for rollback', (crate) => {
+    const fnId = logicalId(s.stack, s.stack.functions[crate].function);
+    const aliases = Object.values(s.template.findResources('AWS::Lambda::Alias')).filter((a) =>
+      refersTo(a.Properties.FunctionName, fnId),
+    );
+    expect(aliases).toHaveLength(1);
+    const alias = aliases[0].Properties;
+    expect(alias.Name).toBe('live');
+    const versions = s.template.findResources('AWS::Lambda::Version');
+    const versionId = Object.keys(versions).find((k) => refersTo(alias.FunctionVersion, k));
+    expect(versionId).toBeDefined();
+    expect(versions[versionId!].Properties.FunctionName).toEqual({ Ref: fnId });
+    expect(versions[versionId!].DeletionPolicy).toBe('Retain');
+  });
+
+  test('nothing invokes $LATEST: every invoke permission is on a live alias', () => {
+    const aliasIds = Object.keys(s.template.findResources('AWS::Lambda::Alias'));
+    const permissions = Object.values(s.template.findResources('AWS::Lambda::Permission'));
+    expect(permissions.length).toBeGreaterThan(0);
+    for (const p of permissions) {
+      expect(aliasIds.some((id) => refersTo(p.Properties.FunctionName, id))).toBe(true);
     }
   });
 });

@@ -47,11 +47,15 @@ describe('ASN queue', () => {
     s.template.resourceCountIs('AWS::Lambda::EventSourceMapping', 1);
     s.template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
       EventSourceArn: { 'Fn::GetAtt': [asnQueueId(), 'Arn'] },
-      FunctionName: { Ref: logicalId(s.stack, s.stack.functions['notification-dispatch'].function) },
       BatchSize: 10,
       FunctionResponseTypes: ['ReportBatchItemFailures'],
       ScalingConfig: { MaximumConcurrency: Match.anyValue() },
     });
+    // The live alias (<function name>:live, the name taken from the alias's ARN), never $LATEST.
+    const [mapping] = Object.values(s.template.findResources('AWS::Lambda::EventSourceMapping'));
+    const [name, suffix] = mapping.Properties.FunctionName['Fn::Join'][1];
+    expect(suffix).toBe(':live');
+    expect(refersTo(name, logicalId(s.stack, s.stack.functions['notification-dispatch'].alias))).toBe(true);
   });
 
   test('alarm when its DLQ holds any message', () => {
@@ -158,7 +162,8 @@ describe('council topics and the SNS delivery DLQ', () => {
   test('every alarm notifies the ops topic, on alarm and on recovery', () => {
     const alarms = Object.values(s.template.findResources('AWS::CloudWatch::Alarm'));
     // 5 functions x (errors, throttles, error-level logs) + ASN DLQ + ASN age + SNS DLQ + check volume
-    expect(alarms).toHaveLength(19);
+    // + API 5xx + API latency + 2 tables' throttles + SMS spend + stale feeds
+    expect(alarms).toHaveLength(25);
     for (const a of alarms) {
       expect(a.Properties.AlarmActions).toEqual([opsTopicRef()]);
       expect(a.Properties.OKActions).toEqual([opsTopicRef()]);
@@ -173,7 +178,7 @@ describe('outbox relay schedule', () => {
       State: 'ENABLED',
       Targets: [
         Match.objectLike({
-          Arn: { 'Fn::GetAtt': [logicalId(s.stack, s.stack.functions['outbox-relay'].function), 'Arn'] },
+          Arn: { Ref: logicalId(s.stack, s.stack.functions['outbox-relay'].alias) },
         }),
       ],
     });

@@ -6,8 +6,18 @@
 //! event (an HTTP body naming a child), and the AWS SDK and HTTP stack can
 //! log what they send and receive (DynamoDB items hold NHS numbers). An
 //! operator turning the level up to chase a fault must not turn on a leak.
+//!
+//! And one floor: the enumeration watch's record (hazard H6) is written at
+//! every level, since a detection control must not switch off when an operator
+//! turns the logs down (see `ENUMERATION_WATCH_TARGET`).
 
-use tracing_subscriber::filter::{Directive, EnvFilter};
+use tracing_subscriber::filter::{Directive, EnvFilter, LevelFilter};
+
+/// Where `cpis-http` writes one INFO line per answered care-setting check
+/// (`crates/http/src/care.rs`, caller and organisation, never the child): the
+/// line the stack's Contributor Insights rule ranks callers by. Kept at INFO
+/// at least whatever `RUST_LOG` says (the infra tests check both ends).
+pub const ENUMERATION_WATCH_TARGET: &str = "cpis_http::care";
 
 /// Library targets held at INFO or quieter whatever `RUST_LOG` says.
 const CONTENT_SEEING_LIBRARIES: &[&str] = &[
@@ -37,11 +47,19 @@ pub fn filter(requested: Option<&str>) -> EnvFilter {
     let mut filter = requested
         .and_then(|r| EnvFilter::try_new(r).ok())
         .unwrap_or_else(|| EnvFilter::new("info"));
+    // The floor takes the most verbose level asked for anywhere, so that at
+    // TRACE or DEBUG the module is not held back to INFO either.
+    let floor = filter
+        .max_level_hint()
+        .map_or(LevelFilter::INFO, |asked| asked.max(LevelFilter::INFO));
     for target in CONTENT_SEEING_LIBRARIES {
         // Later directives for the same target win, so these override RUST_LOG.
         if let Ok(cap) = format!("{target}=info").parse::<Directive>() {
             filter = filter.add_directive(cap);
         }
+    }
+    if let Ok(watch) = format!("{ENUMERATION_WATCH_TARGET}={floor}").parse::<Directive>() {
+        filter = filter.add_directive(watch);
     }
     filter
 }
@@ -106,6 +124,48 @@ mod tests {
         assert!(text.contains("library info"));
         assert!(!text.contains("library trace") && !text.contains("library debug"));
         assert!(!text.contains("our debug"), "warn elsewhere");
+    }
+
+    fn watch_and_others_with(requested: &str) -> String {
+        let buffer = Buffer::default();
+        let writer = buffer.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(filter(Some(requested)))
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::info!(target: "cpis_http::care", caller = "dr-a", organisation = "RXX", "care-setting check");
+            tracing::debug!(target: "cpis_http::care", "watch debug");
+            tracing::info!(target: "cpis_http::uploads", "other info");
+            tracing::info!(target: "attendance_check", "function info");
+        });
+        let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+        text
+    }
+
+    #[test]
+    fn the_enumeration_watch_record_is_written_at_every_log_level() {
+        // The values of the stack's LogLevel parameter, as RUST_LOG receives them.
+        for level in ["TRACE", "DEBUG", "INFO", "WARN", "ERROR"] {
+            let text = watch_and_others_with(level);
+            assert_eq!(
+                text.matches("care-setting check").count(),
+                1,
+                "RUST_LOG={level}: {text}"
+            );
+            let verbose = matches!(level, "TRACE" | "DEBUG" | "INFO");
+            assert_eq!(text.contains("other info"), verbose, "RUST_LOG={level}");
+            assert_eq!(text.contains("function info"), verbose, "RUST_LOG={level}");
+        }
+    }
+
+    #[test]
+    fn the_floor_never_holds_the_watch_module_below_what_was_asked() {
+        assert!(watch_and_others_with("TRACE").contains("watch debug"));
+        assert!(watch_and_others_with("warn,plan_upload=debug").contains("watch debug"));
+        assert!(!watch_and_others_with("WARN").contains("watch debug"));
+        assert!(!watch_and_others_with("INFO").contains("watch debug"));
     }
 
     #[test]

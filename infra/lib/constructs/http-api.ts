@@ -30,6 +30,7 @@ export const ACCESS_LOG_FORMAT: Record<string, string> = {
 export interface ApiRoute {
   readonly method: apigwv2.HttpMethod;
   readonly path: string;
+  /** The function's `live` alias (a rollback moves the alias, not the route). */
   readonly handler: lambda.IFunction;
   /** Only `GET /health`: no authorizer. */
   readonly public?: boolean;
@@ -112,7 +113,9 @@ export class CpisHttpApi extends Construct {
     const integrationFor = (handler: lambda.IFunction) => {
       let integration = integrations.get(handler);
       if (!integration) {
-        integration = new HttpLambdaIntegration(`${handler.node.id}Integration`, handler, {
+        // Named after the function construct: handlers are aliases, all called `live`.
+        const name = `${handler.node.scope?.node.id ?? ''}${handler.node.id}`;
+        integration = new HttpLambdaIntegration(`${name}Integration`, handler, {
           payloadFormatVersion: apigwv2.PayloadFormatVersion.VERSION_2_0,
         });
         integrations.set(handler, integration);

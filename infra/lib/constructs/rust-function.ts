@@ -1,5 +1,5 @@
 import * as path from 'path';
-import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import { DockerImage, DockerRunOptions, Duration, RemovalPolicy } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as cwActions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as iam from 'aws-cdk-lib/aws-iam';
@@ -11,8 +11,36 @@ import { RustFunction } from 'cargo-lambda-cdk';
 import { NagSuppressions } from 'cdk-nag';
 import { Construct } from 'constructs';
 
+/** The alias every trigger invokes. */
+export const LIVE_ALIAS = 'live';
+
 /** Where the placeholder `bootstrap` lives (tests and cfn-lint only). */
 export const PLACEHOLDER_CODE_DIR = path.join(__dirname, '..', '..', 'assets', 'placeholder');
+
+/**
+ * Stands in for cargo-lambda-cdk's Docker fallback. Without cargo-lambda on
+ * PATH the library would quietly build in an unpinned `latest` image; a
+ * deployment of this service must come from a toolchain the operator chose,
+ * so the fallback fails with what to install instead.
+ */
+export class NoDockerBundling extends DockerImage {
+  constructor() {
+    super('cpis/no-docker-bundling');
+  }
+
+  public override run(_options?: DockerRunOptions): void {
+    throw new Error(
+      'cpis builds its functions with a local cargo-lambda only, and `cargo lambda --version` failed: ' +
+        'install cargo-lambda with Zig (`pip3 install cargo-lambda`) and put it on PATH. ' +
+        'Docker bundling is disabled on purpose (see infra/lib/constructs/rust-function.ts).',
+    );
+  }
+}
+
+/** The flags added to `cargo lambda build`: the workspace's default-members hide functions/*, so name the package. */
+export function cargoLambdaFlags(crateName: string): string[] {
+  return ['--package', crateName];
+}
 
 export interface CpisFunctionProps {
   /** Crate name under `functions/`; it is also the binary name. */
@@ -24,14 +52,14 @@ export interface CpisFunctionProps {
   readonly environment: Record<string, string>;
   /** The Cargo workspace manifest (`<repo>/Cargo.toml`). */
   readonly manifestPath: string;
+  /** `arm64` (Graviton) for deployments; `x86_64` where a build host cannot cross-compile. */
+  readonly architecture: lambda.Architecture;
   /**
    * Use `lambda.Code.fromAsset` of a placeholder directory instead of building
    * with cargo-lambda. Tests and `npm run lint:cfn` set it so that synthesis
    * needs neither cargo-lambda nor Zig; deployments never do.
    */
   readonly placeholderCode: boolean;
-  /** `TRACE` | `DEBUG` | `INFO` | `WARN` | `ERROR` (a parameter's value). */
-  readonly logLevel: string;
   readonly logsKey: kms.IKey;
   readonly logRetention: logs.RetentionDays;
   /** Errors and throttles alarm to this topic. */
@@ -39,8 +67,8 @@ export interface CpisFunctionProps {
 }
 
 /**
- * One Rust Lambda function on Graviton (`arm64`, `provided.al2023`): its own
- * KMS-encrypted log group with retention, JSON logs at a chosen level, X-Ray
+ * One Rust Lambda function (`provided.al2023`, arm64 unless asked): its own
+ * KMS-encrypted log group with retention, JSON logs at the level RUST_LOG sets, X-Ray
  * active tracing, a role that starts empty (every permission is an explicit
  * statement added by the stack), and alarms on errors, throttles and
  * error-level log lines (failures a handler survives, such as a delivery whose
@@ -48,6 +76,12 @@ export interface CpisFunctionProps {
  */
 export class CpisFunction extends Construct {
   public readonly function: lambda.Function;
+  /**
+   * `live`: what the API, the queue and the schedule invoke. Each deploy that changes the
+   * code or configuration publishes a version and moves `live` to it; older versions are
+   * kept, so a rollback is `aws lambda update-alias --name live --function-version <n>`.
+   */
+  public readonly alias: lambda.Alias;
   public readonly role: iam.Role;
   public readonly policy: iam.ManagedPolicy;
   public readonly logGroup: logs.LogGroup;
@@ -92,7 +126,7 @@ export class CpisFunction extends Construct {
 
     const common = {
       description: props.description,
-      architecture: lambda.Architecture.ARM_64,
+      architecture: props.architecture,
       memorySize: props.memorySize ?? 256,
       timeout: props.timeout,
       // Lambda would add X-Ray's statement to an inline policy; it is in `policy` instead.
@@ -101,8 +135,13 @@ export class CpisFunction extends Construct {
       tracing: lambda.Tracing.ACTIVE,
       logGroup: this.logGroup,
       loggingFormat: lambda.LoggingFormat.JSON,
-      applicationLogLevelV2: props.logLevel as lambda.ApplicationLogLevel,
+      // RUST_LOG alone chooses what is written (crates/aws/src/telemetry.rs, which also keeps
+      // the H6 record at every level). Lambda's own filter would drop that INFO record at
+      // WARN, so it lets everything through.
+      applicationLogLevelV2: lambda.ApplicationLogLevel.TRACE,
       systemLogLevelV2: lambda.SystemLogLevel.WARN,
+      // Old versions stay after a deploy: they are the rollback targets.
+      currentVersionOptions: { removalPolicy: RemovalPolicy.RETAIN },
     };
 
     this.function = props.placeholderCode
@@ -117,7 +156,13 @@ export class CpisFunction extends Construct {
           runtime: 'provided.al2023',
           manifestPath: props.manifestPath,
           binaryName: props.crateName,
-          bundling: { architecture: lambda.Architecture.ARM_64 },
+          bundling: {
+            architecture: props.architecture,
+            // Built at the workspace root (shared target/ and Cargo.lock), by package.
+            cargoLambdaFlags: cargoLambdaFlags(props.crateName),
+            forcedDockerBundling: false,
+            dockerImage: new NoDockerBundling(),
+          },
         });
 
     // Lambda makes the function depend on its role, which the GetAtt of the
@@ -125,6 +170,11 @@ export class CpisFunction extends Construct {
     // its policy: a cold start before it exists would fail to read its data.
     const cfnFunction = this.function.node.defaultChild as lambda.CfnFunction;
     cfnFunction.addOverride('DependsOn', [(this.policy.node.defaultChild as iam.CfnManagedPolicy).logicalId]);
+
+    this.alias = new lambda.Alias(this, 'Live', {
+      aliasName: LIVE_ALIAS,
+      version: this.function.currentVersion,
+    });
 
     const action = new cwActions.SnsAction(props.alarmTopic);
     this.errorsAlarm = new cloudwatch.Alarm(this, 'ErrorsAlarm', {
