@@ -571,3 +571,51 @@ pub async fn one_asn_is_delivered_and_acknowledged_once<S: Store>(store: &S) {
         );
     }
 }
+
+/// The purge racing an upload: the purge takes what was due (an expired plan,
+/// the history of a child with no plan left) and nothing the upload loaded,
+/// whichever runs first.
+pub async fn a_purge_racing_an_upload_takes_only_what_was_due<S: Store>(store: &S) {
+    let today = NOW.date();
+    for trial in 0..TRIALS {
+        let council = trial_council(trial);
+        let ended = Plan {
+            end_date: Some(time::macros::date!(2024 - 01 - 31)),
+            ..plan(
+                &council,
+                child(0),
+                cpis_domain::PlanType::LookedAfter,
+                time::macros::date!(2023 - 01 - 10),
+            )
+        };
+        store
+            .apply_changes(&la(&council), &[stored(&ended)], &[])
+            .await
+            .expect("an ended plan, due for purge");
+        // A delta: only the purge can remove the ended plan.
+        let body = serde_json::json!({"sequence": 1, "mode": "delta", "records": [
+            {"nhs_number": CHILDREN[1], "plan_type": "CPP", "start_date": "2025-01-10"},
+            {"nhs_number": CHILDREN[2], "plan_type": "CPP", "start_date": "2025-01-10"},
+        ]})
+        .to_string()
+        .into_bytes();
+        let racer = Interleaved::new(store, 3000 + trial);
+        let (purged, uploaded) =
+            tokio::join!(store.purge(today), send(&racer, &council, &body, NOW));
+        purged.expect("purge");
+        let ack = uploaded.expect("upload").acknowledgement;
+        assert_eq!(ack.loaded, 2, "trial {trial}");
+        // The full snapshot withdrew the ended plan if the purge had not.
+        assert_eq!(
+            children_of(store, &council).await,
+            names(&[1, 2]),
+            "trial {trial}"
+        );
+        store.purge(today).await.expect("purge again");
+        assert_eq!(
+            children_of(store, &council).await,
+            names(&[1, 2]),
+            "trial {trial}"
+        );
+    }
+}

@@ -145,6 +145,7 @@ macro_rules! conformance_suite {
                 a_rewind_lets_a_council_continue_after_a_wrong_sequence,
                 simultaneous_checks_by_one_author_record_one_access,
                 one_asn_is_delivered_and_acknowledged_once,
+                a_purge_racing_an_upload_takes_only_what_was_due,
                 directory_put_and_get,
                 record_access_writes_access_and_asns_together,
                 same_author_within_window_is_collapsed,
