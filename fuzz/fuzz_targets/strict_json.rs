@@ -49,15 +49,24 @@ fuzz_target!(|body: &[u8]| {
                     .bytes()
                     .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"/_".contains(&b)));
                 // The first value is kept, so the repeated member is there to
-                // be found (when no segment was masked as `_`).
+                // be found (when no segment was masked as `_`, and it is not
+                // inside a repeat's own value, which is dropped whole).
                 let plain_path = !pointer.split('/').any(|s| s == "_");
-                if plain_path {
+                let inside_a_dropped_value = lenient.repeated.iter().any(|other| {
+                    let other = other.pointer();
+                    pointer.starts_with(&format!("{other}/"))
+                });
+                if plain_path && !inside_a_dropped_value {
                     assert!(lenient.value.pointer(&pointer).is_some(), "{pointer}");
                 }
             }
-            // What is kept has no repeats left.
+            // What is kept has no repeats left: read again, it is what
+            // serde_json reads. (Not compared with `lenient.value` itself:
+            // serde_json's default float parsing does not round-trip every
+            // double, e.g. 1.1844674407370955e20 reads back one ulp away.)
             let again = serde_json::to_vec(&lenient.value).expect("a Value serialises");
-            assert_eq!(parse(&again).as_ref(), Ok(&lenient.value));
+            let reread = serde_json::from_slice::<Value>(&again).expect("serde_json wrote it");
+            assert_eq!(parse(&again), Ok(reread));
             // serde_json keeps the last value; the strict reader kept the
             // first: their documents differ only where a member repeats.
         }
