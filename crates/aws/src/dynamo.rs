@@ -587,7 +587,37 @@ impl DynamoStore {
         Ok(out.item)
     }
 
-    /// Every item of one partition whose sort key begins with `prefix`, in order.
+    /// Sets `attribute` (nanoseconds) to `at` unless it holds a later time
+    /// already: a late writer never moves it back.
+    async fn move_time_forward(
+        &self,
+        item_key: Item,
+        attribute: &str,
+        entity: &str,
+        at: OffsetDateTime,
+        what: &str,
+    ) -> Result<(), StoreError> {
+        let written = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(item_key))
+            .update_expression("SET #at = :at, entity = :entity")
+            .condition_expression("attribute_not_exists(#at) OR #at < :at")
+            .expression_attribute_names("#at", attribute)
+            .expression_attribute_values(":at", nanos(at))
+            .expression_attribute_values(":entity", s(entity))
+            .send()
+            .await;
+        match written {
+            Ok(_) => Ok(()),
+            Err(e) if is_conditional_failure(&e) => Ok(()),
+            Err(e) => Err(unavailable(what, &e)),
+        }
+    }
+
+    /// Every item of one partition whose sort key begins with `prefix` (all
+    /// of them for ""), in order.
     async fn query_prefix(
         &self,
         pk: String,
@@ -602,12 +632,18 @@ impl DynamoStore {
                 .client
                 .query()
                 .table_name(&self.table)
-                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
                 .expression_attribute_values(":pk", s(pk.clone()))
-                .expression_attribute_values(":prefix", s(prefix))
                 .scan_index_forward(forward)
                 .consistent_read(true)
                 .set_exclusive_start_key(start);
+            // DynamoDB refuses an empty `begins_with`: "" means the whole partition.
+            query = if prefix.is_empty() {
+                query.key_condition_expression("pk = :pk")
+            } else {
+                query
+                    .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                    .expression_attribute_values(":prefix", s(prefix))
+            };
             if let Some(limit) = limit {
                 query = query.limit(i32::try_from(limit - items.len()).unwrap_or(i32::MAX));
             }
@@ -1030,23 +1066,15 @@ impl cpis_domain::FeedLog for DynamoStore {
         authority: &OdsCode,
         at: OffsetDateTime,
     ) -> Result<(), StoreError> {
-        // Only ever forward: a slow upload recorded late keeps the later time.
-        let written = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key(FEEDS_PK.to_owned(), authority.as_str())))
-            .update_expression("SET last_full_at = :at, entity = :entity")
-            .condition_expression("attribute_not_exists(last_full_at) OR last_full_at < :at")
-            .expression_attribute_values(":at", nanos(at))
-            .expression_attribute_values(":entity", s("FEED"))
-            .send()
-            .await;
-        match written {
-            Ok(_) => Ok(()),
-            Err(e) if is_conditional_failure(&e) => Ok(()),
-            Err(e) => Err(unavailable("a feed write", &e)),
-        }
+        // A slow upload recorded late keeps the later time.
+        self.move_time_forward(
+            key(FEEDS_PK.to_owned(), authority.as_str()),
+            "last_full_at",
+            "FEED",
+            at,
+            "a feed write",
+        )
+        .await
     }
 
     async fn last_full_snapshot(
@@ -1063,26 +1091,9 @@ impl cpis_domain::FeedLog for DynamoStore {
     }
 
     async fn last_full_snapshots(&self) -> Result<Vec<(OdsCode, OffsetDateTime)>, StoreError> {
-        let mut items = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk")
-                .expression_attribute_values(":pk", s(FEEDS_PK))
-                .consistent_read(true)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| unavailable("a feed query", &e))?;
-            items.extend(out.items.unwrap_or_default());
-            start = out.last_evaluated_key;
-            if start.is_none() {
-                break;
-            }
-        }
+        let items = self
+            .query_prefix(FEEDS_PK.to_owned(), "", true, None)
+            .await?;
         items
             .iter()
             .map(|item| {
@@ -1220,25 +1231,14 @@ impl CheckReceipts for DynamoStore {
         at: OffsetDateTime,
     ) -> Result<(), StoreError> {
         // Keeps the latest time: an older note never overwrites a newer one.
-        let written = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key(
-                child_pk(nhs_number),
-                format!("CHECK#{organisation}"),
-            )))
-            .update_expression("SET checked_at = :at, entity = :entity")
-            .condition_expression("attribute_not_exists(pk) OR checked_at < :at")
-            .expression_attribute_values(":at", nanos(at))
-            .expression_attribute_values(":entity", s("CHECK"))
-            .send()
-            .await;
-        match written {
-            Ok(_) => Ok(()),
-            Err(e) if is_conditional_failure(&e) => Ok(()),
-            Err(e) => Err(unavailable("a check receipt write", &e)),
-        }
+        self.move_time_forward(
+            key(child_pk(nhs_number), format!("CHECK#{organisation}")),
+            "checked_at",
+            "CHECK",
+            at,
+            "a check receipt write",
+        )
+        .await
     }
 
     async fn last_check(
