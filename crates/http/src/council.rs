@@ -200,15 +200,22 @@ async fn upload_inner<S: CouncilStore, Q: Queue>(
             error @ UploadError::InProgress {
                 retry_after_seconds,
             },
-        ) => Err(Problem::new(
-            StatusCode::CONFLICT,
-            "UPLOAD_IN_PROGRESS",
-            "Upload in progress",
-            error.to_string(),
-        )
-        .with_retry_after(retry_after_seconds)),
+        ) => Err(in_progress(error.to_string(), retry_after_seconds)),
         Err(UploadError::Store(error)) => Err(store_problem(error)),
     }
+}
+
+/// 409 `UPLOAD_IN_PROGRESS`: another upload of the council is being applied
+/// (uploads and rewinds run one at a time per council); `Retry-After` says
+/// when to try again.
+fn in_progress(detail: String, retry_after_seconds: u64) -> Problem {
+    Problem::new(
+        StatusCode::CONFLICT,
+        "UPLOAD_IN_PROGRESS",
+        "Upload in progress",
+        detail,
+    )
+    .with_retry_after(retry_after_seconds)
 }
 
 /// `POST /v1/uploads/rewind` body: the last good sequence.
@@ -267,13 +274,7 @@ pub async fn rewind_sequence<S: CouncilStore, Q: Queue>(
                 error @ RewindError::InProgress {
                     retry_after_seconds,
                 },
-            ) => Err(Problem::new(
-                StatusCode::CONFLICT,
-                "UPLOAD_IN_PROGRESS",
-                "Upload in progress",
-                error.to_string(),
-            )
-            .with_retry_after(retry_after_seconds)),
+            ) => Err(in_progress(error.to_string(), retry_after_seconds)),
             Err(RewindError::Store(error)) => Err(store_problem(error)),
         }
     }
