@@ -11,9 +11,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# The functions the README invokes. outbox-relay is not replayed: its trigger
-# is a schedule, and suite/unit tests cover it on moto.
-functions=(plan-upload attendance-check history-query notification-dispatch)
+# Every function of the stack (the README's table).
+functions=(plan-upload attendance-check history-query notification-dispatch outbox-relay)
 
 work=$(mktemp -d)
 pids=()

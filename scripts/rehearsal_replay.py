@@ -272,6 +272,40 @@ def main():
     else:
         report("normal-batch", False, "no ASN messages to build a batch from")
 
+    # 10. The relay's minute sweep, as EventBridge sends it: nothing to
+    # re-queue, no stale feed (the council has sent no full snapshot: not
+    # tracked on DynamoDB), and its StaleFeeds metric line written to stdout
+    # whatever the log level.
+    schedule = {
+        "version": "0", "id": "cpis-rehearsal-sweep", "detail-type": "Scheduled Event",
+        "source": "aws.events", "account": "123456789012", "time": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": REGION, "resources": ["arn:aws:events:eu-west-2:123456789012:rule/cpis-relay"],
+        "detail": {},
+    }
+    answer = invoke("outbox-relay", schedule, "relay-sweep")
+    if answer is not None:
+        log = os.path.join(work, "watch-outbox-relay.log")
+        metric = False
+        for _ in range(20):
+            with open(log, encoding="utf-8", errors="replace") as f:
+                metric = any('"StaleFeeds"' in line and '"CloudWatchMetrics"' in line for line in f)
+            if metric:
+                break
+            time.sleep(0.1)
+        report("relay-sweep", answer == {"relayed": 0, "stale_feeds": 0} and metric,
+               f"relayed {answer.get('relayed')}, stale feeds {answer.get('stale_feeds')}, "
+               f"StaleFeeds metric line {'written' if metric else 'missing'}")
+    # The daily purge: every plan is still visible, so nothing may go.
+    answer = invoke("outbox-relay", {"task": "purge"}, "relay-purge")
+    if answer is not None:
+        purged = {k: answer.get(k) for k in ("plans", "accesses", "notifications", "receipts")}
+        report("relay-purge", purged == {"plans": 0, "accesses": 0, "notifications": 0, "receipts": 0},
+               f"purged {purged}")
+    status, body = http("plan-upload", fresh(load("events/apigw/list-plans-council.json"), now), "plans-after-purge")
+    if status is not None and expect_status("plans-after-purge", status, body, 200):
+        held = len(body.get("plans", []))
+        report("plans-after-purge", held == 3, f"GET /v1/plans 200, {held} plans held")
+
     return 1 if failures else 0
 
 

@@ -21,10 +21,11 @@ lines = open(sys.argv[1], encoding="utf-8").read().splitlines()
 steps = [l.split(":")[0] for l in lines if l.startswith(("ok ", "FAIL "))]
 want = ["ok moto", "ok synth", "ok resources",
         "ok build plan-upload", "ok build attendance-check", "ok build history-query",
-        "ok build notification-dispatch", "ok watch",
+        "ok build notification-dispatch", "ok build outbox-relay", "ok watch",
         "ok directory", "ok topic", "ok upload", "ok plans", "ok check", "ok check-second-child",
         "ok check-forbidden", "ok history", "ok asn-queue", "ok normal-batch",
-        "ok duplicate-delivery", "ok poison-message", "ok rehearsal"]
+        "ok duplicate-delivery", "ok poison-message", "ok relay-sweep", "ok relay-purge",
+        "ok plans-after-purge", "ok rehearsal"]
 problems = []
 if sys.argv[2] != "0":
     problems.append(f"scripts/aws-rehearsal.sh exited {sys.argv[2]}")
