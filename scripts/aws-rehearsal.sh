@@ -75,7 +75,11 @@ echo "ok moto: listening on 127.0.0.1:$moto_port"
 # building release bundles (infra/package.json, synth:nobundle).
 (cd infra && npx cdk synth --quiet -c cpis:placeholderCode=true --output "$work/cdk.out" >"$work/synth.log" 2>&1) \
     || fail synth "cdk synth failed (log in $work/synth.log)"
-template=$(ls "$work"/cdk.out/*.template.json)
+templates=("$work"/cdk.out/*.template.json)
+# One stack today; a second one would hold resources this rehearsal would miss.
+[[ ${#templates[@]} -eq 1 && -e ${templates[0]} ]] \
+    || fail synth "expected one template in cdk.out, found: ${templates[*]##*/}"
+template=${templates[0]}
 echo "ok synth: $(basename "$template")"
 # ViewUrl is the one parameter without a default (where a duty team signs in).
 python3 scripts/rehearsal_resources.py "$template" "$endpoint" "$work/env" \
