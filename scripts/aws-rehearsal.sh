@@ -36,7 +36,7 @@ stop() {
     if [[ $status -eq 0 ]]; then
         rm -rf "$work"
     else
-        echo "logs kept in $work (they may hold synthetic NHS numbers: do not paste them)" >&2
+        echo "logs and events kept in $work (the events hold synthetic NHS numbers: do not paste them)" >&2
     fi
 }
 trap stop EXIT
