@@ -28,7 +28,7 @@ impl NhsNumber {
     /// NHS writes them (3-3-4) or not at all; nothing else is accepted.
     ///
     /// Errors: [`NhsNumberError::WrongShape`]; [`NhsNumberError::Placeholder`]
-    /// for the ten numbers whose digits are all the same (`0000000000` to
+    /// for the ten numbers whose ten digits are all the same (ten zeros up to
     /// `9999999999`); [`NhsNumberError::CheckDigit`] when Modulus 11 fails
     /// (NHS Data Dictionary, "NHS NUMBER": weights 10 to 2, 11 becomes 0,
     /// 10 is never valid).
@@ -38,8 +38,8 @@ impl NhsNumber {
     /// them, yet systems type them in when the real number is unknown. NHS
     /// Connecting for Health's check-digit note (`tech_nn_check_digit.pdf`,
     /// as cited by other NHS number validators; the note itself is no longer
-    /// published) calls such repeated-digit numbers invalid; `0000000000`
-    /// also lies below every allocated range. A check or an upload on one
+    /// published) calls such repeated-digit numbers invalid; ten zeros also
+    /// lie below every allocated range. A check or an upload on one
     /// would join every child recorded under the same filler (issue 18).
     pub fn parse(input: &str) -> Result<Self, NhsNumberError> {
         let bytes = input.as_bytes();
@@ -338,7 +338,7 @@ mod tests {
             "999  000  0018",                       // two separators: not one group
             "999a000b0018",                         // letters are not separators
             "0f6d1c2e-9990-0000-1800-aaaaaaaaaaaa", // inside a UUID
-            "000 000 0000",                         // a placeholder
+            "999 999 9999",                         // a placeholder
         ] {
             assert!(find_nhs_numbers(text).is_empty(), "{text}");
         }
