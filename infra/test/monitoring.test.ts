@@ -31,8 +31,8 @@ describe('enumeration watch (hazard H6)', () => {
   });
 
   test('the rule matches the line the check handler writes', () => {
-    const care = repo('crates', 'http', 'src', 'care.rs');
-    expect(care).toContain('tracing::info!(caller, organisation, "care-setting check")');
+    const usecase = repo('crates', 'http', 'src', 'usecase.rs');
+    expect(usecase).toContain('tracing::info!(target: CHECK_LOG_TARGET, caller, organisation, "care-setting check")');
   });
 
   test('the alarm fires on the busiest caller above the CheckVolumeThreshold parameter, to the ops topic', () => {
@@ -75,11 +75,12 @@ describe('enumeration watch (hazard H6)', () => {
   });
 
   test('and RUST_LOG at any level keeps the module that writes the record at INFO (crates/aws/src/telemetry.rs)', () => {
-    // The record is written in crates/http/src/care.rs with tracing's default target, the module path.
+    // The record is written in crates/http/src/usecase.rs with a fixed target.
     const crateName = /name\s*=\s*"([^"]+)"/.exec(repo('crates', 'http', 'Cargo.toml'))![1].replace(/-/g, '_');
-    expect(`${crateName}::care`).toBe('cpis_http::care');
-    // (The test above pins the exact line, which names no other target.)
-    expect(repo('crates', 'http', 'src', 'care.rs')).toContain('tracing::info!(caller, organisation, "care-setting check")');
+    const usecase = repo('crates', 'http', 'src', 'usecase.rs');
+    expect(usecase).toContain(`const CHECK_LOG_TARGET: &str = "${crateName}::care";`);
+    // (The test above pins the exact line, which names that target.)
+    expect(usecase).toContain('tracing::info!(target: CHECK_LOG_TARGET, caller, organisation, "care-setting check")');
     const telemetry = repo('crates', 'aws', 'src', 'telemetry.rs');
     expect(telemetry).toContain(`pub const ENUMERATION_WATCH_TARGET: &str = "${crateName}::care";`);
     expect(telemetry).toContain('fn the_enumeration_watch_record_is_written_at_every_log_level()');

@@ -14,7 +14,7 @@
 use tracing_subscriber::filter::{Directive, EnvFilter, LevelFilter};
 
 /// Where `cpis-http` writes one INFO line per answered care-setting check
-/// (`crates/http/src/care.rs`, caller and organisation, never the child): the
+/// (`crates/http/src/usecase.rs`, caller and organisation, never the child): the
 /// line the stack's Contributor Insights rule ranks callers by. Kept at INFO
 /// at least whatever `RUST_LOG` says (the infra tests check both ends).
 pub const ENUMERATION_WATCH_TARGET: &str = "cpis_http::care";

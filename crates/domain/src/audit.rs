@@ -60,6 +60,59 @@ pub enum AuditOutcome {
     Failed,
 }
 
+/// How a use case's result is recorded in the audit trail: written once per
+/// outcome type, here beside [`AuditOutcome`], and read by every entry point
+/// (JSON, FHIR, later HL7 and the portal), never derived from a status code.
+pub trait Audited {
+    fn audit_outcome(&self) -> AuditOutcome;
+}
+
+/// A store that could not answer: the request failed, whoever asked. A page
+/// cursor the store cannot read is the caller's mistake.
+impl Audited for crate::ports::StoreError {
+    fn audit_outcome(&self) -> AuditOutcome {
+        match self {
+            Self::InvalidCursor => AuditOutcome::Invalid,
+            Self::Unavailable(_) | Self::Corrupt(_) => AuditOutcome::Failed,
+        }
+    }
+}
+
+/// An upload refused for its content or its sequence is `Invalid`; one the
+/// store could not take is `Failed`.
+impl Audited for crate::UploadError {
+    fn audit_outcome(&self) -> AuditOutcome {
+        match self {
+            Self::Store(_) => AuditOutcome::Failed,
+            Self::Malformed { .. }
+            | Self::TooManyRecords
+            | Self::SequenceReused { .. }
+            | Self::StaleSequence { .. }
+            | Self::InProgress { .. } => AuditOutcome::Invalid,
+        }
+    }
+}
+
+impl Audited for crate::RewindError {
+    fn audit_outcome(&self) -> AuditOutcome {
+        match self {
+            Self::Store(_) => AuditOutcome::Failed,
+            Self::AboveLatest { .. } | Self::InProgress { .. } => AuditOutcome::Invalid,
+        }
+    }
+}
+
+/// A history the caller may not see is answered as an empty one (never
+/// saying whether the child has a plan) and audited as the denial it is.
+impl Audited for crate::HistoryAnswer {
+    fn audit_outcome(&self) -> AuditOutcome {
+        match self {
+            Self::Permitted(_) => AuditOutcome::Allowed,
+            Self::NotPermitted => AuditOutcome::Denied,
+        }
+    }
+}
+
 /// What was done. Names are stable: they are what auditors search for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -150,6 +203,36 @@ mod tests {
         assert_ne!(a.pseudonym(&n), b.pseudonym(&n));
         assert!(!a.pseudonym(&n).contains("9990000018"));
         assert!(crate::find_nhs_numbers(&a.pseudonym(&n)).is_empty());
+    }
+
+    #[test]
+    fn refusals_are_invalid_and_store_faults_failed() {
+        use crate::ports::StoreError;
+        let store = || StoreError::Unavailable("disk".into());
+        assert_eq!(store().audit_outcome(), AuditOutcome::Failed);
+        let upload = crate::UploadError::StaleSequence {
+            sequence: 1,
+            latest: 2,
+        };
+        assert_eq!(upload.audit_outcome(), AuditOutcome::Invalid);
+        assert_eq!(
+            crate::UploadError::Store(store()).audit_outcome(),
+            AuditOutcome::Failed
+        );
+        let rewind = crate::RewindError::AboveLatest { to: 3, latest: 2 };
+        assert_eq!(rewind.audit_outcome(), AuditOutcome::Invalid);
+        assert_eq!(
+            crate::RewindError::Store(store()).audit_outcome(),
+            AuditOutcome::Failed
+        );
+        assert_eq!(
+            crate::HistoryAnswer::NotPermitted.audit_outcome(),
+            AuditOutcome::Denied
+        );
+        assert_eq!(
+            crate::HistoryAnswer::Permitted(Vec::new()).audit_outcome(),
+            AuditOutcome::Allowed
+        );
     }
 
     #[test]

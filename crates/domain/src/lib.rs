@@ -23,7 +23,7 @@ pub mod upload;
 pub mod volume;
 
 pub use access::{AccessRecord, AccessSummary, Accessor, COLLAPSE_WINDOW, HISTORY_LIMIT};
-pub use audit::{AuditAction, AuditEvent, AuditOutcome, Pseudonymiser};
+pub use audit::{AuditAction, AuditEvent, AuditOutcome, Audited, Pseudonymiser};
 pub use authority::{Authority, AuthorityContact, AuthorityUpdate, FieldError};
 pub use check::{check, history, AccessEffect, CheckResult, HistoryAnswer, VisiblePlan};
 pub use clock::{uk_date, Clock, ManualClock, SystemClock};

@@ -2,7 +2,8 @@
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use cpis_domain::FieldError;
+use cpis_domain::ports::StoreError;
+use cpis_domain::{FieldError, RewindError, UploadError};
 use serde::Serialize;
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
@@ -13,7 +14,7 @@ const TYPE_BASE: &str = "https://cpis.example/problems/";
 /// `Result<_, Problem>` stays small on the happy path.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Problem {
-    pub status: u16,
+    pub status: StatusCode,
     /// Stable machine-readable code; the `type` URI is derived from it.
     pub code: &'static str,
     pub title: &'static str,
@@ -55,7 +56,7 @@ impl Serialize for Problem {
         Wire {
             type_uri: self.type_uri(),
             title: self.title,
-            status: self.status,
+            status: self.status.as_u16(),
             code: self.code,
             detail: &self.detail,
             errors: extensions.map_or(&[], |e| e.errors.as_slice()),
@@ -74,7 +75,7 @@ impl Problem {
         detail: impl Into<String>,
     ) -> Self {
         Self {
-            status: status.as_u16(),
+            status,
             code,
             title,
             detail: detail.into(),
@@ -139,6 +140,27 @@ impl Problem {
         )
     }
 
+    /// 400 `INVALID_CURSOR`: a page cursor this service did not issue.
+    pub fn invalid_cursor() -> Self {
+        Self::bad_request(
+            "INVALID_CURSOR",
+            "the cursor is not one this service issued",
+        )
+    }
+
+    /// 409 `UPLOAD_IN_PROGRESS`: another upload of the council is being
+    /// applied (uploads and rewinds run one at a time per council);
+    /// `Retry-After` says when to try again.
+    pub fn in_progress(detail: String, retry_after_seconds: u64) -> Self {
+        Self::new(
+            StatusCode::CONFLICT,
+            "UPLOAD_IN_PROGRESS",
+            "Upload in progress",
+            detail,
+        )
+        .with_retry_after(retry_after_seconds)
+    }
+
     pub fn bad_request(code: &'static str, detail: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, code, "Bad request", detail)
     }
@@ -151,15 +173,11 @@ impl Problem {
             "the service could not complete the request; it is safe to retry",
         )
     }
-
-    pub fn status_code(&self) -> StatusCode {
-        StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
-    }
 }
 
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
-        let status = self.status_code();
+        let status = self.status;
         let unauthenticated = status == StatusCode::UNAUTHORIZED;
         let retry_after = self.extensions.as_ref().and_then(|e| e.retry_after);
         let body = serde_json::to_vec(&self).unwrap_or_default();
@@ -173,5 +191,66 @@ impl IntoResponse for Problem {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
+    }
+}
+
+/// A store that could not answer: 503, logged (the error names no person).
+/// A page cursor the store could not read is the caller's: 400.
+impl From<StoreError> for Problem {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::InvalidCursor => Problem::invalid_cursor(),
+            error => {
+                tracing::error!(%error, "store error");
+                Problem::unavailable()
+            }
+        }
+    }
+}
+
+/// An upload refused: CPF01 for a malformed batch, 413 past the record
+/// limit, 409 for a sequence conflict or an upload already being applied.
+impl From<UploadError> for Problem {
+    fn from(error: UploadError) -> Self {
+        match error {
+            UploadError::Malformed { detail, pointer } => Problem::bad_request("CPF01", detail)
+                .with_pointer(pointer)
+                .with_file_outcome("CPF01"),
+            error @ UploadError::TooManyRecords => Problem::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "TOO_MANY_RECORDS",
+                "Batch too large",
+                error.to_string(),
+            ),
+            error @ (UploadError::SequenceReused { .. } | UploadError::StaleSequence { .. }) => {
+                Problem::new(
+                    StatusCode::CONFLICT,
+                    "SEQUENCE_CONFLICT",
+                    "Sequence conflict",
+                    error.to_string(),
+                )
+            }
+            error @ UploadError::InProgress {
+                retry_after_seconds,
+            } => Problem::in_progress(error.to_string(), retry_after_seconds),
+            UploadError::Store(error) => error.into(),
+        }
+    }
+}
+
+impl From<RewindError> for Problem {
+    fn from(error: RewindError) -> Self {
+        match error {
+            error @ RewindError::AboveLatest { .. } => Problem::new(
+                StatusCode::CONFLICT,
+                "REWIND_ABOVE_LATEST",
+                "Nothing to rewind",
+                error.to_string(),
+            ),
+            error @ RewindError::InProgress {
+                retry_after_seconds,
+            } => Problem::in_progress(error.to_string(), retry_after_seconds),
+            RewindError::Store(error) => error.into(),
+        }
     }
 }

@@ -53,3 +53,46 @@ async fn unknown_paths_are_404_in_their_dialect_for_every_method_and_caller() {
     assert_eq!(cells, 5 * 7 * 3);
     assert!(app.audit().await.is_empty(), "an unknown path was audited");
 }
+
+/// A handler whose typed caller disagrees with its route's spec (here one
+/// taking a council on the clinicians' check route) is never served: the
+/// extractor refuses with 500 in the route's dialect.
+#[tokio::test]
+async fn a_handler_taking_a_caller_its_spec_does_not_admit_is_never_served() {
+    let app = TestApp::new();
+    let served = |_: cpis_http::caller::Council| async { "served" };
+    let router = cpis_http::finish(
+        axum::Router::new()
+            .route(
+                cpis_http::routes::CHECK.path,
+                cpis_http::endpoint(&app.state(), &cpis_http::routes::CHECK, served),
+            )
+            .with_state(app.state()),
+    );
+    let token = app.token(&clinician("dr-1", "RJ1", "B0107"));
+    let reply = send_to(
+        &router,
+        request(Method::POST, "/v1/checks", Some(&token), None),
+    )
+    .await;
+    reply.assert_problem(500, "INTERNAL_ERROR");
+    assert!(!reply.text.contains("served"));
+}
+
+/// A route added without [`cpis_http::endpoint`] (so with no spec bound and
+/// no authentication) is refused by the route-table gate when its path is
+/// not in the table, and by method when it is.
+#[tokio::test]
+async fn a_route_built_around_the_table_is_refused() {
+    let open = || async { "served" };
+    let router = cpis_http::finish(
+        axum::Router::new()
+            .route("/v1/unlisted", axum::routing::get(open))
+            .route("/v1/checks", axum::routing::get(open)),
+    );
+    for path in ["/v1/unlisted", "/v1/checks"] {
+        let reply = send_to(&router, request(Method::GET, path, None, None)).await;
+        assert_eq!(reply.status, 405, "{path}");
+        assert!(!reply.text.contains("served"), "{path}");
+    }
+}

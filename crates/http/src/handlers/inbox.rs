@@ -1,0 +1,165 @@
+//! The council's ASN inbox: `GET /v1/notifications`, one ASN, and its
+//! acknowledgement.
+
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, RawQuery, State};
+use axum::response::Response;
+use cpis_domain::{Asn, AsnPlan, AuditAction};
+use serde::Serialize;
+
+use crate::audit::{Audit, Failure};
+use crate::caller::Council;
+use crate::dialect::json_answer;
+use crate::paging::{listing, page_query};
+use crate::problem::Problem;
+use crate::request_id::RequestId;
+use crate::state::{AppState, CouncilStore, Queue};
+
+#[derive(Serialize)]
+struct AccessorView {
+    kind: cpis_domain::AccessorKind,
+    user_id: String,
+    rbac: cpis_domain::Rbac,
+    organisation_ods: String,
+    organisation_name: String,
+    setting: String,
+}
+
+#[derive(Serialize)]
+struct AsnView {
+    id: String,
+    nhs_number: String,
+    local_id: Option<String>,
+    plan_type: cpis_domain::PlanType,
+    plans: Vec<AsnPlan>,
+    #[serde(with = "time::serde::rfc3339")]
+    accessed_at: time::OffsetDateTime,
+    accessor: AccessorView,
+    acknowledged: bool,
+    #[serde(with = "time::serde::rfc3339::option")]
+    acknowledged_at: Option<time::OffsetDateTime>,
+}
+
+impl From<Asn> for AsnView {
+    fn from(a: Asn) -> Self {
+        Self {
+            id: a.id,
+            nhs_number: a.nhs_number.expose(),
+            local_id: a.local_id,
+            plan_type: a.plan_type,
+            plans: a.plans,
+            accessed_at: a.accessed_at,
+            accessor: AccessorView {
+                kind: a.accessor.kind,
+                user_id: a.accessor.user_id,
+                rbac: a.accessor.rbac,
+                organisation_ods: a.accessor.organisation_ods.to_string(),
+                organisation_name: a.accessor.organisation_name,
+                setting: a.accessor.setting,
+            },
+            acknowledged: a.acknowledged_at.is_some(),
+            acknowledged_at: a.acknowledged_at,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct AsnPage {
+    notifications: Vec<AsnView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_cursor: Option<String>,
+}
+
+pub(crate) async fn list_notifications<S: CouncilStore, Q: Queue>(
+    State(state): State<AppState<S, Q>>,
+    caller: Council,
+    request_id: RequestId,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let result = async {
+        let page = page_query(query.as_deref()).map_err(Failure::invalid)?;
+        let page = state
+            .store
+            .notifications(&caller.authority, page.cursor.as_deref(), page.limit)
+            .await
+            .map_err(Failure::of)?;
+        let (notifications, next_cursor) = listing(page);
+        Ok(AsnPage {
+            notifications,
+            next_cursor,
+        })
+    }
+    .await;
+    let audit = Audit::new(
+        &caller.principal,
+        AuditAction::ListNotifications,
+        &request_id,
+    );
+    json_answer(audit.record(&state, None, result).await)
+}
+
+/// What a request does to one ASN of the caller's inbox.
+enum AsnAccess {
+    Read,
+    Acknowledge,
+}
+
+/// Reads or acknowledges one ASN. An id that is not in the council's inbox
+/// (another council's, none at all, or one that cannot be an ASN id) is the
+/// same 404, audited `Denied`: the answer never says which.
+async fn one_asn<S: CouncilStore, Q: Queue>(
+    state: &AppState<S, Q>,
+    caller: &Council,
+    request_id: &RequestId,
+    id: Result<Path<String>, PathRejection>,
+    access: AsnAccess,
+) -> Response {
+    let id = id.map(|Path(id)| id).unwrap_or_default();
+    let result = async {
+        let found = if plausible_id(&id) {
+            match access {
+                AsnAccess::Read => state.store.notification(&caller.authority, &id).await,
+                AsnAccess::Acknowledge => {
+                    let now = state.clock.now();
+                    state.store.acknowledge(&caller.authority, &id, now).await
+                }
+            }
+            .map_err(Failure::of)?
+        } else {
+            None
+        };
+        found
+            .map(AsnView::from)
+            .ok_or_else(|| Failure::denied(Problem::not_found("notification")))
+    }
+    .await;
+    let action = match access {
+        AsnAccess::Read => AuditAction::ReadNotification,
+        AsnAccess::Acknowledge => AuditAction::AcknowledgeNotification,
+    };
+    let audit = Audit::new(&caller.principal, action, request_id);
+    json_answer(audit.record(state, None, result).await)
+}
+
+/// An id that cannot be an ASN id is answered exactly like a missing one.
+fn plausible_id(id: &str) -> bool {
+    (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+}
+
+pub(crate) async fn read_notification<S: CouncilStore, Q: Queue>(
+    State(state): State<AppState<S, Q>>,
+    caller: Council,
+    request_id: RequestId,
+    id: Result<Path<String>, PathRejection>,
+) -> Response {
+    one_asn(&state, &caller, &request_id, id, AsnAccess::Read).await
+}
+
+pub(crate) async fn acknowledge_notification<S: CouncilStore, Q: Queue>(
+    State(state): State<AppState<S, Q>>,
+    caller: Council,
+    request_id: RequestId,
+    id: Result<Path<String>, PathRejection>,
+) -> Response {
+    one_asn(&state, &caller, &request_id, id, AsnAccess::Acknowledge).await
+}
