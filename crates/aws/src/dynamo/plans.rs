@@ -12,7 +12,6 @@ use super::item::{
 };
 use super::keys::{child_pk, key, plan_listing_pk, plan_sk};
 use super::{DynamoStore, Item, PLAN_SHARDS};
-use crate::errors::unavailable;
 
 impl PlanStore for DynamoStore {
     async fn plans_for_child(&self, nhs_number: &NhsNumber) -> Result<Vec<Plan>, StoreError> {
@@ -66,27 +65,16 @@ impl PlanStore for DynamoStore {
     ) -> Result<Vec<PlanKey>, StoreError> {
         let mut keys = Vec::new();
         for shard in 0..PLAN_SHARDS {
-            let mut start: Option<Item> = None;
-            loop {
-                let out = self
-                    .client
-                    .query()
-                    .table_name(&self.table)
-                    .index_name("gsi1")
-                    .key_condition_expression("gsi1pk = :pk")
-                    .expression_attribute_values(":pk", s(plan_listing_pk(authority, shard)))
-                    .projection_expression("authority, nhs_number, plan_type, start_date")
-                    .set_exclusive_start_key(start)
-                    .send()
-                    .await
-                    .map_err(|e| unavailable("an index query", &e))?;
-                for item in out.items() {
-                    keys.push(plan_key_from_item(item)?);
-                }
-                start = out.last_evaluated_key;
-                if start.is_none() {
-                    break;
-                }
+            let query = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name("gsi1")
+                .key_condition_expression("gsi1pk = :pk")
+                .expression_attribute_values(":pk", s(plan_listing_pk(authority, shard)))
+                .projection_expression("authority, nhs_number, plan_type, start_date");
+            for item in self.query_all(query, "an index query").await? {
+                keys.push(plan_key_from_item(&item)?);
             }
         }
         Ok(keys)

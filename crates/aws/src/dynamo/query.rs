@@ -1,5 +1,6 @@
 //! Single-item reads and writes and the paged queries every port shares.
 
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use cpis_domain::ports::StoreError;
 use time::OffsetDateTime;
 
@@ -8,6 +9,29 @@ use super::{DynamoStore, Item};
 use crate::errors::unavailable;
 
 impl DynamoStore {
+    /// Every item `query` matches, following DynamoDB's pages to the end.
+    pub(super) async fn query_all(
+        &self,
+        query: QueryFluentBuilder,
+        what: &str,
+    ) -> Result<Vec<Item>, StoreError> {
+        let mut items = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let out = query
+                .clone()
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| unavailable(what, &e))?;
+            items.extend(out.items.unwrap_or_default());
+            start = out.last_evaluated_key;
+            if start.is_none() {
+                return Ok(items);
+            }
+        }
+    }
+
     pub(super) async fn get(&self, key: Item) -> Result<Option<Item>, StoreError> {
         let out = self
             .client

@@ -211,33 +211,21 @@ impl UploadLedger for DynamoStore {
         let Some(from) = sequence.checked_add(1) else {
             return Ok(0);
         };
-        let mut keys = Vec::new();
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND sk BETWEEN :from AND :to")
+            .expression_attribute_values(":pk", s(council_pk(authority)))
+            .expression_attribute_values(":from", s(receipt_sk(from)))
+            .expression_attribute_values(":to", s("RECEIPT#~"))
+            .projection_expression("pk, sk")
+            .consistent_read(true);
+        let keys = self.query_all(query, "a receipt query").await?;
         let mut heads = 0;
-        let mut start: Option<Item> = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk AND sk BETWEEN :from AND :to")
-                .expression_attribute_values(":pk", s(council_pk(authority)))
-                .expression_attribute_values(":from", s(receipt_sk(from)))
-                .expression_attribute_values(":to", s("RECEIPT#~"))
-                .projection_expression("pk, sk")
-                .consistent_read(true)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| unavailable("a receipt query", &e))?;
-            for item in out.items.unwrap_or_default() {
-                if !get_s(&item, "sk")?.contains("#PART#") {
-                    heads += 1;
-                }
-                keys.push(item);
-            }
-            start = out.last_evaluated_key;
-            if start.is_none() {
-                break;
+        for item in &keys {
+            if !get_s(item, "sk")?.contains("#PART#") {
+                heads += 1;
             }
         }
         self.delete_all(keys).await?;
