@@ -52,10 +52,6 @@ impl DynamoStore {
     pub fn table(&self) -> &str {
         &self.table
     }
-
-    pub fn audit_table(&self) -> &str {
-        &self.audit_table
-    }
 }
 
 mod accesses;
