@@ -28,8 +28,9 @@ impl AccessLog for SqliteStore {
         #[cfg(test)]
         let fail_after_access_insert = std::sync::Arc::clone(&self.inner.fail_after_access_insert);
         self.run(move |conn| {
-            // IMMEDIATE takes the write lock before the collapse check, so no
-            // other writer can slip an access in between check and insert.
+            // The writer's batch (`writer.rs`) already holds the write lock
+            // (BEGIN IMMEDIATE), so no other writer can slip an access in
+            // between check and insert; the savepoint makes this one atomic.
             let tx = conn.savepoint().map_err(failed("starting an access"))?;
             let collapsed: bool = tx
                 .prepare_cached(

@@ -90,11 +90,16 @@ impl std::fmt::Debug for SqliteStore {
 
 /// Describes a SQLite failure by its error code only: SQLite's messages can
 /// quote values, and values here are personal data.
-fn failed(context: &'static str) -> impl Fn(rusqlite::Error) -> StoreError {
-    move |e| match e.sqlite_error_code() {
-        Some(code) => StoreError::Unavailable(format!("{context} failed ({code:?})")),
-        None => StoreError::Unavailable(format!("{context} failed")),
+fn describe(context: &str, e: &rusqlite::Error) -> String {
+    match e.sqlite_error_code() {
+        Some(code) => format!("{context} failed ({code:?})"),
+        None => format!("{context} failed"),
     }
+}
+
+/// [`describe`]d, as the store's unavailability.
+fn failed(context: &'static str) -> impl Fn(rusqlite::Error) -> StoreError {
+    move |e| StoreError::Unavailable(describe(context, &e))
 }
 
 fn corrupt(what: &'static str) -> StoreError {
