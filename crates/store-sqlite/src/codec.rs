@@ -17,7 +17,7 @@ pub(crate) fn date_text(date: Date) -> Result<String, StoreError> {
 }
 
 pub(crate) fn parse_date(text: &str) -> Result<Date, StoreError> {
-    cpis_domain::upload::parse_iso_date(text).ok_or_else(|| corrupt("a stored date"))
+    cpis_domain::dates::parse_iso_date(text).ok_or_else(|| corrupt("a stored date"))
 }
 
 pub(crate) fn opt_date(text: Option<String>) -> Result<Option<Date>, StoreError> {
@@ -145,7 +145,7 @@ pub(crate) fn parse_plan_cursor(cursor: &str) -> Result<(String, String, String)
     };
     let nhs = NhsNumber::parse(nhs).map_err(|_| StoreError::InvalidCursor)?;
     let plan_type = PlanType::parse(plan_type).ok_or(StoreError::InvalidCursor)?;
-    let start = cpis_domain::upload::parse_iso_date(start).ok_or(StoreError::InvalidCursor)?;
+    let start = cpis_domain::dates::parse_iso_date(start).ok_or(StoreError::InvalidCursor)?;
     Ok((nhs.expose(), plan_type.code().to_owned(), date_text(start)?))
 }
 

@@ -73,7 +73,7 @@ pub(super) fn get_time(item: &Item, name: &str) -> Result<OffsetDateTime, StoreE
 }
 
 pub(super) fn parse_date(raw: &str, name: &str) -> Result<Date, StoreError> {
-    cpis_domain::upload::parse_iso_date(raw)
+    cpis_domain::dates::parse_iso_date(raw)
         .ok_or_else(|| corrupt(&format!("attribute {name} is not a date")))
 }
 
@@ -205,7 +205,7 @@ pub(super) fn listing_sk_from_cursor(cursor: &str) -> Result<String, StoreError>
     };
     let nhs = NhsNumber::parse(nhs).map_err(|_| StoreError::InvalidCursor)?;
     let plan_type = PlanType::parse(plan_type).ok_or(StoreError::InvalidCursor)?;
-    let start = cpis_domain::upload::parse_iso_date(start).ok_or(StoreError::InvalidCursor)?;
+    let start = cpis_domain::dates::parse_iso_date(start).ok_or(StoreError::InvalidCursor)?;
     Ok(plan_listing_sk(&nhs, plan_type, start))
 }
 
