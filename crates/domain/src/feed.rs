@@ -12,8 +12,8 @@ use std::future::Future;
 
 use time::{Duration, OffsetDateTime};
 
+use crate::acknowledgement::{Acknowledgement, FileOutcome, UploadMode};
 use crate::ports::StoreError;
-use crate::upload::{Acknowledgement, FileOutcome, UploadMode};
 use crate::OdsCode;
 
 /// How long a council may go without an accepted full snapshot before the

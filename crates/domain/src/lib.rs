@@ -5,16 +5,19 @@
 //! says which part it implements.
 
 pub mod access;
+pub mod acknowledgement;
 pub mod audit;
 pub mod authority;
 pub mod check;
 pub mod clock;
+pub mod dates;
 pub mod dispatch;
 pub mod feed;
 pub mod json;
 pub mod nhs_number;
 pub mod notification;
 pub mod ods;
+pub mod page;
 pub mod plan;
 pub mod ports;
 pub mod principal;
@@ -23,6 +26,9 @@ pub mod upload;
 pub mod volume;
 
 pub use access::{AccessRecord, AccessSummary, Accessor, COLLAPSE_WINDOW, HISTORY_LIMIT};
+pub use acknowledgement::{
+    Acknowledgement, FileOutcome, RecordDetail, RecordOutcome, RecordOutcomeCode, UploadMode,
+};
 pub use audit::{AuditAction, AuditEvent, AuditOutcome, Audited, Pseudonymiser};
 pub use authority::{Authority, AuthorityContact, AuthorityUpdate, FieldError};
 pub use check::{check, history, AccessEffect, CheckResult, HistoryAnswer, VisiblePlan};
@@ -34,11 +40,9 @@ pub use feed::FeedLog;
 pub use nhs_number::{find_nhs_numbers, NhsNumber, NhsNumberError};
 pub use notification::{Asn, AsnCutoffs, AsnPlan, NoticeText};
 pub use ods::{OdsCode, OdsCodeError};
+pub use page::{InboxCursor, InvalidCursor, Page, PlanCursor};
 pub use plan::{Plan, PlanKey, PlanType, VisibilityPolicy};
 pub use principal::{AccessorKind, Clinician, Principal, Rbac};
 pub use sequencing::{LedgerHead, MAX_SEQUENCE};
-pub use upload::{
-    process_upload, rewind_sequence, Acknowledgement, FileOutcome, RecordDetail, RecordOutcome,
-    RecordOutcomeCode, Rewind, RewindError, UploadError, UploadMode, UploadResult,
-};
+pub use upload::{process_upload, rewind_sequence, Rewind, RewindError, UploadError, UploadResult};
 pub use volume::{VolumePolicy, VolumeWatch};

@@ -9,11 +9,14 @@ use std::future::Future;
 
 use time::{Date, Duration, OffsetDateTime};
 
+use crate::acknowledgement::Acknowledgement;
+use crate::page::InvalidCursor;
 use crate::sequencing::LedgerHead;
 use crate::{
-    AccessRecord, Acknowledgement, Asn, AuditEvent, Authority, NhsNumber, NoticeText, OdsCode,
-    Plan, PlanKey,
+    AccessRecord, Asn, AuditEvent, Authority, NhsNumber, NoticeText, OdsCode, Plan, PlanKey,
 };
+
+pub use crate::page::Page;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -25,11 +28,10 @@ pub enum StoreError {
     InvalidCursor,
 }
 
-/// One page of a listing; `next_cursor` is opaque to callers.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Page<T> {
-    pub items: Vec<T>,
-    pub next_cursor: Option<String>,
+impl From<InvalidCursor> for StoreError {
+    fn from(_: InvalidCursor) -> Self {
+        Self::InvalidCursor
+    }
 }
 
 /// A plan as stored: the plan and the day from which it must be purged

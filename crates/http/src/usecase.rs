@@ -28,7 +28,11 @@ pub(crate) async fn check<S: CheckStore, Q: Queue>(
     )
     .await;
     let result = audit
-        .record(state, Some(nhs_number), result.map_err(Failure::of))
+        .record(
+            state,
+            Some(nhs_number),
+            result.map_err(Failure::<StoreError>::of),
+        )
         .await?;
     watch_volume(state, clinician);
     let request_id = &audit.request_id.0;

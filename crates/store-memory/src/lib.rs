@@ -110,7 +110,7 @@ fn parse_plan_cursor(authority: &OdsCode, cursor: &str) -> Result<PlanSortKey, S
     };
     let nhs = NhsNumber::parse(nhs).map_err(|_| StoreError::InvalidCursor)?;
     let plan_type = PlanType::parse(plan_type).ok_or(StoreError::InvalidCursor)?;
-    let start = cpis_domain::upload::parse_iso_date(start).ok_or(StoreError::InvalidCursor)?;
+    let start = cpis_domain::dates::parse_iso_date(start).ok_or(StoreError::InvalidCursor)?;
     Ok((authority.clone(), nhs, plan_type, start))
 }
 

@@ -15,6 +15,7 @@ use std::sync::{mpsc, Arc};
 use cpis_domain::ports::StoreError;
 use rusqlite::Connection;
 
+use crate::describe;
 use crate::health::{FileIdentity, Outcomes};
 
 /// Most writes committed together. Bounds how long the first write of a
@@ -226,13 +227,5 @@ pub(crate) fn run(mut conn: Connection, jobs: mpsc::Receiver<Job>, watch: Watch)
 fn refuse(job: Job, reason: &str) {
     match job {
         Job::Batched(work) | Job::Solo(work) | Job::Probe(work) => work.refuse(reason.to_owned()),
-    }
-}
-
-/// A failure by its SQLite code only: messages can quote values.
-fn describe(context: &str, e: &rusqlite::Error) -> String {
-    match e.sqlite_error_code() {
-        Some(code) => format!("{context} failed ({code:?})"),
-        None => format!("{context} failed"),
     }
 }

@@ -1,0 +1,37 @@
+//! `AuthorityDirectory`: a council's directory entry, with its SNS subscriptions kept in step.
+
+use cpis_domain::ports::{AuthorityDirectory, StoreError};
+use cpis_domain::{Authority, OdsCode};
+
+use super::item::{authority_from_item, authority_item};
+use super::keys::{council_pk, key};
+use super::DynamoStore;
+use crate::errors::unavailable;
+
+impl AuthorityDirectory for DynamoStore {
+    async fn authority(&self, ods_code: &OdsCode) -> Result<Option<Authority>, StoreError> {
+        self.get(key(council_pk(ods_code), "DIRECTORY"))
+            .await?
+            .as_ref()
+            .map(authority_from_item)
+            .transpose()
+    }
+
+    async fn put_authority(&self, authority: &Authority) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(authority_item(authority)))
+            .send()
+            .await
+            .map_err(|e| unavailable("a directory write", &e))?;
+        // After the entry is stored, so a failed sync is repaired by the
+        // council's retry of the same (idempotent) PUT.
+        if let Some(topics) = &self.topics {
+            topics.sync(authority).await.map_err(|e| {
+                StoreError::Unavailable(format!("the duty-team subscriptions: {e}"))
+            })?;
+        }
+        Ok(())
+    }
+}

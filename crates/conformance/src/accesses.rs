@@ -1,0 +1,242 @@
+//! `AccessLog` (the 24-hour collapse, history) and `CheckReceipts`.
+
+use cpis_domain::access::most_recent;
+use cpis_domain::check::notifications_for;
+use cpis_domain::ports::AccessWrite;
+use cpis_domain::{AccessRecord, Asn};
+use time::Duration;
+
+use crate::fixtures::*;
+use crate::support::*;
+use crate::Store;
+
+pub async fn record_access_writes_access_and_asns_together<S: Store>(store: &S) {
+    let access = access(child(0), NOW, accessor("RJ1", "user-1"));
+    let asns = accessed(store, &access, &plans_at_both_councils()).await;
+    assert_eq!(asns.len(), 2);
+    assert_eq!(
+        store.recent_accesses(&child(0), 25).await.expect("read"),
+        vec![access.clone()]
+    );
+    let for_a: Vec<&Asn> = asns
+        .iter()
+        .filter(|a| a.authority == la(COUNCIL_A))
+        .collect();
+    let for_b: Vec<&Asn> = asns
+        .iter()
+        .filter(|a| a.authority == la(COUNCIL_B))
+        .collect();
+    assert_eq!(
+        whole_inbox(store, COUNCIL_A, 10).await,
+        for_a.into_iter().cloned().collect::<Vec<_>>()
+    );
+    assert_eq!(
+        whole_inbox(store, COUNCIL_B, 10).await,
+        for_b.into_iter().cloned().collect::<Vec<_>>()
+    );
+    let claimed = store
+        .claim_undelivered(NOW, Duration::minutes(5), 10)
+        .await
+        .expect("claim");
+    assert_eq!(
+        sorted_ids(&claimed),
+        sorted_ids(&asns),
+        "both in the outbox"
+    );
+    assert!(store
+        .recent_accesses(&child(1), 25)
+        .await
+        .expect("read")
+        .is_empty());
+}
+
+pub async fn same_author_within_window_is_collapsed<S: Store>(store: &S) {
+    let plans = plans_at_both_councils();
+    let first = access(child(0), NOW, accessor("RJ1", "user-1"));
+    accessed(store, &first, &plans).await;
+    // (how much later, collapse since): the last starts the window exactly
+    // at the first access, which still collapses (`at or after`).
+    for (later, since) in [
+        (Duration::ZERO, NOW - cpis_domain::COLLAPSE_WINDOW),
+        (
+            Duration::hours(1),
+            NOW + Duration::hours(1) - cpis_domain::COLLAPSE_WINDOW,
+        ),
+        (Duration::hours(30), NOW),
+    ] {
+        let repeat = access(child(0), NOW + later, accessor("RJ1", "user-1"));
+        let repeat_asns = notifications_for(&repeat, &plans);
+        let written = store
+            .record_access(&repeat, &repeat_asns, since)
+            .await
+            .expect("record");
+        assert_eq!(written, AccessWrite::Collapsed, "{later}");
+        for asn in &repeat_asns {
+            assert_eq!(
+                store
+                    .notification(&asn.authority, &asn.id)
+                    .await
+                    .expect("read"),
+                None,
+                "a collapsed access writes no ASN"
+            );
+        }
+    }
+    assert_eq!(
+        store.recent_accesses(&child(0), 25).await.expect("read"),
+        vec![first]
+    );
+    let claimed = store
+        .claim_undelivered(NOW, Duration::minutes(5), 10)
+        .await
+        .expect("claim");
+    assert_eq!(claimed.len(), 2, "only the first access's ASNs");
+}
+
+pub async fn different_author_or_older_access_is_recorded<S: Store>(store: &S) {
+    let plans = plans_at_both_councils();
+    let first = access(child(0), NOW, accessor("RJ1", "user-1"));
+    accessed(store, &first, &plans).await;
+    let since = NOW + Duration::hours(1) - cpis_domain::COLLAPSE_WINDOW;
+    let cases = [
+        (
+            "another user, same organisation",
+            accessor("RJ1", "user-2"),
+            child(0),
+        ),
+        (
+            "same user id, another organisation",
+            accessor("RQM", "user-1"),
+            child(0),
+        ),
+        (
+            "same author, another child",
+            accessor("RJ1", "user-1"),
+            child(1),
+        ),
+    ];
+    let mut expected_asns = 2;
+    for (case, who, nhs) in cases {
+        let repeat = access(nhs, NOW + Duration::hours(1), who);
+        let asns = notifications_for(&repeat, &plans);
+        expected_asns += asns.len();
+        assert_eq!(
+            store
+                .record_access(&repeat, &asns, since)
+                .await
+                .expect("record"),
+            AccessWrite::Recorded,
+            "{case}"
+        );
+    }
+    // The same author again, once the earlier access is older than the window.
+    let next_day = access(
+        child(0),
+        NOW + Duration::hours(25),
+        accessor("RJ1", "user-1"),
+    );
+    let asns = notifications_for(&next_day, &plans);
+    expected_asns += asns.len();
+    assert_eq!(
+        store
+            .record_access(&next_day, &asns, NOW + Duration::seconds(1))
+            .await
+            .expect("record"),
+        AccessWrite::Recorded
+    );
+    assert_eq!(
+        store
+            .recent_accesses(&child(0), 25)
+            .await
+            .expect("read")
+            .len(),
+        4
+    );
+    assert_eq!(
+        store
+            .recent_accesses(&child(1), 25)
+            .await
+            .expect("read")
+            .len(),
+        1
+    );
+    let claimed = store
+        .claim_undelivered(NOW, Duration::minutes(5), 100)
+        .await
+        .expect("claim");
+    assert_eq!(claimed.len(), expected_asns);
+}
+
+pub async fn history_is_newest_first_and_bounded<S: Store>(store: &S) {
+    let plans = plans_at_both_councils();
+    let mut all: Vec<AccessRecord> = Vec::new();
+    // 31 accesses by distinct authors, written out of time order, two of
+    // them at the same instant (ties break by id).
+    for i in 0..31i64 {
+        let minutes = (i * 17) % 31;
+        let at = NOW + Duration::minutes(minutes) + Duration::nanoseconds(123);
+        let record = access(
+            child(0),
+            // The last shares an instant with the first.
+            match all.first() {
+                Some(first) if i == 30 => first.accessed_at,
+                _ => at,
+            },
+            accessor("RJ1", &format!("user-{i}")),
+        );
+        accessed(store, &record, &plans).await;
+        all.push(record);
+    }
+    let other = access(child(1), NOW + Duration::days(1), accessor("RJ1", "user-x"));
+    accessed(store, &other, &plans).await;
+
+    let stored = store.recent_accesses(&child(0), 25).await.expect("read");
+    assert!(
+        stored.iter().all(|r| r.nhs_number == child(0)),
+        "only this child's accesses"
+    );
+    let shown = most_recent(stored);
+    let expected = most_recent(all.clone());
+    assert_eq!(shown.len(), cpis_domain::HISTORY_LIMIT);
+    assert_eq!(shown, expected, "the 25 newest, newest first, intact");
+    assert!(shown
+        .windows(2)
+        .all(|w| w[0].accessed_at >= w[1].accessed_at));
+}
+
+pub async fn check_receipts_keep_the_latest<S: Store>(store: &S) {
+    let trust = la("RJ1");
+    assert_eq!(
+        store.last_check(&child(0), &trust).await.expect("read"),
+        None
+    );
+    store
+        .note_check(&child(0), &trust, NOW)
+        .await
+        .expect("note");
+    store
+        .note_check(&child(0), &trust, NOW + Duration::hours(2))
+        .await
+        .expect("note");
+    assert_eq!(
+        store.last_check(&child(0), &trust).await.expect("read"),
+        Some(NOW + Duration::hours(2))
+    );
+    // A late-arriving older check does not move it back.
+    store
+        .note_check(&child(0), &trust, NOW + Duration::hours(1))
+        .await
+        .expect("note");
+    assert_eq!(
+        store.last_check(&child(0), &trust).await.expect("read"),
+        Some(NOW + Duration::hours(2))
+    );
+    assert_eq!(
+        store.last_check(&child(0), &la("RQM")).await.expect("read"),
+        None
+    );
+    assert_eq!(
+        store.last_check(&child(1), &trust).await.expect("read"),
+        None
+    );
+}
