@@ -47,10 +47,10 @@ pub struct RouteUploader {
 }
 
 impl RouteUploader {
-    /// Opens (creating) the database `<dir>/cpis.sqlite3` and the keys in `dir`.
+    /// Opens (creating) the database `<dir>/cpis.sqlite3`, with keys held in memory.
     pub fn open(dir: &Path) -> Result<Self, Failure> {
         let store = SqliteStore::open(dir.join("cpis.sqlite3"))?;
-        let keys = LocalKeys::load_or_create(dir)?;
+        let keys = LocalKeys::ephemeral()?;
         let mut state = crate::gateway_state(store.clone(), NoDispatch);
         state.auth = Authenticator::Local(keys.verifier());
         let state: AppState<SqliteStore, NoDispatch> = state;

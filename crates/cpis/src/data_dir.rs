@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use cpis_domain::ports::StoreError;
 use cpis_domain::Pseudonymiser;
+use cpis_http::LocalKeys;
 use cpis_store_sqlite::SqliteStore;
 
 #[derive(Debug, thiserror::Error)]
@@ -14,7 +15,7 @@ pub enum DataDirError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("the pseudonymisation key in {0} is damaged: delete it only if no audit trail depends on it")]
+    #[error("the key in {0} is damaged: delete it only if no audit trail or token depends on it")]
     BadKey(PathBuf),
     #[error("no randomness available from the operating system")]
     Random,
@@ -131,22 +132,44 @@ impl DataDir {
     /// The key that pseudonymises NHS numbers in the audit trail, created on
     /// first use (32 random bytes, hex, mode 0600).
     pub fn pseudonymiser(&self) -> Result<Pseudonymiser, DataDirError> {
+        let (path, text) = self.key_file("pseudonym.key", || {
+            let mut key = [0u8; 32];
+            getrandom::fill(&mut key).map_err(|_| DataDirError::Random)?;
+            Ok(key.iter().map(|b| format!("{b:02x}")).collect())
+        })?;
+        let bytes = decode_hex(text.trim()).ok_or_else(|| DataDirError::BadKey(path.clone()))?;
+        Pseudonymiser::new(&bytes).map_err(|_| DataDirError::BadKey(path))
+    }
+
+    /// The service's token signing key pair (`keys/signing-key.pem`,
+    /// Ed25519 PKCS#8, mode 0600), created on first use. Tokens minted
+    /// with one data directory are refused by another.
+    pub fn local_keys(&self) -> Result<LocalKeys, DataDirError> {
+        let (path, pem) = self.key_file("signing-key.pem", || {
+            LocalKeys::generate_pem().map_err(|_| DataDirError::Random)
+        })?;
+        LocalKeys::from_pem(&pem).map_err(|_| DataDirError::BadKey(path))
+    }
+
+    /// `keys/<name>`'s text, written first (owner only) from `create` when
+    /// the file does not exist yet.
+    fn key_file(
+        &self,
+        name: &str,
+        create: impl FnOnce() -> Result<String, DataDirError>,
+    ) -> Result<(PathBuf, String), DataDirError> {
         let dir = self.root.join("keys");
-        let path = dir.join("pseudonym.key");
+        let path = dir.join(name);
         let io = |source| DataDirError::Io {
             path: path.clone(),
             source,
         };
         if !path.exists() {
-            std::fs::create_dir_all(&dir).map_err(io)?;
-            let mut key = [0u8; 32];
-            getrandom::fill(&mut key).map_err(|_| DataDirError::Random)?;
-            let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
-            write_private(&path, hex.as_bytes()).map_err(io)?;
+            create_private_dir(&dir).map_err(io)?;
+            write_private(&path, create()?.as_bytes()).map_err(io)?;
         }
         let text = std::fs::read_to_string(&path).map_err(io)?;
-        let bytes = decode_hex(text.trim()).ok_or_else(|| DataDirError::BadKey(path.clone()))?;
-        Pseudonymiser::new(&bytes).map_err(|_| DataDirError::BadKey(path))
+        Ok((path, text))
     }
 }
 
@@ -242,6 +265,40 @@ mod tests {
             .unwrap()
             .pseudonym(&nhs);
         assert_eq!(first, again);
+    }
+
+    #[test]
+    fn the_signing_key_is_created_once_kept_and_owner_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = DataDir::open(dir.path()).unwrap();
+        let claims = cpis_http::CallerClaims {
+            sub: "client-1".into(),
+            role: "council".into(),
+            ods_code: "E09000033".into(),
+            rbac: None,
+            org_name: None,
+            setting: None,
+        };
+        let token = data
+            .local_keys()
+            .unwrap()
+            .mint(
+                &claims,
+                time::OffsetDateTime::now_utc(),
+                time::Duration::hours(1),
+            )
+            .unwrap();
+        // The same directory, loaded again, keeps accepting its tokens;
+        // another directory's keys refuse them.
+        let reloaded = DataDir::open(dir.path()).unwrap().local_keys().unwrap();
+        assert!(reloaded.verifier().verify(&token).is_some());
+        let other = tempfile::tempdir().unwrap();
+        let stranger = DataDir::open(other.path()).unwrap().local_keys().unwrap();
+        assert!(stranger.verifier().verify(&token).is_none());
+        #[cfg(unix)]
+        assert_eq!(mode(&dir.path().join("keys/signing-key.pem")), 0o600);
+        std::fs::write(dir.path().join("keys/signing-key.pem"), "not a key").unwrap();
+        assert!(matches!(data.local_keys(), Err(DataDirError::BadKey(_))));
     }
 
     #[cfg(unix)]

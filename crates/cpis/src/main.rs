@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use clap::Parser;
 use cpis_domain::{Clock, SystemClock, VisibilityPolicy};
-use cpis_http::{AppState, Authenticator, CallerClaims, LocalKeys};
+use cpis_http::{AppState, Authenticator, CallerClaims};
 use tokio::sync::watch;
 
 use cli::{Cli, Command, ServeArgs, TokenArgs};
@@ -83,7 +83,7 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
         .view_url
         .clone()
         .unwrap_or_else(|| default_view_url(addr));
-    let keys = LocalKeys::load_or_create(data.root())?;
+    let keys = data.local_keys()?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let wake = WakeDispatcher::default();
     let channel = FileChannel::new(&data.outbox())?;
@@ -187,7 +187,7 @@ async fn shutdown_signal() {
 
 fn token(args: TokenArgs) -> Result<(), Failure> {
     let data = DataDir::open(&args.data.data)?;
-    let keys = LocalKeys::load_or_create(data.root())?;
+    let keys = data.local_keys()?;
     let claims = token_claims(&args)?;
     // Refuse to mint a token the service would refuse.
     claims.principal().map_err(|e| format!("{e}"))?;

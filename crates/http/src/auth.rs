@@ -2,7 +2,6 @@
 //! the API Gateway JWT authorizer (Lambda); either way the claims become a
 //! `Principal` through the one mapping below. Tenancy comes only from it.
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use cpis_domain::{AccessorKind, Clinician, OdsCode, Principal, Rbac};
@@ -104,13 +103,8 @@ struct TokenClaims {
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
-    #[error("cannot read or write the key files in {path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("the key files in {0} are not valid Ed25519 PKCS#8 PEM")]
-    Invalid(PathBuf),
+    #[error("the signing key is not valid Ed25519 PKCS#8 PEM")]
+    Invalid,
     #[error("no randomness available from the operating system")]
     Random,
     #[error("could not sign the token")]
@@ -133,36 +127,36 @@ impl std::fmt::Debug for LocalKeys {
 }
 
 impl LocalKeys {
-    /// Loads `<dir>/keys/signing-key.pem`, creating it (mode 0600) on first use.
-    pub fn load_or_create(data_dir: &Path) -> Result<Self, KeyError> {
-        let dir = data_dir.join("keys");
-        let path = dir.join("signing-key.pem");
-        let io = |source| KeyError::Io {
-            path: path.clone(),
-            source,
-        };
-        if !path.exists() {
-            std::fs::create_dir_all(&dir).map_err(io)?;
-            let mut seed = [0u8; 32];
-            getrandom::fill(&mut seed).map_err(|_| KeyError::Random)?;
-            let pem = SigningKey::from_bytes(&seed)
-                .to_pkcs8_pem(Default::default())
-                .map_err(|_| KeyError::Invalid(path.clone()))?;
-            write_private(&path, pem.as_bytes()).map_err(io)?;
-        }
-        let pem = std::fs::read_to_string(&path).map_err(io)?;
-        Self::from_pem(&pem).ok_or(KeyError::Invalid(path))
+    /// A new key pair from the operating system's randomness, as PKCS#8
+    /// PEM: what [`LocalKeys::from_pem`] reads. Where it is kept (the data
+    /// directory, mode 0600) is the caller's (`cpis`'s `DataDir`).
+    pub fn generate_pem() -> Result<String, KeyError> {
+        let mut seed = [0u8; 32];
+        getrandom::fill(&mut seed).map_err(|_| KeyError::Random)?;
+        SigningKey::from_bytes(&seed)
+            .to_pkcs8_pem(Default::default())
+            .map(|pem| pem.to_string())
+            .map_err(|_| KeyError::Invalid)
     }
 
-    fn from_pem(private_pem: &str) -> Option<Self> {
-        let signing = SigningKey::from_pkcs8_pem(private_pem).ok()?;
+    /// A key pair held in memory only (tests, benchmarks): its tokens are
+    /// refused by every other key pair.
+    pub fn ephemeral() -> Result<Self, KeyError> {
+        Self::from_pem(&Self::generate_pem()?)
+    }
+
+    /// The key pair from its private key (Ed25519 PKCS#8 PEM).
+    pub fn from_pem(private_pem: &str) -> Result<Self, KeyError> {
+        let signing = SigningKey::from_pkcs8_pem(private_pem).map_err(|_| KeyError::Invalid)?;
         let public_pem = signing
             .verifying_key()
             .to_public_key_pem(Default::default())
-            .ok()?;
-        let encoding = EncodingKey::from_ed_pem(private_pem.as_bytes()).ok()?;
-        let decoding = DecodingKey::from_ed_pem(public_pem.as_bytes()).ok()?;
-        Some(Self {
+            .map_err(|_| KeyError::Invalid)?;
+        let encoding =
+            EncodingKey::from_ed_pem(private_pem.as_bytes()).map_err(|_| KeyError::Invalid)?;
+        let decoding =
+            DecodingKey::from_ed_pem(public_pem.as_bytes()).map_err(|_| KeyError::Invalid)?;
+        Ok(Self {
             encoding: Arc::new(encoding),
             decoding: Arc::new(decoding),
             public_pem: Arc::from(public_pem.as_str()),
@@ -208,24 +202,6 @@ impl LocalKeys {
             validation: Arc::new(validation),
         }
     }
-}
-
-#[cfg(unix)]
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)?;
-    file.write_all(bytes)?;
-    file.sync_all()
-}
-
-#[cfg(not(unix))]
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    std::fs::write(path, bytes)
 }
 
 /// Verifies bearer tokens signed by the local key.
@@ -337,33 +313,26 @@ mod tests {
     }
 
     #[test]
-    fn keys_round_trip_and_are_private_to_their_directory() {
-        let a = tempfile::tempdir().unwrap();
-        let b = tempfile::tempdir().unwrap();
-        let keys_a = LocalKeys::load_or_create(a.path()).unwrap();
-        let again_a = LocalKeys::load_or_create(a.path()).unwrap();
-        let keys_b = LocalKeys::load_or_create(b.path()).unwrap();
+    fn keys_round_trip_through_their_pem_and_refuse_other_keys() {
+        let pem = LocalKeys::generate_pem().unwrap();
+        let keys_a = LocalKeys::from_pem(&pem).unwrap();
+        let again_a = LocalKeys::from_pem(&pem).unwrap();
+        let keys_b = LocalKeys::ephemeral().unwrap();
         let now = OffsetDateTime::now_utc();
         let token = keys_a
             .mint(&council(), now, time::Duration::hours(1))
             .unwrap();
         assert_eq!(again_a.verifier().verify(&token), Some(council()));
         assert_eq!(keys_b.verifier().verify(&token), None);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(a.path().join("keys/signing-key.pem"))
-                .unwrap()
-                .permissions()
-                .mode();
-            assert_eq!(mode & 0o777, 0o600);
-        }
+        assert!(matches!(
+            LocalKeys::from_pem("not a key"),
+            Err(KeyError::Invalid)
+        ));
     }
 
     #[test]
     fn expired_and_not_yet_valid_tokens_are_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let keys = LocalKeys::load_or_create(dir.path()).unwrap();
+        let keys = LocalKeys::ephemeral().unwrap();
         let now = OffsetDateTime::now_utc();
         let expired = keys
             .mint(

@@ -152,8 +152,7 @@ async fn a_check_whose_audit_cannot_be_written_is_answered_and_logged_at_error_l
         )
         .await
         .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let keys = cpis_http::LocalKeys::load_or_create(dir.path()).unwrap();
+    let keys = cpis_http::LocalKeys::ephemeral().unwrap();
     let state = AppState {
         store: store.clone(),
         queue: RecordingQueue::default(),

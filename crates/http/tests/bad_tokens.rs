@@ -954,10 +954,8 @@ struct Tally {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_bad_tokens_get_401_on_every_protected_route_and_reach_no_handler() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let keys = LocalKeys::load_or_create(dir.path()).expect("keys");
-    let private_pem =
-        std::fs::read_to_string(dir.path().join("keys/signing-key.pem")).expect("the key file");
+    let private_pem = LocalKeys::generate_pem().expect("a key");
+    let keys = LocalKeys::from_pem(&private_pem).expect("keys");
     let real = SigningKey::from_pkcs8_pem(&private_pem).expect("an Ed25519 key");
     let service = service(&keys);
     let corpus = corpus(&real, &private_pem, keys.public_pem());

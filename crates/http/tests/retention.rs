@@ -45,7 +45,7 @@ struct Service<S> {
 impl<S: Store> Service<S> {
     fn new(store: S) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let keys = cpis_http::LocalKeys::load_or_create(dir.path()).expect("keys");
+        let keys = cpis_http::LocalKeys::ephemeral().expect("keys");
         let clock = Arc::new(ManualClock::new(start()));
         let state = AppState {
             store: store.clone(),

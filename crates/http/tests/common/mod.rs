@@ -130,7 +130,12 @@ pub fn pseudonymiser() -> Pseudonymiser {
 impl TestApp {
     pub fn new() -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let keys = LocalKeys::load_or_create(dir.path()).expect("keys");
+        // Kept where `cpis serve` keeps it, for tests that sign with it.
+        let pem = LocalKeys::generate_pem().expect("key");
+        let keys_dir = dir.path().join("keys");
+        std::fs::create_dir_all(&keys_dir).expect("keys dir");
+        std::fs::write(keys_dir.join("signing-key.pem"), &pem).expect("key file");
+        let keys = LocalKeys::from_pem(&pem).expect("keys");
         Self::with_authenticator(dir, keys.clone(), Authenticator::Local(keys.verifier()))
     }
 
