@@ -17,7 +17,7 @@ pub mod telemetry;
 
 pub use config::{load_sdk_config, ConfigError, Settings};
 pub use dynamo::{DynamoStore, PLAN_SHARDS};
-pub use sns::{topic_name, SnsChannel, SyncReport, TopicSync};
+pub use sns::{topic_name, SnsChannel, SyncError, SyncReport, TopicSync};
 pub use sqs::{parse_message_body, SqsQueue};
 
 /// Feed freshness is not kept on DynamoDB yet (issue 17: a metric and an

@@ -5,10 +5,10 @@ use std::collections::BTreeSet;
 
 use aws_sdk_sns::error::ProvideErrorMetadata;
 use aws_sdk_sns::Client;
-use cpis_domain::ports::{DeliveryError, NotificationChannel, StoreError};
+use cpis_domain::ports::{DeliveryError, NotificationChannel};
 use cpis_domain::{Authority, NoticeText, OdsCode};
 
-use crate::errors::unavailable;
+use crate::errors::failure;
 
 /// A council's topic: `cpis-la-<ODS>` (ODS codes are valid topic-name characters).
 pub fn topic_name(ods: &OdsCode) -> String {
@@ -105,6 +105,20 @@ pub struct TopicSync {
     dlq_arn: Option<String>,
 }
 
+/// Why a council's subscriptions could not be brought in step with its
+/// directory entry: an SNS failure, named by the service's error code only.
+/// Not a [`StoreError`](cpis_domain::ports::StoreError): the directory entry
+/// itself is stored before the sync runs.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct SyncError(String);
+
+impl SyncError {
+    fn sns<E: ProvideErrorMetadata>(what: &str, err: &E) -> Self {
+        Self(failure(what, err))
+    }
+}
+
 /// SNS shows a subscription awaiting confirmation with this in place of an ARN.
 fn is_pending(arn: &str) -> bool {
     arn.eq_ignore_ascii_case("PendingConfirmation")
@@ -122,7 +136,7 @@ impl TopicSync {
 
     /// Idempotent: CreateTopic returns the existing topic, and only the
     /// differences between SNS and the entry are subscribed or unsubscribed.
-    pub async fn sync(&self, authority: &Authority) -> Result<SyncReport, StoreError> {
+    pub async fn sync(&self, authority: &Authority) -> Result<SyncReport, SyncError> {
         let mut create = self
             .client
             .create_topic()
@@ -133,9 +147,9 @@ impl TopicSync {
         let topic_arn = create
             .send()
             .await
-            .map_err(|e| unavailable("creating the council topic", &e))?
+            .map_err(|e| SyncError::sns("creating the council topic", &e))?
             .topic_arn
-            .ok_or_else(|| StoreError::Unavailable("SNS returned no topic ARN".to_owned()))?;
+            .ok_or_else(|| SyncError("SNS returned no topic ARN".to_owned()))?;
 
         let wanted: BTreeSet<(&str, &str)> = authority
             .notify_emails
@@ -155,7 +169,7 @@ impl TopicSync {
                 .set_next_token(token)
                 .send()
                 .await
-                .map_err(|e| unavailable("listing the council's subscriptions", &e))?;
+                .map_err(|e| SyncError::sns("listing the council's subscriptions", &e))?;
             for sub in out.subscriptions() {
                 let (Some(protocol), Some(endpoint)) = (sub.protocol(), sub.endpoint()) else {
                     continue;
@@ -202,7 +216,7 @@ impl TopicSync {
             subscribe
                 .send()
                 .await
-                .map_err(|e| unavailable("subscribing a duty-team channel", &e))?;
+                .map_err(|e| SyncError::sns("subscribing a duty-team channel", &e))?;
             report.subscribed += 1;
         }
         for arn in stale {
@@ -211,7 +225,7 @@ impl TopicSync {
                 .subscription_arn(arn)
                 .send()
                 .await
-                .map_err(|e| unavailable("removing a duty-team channel", &e))?;
+                .map_err(|e| SyncError::sns("removing a duty-team channel", &e))?;
             report.unsubscribed += 1;
         }
         Ok(report)

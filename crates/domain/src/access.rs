@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime};
 
-use crate::{AccessorKind, Clinician, NhsNumber, OdsCode, Rbac};
+use crate::{Clinician, NhsNumber, OdsCode};
 
 /// How many accesses a check or history query shows.
 pub const HISTORY_LIMIT: usize = 25;
@@ -21,29 +21,12 @@ pub struct AccessRecord {
     pub accessor: Accessor,
 }
 
-/// Who accessed: user or system, role, organisation and setting.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Accessor {
-    pub kind: AccessorKind,
-    pub user_id: String,
-    pub rbac: Rbac,
-    pub organisation_ods: OdsCode,
-    pub organisation_name: String,
-    pub setting: String,
-}
+/// Who accessed: user or system, role, organisation and setting; exactly
+/// the signed-in [`Clinician`], so the same type (it was a field-for-field
+/// copy). Stored forms are unchanged: both serialised the same six fields.
+pub type Accessor = Clinician;
 
-impl Accessor {
-    pub fn from_clinician(c: &Clinician) -> Self {
-        Self {
-            kind: c.kind,
-            user_id: c.user_id.clone(),
-            rbac: c.rbac,
-            organisation_ods: c.organisation_ods.clone(),
-            organisation_name: c.organisation_name.clone(),
-            setting: c.setting.clone(),
-        }
-    }
-
+impl Clinician {
     /// The author for the 24-hour collapse: the same user at the same organisation.
     pub fn author_key(&self) -> String {
         format!("{}|{}", self.organisation_ods, self.user_id)

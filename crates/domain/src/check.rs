@@ -10,8 +10,8 @@ use crate::ports::{
     AccessLog, AccessWrite, AsnQueue, AuthorityDirectory, CheckReceipts, PlanStore, StoreError,
 };
 use crate::{
-    AccessRecord, AccessSummary, Accessor, Asn, AsnPlan, Authority, AuthorityContact, Clinician,
-    NhsNumber, OdsCode, Plan, PlanType, Principal, VisibilityPolicy,
+    AccessRecord, AccessSummary, Asn, AsnPlan, Authority, AuthorityContact, Clinician, NhsNumber,
+    OdsCode, Plan, PlanType, Principal, VisibilityPolicy,
 };
 
 /// What a clinician sees of one plan: type, dates and whom to ring.
@@ -89,7 +89,7 @@ where
             id: uuid::Uuid::new_v4().to_string(),
             nhs_number: *nhs_number,
             accessed_at: now,
-            accessor: Accessor::from_clinician(clinician),
+            accessor: clinician.clone(),
         };
         let asns = notifications_for(&access, &visible);
         match store

@@ -2,14 +2,15 @@
 
 use std::fmt;
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize, Serializer};
 
 /// A valid NHS number (10 digits, Modulus 11 check digit), held canonical.
 ///
 /// `Debug` and `Display` print a redacted form (`999*****18`) so that a stray
 /// `{:?}` in a log line cannot leak the number. Code that must store or send
 /// the number asks for it explicitly with [`NhsNumber::expose`].
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
+#[serde(try_from = "String")]
 pub struct NhsNumber([u8; 10]);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -226,11 +227,13 @@ impl Serialize for NhsNumber {
     }
 }
 
-impl<'de> Deserialize<'de> for NhsNumber {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let raw = String::deserialize(deserializer)?;
-        // The error text never repeats the input.
-        Self::parse(&raw).map_err(serde::de::Error::custom)
+/// Deserialised through [`NhsNumber::parse`] (`#[serde(try_from = "String")]`):
+/// the error text never repeats the input.
+impl TryFrom<String> for NhsNumber {
+    type Error = NhsNumberError;
+
+    fn try_from(raw: String) -> Result<Self, Self::Error> {
+        Self::parse(&raw)
     }
 }
 

@@ -2,11 +2,11 @@
 
 use std::fmt;
 
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 
 /// An ODS code: 3 to 10 upper-case ASCII letters and digits.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(transparent)]
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct OdsCode(String);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -43,10 +43,18 @@ impl fmt::Debug for OdsCode {
     }
 }
 
-impl<'de> Deserialize<'de> for OdsCode {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let raw = String::deserialize(deserializer)?;
-        Self::parse(&raw).map_err(serde::de::Error::custom)
+impl From<OdsCode> for String {
+    fn from(code: OdsCode) -> Self {
+        code.0
+    }
+}
+
+/// Deserialised through [`OdsCode::parse`] (`#[serde(try_from = "String")]`).
+impl TryFrom<String> for OdsCode {
+    type Error = OdsCodeError;
+
+    fn try_from(raw: String) -> Result<Self, Self::Error> {
+        Self::parse(&raw)
     }
 }
 
@@ -73,5 +81,15 @@ mod tests {
         ] {
             assert_eq!(OdsCode::parse(bad), Err(OdsCodeError), "{bad}");
         }
+    }
+    #[test]
+    fn serde_is_the_plain_code_and_reads_through_parse() {
+        let code = OdsCode::parse("E09000033").unwrap();
+        assert_eq!(serde_json::to_string(&code).unwrap(), "\"E09000033\"");
+        assert_eq!(
+            serde_json::from_str::<OdsCode>("\"E09000033\"").unwrap(),
+            code
+        );
+        assert!(serde_json::from_str::<OdsCode>("\"e09000033\"").is_err());
     }
 }

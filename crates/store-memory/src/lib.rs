@@ -10,8 +10,8 @@ use cpis_domain::ports::{
     StoreError, StoredPlan, UploadLedger, UploadReceipt,
 };
 use cpis_domain::{
-    AccessRecord, Asn, AsnCutoffs, AuditEvent, Authority, LedgerHead, NhsNumber, OdsCode, Plan,
-    PlanKey, PlanType,
+    AccessRecord, Asn, AsnCutoffs, AuditEvent, Authority, InboxCursor, LedgerHead, NhsNumber,
+    OdsCode, Plan, PlanCursor, PlanKey, PlanType,
 };
 use time::{Date, Duration, OffsetDateTime};
 
@@ -92,28 +92,6 @@ impl MemoryStore {
     }
 }
 
-fn plan_cursor(plan: &Plan) -> String {
-    format!(
-        "{}.{}.{}",
-        plan.nhs_number.expose(),
-        plan.plan_type.code(),
-        plan.start_date
-    )
-}
-
-fn parse_plan_cursor(authority: &OdsCode, cursor: &str) -> Result<PlanSortKey, StoreError> {
-    let mut parts = cursor.split('.');
-    let (Some(nhs), Some(plan_type), Some(start), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(StoreError::InvalidCursor);
-    };
-    let nhs = NhsNumber::parse(nhs).map_err(|_| StoreError::InvalidCursor)?;
-    let plan_type = PlanType::parse(plan_type).ok_or(StoreError::InvalidCursor)?;
-    let start = cpis_domain::dates::parse_iso_date(start).ok_or(StoreError::InvalidCursor)?;
-    Ok((authority.clone(), nhs, plan_type, start))
-}
-
 impl PlanStore for MemoryStore {
     async fn plans_for_child(&self, nhs_number: &NhsNumber) -> Result<Vec<Plan>, StoreError> {
         let state = self.state();
@@ -134,10 +112,11 @@ impl PlanStore for MemoryStore {
         limit: usize,
     ) -> Result<Page<Plan>, StoreError> {
         let after = cursor
-            .map(|c| parse_plan_cursor(authority, c))
-            .transpose()?;
+            .map(PlanCursor::parse)
+            .transpose()?
+            .map(|c| (authority.clone(), c.nhs_number, c.plan_type, c.start_date));
         let state = self.state();
-        let mut items: Vec<Plan> = state
+        let items: Vec<Plan> = state
             .plans
             .iter()
             .filter(|(k, _)| &k.0 == authority)
@@ -145,13 +124,9 @@ impl PlanStore for MemoryStore {
             .take(limit + 1)
             .map(|(_, p)| p.plan.clone())
             .collect();
-        let next_cursor = if items.len() > limit {
-            items.truncate(limit);
-            items.last().map(plan_cursor)
-        } else {
-            None
-        };
-        Ok(Page { items, next_cursor })
+        Ok(Page::from_overfetch(items, limit, |last| {
+            PlanCursor::after(last).to_string()
+        }))
     }
 
     async fn plan_keys_for_authority(
@@ -341,10 +316,6 @@ impl CheckReceipts for MemoryStore {
     }
 }
 
-fn inbox_cursor(asn: &Asn) -> String {
-    format!("{}.{}", asn.accessed_at.unix_timestamp_nanos(), asn.id)
-}
-
 fn inbox_order(a: &Asn, b: &Asn) -> std::cmp::Ordering {
     b.accessed_at
         .cmp(&a.accessed_at)
@@ -358,16 +329,7 @@ impl NotificationInbox for MemoryStore {
         cursor: Option<&str>,
         limit: usize,
     ) -> Result<Page<Asn>, StoreError> {
-        let after = match cursor {
-            None => None,
-            Some(c) => {
-                let (nanos, id) = c.split_once('.').ok_or(StoreError::InvalidCursor)?;
-                let nanos: i128 = nanos.parse().map_err(|_| StoreError::InvalidCursor)?;
-                let at = OffsetDateTime::from_unix_timestamp_nanos(nanos)
-                    .map_err(|_| StoreError::InvalidCursor)?;
-                Some((at, id.to_owned()))
-            }
-        };
+        let after = cursor.map(InboxCursor::parse).transpose()?;
         let mut all: Vec<Asn> = self
             .state()
             .asns
@@ -376,22 +338,18 @@ impl NotificationInbox for MemoryStore {
             .map(|o| o.asn.clone())
             .collect();
         all.sort_by(inbox_order);
-        let mut items: Vec<Asn> = all
+        let items: Vec<Asn> = all
             .into_iter()
             .filter(|a| {
-                after.as_ref().is_none_or(|(at, id)| {
-                    a.accessed_at < *at || (a.accessed_at == *at && a.id.as_str() < id.as_str())
-                })
+                after
+                    .as_ref()
+                    .is_none_or(|after| after.precedes(a.accessed_at, &a.id))
             })
             .take(limit + 1)
             .collect();
-        let next_cursor = if items.len() > limit {
-            items.truncate(limit);
-            items.last().map(inbox_cursor)
-        } else {
-            None
-        };
-        Ok(Page { items, next_cursor })
+        Ok(Page::from_overfetch(items, limit, |last| {
+            InboxCursor::after(last.accessed_at, last.id.as_str()).to_string()
+        }))
     }
 
     async fn notification(&self, authority: &OdsCode, id: &str) -> Result<Option<Asn>, StoreError> {

@@ -8,14 +8,6 @@ use time::{Date, Duration, OffsetDateTime};
 
 use crate::{corrupt, failed};
 
-pub(crate) const DATE_FORMAT: &[time::format_description::FormatItem<'static>] =
-    time::macros::format_description!("[year]-[month]-[day]");
-
-pub(crate) fn date_text(date: Date) -> Result<String, StoreError> {
-    date.format(DATE_FORMAT)
-        .map_err(|_| StoreError::Unavailable("a date could not be written".to_owned()))
-}
-
 pub(crate) fn parse_date(text: &str) -> Result<Date, StoreError> {
     cpis_domain::dates::parse_iso_date(text).ok_or_else(|| corrupt("a stored date"))
 }
@@ -123,43 +115,6 @@ impl PlanRow {
 
 pub(crate) fn collect_plans(rows: Vec<PlanRow>) -> Result<Vec<Plan>, StoreError> {
     rows.into_iter().map(PlanRow::into_plan).collect()
-}
-
-/// The listing cursor: the last plan's (NHS number, type, start) within the
-/// council, the listing's sort key. Validated before use.
-pub(crate) fn plan_cursor(plan: &Plan) -> Result<String, StoreError> {
-    Ok(format!(
-        "{}.{}.{}",
-        plan.nhs_number.expose(),
-        plan.plan_type.code(),
-        date_text(plan.start_date)?
-    ))
-}
-
-pub(crate) fn parse_plan_cursor(cursor: &str) -> Result<(String, String, String), StoreError> {
-    let mut parts = cursor.split('.');
-    let (Some(nhs), Some(plan_type), Some(start), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(StoreError::InvalidCursor);
-    };
-    let nhs = NhsNumber::parse(nhs).map_err(|_| StoreError::InvalidCursor)?;
-    let plan_type = PlanType::parse(plan_type).ok_or(StoreError::InvalidCursor)?;
-    let start = cpis_domain::dates::parse_iso_date(start).ok_or(StoreError::InvalidCursor)?;
-    Ok((nhs.expose(), plan_type.code().to_owned(), date_text(start)?))
-}
-
-pub(crate) fn inbox_cursor(asn_nanos: i64, id: &str) -> String {
-    format!("{asn_nanos}.{id}")
-}
-
-pub(crate) fn parse_inbox_cursor(cursor: &str) -> Result<(i64, String), StoreError> {
-    let (at, id) = cursor.split_once('.').ok_or(StoreError::InvalidCursor)?;
-    let at: i64 = at.parse().map_err(|_| StoreError::InvalidCursor)?;
-    if id.is_empty() {
-        return Err(StoreError::InvalidCursor);
-    }
-    Ok((at, id.to_owned()))
 }
 
 /// An ASN as stored: the body, with the acknowledgement kept in its own column

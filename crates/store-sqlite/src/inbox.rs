@@ -1,11 +1,11 @@
 //! `NotificationInbox`: a council's ASNs, newest first.
 
 use cpis_domain::ports::{NotificationInbox, Page, StoreError};
-use cpis_domain::{Asn, OdsCode};
+use cpis_domain::{Asn, InboxCursor, OdsCode};
 use rusqlite::{params, OptionalExtension};
 use time::OffsetDateTime;
 
-use crate::codec::{asn_from, asn_row, inbox_cursor, nanos, parse_inbox_cursor, sql_limit, AsnRow};
+use crate::codec::{asn_from, asn_row, from_nanos, nanos, nanos_clamped, sql_limit, AsnRow};
 use crate::{failed, SqliteStore};
 
 impl NotificationInbox for SqliteStore {
@@ -15,10 +15,13 @@ impl NotificationInbox for SqliteStore {
         cursor: Option<&str>,
         limit: usize,
     ) -> Result<Page<Asn>, StoreError> {
-        let after = cursor.map(parse_inbox_cursor).transpose()?;
+        let after = cursor
+            .map(InboxCursor::parse)
+            .transpose()?
+            .map(|c| (nanos_clamped(c.at), c.id));
         let authority = authority.as_str().to_owned();
         let fetch = sql_limit(limit.saturating_add(1));
-        let mut rows: Vec<AsnRow> = self
+        let rows: Vec<AsnRow> = self
             .read(move |conn| {
                 let rows = match after {
                     None => conn
@@ -44,12 +47,12 @@ impl NotificationInbox for SqliteStore {
                 rows.map_err(failed("listing notifications"))
             })
             .await?;
-        let next_cursor = if rows.len() > limit {
-            rows.truncate(limit);
-            rows.last().map(|(id, at, _, _)| inbox_cursor(*at, id))
-        } else {
-            None
-        };
+        let Page {
+            items: rows,
+            next_cursor,
+        } = Page::try_from_overfetch(rows, limit, |(id, at, _, _)| {
+            Ok::<_, StoreError>(InboxCursor::after(from_nanos(*at)?, id.as_str()).to_string())
+        })?;
         // An unreadable row must not hide the council's other notifications:
         // it is logged at error level and left out (the cursor above comes
         // from the rows themselves, so paging still passes it).

@@ -1,13 +1,11 @@
 //! `PlanStore`: the `plans` table.
 
+use cpis_domain::dates::iso_date;
 use cpis_domain::ports::{Page, PlanStore, StoreError, StoredPlan};
-use cpis_domain::{NhsNumber, OdsCode, Plan, PlanKey, PlanType};
+use cpis_domain::{NhsNumber, OdsCode, Plan, PlanCursor, PlanKey, PlanType};
 use rusqlite::params;
 
-use crate::codec::{
-    collect_plans, date_text, parse_date, parse_nhs, parse_plan_cursor, plan_cursor, plan_row,
-    sql_limit, PLAN_COLUMNS,
-};
+use crate::codec::{collect_plans, parse_date, parse_nhs, plan_row, sql_limit, PLAN_COLUMNS};
 use crate::{corrupt, failed, SqliteStore};
 
 impl PlanStore for SqliteStore {
@@ -32,7 +30,13 @@ impl PlanStore for SqliteStore {
         cursor: Option<&str>,
         limit: usize,
     ) -> Result<Page<Plan>, StoreError> {
-        let after = cursor.map(parse_plan_cursor).transpose()?;
+        let after = cursor.map(PlanCursor::parse).transpose()?.map(|c| {
+            (
+                c.nhs_number.expose(),
+                c.plan_type.code(),
+                iso_date(c.start_date),
+            )
+        });
         let authority = authority.as_str().to_owned();
         let fetch = sql_limit(limit.saturating_add(1));
         let rows = self
@@ -61,14 +65,9 @@ impl PlanStore for SqliteStore {
                 rows.map_err(failed("listing a council's plans"))
             })
             .await?;
-        let mut items = collect_plans(rows)?;
-        let next_cursor = if items.len() > limit {
-            items.truncate(limit);
-            items.last().map(plan_cursor).transpose()?
-        } else {
-            None
-        };
-        Ok(Page { items, next_cursor })
+        Ok(Page::from_overfetch(collect_plans(rows)?, limit, |last| {
+            PlanCursor::after(last).to_string()
+        }))
     }
 
     async fn plan_keys_for_authority(
@@ -115,12 +114,12 @@ impl PlanStore for SqliteStore {
             rows.push((
                 p.nhs_number.expose(),
                 p.plan_type.code(),
-                date_text(p.start_date)?,
-                p.end_date.map(date_text).transpose()?,
-                p.delete_date.map(date_text).transpose()?,
-                p.due_date.map(date_text).transpose()?,
+                iso_date(p.start_date),
+                p.end_date.map(iso_date),
+                p.delete_date.map(iso_date),
+                p.due_date.map(iso_date),
                 p.local_id.clone(),
-                stored.purge_from.map(date_text).transpose()?,
+                stored.purge_from.map(iso_date),
             ));
         }
         let mut doomed = Vec::with_capacity(withdrawals.len());
@@ -128,7 +127,7 @@ impl PlanStore for SqliteStore {
             doomed.push((
                 key.nhs_number.expose(),
                 key.plan_type.code(),
-                date_text(key.start_date)?,
+                iso_date(key.start_date),
             ));
         }
         let authority = authority.as_str().to_owned();

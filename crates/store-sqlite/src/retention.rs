@@ -1,11 +1,12 @@
 //! `Retention`: the purge.
 
+use cpis_domain::dates::iso_date;
 use cpis_domain::ports::{PurgeReport, Retention, StoreError};
 use cpis_domain::AsnCutoffs;
 use rusqlite::{params, TransactionBehavior};
 use time::Date;
 
-use crate::codec::{date_text, nanos};
+use crate::codec::nanos;
 use crate::{failed, SqliteStore};
 
 impl Retention for SqliteStore {
@@ -13,7 +14,7 @@ impl Retention for SqliteStore {
         let cutoffs = AsnCutoffs::on(today);
         let acknowledged_before = nanos(cutoffs.acknowledged_before)?;
         let any_before = nanos(cutoffs.any_before)?;
-        let today = date_text(today)?;
+        let today = iso_date(today);
         self.run_solo(move |conn| {
             let tx = conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)

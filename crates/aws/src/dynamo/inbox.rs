@@ -29,16 +29,10 @@ impl NotificationInbox for DynamoStore {
                 limit + 1,
             )
             .await?;
-        let mut items = items;
-        let next_cursor = if items.len() > limit {
-            items.truncate(limit);
-            items.last().map(inbox_cursor_from_item).transpose()?
-        } else {
-            None
-        };
+        let page = Page::try_from_overfetch(items, limit, inbox_cursor_from_item)?;
         Ok(Page {
-            items: readable_asns(&items),
-            next_cursor,
+            items: readable_asns(&page.items),
+            next_cursor: page.next_cursor,
         })
     }
 

@@ -4,8 +4,8 @@ use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::types::AttributeValue;
 use cpis_domain::ports::{StoreError, StoredPlan};
 use cpis_domain::{
-    AccessRecord, Accessor, AccessorKind, Asn, Authority, NhsNumber, OdsCode, Plan, PlanKey,
-    PlanType, Rbac,
+    AccessRecord, Accessor, AccessorKind, Asn, Authority, InboxCursor, NhsNumber, OdsCode, Plan,
+    PlanCursor, PlanKey, PlanType, Rbac,
 };
 use time::{Date, OffsetDateTime, Time};
 
@@ -186,27 +186,14 @@ pub(super) fn plan_key_from_item(item: &Item) -> Result<PlanKey, StoreError> {
     })
 }
 
-pub(super) fn plan_cursor(plan: &Plan) -> String {
-    format!(
-        "{}.{}.{}",
-        plan.nhs_number.expose(),
-        plan.plan_type.code(),
-        plan.start_date
-    )
-}
-
 /// The cursor is the listing key of the last plan returned.
 pub(super) fn listing_sk_from_cursor(cursor: &str) -> Result<String, StoreError> {
-    let mut parts = cursor.split('.');
-    let (Some(nhs), Some(plan_type), Some(start), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(StoreError::InvalidCursor);
-    };
-    let nhs = NhsNumber::parse(nhs).map_err(|_| StoreError::InvalidCursor)?;
-    let plan_type = PlanType::parse(plan_type).ok_or(StoreError::InvalidCursor)?;
-    let start = cpis_domain::dates::parse_iso_date(start).ok_or(StoreError::InvalidCursor)?;
-    Ok(plan_listing_sk(&nhs, plan_type, start))
+    let after = PlanCursor::parse(cursor)?;
+    Ok(plan_listing_sk(
+        &after.nhs_number,
+        after.plan_type,
+        after.start_date,
+    ))
 }
 
 pub(super) fn authority_item(authority: &Authority) -> Item {
@@ -329,14 +316,15 @@ pub(super) fn inbox_cursor_from_item(item: &Item) -> Result<String, StoreError> 
     let (nanos, id) = get_s(item, "gsi1sk")?
         .split_once('#')
         .ok_or_else(|| corrupt("an inbox index key"))?;
-    let nanos: i128 = nanos.parse().map_err(|_| corrupt("an inbox index key"))?;
-    Ok(format!("{nanos}.{id}"))
+    let at = nanos
+        .parse::<i128>()
+        .ok()
+        .and_then(|nanos| OffsetDateTime::from_unix_timestamp_nanos(nanos).ok())
+        .ok_or_else(|| corrupt("an inbox index key"))?;
+    Ok(InboxCursor::after(at, id).to_string())
 }
 
 pub(super) fn inbox_sk_from_cursor(cursor: &str) -> Result<String, StoreError> {
-    let (nanos, id) = cursor.split_once('.').ok_or(StoreError::InvalidCursor)?;
-    let nanos: i128 = nanos.parse().map_err(|_| StoreError::InvalidCursor)?;
-    let at =
-        OffsetDateTime::from_unix_timestamp_nanos(nanos).map_err(|_| StoreError::InvalidCursor)?;
-    Ok(format!("{}#{}", time_key(at), id))
+    let before = InboxCursor::parse(cursor)?;
+    Ok(format!("{}#{}", time_key(before.at), before.id))
 }

@@ -4,11 +4,10 @@ use std::collections::{BTreeMap, HashSet};
 
 use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
 use cpis_domain::ports::{Page, PlanStore, StoreError, StoredPlan};
-use cpis_domain::{NhsNumber, OdsCode, Plan, PlanKey};
+use cpis_domain::{NhsNumber, OdsCode, Plan, PlanCursor, PlanKey};
 
 use super::item::{
-    build_err, get_s, listing_sk_from_cursor, plan_cursor, plan_from_item, plan_item,
-    plan_key_from_item, s,
+    build_err, get_s, listing_sk_from_cursor, plan_from_item, plan_item, plan_key_from_item, s,
 };
 use super::keys::{child_pk, key, plan_listing_pk, plan_sk};
 use super::{DynamoStore, Item, PLAN_SHARDS};
@@ -45,18 +44,14 @@ impl PlanStore for DynamoStore {
                 merged.insert(get_s(&item, "gsi1sk")?.to_owned(), item);
             }
         }
-        let mut items = merged
+        let items = merged
             .values()
             .take(limit + 1)
             .map(plan_from_item)
             .collect::<Result<Vec<_>, _>>()?;
-        let next_cursor = if items.len() > limit {
-            items.truncate(limit);
-            items.last().map(plan_cursor)
-        } else {
-            None
-        };
-        Ok(Page { items, next_cursor })
+        Ok(Page::from_overfetch(items, limit, |last| {
+            PlanCursor::after(last).to_string()
+        }))
     }
 
     async fn plan_keys_for_authority(

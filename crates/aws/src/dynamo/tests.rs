@@ -1,9 +1,9 @@
 use std::collections::HashSet;
 
 use cpis_domain::ports::StoreError;
-use cpis_domain::{NhsNumber, OdsCode, Plan, PlanType};
+use cpis_domain::{NhsNumber, OdsCode, Plan, PlanCursor, PlanType};
 
-use super::item::{listing_sk_from_cursor, plan_cursor};
+use super::item::listing_sk_from_cursor;
 use super::keys::{plan_listing_sk, plan_shard};
 use super::uploads::split_utf8;
 
@@ -47,7 +47,7 @@ fn plan_cursors_round_trip_and_bad_ones_are_refused() {
         local_id: None,
     };
     assert_eq!(
-        listing_sk_from_cursor(&plan_cursor(&plan)).unwrap(),
+        listing_sk_from_cursor(&PlanCursor::after(&plan).to_string()).unwrap(),
         plan_listing_sk(&nhs, PlanType::LookedAfter, plan.start_date)
     );
     for bad in ["", "x.y.z", "9990000018.LAC", "9990000010.LAC.2024-01-10"] {
