@@ -7,8 +7,9 @@ use std::sync::atomic::Ordering;
 use cpis_domain::ports::{Page, PlanStore, StoreError, StoredPlan, UploadLedger, UploadReceipt};
 use cpis_domain::sequencing::{HeadState, UPLOAD_LEASE};
 use cpis_domain::{
-    process_upload, AccessSummary, Accessor, AccessorKind, HistoryAnswer, LedgerHead, NhsNumber,
-    NhsNumberError, OdsCode, Plan, PlanKey, PlanType, Rbac, UploadError, VisibilityPolicy,
+    process_upload, rewind_sequence, AccessSummary, Accessor, AccessorKind, HistoryAnswer,
+    LedgerHead, NhsNumber, NhsNumberError, OdsCode, Plan, PlanKey, PlanType, Rbac, RewindError,
+    UploadError, VisibilityPolicy,
 };
 use cpis_store_memory::MemoryStore;
 use serde_json::json;
@@ -267,4 +268,56 @@ async fn an_upload_overtaken_by_a_newer_sequence_leaves_its_claim_alone() {
         matches!(head.state, HeadState::Pending { .. }),
         "the newer claim is still pending: {head:?}"
     );
+}
+
+/// The way back from a wrong sequence (issue 17; README "Uploads"): after a
+/// rewind to `to` the council continues above `to`, receipts above it are
+/// retired, plans stay, and a second rewind finds nothing more to do.
+#[tokio::test]
+async fn a_rewind_lets_the_council_continue_from_its_target() {
+    let store = MemoryStore::new();
+    let council = la("E09000033");
+    let body = |sequence: u64, nhs: &str| {
+        json!({"sequence": sequence, "mode": "full", "records": [
+            {"nhs_number": nhs, "plan_type": "CPP", "start_date": "2026-01-01"}]})
+        .to_string()
+    };
+    let policy = VisibilityPolicy::default();
+    let send = |text: String| {
+        let (store, council) = (&store, &council);
+        async move { process_upload(store, council, text.as_bytes(), NOW, &policy).await }
+    };
+    send(body(1, "9990000018")).await.expect("1");
+    send(body(cpis_domain::MAX_SEQUENCE, "9990000026"))
+        .await
+        .expect("the wrong one");
+    assert!(matches!(
+        send(body(2, "9990000034")).await,
+        Err(UploadError::StaleSequence { sequence: 2, .. })
+    ));
+    let rewind = rewind_sequence(&store, &council, 1, NOW)
+        .await
+        .expect("rewind");
+    assert_eq!(
+        (rewind.sequence, rewind.previous, rewind.retired),
+        (1, cpis_domain::MAX_SEQUENCE, 1)
+    );
+    let head = store.ledger_head(&council).await.unwrap().expect("a head");
+    assert_eq!((head.sequence, head.state), (1, HeadState::Done));
+    assert_eq!(
+        store.plan_keys_for_authority(&council).await.unwrap().len(),
+        1,
+        "plans stay"
+    );
+    let again = rewind_sequence(&store, &council, 1, NOW)
+        .await
+        .expect("again");
+    assert_eq!((again.previous, again.retired), (1, 0));
+    assert!(matches!(
+        rewind_sequence(&store, &council, 2, NOW).await,
+        Err(RewindError::AboveLatest { to: 2, latest: 1 })
+    ));
+    send(body(2, "9990000034"))
+        .await
+        .expect("2 after the rewind");
 }
