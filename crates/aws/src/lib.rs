@@ -7,6 +7,7 @@
 //! rule: the domain does; these adapters only store and move what it decides.
 
 pub mod config;
+mod directory_sync;
 mod dynamo;
 mod errors;
 #[cfg(feature = "test-support")]

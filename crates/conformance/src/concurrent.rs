@@ -619,3 +619,82 @@ pub async fn a_purge_racing_an_upload_takes_only_what_was_due<S: Store>(store: &
         );
     }
 }
+
+/// Writers per council in the directory race, and entries each one puts.
+const DIRECTORY_WRITERS: usize = 3;
+const ENTRIES_PER_WRITER: usize = 3;
+
+/// Entry `step` of `writer`: every channel names its writer and step, and
+/// the lists differ in length, so a mix of two entries or a dropped channel
+/// cannot pass for a whole entry. SMS numbers are Ofcom's drama range.
+fn directory_entry(council: &str, writer: usize, step: usize) -> cpis_domain::Authority {
+    let tag = (writer * ENTRIES_PER_WRITER + step) * 10;
+    cpis_domain::Authority {
+        ods_code: la(council),
+        name: format!("Council {council}, entry {writer}.{step}"),
+        office_hours_phone: "020 7946 0000".to_owned(),
+        emergency_duty_phone: "020 7946 0999".to_owned(),
+        notify_emails: (0..=step)
+            .map(|k| format!("duty-{writer}-{step}-{k}@example.gov.uk"))
+            .collect(),
+        notify_sms: (0..=writer)
+            .map(|k| format!("+447700900{:03}", tag + k))
+            .collect(),
+    }
+}
+
+/// One writer's entries, in order, each after a seeded number of yields.
+async fn put_entries<S: Store>(store: &S, council: &str, writer: usize, seed: u64) {
+    let paced = Interleaved::new(store, seed);
+    for step in 0..ENTRIES_PER_WRITER {
+        paced.pause().await;
+        store
+            .put_authority(&directory_entry(council, writer, step))
+            .await
+            .expect("a directory update");
+    }
+}
+
+/// Councils replace their entry whole, so the sequential model is a
+/// register: after writers race, each council's entry is exactly the last
+/// entry of one writer (the last write of some order that keeps each
+/// writer's own order), with every one of its channels; never a mix of two
+/// entries, never another council's. Two councils race at once.
+pub async fn racing_directory_updates_lose_no_channel<S: Store>(store: &S) {
+    let mut winners = BTreeSet::new();
+    for trial in 0..TRIALS {
+        let (x, y) = (trial_council(trial), format!("U{trial:05}"));
+        let seed = 4000 + trial * 8;
+        tokio::join!(
+            put_entries(store, &x, 0, seed),
+            put_entries(store, &y, 0, seed + 1),
+            put_entries(store, &x, 1, seed + 2),
+            put_entries(store, &y, 1, seed + 3),
+            put_entries(store, &x, 2, seed + 4),
+            put_entries(store, &y, 2, seed + 5),
+        );
+        for council in [&x, &y] {
+            let stored = store
+                .authority(&la(council))
+                .await
+                .expect("read")
+                .expect("listed");
+            let last = ENTRIES_PER_WRITER - 1;
+            let winner = (0..DIRECTORY_WRITERS)
+                .find(|w| stored == directory_entry(council, *w, last))
+                .unwrap_or_else(|| {
+                    panic!("trial {trial}: {council}'s entry is no writer's last: {stored:?}")
+                });
+            winners.insert(winner);
+        }
+        // Sequential again: the next update replaces the entry whole.
+        let next = directory_entry(&x, 0, 0);
+        store.put_authority(&next).await.expect("put");
+        assert_eq!(
+            store.authority(&la(&x)).await.expect("read"),
+            Some(next),
+            "trial {trial}"
+        );
+    }
+    assert!(winners.len() > 1, "the writers never raced: {winners:?}");
+}

@@ -155,6 +155,7 @@ macro_rules! conformance_suite {
                 simultaneous_checks_by_one_author_record_one_access,
                 one_asn_is_delivered_and_acknowledged_once,
                 a_purge_racing_an_upload_takes_only_what_was_due,
+                racing_directory_updates_lose_no_channel,
                 directory_put_and_get,
                 record_access_writes_access_and_asns_together,
                 same_author_within_window_is_collapsed,

@@ -319,25 +319,35 @@ async fn an_unreadable_outbox_row_never_holds_up_the_asns_claimed_with_it() {
     assert_eq!(listed, expected, "every readable ASN is listed");
 }
 
+/// Polls a store write once and returns it still pending: `submit` hands
+/// the job to the writer's queue on its first poll, so once this returns the
+/// job is queued, in call order, with no waiting on the scheduler.
+async fn enqueued<F: std::future::Future>(write: F) -> std::pin::Pin<Box<F>> {
+    let mut write = Box::pin(write);
+    std::future::poll_fn(|cx| {
+        assert!(
+            write.as_mut().poll(cx).is_pending(),
+            "the writer is held, so no write can finish yet"
+        );
+        std::task::Poll::Ready(())
+    })
+    .await;
+    write
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_committed_together_fail_and_panic_alone() {
     let store = SqliteStore::open_in_memory().unwrap();
     // Hold the writer, so that the writes below queue up and share a batch.
     let (release, held) = std::sync::mpsc::channel::<()>();
-    let holder = {
-        let store = store.clone();
-        tokio::spawn(async move {
-            store
-                .run_solo(move |_| {
-                    held.recv().ok();
-                    Ok(())
-                })
-                .await
-        })
-    };
+    let holder = enqueued(store.run_solo(move |_| {
+        held.recv().ok();
+        Ok(())
+    }))
+    .await;
     let write = |code: &'static str, outcome: &'static str| {
         let store = store.clone();
-        tokio::spawn(async move {
+        async move {
             store
                 .run(move |conn| {
                     let savepoint = conn.savepoint().map_err(failed("savepoint"))?;
@@ -354,20 +364,21 @@ async fn writes_committed_together_fail_and_panic_alone() {
                     }
                 })
                 .await
-        })
+        }
     };
+    // Each is queued behind the holder before it lets go, so the writer
+    // takes all four into one batch.
     let writes = [
-        write("E00000001", "commit"),
-        write("E00000002", "fail"),
-        write("E00000003", "panic"),
-        write("E00000004", "commit"),
+        enqueued(write("E00000001", "commit")).await,
+        enqueued(write("E00000002", "fail")).await,
+        enqueued(write("E00000003", "panic")).await,
+        enqueued(write("E00000004", "commit")).await,
     ];
-    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     release.send(()).unwrap();
-    holder.await.unwrap().unwrap();
+    holder.await.unwrap();
     let mut results = Vec::new();
     for w in writes {
-        results.push(w.await.unwrap());
+        results.push(w.await);
     }
     assert!(results[0].is_ok() && results[3].is_ok(), "{results:?}");
     assert!(

@@ -26,11 +26,10 @@ impl AuthorityDirectory for DynamoStore {
             .await
             .map_err(|e| unavailable("a directory write", &e))?;
         // After the entry is stored, so a failed sync is repaired by the
-        // council's retry of the same (idempotent) PUT.
+        // council's retry of the same (idempotent) PUT; racing updates are
+        // reconciled with the stored entry (`directory_sync.rs`).
         if let Some(topics) = &self.topics {
-            topics.sync(authority).await.map_err(|e| {
-                StoreError::Unavailable(format!("the duty-team subscriptions: {e}"))
-            })?;
+            crate::directory_sync::sync_to_stored(self, topics, authority).await?;
         }
         Ok(())
     }

@@ -1,0 +1,323 @@
+//! Rule edges that `cargo mutants` over the domain found no test holding
+//! (issue 17; the run and its figures are in docs/assurance.md). Each test
+//! states the rule and where it comes from.
+
+use std::sync::atomic::Ordering;
+
+use cpis_domain::ports::{Page, PlanStore, StoreError, StoredPlan, UploadLedger, UploadReceipt};
+use cpis_domain::sequencing::{HeadState, UPLOAD_LEASE};
+use cpis_domain::{
+    process_upload, rewind_sequence, AccessSummary, Accessor, AccessorKind, HistoryAnswer,
+    LedgerHead, NhsNumber, NhsNumberError, OdsCode, Plan, PlanKey, PlanType, Rbac, RewindError,
+    UploadError, VisibilityPolicy,
+};
+use cpis_store_memory::MemoryStore;
+use serde_json::json;
+use time::macros::datetime;
+use time::OffsetDateTime;
+
+const NOW: OffsetDateTime = datetime!(2026-11-25 10:00 UTC);
+
+fn la(code: &str) -> OdsCode {
+    OdsCode::parse(code).unwrap()
+}
+
+fn accessor(user: &str, organisation: &str) -> Accessor {
+    Accessor {
+        kind: AccessorKind::User,
+        user_id: user.into(),
+        rbac: Rbac::B0107,
+        organisation_ods: la(organisation),
+        organisation_name: format!("Hospital {organisation}"),
+        setting: "emergency-department".into(),
+    }
+}
+
+/// The 24-hour collapse is per author: the same user at the same
+/// organisation (DMS QueryResponse rule, brief §5). The stores key the
+/// collapse on `author_key`, so it must tell authors apart exactly as
+/// `same_author` does.
+#[test]
+fn the_collapse_key_tells_authors_apart_as_the_rule_does() {
+    let pairs = [
+        (accessor("dr-1", "RJ1"), accessor("dr-1", "RJ1"), true),
+        (accessor("dr-1", "RJ1"), accessor("dr-2", "RJ1"), false),
+        (accessor("dr-1", "RJ1"), accessor("dr-1", "RK2"), false),
+        (accessor("dr-1", "RJ1"), accessor("dr-2", "RK2"), false),
+    ];
+    for (a, b, same) in pairs {
+        assert_eq!(a.same_author(&b), same, "{a:?} {b:?}");
+        assert_eq!(a.author_key() == b.author_key(), same, "{a:?} {b:?}");
+    }
+    // A different setting or name is still the same author.
+    let mut moved = accessor("dr-1", "RJ1");
+    moved.setting = "urgent-treatment-centre".into();
+    assert_eq!(moved.author_key(), accessor("dr-1", "RJ1").author_key());
+}
+
+/// A permitted history answer hands back its entries; a refused one is
+/// empty, the same answer as a child with no history (brief §7).
+#[test]
+fn a_permitted_history_answer_keeps_its_entries() {
+    let entry = AccessSummary {
+        organisation_ods: la("RJ1"),
+        organisation_name: "Hospital RJ1".into(),
+        setting: "emergency-department".into(),
+        accessed_at: NOW,
+    };
+    assert_eq!(
+        HistoryAnswer::Permitted(vec![entry.clone()]).into_entries(),
+        vec![entry]
+    );
+    assert!(HistoryAnswer::NotPermitted.into_entries().is_empty());
+}
+
+/// Plan types travel as the DMS codes CPP, LAC and UCPP (brief §3).
+#[test]
+fn plan_types_are_written_as_their_codes() {
+    for (plan_type, code) in [
+        (PlanType::ChildProtection, "CPP"),
+        (PlanType::LookedAfter, "LAC"),
+        (PlanType::UnbornChildProtection, "UCPP"),
+    ] {
+        assert_eq!(plan_type.code(), code);
+        assert_eq!(plan_type.to_string(), code);
+        assert_eq!(PlanType::parse(code), Some(plan_type));
+    }
+}
+
+/// Spaces are allowed only as the NHS writes them, 3-3-4 (brief §3): a
+/// single space elsewhere in a 12-character input is not a grouping.
+#[test]
+fn only_the_3_3_4_grouping_is_accepted() {
+    for bad in ["999 00000018", "9990000 0018", "999 0000 018"] {
+        assert_eq!(
+            NhsNumber::parse(bad),
+            Err(NhsNumberError::WrongShape),
+            "{bad:?}"
+        );
+    }
+    assert!(NhsNumber::parse("999 000 0018").is_ok());
+}
+
+/// An older sequence sent again with another body is a reuse (409), not a
+/// replay of the first answer: a replay is only for the same body
+/// (brief §4, idempotent by sequence; README "Uploads").
+#[tokio::test]
+async fn an_older_sequence_with_another_body_is_refused_not_replayed() {
+    let store = MemoryStore::new();
+    let council = la("E09000033");
+    let send = |body: serde_json::Value| {
+        let store = &store;
+        let council = &council;
+        async move {
+            process_upload(
+                store,
+                council,
+                body.to_string().as_bytes(),
+                NOW,
+                &VisibilityPolicy::default(),
+            )
+            .await
+        }
+    };
+    let first = json!({"sequence": 1, "mode": "delta", "records": [
+        {"nhs_number": "9990000018", "plan_type": "CPP", "start_date": "2026-01-01"}]});
+    send(first.clone()).await.expect("1");
+    send(json!({"sequence": 2, "mode": "delta", "records": [
+        {"nhs_number": "9990000026", "plan_type": "CPP", "start_date": "2026-01-01"}]}))
+    .await
+    .expect("2");
+    assert!(send(first).await.expect("the same body").replayed);
+    let changed = json!({"sequence": 1, "mode": "delta", "records": [
+        {"nhs_number": "9990000034", "plan_type": "LAC", "start_date": "2026-01-01"}]});
+    assert!(matches!(
+        send(changed).await,
+        Err(UploadError::SequenceReused { sequence: 1 })
+    ));
+}
+
+/// The upload ports of a memory store, with one move made by another
+/// caller just before this upload's first attempt to mark its sequence
+/// done: what a retry taking the claim over, or a newer sequence taking a
+/// lapsed lease, does in a real race.
+struct Overtaken {
+    inner: MemoryStore,
+    /// The head another caller swaps in, from the claimed one, at that moment.
+    rival: Box<dyn Fn(&LedgerHead) -> LedgerHead + Send + Sync>,
+    done: std::sync::atomic::AtomicBool,
+}
+
+impl PlanStore for Overtaken {
+    async fn plans_for_child(&self, n: &NhsNumber) -> Result<Vec<Plan>, StoreError> {
+        self.inner.plans_for_child(n).await
+    }
+    async fn plans_for_authority(
+        &self,
+        a: &OdsCode,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<Plan>, StoreError> {
+        self.inner.plans_for_authority(a, cursor, limit).await
+    }
+    async fn plan_keys_for_authority(&self, a: &OdsCode) -> Result<Vec<PlanKey>, StoreError> {
+        self.inner.plan_keys_for_authority(a).await
+    }
+    async fn apply_changes(
+        &self,
+        a: &OdsCode,
+        upserts: &[StoredPlan],
+        withdrawals: &[PlanKey],
+    ) -> Result<usize, StoreError> {
+        self.inner.apply_changes(a, upserts, withdrawals).await
+    }
+}
+
+impl UploadLedger for Overtaken {
+    async fn receipt(&self, a: &OdsCode, s: u64) -> Result<Option<UploadReceipt>, StoreError> {
+        self.inner.receipt(a, s).await
+    }
+    async fn record_receipt(
+        &self,
+        a: &OdsCode,
+        r: &UploadReceipt,
+    ) -> Result<UploadReceipt, StoreError> {
+        self.inner.record_receipt(a, r).await
+    }
+    async fn ledger_head(&self, a: &OdsCode) -> Result<Option<LedgerHead>, StoreError> {
+        self.inner.ledger_head(a).await
+    }
+    async fn swap_ledger_head(
+        &self,
+        a: &OdsCode,
+        expected: Option<&LedgerHead>,
+        new: &LedgerHead,
+    ) -> Result<bool, StoreError> {
+        if new.state == HeadState::Done && !self.done.swap(true, Ordering::SeqCst) {
+            let claimed = expected.expect("a release swaps from its claim");
+            assert!(
+                self.inner
+                    .swap_ledger_head(a, Some(claimed), &(self.rival)(claimed))
+                    .await?
+            );
+        }
+        self.inner.swap_ledger_head(a, expected, new).await
+    }
+    async fn retire_receipts_above(&self, a: &OdsCode, s: u64) -> Result<usize, StoreError> {
+        self.inner.retire_receipts_above(a, s).await
+    }
+}
+
+async fn upload_overtaken(
+    rival: impl Fn(&LedgerHead) -> LedgerHead + Send + Sync + 'static,
+) -> Option<LedgerHead> {
+    let store = Overtaken {
+        inner: MemoryStore::new(),
+        rival: Box::new(rival),
+        done: Default::default(),
+    };
+    let body = json!({"sequence": 4, "mode": "delta", "records": [
+        {"nhs_number": "9990000018", "plan_type": "CPP", "start_date": "2026-01-01"}]});
+    process_upload(
+        &store,
+        &la("E09000033"),
+        body.to_string().as_bytes(),
+        NOW,
+        &VisibilityPolicy::default(),
+    )
+    .await
+    .expect("applied");
+    assert!(store.done.load(Ordering::SeqCst), "the rival moved");
+    store.inner.ledger_head(&la("E09000033")).await.unwrap()
+}
+
+/// A retry of the same body resumed the claim (renewing its lease) while
+/// the first run was finishing: the first run marks the renewed claim done,
+/// or the council would wait out a 16-minute lease for nothing
+/// (`sequencing.rs`: a crash neither loses the upload nor locks the sequence).
+#[tokio::test]
+async fn an_upload_whose_claim_a_retry_renewed_still_releases_it() {
+    let head = upload_overtaken(|claimed| LedgerHead {
+        state: HeadState::Pending {
+            lease_until: NOW + UPLOAD_LEASE + time::Duration::minutes(1),
+        },
+        version: claimed.version + 1,
+        ..claimed.clone()
+    })
+    .await
+    .expect("a head");
+    assert_eq!((head.sequence, head.state), (4, HeadState::Done));
+}
+
+/// A newer sequence took the council over (the first run's lease had
+/// lapsed): the first run must leave that claim alone, or the newer
+/// upload's claim would be marked done before it was applied.
+#[tokio::test]
+async fn an_upload_overtaken_by_a_newer_sequence_leaves_its_claim_alone() {
+    let rival = |claimed: &LedgerHead| LedgerHead {
+        sequence: 5,
+        digest: "0".repeat(64),
+        state: HeadState::Pending {
+            lease_until: NOW + UPLOAD_LEASE + time::Duration::minutes(1),
+        },
+        version: claimed.version + 1,
+    };
+    let head = upload_overtaken(rival).await.expect("a head");
+    assert_eq!(head.sequence, 5);
+    assert!(
+        matches!(head.state, HeadState::Pending { .. }),
+        "the newer claim is still pending: {head:?}"
+    );
+}
+
+/// The way back from a wrong sequence (issue 17; README "Uploads"): after a
+/// rewind to `to` the council continues above `to`, receipts above it are
+/// retired, plans stay, and a second rewind finds nothing more to do.
+#[tokio::test]
+async fn a_rewind_lets_the_council_continue_from_its_target() {
+    let store = MemoryStore::new();
+    let council = la("E09000033");
+    let body = |sequence: u64, nhs: &str| {
+        json!({"sequence": sequence, "mode": "full", "records": [
+            {"nhs_number": nhs, "plan_type": "CPP", "start_date": "2026-01-01"}]})
+        .to_string()
+    };
+    let policy = VisibilityPolicy::default();
+    let send = |text: String| {
+        let (store, council) = (&store, &council);
+        async move { process_upload(store, council, text.as_bytes(), NOW, &policy).await }
+    };
+    send(body(1, "9990000018")).await.expect("1");
+    send(body(cpis_domain::MAX_SEQUENCE, "9990000026"))
+        .await
+        .expect("the wrong one");
+    assert!(matches!(
+        send(body(2, "9990000034")).await,
+        Err(UploadError::StaleSequence { sequence: 2, .. })
+    ));
+    let rewind = rewind_sequence(&store, &council, 1, NOW)
+        .await
+        .expect("rewind");
+    assert_eq!(
+        (rewind.sequence, rewind.previous, rewind.retired),
+        (1, cpis_domain::MAX_SEQUENCE, 1)
+    );
+    let head = store.ledger_head(&council).await.unwrap().expect("a head");
+    assert_eq!((head.sequence, head.state), (1, HeadState::Done));
+    assert_eq!(
+        store.plan_keys_for_authority(&council).await.unwrap().len(),
+        1,
+        "plans stay"
+    );
+    let again = rewind_sequence(&store, &council, 1, NOW)
+        .await
+        .expect("again");
+    assert_eq!((again.previous, again.retired), (1, 0));
+    assert!(matches!(
+        rewind_sequence(&store, &council, 2, NOW).await,
+        Err(RewindError::AboveLatest { to: 2, latest: 1 })
+    ));
+    send(body(2, "9990000034"))
+        .await
+        .expect("2 after the rewind");
+}
