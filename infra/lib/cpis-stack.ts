@@ -45,8 +45,9 @@ export const SERVICE_TABLE_ACTIONS: Record<string, string[]> = {
   // begin_delivery / finish_delivery (UpdateItem, consistent GetItem), directory (GetItem).
   'notification-dispatch': ['dynamodb:GetItem', 'dynamodb:UpdateItem'],
   // claim_undelivered: Query gsi2 then a conditional UpdateItem per ASN; the
-  // feed check (Query on FEEDS); the daily purge (Scan, then BatchWriteItem deletes).
-  'outbox-relay': ['dynamodb:BatchWriteItem', 'dynamodb:Query', 'dynamodb:Scan', 'dynamodb:UpdateItem'],
+  // feed check (Query on FEEDS); the channel check (directory GetItem per council
+  // with a feed); the daily purge (Scan, then BatchWriteItem deletes).
+  'outbox-relay': ['dynamodb:BatchWriteItem', 'dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:Scan', 'dynamodb:UpdateItem'],
 };
 
 /** The enumeration watch's defaults, as in crates/domain/src/volume.rs (VolumePolicy). */
@@ -60,6 +61,15 @@ export const PSEUDONYM_READERS = ['plan-upload', 'attendance-check', 'history-qu
  * the API functions, and the dispatcher, which audits each delivery to a duty team.
  */
 export const AUDIT_WRITERS = [...PSEUDONYM_READERS, 'notification-dispatch'];
+
+/** What outbox-relay's channel check calls (crates/aws/src/sns_status.rs). */
+export const CHANNEL_STATUS_ACTIONS = { onCouncilTopics: ['sns:ListSubscriptionsByTopic'], account: ['sns:ListPhoneNumbersOptedOut'] };
+
+/**
+ * Seconds after the access by which an ASN must have reached its council's channels before
+ * the operator is told. Normal delivery takes seconds; the queue's own age alarm is at 300 s.
+ */
+export const OUTBOX_AGE_ALARM_SECONDS = 900;
 
 /** What plan-upload's TopicSync calls (crates/aws/src/sns.rs). */
 export const TOPIC_SYNC_ACTIONS = [
@@ -92,6 +102,8 @@ export class CpisStack extends Stack {
   public readonly messagingKey: kms.Key;
   public readonly logsKey: kms.Key;
   public readonly operations: OperationsAlarms;
+  /** outbox-relay's own signals: the outbox's age and councils a notification cannot reach. */
+  public readonly relayAlarms: { outboxAge: cloudwatch.Alarm; withoutDirectoryEntry: cloudwatch.Alarm; withoutConfirmedChannel: cloudwatch.Alarm };
 
   constructor(scope: Construct, id: string, props: CpisStackProps = {}) {
     super(scope, id, props);
@@ -354,6 +366,8 @@ export class CpisStack extends Stack {
     const relay = define('outbox-relay', 'cpis: re-queues undelivered ASNs every minute', TIMEOUTS.relay, {
       ...common,
       CPIS_ASN_QUEUE_URL: asnQueue.queue.queueUrl,
+      // The channel check reads each council topic's subscriptions.
+      CPIS_SNS_TOPIC_ARN_PREFIX: topicArnPrefix,
     });
 
     // ---- Permissions: explicit statements only ------------------------------------------------------
@@ -473,6 +487,23 @@ export class CpisStack extends Stack {
         sid: 'CouncilTopicsSync',
         actions: TOPIC_SYNC_ACTIONS,
         resources: [councilTopics],
+      }),
+    );
+
+    // The relay's channel check: read-only, on council topics, plus the account's opted-out
+    // numbers (an action with no resource-level permissions).
+    relay.allow(
+      new iam.PolicyStatement({
+        sid: 'CouncilTopicsSubscriptionsRead',
+        actions: CHANNEL_STATUS_ACTIONS.onCouncilTopics,
+        resources: [councilTopics],
+      }),
+    );
+    relay.allow(
+      new iam.PolicyStatement({
+        sid: 'SmsOptOutsRead',
+        actions: CHANNEL_STATUS_ACTIONS.account,
+        resources: ['*'],
       }),
     );
 
@@ -607,6 +638,56 @@ export class CpisStack extends Stack {
     staleFeedsAlarm.addAlarmAction(new cwActions.SnsAction(opsTopic));
     staleFeedsAlarm.addOkAction(new cwActions.SnsAction(opsTopic));
 
+    // ---- The outbox: undelivered ASNs (if the relay stops, the queue-age alarm sees nothing) ------
+    // outbox-relay prints OldestUndeliveredAsnAge every sweep: the oldest ASN it found undelivered
+    // with its claim lapsed (0 when none). An undelivered ASN is re-claimed every 5 minutes (the
+    // relay's lease), so a 10-minute maximum always includes it. Missing data means the relay
+    // stopped, and then nobody re-queues anything: that alarms too.
+    const relayMetric = (metricName: string, period: Duration) =>
+      new cloudwatch.Metric({
+        namespace: 'CPIS',
+        metricName,
+        dimensionsMap: { Service: 'cpis' },
+        statistic: 'Maximum',
+        period,
+      });
+    const outboxAgeAlarm = new cloudwatch.Alarm(this, 'OutboxAgeAlarm', {
+      alarmDescription: `outbox-relay: an ASN is still undelivered ${OUTBOX_AGE_ALARM_SECONDS / 60} minutes after the access (its duty team has not been told; see the dispatcher's errors and the SNS DLQ), or the relay has stopped reporting`,
+      metric: relayMetric('OldestUndeliveredAsnAge', Duration.minutes(10)),
+      threshold: OUTBOX_AGE_ALARM_SECONDS,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      evaluationPeriods: 1,
+      treatMissingData: cloudwatch.TreatMissingData.BREACHING,
+    });
+
+    // ---- Councils that a flag or an ASN cannot reach ------------------------------------------
+    // Counted each sweep over the councils with a feed (an accepted full snapshot on record): no
+    // directory entry, or no subscription on cpis-la-<ODS> that is confirmed and (SMS) not opted
+    // out. The relay's warning lines name the ODS codes. Missing data is not breaching here: a
+    // failed check writes an error line (its own alarm), and a stopped relay is the alarm above.
+    const noDirectoryAlarm = new cloudwatch.Alarm(this, 'CouncilsWithoutDirectoryEntryAlarm', {
+      alarmDescription:
+        'outbox-relay: a council with a feed has no directory entry, so its flags carry no phone number and its ASNs reach no duty team; the relay log names it',
+      metric: relayMetric('CouncilsWithoutDirectoryEntry', Duration.minutes(15)),
+      threshold: 1,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      evaluationPeriods: 1,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
+    const noChannelAlarm = new cloudwatch.Alarm(this, 'CouncilsWithoutConfirmedChannelAlarm', {
+      alarmDescription:
+        'outbox-relay: a council with a feed has no confirmed duty-team subscription that is not opted out (email never confirmed or unsubscribed, SMS STOP, or no channels in its entry), so its ASNs wait in its inbox only; the relay log names it',
+      metric: relayMetric('CouncilsWithoutConfirmedChannel', Duration.minutes(15)),
+      threshold: 1,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      evaluationPeriods: 1,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
+    for (const alarm of [outboxAgeAlarm, noDirectoryAlarm, noChannelAlarm]) {
+      alarm.addAlarmAction(new cwActions.SnsAction(opsTopic));
+      alarm.addOkAction(new cwActions.SnsAction(opsTopic));
+    }
+
     // ---- Dashboard: every alarm of the stack, then the signals behind them -----------------------
     const allAlarms = this.node.findAll().filter((c): c is cloudwatch.Alarm => c instanceof cloudwatch.Alarm);
     const graph = (title: string, metrics: cloudwatch.IMetric[]) =>
@@ -626,6 +707,8 @@ export class CpisStack extends Stack {
         graph('SMS spend this month (USD)', [operations.smsSpendAlarm.metric]),
         graph('Checks by the busiest caller (H6)', [checkVolumeAlarm.metric]),
         graph('Councils with a stale feed (H2)', [staleFeedsAlarm.metric]),
+        graph('Oldest undelivered ASN (s)', [outboxAgeAlarm.metric]),
+        graph('Councils without a directory entry or a confirmed channel', [noDirectoryAlarm.metric, noChannelAlarm.metric]),
       ],
     });
     new CfnOutput(this, 'DashboardName', { value: dashboard.dashboardName });
@@ -655,6 +738,7 @@ export class CpisStack extends Stack {
     this.messagingKey = messagingKey;
     this.logsKey = logsKey;
     this.operations = operations;
+    this.relayAlarms = { outboxAge: outboxAgeAlarm, withoutDirectoryEntry: noDirectoryAlarm, withoutConfirmedChannel: noChannelAlarm };
 
     // Stack-wide wildcard findings, each scoped by appliesTo.
     NagSuppressions.addStackSuppressions(this, [
