@@ -15,6 +15,7 @@ import { NagSuppressions } from 'cdk-nag';
 import { Construct } from 'constructs';
 import { assertRegionAllowed } from './context';
 import { ApiRoute, CpisHttpApi, CustomDomain } from './constructs/http-api';
+import { CognitoIssuer, IssuerConfig } from './constructs/issuer';
 import { OperationsAlarms, operationsDashboard } from './constructs/operations';
 import { DeadLetterQueue, ResilientQueue } from './constructs/resilient-queue';
 import { CpisFunction } from './constructs/rust-function';
@@ -88,6 +89,12 @@ export interface CpisStackProps extends StackProps {
   readonly manifestPath?: string;
   /** Every function's architecture; defaults to arm64 (Graviton). */
   readonly architecture?: lambda.Architecture;
+  /**
+   * An issuer of the stack's own (a Cognito user pool with one app client per council or
+   * care-setting system): the JWT authorizer then trusts it, and the JwtIssuer and
+   * JwtAudiences parameters do not exist. Off by default (`-c cpis:issuer=cognito`).
+   */
+  readonly issuer?: IssuerConfig;
 }
 
 export class CpisStack extends Stack {
@@ -102,6 +109,8 @@ export class CpisStack extends Stack {
   public readonly messagingKey: kms.Key;
   public readonly logsKey: kms.Key;
   public readonly operations: OperationsAlarms;
+  /** The stack's own issuer, when `issuer` is set. */
+  public readonly issuer?: CognitoIssuer;
   /** outbox-relay's own signals: the outbox's age and councils a notification cannot reach. */
   public readonly relayAlarms: { outboxAge: cloudwatch.Alarm; withoutDirectoryEntry: cloudwatch.Alarm; withoutConfirmedChannel: cloudwatch.Alarm };
 
@@ -114,16 +123,22 @@ export class CpisStack extends Stack {
     const placeholderCode = props.placeholderCode ?? false;
 
     // ---- Parameters ---------------------------------------------------------------------------
-    const jwtIssuer = new CfnParameter(this, 'JwtIssuer', {
-      type: 'String',
-      description:
-        'The one token issuer trusted for councils and care settings (e.g. NHS England API Management); the iss claim must equal it.',
-      allowedPattern: '^https://.+$',
-    });
-    const jwtAudiences = new CfnParameter(this, 'JwtAudiences', {
-      type: 'CommaDelimitedList',
-      description: 'Accepted aud claim values, comma-separated.',
-    });
+    // The one issuer the JWT authorizer trusts: the stack's own Cognito user pool, or the one
+    // the JwtIssuer parameter names (docs/claims.md: the claims either must carry).
+    const jwtIssuer = props.issuer
+      ? undefined
+      : new CfnParameter(this, 'JwtIssuer', {
+          type: 'String',
+          description:
+            'The one token issuer trusted for councils and care settings (e.g. NHS England API Management); the iss claim must equal it.',
+          allowedPattern: '^https://.+$',
+        });
+    const jwtAudiences = props.issuer
+      ? undefined
+      : new CfnParameter(this, 'JwtAudiences', {
+          type: 'CommaDelimitedList',
+          description: 'Accepted aud claim values, comma-separated.',
+        });
     const logLevel = new CfnParameter(this, 'LogLevel', {
       type: 'String',
       default: 'INFO',
@@ -553,9 +568,17 @@ export class CpisStack extends Stack {
       { method: M.POST, path: '/v1/history', handler: historyQuery.alias },
       { method: M.GET, path: '/FHIR/R4/AuditEvent', handler: historyQuery.alias },
     ];
+    const issuer = props.issuer
+      ? new CognitoIssuer(this, 'Issuer', {
+          ...props.issuer,
+          logsKey,
+          logRetention: logs.RetentionDays.ONE_YEAR,
+        })
+      : undefined;
     const api = new CpisHttpApi(this, 'HttpApi', {
-      jwtIssuer: jwtIssuer.valueAsString,
-      jwtAudiences: jwtAudiences.valueAsList,
+      // Cognito access tokens carry client_id, not aud: API Gateway checks client_id against these.
+      jwtIssuer: issuer ? issuer.issuerUrl : jwtIssuer!.valueAsString,
+      jwtAudiences: issuer ? Object.values(issuer.clients).map((c) => c.userPoolClientId) : jwtAudiences!.valueAsList,
       routes,
       throttle: { rateLimit: apiRateLimit.valueAsNumber, burstLimit: apiBurstLimit.valueAsNumber },
       logsKey,
@@ -575,6 +598,20 @@ export class CpisStack extends Stack {
     });
 
     new CfnOutput(this, 'ApiUrl', { value: api.url, description: 'Base URL of the HTTP API' });
+    if (issuer) {
+      new CfnOutput(this, 'IssuerUrl', { value: issuer.issuerUrl, description: 'The issuer the API trusts (iss)' });
+      new CfnOutput(this, 'IssuerTokenUrl', {
+        value: issuer.tokenUrl,
+        description: 'POST grant_type=client_credentials&scope=cpis/api with a client id and secret (README, "First credentials")',
+      });
+      new CfnOutput(this, 'IssuerUserPoolId', { value: issuer.userPool.userPoolId });
+      for (const [name, client] of Object.entries(issuer.clients)) {
+        new CfnOutput(this, `IssuerClient${name.replace(/[^A-Za-z0-9]/g, '')}`, {
+          value: client.userPoolClientId,
+          description: `App client ${name}: its secret is read with aws cognito-idp describe-user-pool-client`,
+        });
+      }
+    }
     if (api.domainName) {
       new CfnOutput(this, 'ApiDomainTarget', {
         value: api.domainName.regionalDomainName,
@@ -738,6 +775,7 @@ export class CpisStack extends Stack {
     this.messagingKey = messagingKey;
     this.logsKey = logsKey;
     this.operations = operations;
+    this.issuer = issuer;
     this.relayAlarms = { outboxAge: outboxAgeAlarm, withoutDirectoryEntry: noDirectoryAlarm, withoutConfirmedChannel: noChannelAlarm };
 
     // Stack-wide wildcard findings, each scoped by appliesTo.
