@@ -13,7 +13,7 @@ import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import { NagSuppressions } from 'cdk-nag';
 import { Construct } from 'constructs';
-import { assertRegionAllowed } from './context';
+import { assertRegionAllowed, ExistingData } from './context';
 import { ApiRoute, CpisHttpApi, CustomDomain } from './constructs/http-api';
 import { CognitoIssuer, IssuerConfig } from './constructs/issuer';
 import { OperationsAlarms, operationsDashboard } from './constructs/operations';
@@ -95,6 +95,11 @@ export interface CpisStackProps extends StackProps {
    * JwtAudiences parameters do not exist. Off by default (`-c cpis:issuer=cognito`).
    */
   readonly issuer?: IssuerConfig;
+  /**
+   * Deploy onto retained data (after a destroy, or a point-in-time restore to new tables):
+   * the tables, the data key and the pseudonymisation secret are imported, not created.
+   */
+  readonly existingData?: ExistingData;
 }
 
 export class CpisStack extends Stack {
@@ -104,8 +109,8 @@ export class CpisStack extends Stack {
   public readonly snsDeliveryDlq: DeadLetterQueue;
   public readonly opsTopic: sns.Topic;
   public readonly httpApi: CpisHttpApi;
-  public readonly pseudonymSecret: secretsmanager.Secret;
-  public readonly dataKey: kms.Key;
+  public readonly pseudonymSecret: secretsmanager.ISecret;
+  public readonly dataKey: kms.IKey;
   public readonly messagingKey: kms.Key;
   public readonly logsKey: kms.Key;
   public readonly operations: OperationsAlarms;
@@ -197,10 +202,15 @@ export class CpisStack extends Stack {
     });
 
     // ---- Keys (customer-managed, rotated, retained) ------------------------------------------------
-    const dataKey = new kms.Key(this, 'DataKey', {
-      description: 'cpis: DynamoDB tables, pseudonymisation secret, backups',
-      enableKeyRotation: true,
-    });
+    const existing = props.existingData;
+    // Retained on destroy (the default for a KMS key): a re-deploy onto retained tables must use
+    // the same key, which encrypts them, their restores and the secret.
+    const dataKey: kms.IKey = existing
+      ? kms.Key.fromKeyArn(this, 'DataKey', existing.dataKeyArn)
+      : new kms.Key(this, 'DataKey', {
+          description: 'cpis: DynamoDB tables, pseudonymisation secret, backups',
+          enableKeyRotation: true,
+        });
     const messagingKey = new kms.Key(this, 'MessagingKey', {
       description: 'cpis: SQS queues and SNS topics (ops and cpis-la-*)',
       enableKeyRotation: true,
@@ -268,6 +278,7 @@ export class CpisStack extends Stack {
     // ---- Data ----------------------------------------------------------------------------------
     const tables = new ServiceTables(this, 'Tables', {
       key: dataKey,
+      existing: existing ? { tableName: existing.tableName, auditTableName: existing.auditTableName } : undefined,
       trailKey: logsKey,
       // The synthesizer writes it with ${AWS::Partition} (and ${AWS::AccountId} when the
       // account is unknown) for CloudFormation to substitute.
@@ -277,32 +288,10 @@ export class CpisStack extends Stack {
           : undefined,
     });
 
-    const pseudonymSecret = new secretsmanager.Secret(this, 'PseudonymKey', {
-      description:
-        'cpis: HMAC key (hex, 32 bytes) that pseudonymises children in the audit trail. Never rotate: old pseudonyms would stop matching.',
-      encryptionKey: dataKey,
-      // Losing the key would orphan every pseudonym already in the audit trail.
-      removalPolicy: RemovalPolicy.RETAIN,
-      generateSecretString: {
-        passwordLength: 64,
-        excludePunctuation: true,
-        excludeUppercase: true,
-        includeSpace: false,
-        excludeCharacters: 'ghijklmnopqrstuvwxyz',
-        requireEachIncludedType: false,
-      },
-    });
-    NagSuppressions.addResourceSuppressions(pseudonymSecret, [
-      {
-        id: 'AwsSolutions-SMG4',
-        reason:
-          'The pseudonymisation key must stay fixed: rotating it would break the link between audit events about the same child. It never leaves AWS and only the three API functions can read it.',
-      },
-      {
-        id: 'HIPAA.Security-SecretsManagerRotationEnabled',
-        reason: 'See AwsSolutions-SMG4: a pseudonymisation key cannot be rotated without re-keying the audit trail.',
-      },
-    ]);
+    // Never a new key over existing audit events: the retained secret, when deploying onto them.
+    const pseudonymSecret: secretsmanager.ISecret = existing
+      ? secretsmanager.Secret.fromSecretCompleteArn(this, 'PseudonymKey', existing.pseudonymSecretArn)
+      : this.newPseudonymSecret(dataKey);
 
     // ---- Messaging -----------------------------------------------------------------------------
     const asnQueue = new ResilientQueue(this, 'AsnQueue', {
@@ -752,6 +741,23 @@ export class CpisStack extends Stack {
 
     new CfnOutput(this, 'TableName', { value: tables.table.tableName });
     new CfnOutput(this, 'AuditTableName', { value: tables.auditTable.tableName });
+    // What a re-deploy onto retained data needs (README, "Runbook"): keep these four.
+    new CfnOutput(this, 'DataKeyArn', {
+      value: dataKey.keyArn,
+      description: 'cpis:existingDataKeyArn of a re-deploy onto the retained tables',
+    });
+    new CfnOutput(this, 'PseudonymSecretArn', {
+      value: pseudonymSecret.secretArn,
+      description: 'cpis:existingPseudonymSecretArn of a re-deploy: the key behind every pseudonym in the audit trail',
+    });
+    if (tables.imported) {
+      // CloudFormation cannot set an imported table's resource policy: apply this one with the
+      // break-glass role the table's current policy names (README, "Runbook").
+      new CfnOutput(this, 'AuditTableResourcePolicy', {
+        value: this.toJsonString(tables.auditTablePolicy),
+        description: 'Put this resource policy on the retained audit table (README, "Runbook")',
+      });
+    }
     new CfnOutput(this, 'AsnQueueUrl', { value: asnQueue.queue.queueUrl });
     new CfnOutput(this, 'AsnDlqUrl', { value: asnQueue.deadLetterQueue.queue.queueUrl });
     new CfnOutput(this, 'SnsDeliveryDlqArn', { value: snsDlq.queue.queueArn });
@@ -786,12 +792,44 @@ export class CpisStack extends Stack {
           'Wildcards that cannot be narrowed: "<table>/index/*" lets Query use the gsi1/gsi2 indexes of the service table; "cpis-la-*" are the per-council topics plan-upload creates at run time (one per council ODS code); kms:GenerateDataKey*/ReEncrypt* are the KMS action families SQS, SNS and DynamoDB use for envelope encryption, limited by kms:ViaService.',
         appliesTo: [
           { regex: '/^Resource::<TablesTable[0-9A-F]+\\.Arn>\\/index\\/\\*$/g' },
+          // The same, for a retained table imported by name (README, "Runbook").
+          { regex: '/^Resource::arn:(aws|<AWS::Partition>):dynamodb:[^:]+:[^:]+:table\\/[A-Za-z0-9_.-]+\\/index\\/\\*$/g' },
           { regex: '/^Resource::arn:<AWS::Partition>:sns:<AWS::Region>:<AWS::AccountId>:cpis-la-\\*$/g' },
           'Action::kms:GenerateDataKey*',
           'Action::kms:ReEncrypt*',
         ],
       },
     ]);
+  }
+  /** The pseudonymisation key of a new deployment: generated once, retained, never rotated. */
+  private newPseudonymSecret(dataKey: kms.IKey): secretsmanager.Secret {
+    const pseudonymSecret = new secretsmanager.Secret(this, 'PseudonymKey', {
+      description:
+        'cpis: HMAC key (hex, 32 bytes) that pseudonymises children in the audit trail. Never rotate: old pseudonyms would stop matching.',
+      encryptionKey: dataKey,
+      // Losing the key would orphan every pseudonym already in the audit trail.
+      removalPolicy: RemovalPolicy.RETAIN,
+      generateSecretString: {
+        passwordLength: 64,
+        excludePunctuation: true,
+        excludeUppercase: true,
+        includeSpace: false,
+        excludeCharacters: 'ghijklmnopqrstuvwxyz',
+        requireEachIncludedType: false,
+      },
+    });
+    NagSuppressions.addResourceSuppressions(pseudonymSecret, [
+      {
+        id: 'AwsSolutions-SMG4',
+        reason:
+          'The pseudonymisation key must stay fixed: rotating it would break the link between audit events about the same child. It never leaves AWS and only the three API functions can read it.',
+      },
+      {
+        id: 'HIPAA.Security-SecretsManagerRotationEnabled',
+        reason: 'See AwsSolutions-SMG4: a pseudonymisation key cannot be rotated without re-keying the audit trail.',
+      },
+    ]);
+    return pseudonymSecret;
   }
 }
 

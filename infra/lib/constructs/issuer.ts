@@ -210,8 +210,9 @@ export class CognitoIssuer extends Construct {
       mfa: cognito.Mfa.REQUIRED,
       mfaSecondFactor: { otp: true, sms: false },
       accountRecovery: cognito.AccountRecovery.NONE,
-      deletionProtection: true,
-      // Credentials, not data: after a destroy, a new pool issues new client secrets (README).
+      // Credentials, not data: it goes with the stack (deletion protection would make
+      // `cdk destroy` fail), and a re-deploy issues new client ids and secrets (README).
+      deletionProtection: false,
       removalPolicy: RemovalPolicy.DESTROY,
     });
     this.userPool.addTrigger(
