@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { App } from 'aws-cdk-lib';
-import { architectureFrom, regionFrom } from '../lib/context';
+import { architectureFrom, existingDataFrom, regionFrom } from '../lib/context';
+import { issuerFromContext } from '../lib/constructs/issuer';
 import { CpisStack } from '../lib/cpis-stack';
 import { applyNag } from '../lib/nag';
 
@@ -13,6 +14,10 @@ const app = new App();
 //   -c cpis:architecture=x86_64    build and run the functions on x86_64 (default arm64)
 //   -c cpis:region=eu-west-2       the region (default eu-west-2; never the AWS profile's)
 //   -c cpis:allowRegion=<region>   deploy to a region outside the allow-list (lib/context.ts)
+//   -c cpis:issuer=cognito -c cpis:issuerDomainPrefix=<prefix> -c cpis:issuerClients=<clients.json>
+//                                  the stack's own token issuer (README, "First credentials")
+//   -c cpis:existingTableName=… -c cpis:existingAuditTableName=… -c cpis:existingDataKeyArn=…
+//   -c cpis:existingPseudonymSecretArn=…   deploy onto retained or restored data (README, "Runbook")
 const domainName = app.node.tryGetContext('domainName') as string | undefined;
 const certificateArn = app.node.tryGetContext('certificateArn') as string | undefined;
 if ((domainName && !certificateArn) || (!domainName && certificateArn)) {
@@ -29,6 +34,12 @@ new CpisStack(app, (app.node.tryGetContext('stackName') as string | undefined) ?
   placeholderCode: placeholder === true || placeholder === 'true',
   architecture: architectureFrom(app.node.tryGetContext('cpis:architecture')),
   customDomain: domainName && certificateArn ? { domainName, certificateArn } : undefined,
+  existingData: existingDataFrom((key) => app.node.tryGetContext(key)),
+  issuer: issuerFromContext(
+    app.node.tryGetContext('cpis:issuer'),
+    app.node.tryGetContext('cpis:issuerDomainPrefix'),
+    app.node.tryGetContext('cpis:issuerClients'),
+  ),
 });
 
 applyNag(app);

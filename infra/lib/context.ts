@@ -42,3 +42,56 @@ export function assertRegionAllowed(region: string | undefined, allowRegion: unk
       `-c cpis:allowRegion=${region} records a decision (a DPIA) to hold the data there`,
   );
 }
+
+/**
+ * Retained data to deploy onto instead of creating it: after `cdk destroy` (the tables, the
+ * data key and the pseudonymisation secret are retained) or after a point-in-time restore to
+ * new table names (README, "Runbook"). All four, or none.
+ */
+export interface ExistingData {
+  readonly tableName: string;
+  readonly auditTableName: string;
+  /** The retained `DataKey`: it encrypts both tables (and their restores) and the secret. */
+  readonly dataKeyArn: string;
+  /** The retained `PseudonymKey` secret's full ARN (with its six-character suffix). */
+  readonly pseudonymSecretArn: string;
+}
+
+export const EXISTING_DATA_CONTEXT = {
+  tableName: 'cpis:existingTableName',
+  auditTableName: 'cpis:existingAuditTableName',
+  dataKeyArn: 'cpis:existingDataKeyArn',
+  pseudonymSecretArn: 'cpis:existingPseudonymSecretArn',
+} as const;
+
+/** Reads the four `cpis:existing*` context values (see `ExistingData`). */
+export function existingDataFrom(get: (key: string) => unknown): ExistingData | undefined {
+  const values = Object.fromEntries(
+    Object.entries(EXISTING_DATA_CONTEXT).map(([field, key]) => [field, get(key)]),
+  ) as Record<keyof ExistingData, unknown>;
+  const given = Object.entries(values).filter(([, v]) => v !== undefined);
+  if (given.length === 0) return undefined;
+  if (given.length !== 4) {
+    throw new Error(
+      `deploying onto retained data needs all of ${Object.values(EXISTING_DATA_CONTEXT).join(', ')}, or none`,
+    );
+  }
+  const check = (field: keyof ExistingData, pattern: RegExp, what: string) => {
+    const v = values[field];
+    if (typeof v !== 'string' || !pattern.test(v)) {
+      throw new Error(`${EXISTING_DATA_CONTEXT[field]} must be ${what}, not ${JSON.stringify(v)}`);
+    }
+    return v;
+  };
+  const tableName = /^[A-Za-z0-9_.-]{3,255}$/;
+  return {
+    tableName: check('tableName', tableName, 'a DynamoDB table name'),
+    auditTableName: check('auditTableName', tableName, 'a DynamoDB table name'),
+    dataKeyArn: check('dataKeyArn', /^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key\/[0-9a-f-]{36}$/, 'a KMS key ARN'),
+    pseudonymSecretArn: check(
+      'pseudonymSecretArn',
+      /^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+-[A-Za-z0-9]{6}$/,
+      'the secret\'s complete ARN (ending in its six-character suffix)',
+    ),
+  };
+}

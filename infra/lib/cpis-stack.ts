@@ -13,8 +13,9 @@ import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import { NagSuppressions } from 'cdk-nag';
 import { Construct } from 'constructs';
-import { assertRegionAllowed } from './context';
+import { assertRegionAllowed, ExistingData } from './context';
 import { ApiRoute, CpisHttpApi, CustomDomain } from './constructs/http-api';
+import { CognitoIssuer, IssuerConfig } from './constructs/issuer';
 import { OperationsAlarms, operationsDashboard } from './constructs/operations';
 import { DeadLetterQueue, ResilientQueue } from './constructs/resilient-queue';
 import { CpisFunction } from './constructs/rust-function';
@@ -45,8 +46,9 @@ export const SERVICE_TABLE_ACTIONS: Record<string, string[]> = {
   // begin_delivery / finish_delivery (UpdateItem, consistent GetItem), directory (GetItem).
   'notification-dispatch': ['dynamodb:GetItem', 'dynamodb:UpdateItem'],
   // claim_undelivered: Query gsi2 then a conditional UpdateItem per ASN; the
-  // feed check (Query on FEEDS); the daily purge (Scan, then BatchWriteItem deletes).
-  'outbox-relay': ['dynamodb:BatchWriteItem', 'dynamodb:Query', 'dynamodb:Scan', 'dynamodb:UpdateItem'],
+  // feed check (Query on FEEDS); the channel check (directory GetItem per council
+  // with a feed); the daily purge (Scan, then BatchWriteItem deletes).
+  'outbox-relay': ['dynamodb:BatchWriteItem', 'dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:Scan', 'dynamodb:UpdateItem'],
 };
 
 /** The enumeration watch's defaults, as in crates/domain/src/volume.rs (VolumePolicy). */
@@ -60,6 +62,15 @@ export const PSEUDONYM_READERS = ['plan-upload', 'attendance-check', 'history-qu
  * the API functions, and the dispatcher, which audits each delivery to a duty team.
  */
 export const AUDIT_WRITERS = [...PSEUDONYM_READERS, 'notification-dispatch'];
+
+/** What outbox-relay's channel check calls (crates/aws/src/sns_status.rs). */
+export const CHANNEL_STATUS_ACTIONS = { onCouncilTopics: ['sns:ListSubscriptionsByTopic'], account: ['sns:ListPhoneNumbersOptedOut'] };
+
+/**
+ * Seconds after the access by which an ASN must have reached its council's channels before
+ * the operator is told. Normal delivery takes seconds; the queue's own age alarm is at 300 s.
+ */
+export const OUTBOX_AGE_ALARM_SECONDS = 900;
 
 /** What plan-upload's TopicSync calls (crates/aws/src/sns.rs). */
 export const TOPIC_SYNC_ACTIONS = [
@@ -78,6 +89,17 @@ export interface CpisStackProps extends StackProps {
   readonly manifestPath?: string;
   /** Every function's architecture; defaults to arm64 (Graviton). */
   readonly architecture?: lambda.Architecture;
+  /**
+   * An issuer of the stack's own (a Cognito user pool with one app client per council or
+   * care-setting system): the JWT authorizer then trusts it, and the JwtIssuer and
+   * JwtAudiences parameters do not exist. Off by default (`-c cpis:issuer=cognito`).
+   */
+  readonly issuer?: IssuerConfig;
+  /**
+   * Deploy onto retained data (after a destroy, or a point-in-time restore to new tables):
+   * the tables, the data key and the pseudonymisation secret are imported, not created.
+   */
+  readonly existingData?: ExistingData;
 }
 
 export class CpisStack extends Stack {
@@ -87,11 +109,15 @@ export class CpisStack extends Stack {
   public readonly snsDeliveryDlq: DeadLetterQueue;
   public readonly opsTopic: sns.Topic;
   public readonly httpApi: CpisHttpApi;
-  public readonly pseudonymSecret: secretsmanager.Secret;
-  public readonly dataKey: kms.Key;
+  public readonly pseudonymSecret: secretsmanager.ISecret;
+  public readonly dataKey: kms.IKey;
   public readonly messagingKey: kms.Key;
   public readonly logsKey: kms.Key;
   public readonly operations: OperationsAlarms;
+  /** The stack's own issuer, when `issuer` is set. */
+  public readonly issuer?: CognitoIssuer;
+  /** outbox-relay's own signals: the outbox's age and councils a notification cannot reach. */
+  public readonly relayAlarms: { outboxAge: cloudwatch.Alarm; withoutDirectoryEntry: cloudwatch.Alarm; withoutConfirmedChannel: cloudwatch.Alarm };
 
   constructor(scope: Construct, id: string, props: CpisStackProps = {}) {
     super(scope, id, props);
@@ -102,16 +128,22 @@ export class CpisStack extends Stack {
     const placeholderCode = props.placeholderCode ?? false;
 
     // ---- Parameters ---------------------------------------------------------------------------
-    const jwtIssuer = new CfnParameter(this, 'JwtIssuer', {
-      type: 'String',
-      description:
-        'The one token issuer trusted for councils and care settings (e.g. NHS England API Management); the iss claim must equal it.',
-      allowedPattern: '^https://.+$',
-    });
-    const jwtAudiences = new CfnParameter(this, 'JwtAudiences', {
-      type: 'CommaDelimitedList',
-      description: 'Accepted aud claim values, comma-separated.',
-    });
+    // The one issuer the JWT authorizer trusts: the stack's own Cognito user pool, or the one
+    // the JwtIssuer parameter names (docs/claims.md: the claims either must carry).
+    const jwtIssuer = props.issuer
+      ? undefined
+      : new CfnParameter(this, 'JwtIssuer', {
+          type: 'String',
+          description:
+            'The one token issuer trusted for councils and care settings (e.g. NHS England API Management); the iss claim must equal it.',
+          allowedPattern: '^https://.+$',
+        });
+    const jwtAudiences = props.issuer
+      ? undefined
+      : new CfnParameter(this, 'JwtAudiences', {
+          type: 'CommaDelimitedList',
+          description: 'Accepted aud claim values, comma-separated.',
+        });
     const logLevel = new CfnParameter(this, 'LogLevel', {
       type: 'String',
       default: 'INFO',
@@ -170,10 +202,15 @@ export class CpisStack extends Stack {
     });
 
     // ---- Keys (customer-managed, rotated, retained) ------------------------------------------------
-    const dataKey = new kms.Key(this, 'DataKey', {
-      description: 'cpis: DynamoDB tables, pseudonymisation secret, backups',
-      enableKeyRotation: true,
-    });
+    const existing = props.existingData;
+    // Retained on destroy (the default for a KMS key): a re-deploy onto retained tables must use
+    // the same key, which encrypts them, their restores and the secret.
+    const dataKey: kms.IKey = existing
+      ? kms.Key.fromKeyArn(this, 'DataKey', existing.dataKeyArn)
+      : new kms.Key(this, 'DataKey', {
+          description: 'cpis: DynamoDB tables, pseudonymisation secret, backups',
+          enableKeyRotation: true,
+        });
     const messagingKey = new kms.Key(this, 'MessagingKey', {
       description: 'cpis: SQS queues and SNS topics (ops and cpis-la-*)',
       enableKeyRotation: true,
@@ -241,6 +278,7 @@ export class CpisStack extends Stack {
     // ---- Data ----------------------------------------------------------------------------------
     const tables = new ServiceTables(this, 'Tables', {
       key: dataKey,
+      existing: existing ? { tableName: existing.tableName, auditTableName: existing.auditTableName } : undefined,
       trailKey: logsKey,
       // The synthesizer writes it with ${AWS::Partition} (and ${AWS::AccountId} when the
       // account is unknown) for CloudFormation to substitute.
@@ -250,32 +288,10 @@ export class CpisStack extends Stack {
           : undefined,
     });
 
-    const pseudonymSecret = new secretsmanager.Secret(this, 'PseudonymKey', {
-      description:
-        'cpis: HMAC key (hex, 32 bytes) that pseudonymises children in the audit trail. Never rotate: old pseudonyms would stop matching.',
-      encryptionKey: dataKey,
-      // Losing the key would orphan every pseudonym already in the audit trail.
-      removalPolicy: RemovalPolicy.RETAIN,
-      generateSecretString: {
-        passwordLength: 64,
-        excludePunctuation: true,
-        excludeUppercase: true,
-        includeSpace: false,
-        excludeCharacters: 'ghijklmnopqrstuvwxyz',
-        requireEachIncludedType: false,
-      },
-    });
-    NagSuppressions.addResourceSuppressions(pseudonymSecret, [
-      {
-        id: 'AwsSolutions-SMG4',
-        reason:
-          'The pseudonymisation key must stay fixed: rotating it would break the link between audit events about the same child. It never leaves AWS and only the three API functions can read it.',
-      },
-      {
-        id: 'HIPAA.Security-SecretsManagerRotationEnabled',
-        reason: 'See AwsSolutions-SMG4: a pseudonymisation key cannot be rotated without re-keying the audit trail.',
-      },
-    ]);
+    // Never a new key over existing audit events: the retained secret, when deploying onto them.
+    const pseudonymSecret: secretsmanager.ISecret = existing
+      ? secretsmanager.Secret.fromSecretCompleteArn(this, 'PseudonymKey', existing.pseudonymSecretArn)
+      : this.newPseudonymSecret(dataKey);
 
     // ---- Messaging -----------------------------------------------------------------------------
     const asnQueue = new ResilientQueue(this, 'AsnQueue', {
@@ -354,6 +370,8 @@ export class CpisStack extends Stack {
     const relay = define('outbox-relay', 'cpis: re-queues undelivered ASNs every minute', TIMEOUTS.relay, {
       ...common,
       CPIS_ASN_QUEUE_URL: asnQueue.queue.queueUrl,
+      // The channel check reads each council topic's subscriptions.
+      CPIS_SNS_TOPIC_ARN_PREFIX: topicArnPrefix,
     });
 
     // ---- Permissions: explicit statements only ------------------------------------------------------
@@ -476,6 +494,23 @@ export class CpisStack extends Stack {
       }),
     );
 
+    // The relay's channel check: read-only, on council topics, plus the account's opted-out
+    // numbers (an action with no resource-level permissions).
+    relay.allow(
+      new iam.PolicyStatement({
+        sid: 'CouncilTopicsSubscriptionsRead',
+        actions: CHANNEL_STATUS_ACTIONS.onCouncilTopics,
+        resources: [councilTopics],
+      }),
+    );
+    relay.allow(
+      new iam.PolicyStatement({
+        sid: 'SmsOptOutsRead',
+        actions: CHANNEL_STATUS_ACTIONS.account,
+        resources: ['*'],
+      }),
+    );
+
     // The relay, every minute.
     new events.Rule(this, 'OutboxRelaySchedule', {
       description: 'cpis: sweep the ASN outbox every minute',
@@ -522,9 +557,17 @@ export class CpisStack extends Stack {
       { method: M.POST, path: '/v1/history', handler: historyQuery.alias },
       { method: M.GET, path: '/FHIR/R4/AuditEvent', handler: historyQuery.alias },
     ];
+    const issuer = props.issuer
+      ? new CognitoIssuer(this, 'Issuer', {
+          ...props.issuer,
+          logsKey,
+          logRetention: logs.RetentionDays.ONE_YEAR,
+        })
+      : undefined;
     const api = new CpisHttpApi(this, 'HttpApi', {
-      jwtIssuer: jwtIssuer.valueAsString,
-      jwtAudiences: jwtAudiences.valueAsList,
+      // Cognito access tokens carry client_id, not aud: API Gateway checks client_id against these.
+      jwtIssuer: issuer ? issuer.issuerUrl : jwtIssuer!.valueAsString,
+      jwtAudiences: issuer ? Object.values(issuer.clients).map((c) => c.userPoolClientId) : jwtAudiences!.valueAsList,
       routes,
       throttle: { rateLimit: apiRateLimit.valueAsNumber, burstLimit: apiBurstLimit.valueAsNumber },
       logsKey,
@@ -544,6 +587,20 @@ export class CpisStack extends Stack {
     });
 
     new CfnOutput(this, 'ApiUrl', { value: api.url, description: 'Base URL of the HTTP API' });
+    if (issuer) {
+      new CfnOutput(this, 'IssuerUrl', { value: issuer.issuerUrl, description: 'The issuer the API trusts (iss)' });
+      new CfnOutput(this, 'IssuerTokenUrl', {
+        value: issuer.tokenUrl,
+        description: 'POST grant_type=client_credentials&scope=cpis/api with a client id and secret (README, "First credentials")',
+      });
+      new CfnOutput(this, 'IssuerUserPoolId', { value: issuer.userPool.userPoolId });
+      for (const [name, client] of Object.entries(issuer.clients)) {
+        new CfnOutput(this, `IssuerClient${name.replace(/[^A-Za-z0-9]/g, '')}`, {
+          value: client.userPoolClientId,
+          description: `App client ${name}: its secret is read with aws cognito-idp describe-user-pool-client`,
+        });
+      }
+    }
     if (api.domainName) {
       new CfnOutput(this, 'ApiDomainTarget', {
         value: api.domainName.regionalDomainName,
@@ -607,6 +664,56 @@ export class CpisStack extends Stack {
     staleFeedsAlarm.addAlarmAction(new cwActions.SnsAction(opsTopic));
     staleFeedsAlarm.addOkAction(new cwActions.SnsAction(opsTopic));
 
+    // ---- The outbox: undelivered ASNs (if the relay stops, the queue-age alarm sees nothing) ------
+    // outbox-relay prints OldestUndeliveredAsnAge every sweep: the oldest ASN it found undelivered
+    // with its claim lapsed (0 when none). An undelivered ASN is re-claimed every 5 minutes (the
+    // relay's lease), so a 10-minute maximum always includes it. Missing data means the relay
+    // stopped, and then nobody re-queues anything: that alarms too.
+    const relayMetric = (metricName: string, period: Duration) =>
+      new cloudwatch.Metric({
+        namespace: 'CPIS',
+        metricName,
+        dimensionsMap: { Service: 'cpis' },
+        statistic: 'Maximum',
+        period,
+      });
+    const outboxAgeAlarm = new cloudwatch.Alarm(this, 'OutboxAgeAlarm', {
+      alarmDescription: `outbox-relay: an ASN is still undelivered ${OUTBOX_AGE_ALARM_SECONDS / 60} minutes after the access (its duty team has not been told; see the dispatcher's errors and the SNS DLQ), or the relay has stopped reporting`,
+      metric: relayMetric('OldestUndeliveredAsnAge', Duration.minutes(10)),
+      threshold: OUTBOX_AGE_ALARM_SECONDS,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      evaluationPeriods: 1,
+      treatMissingData: cloudwatch.TreatMissingData.BREACHING,
+    });
+
+    // ---- Councils that a flag or an ASN cannot reach ------------------------------------------
+    // Counted each sweep over the councils with a feed (an accepted full snapshot on record): no
+    // directory entry, or no subscription on cpis-la-<ODS> that is confirmed and (SMS) not opted
+    // out. The relay's warning lines name the ODS codes. Missing data is not breaching here: a
+    // failed check writes an error line (its own alarm), and a stopped relay is the alarm above.
+    const noDirectoryAlarm = new cloudwatch.Alarm(this, 'CouncilsWithoutDirectoryEntryAlarm', {
+      alarmDescription:
+        'outbox-relay: a council with a feed has no directory entry, so its flags carry no phone number and its ASNs reach no duty team; the relay log names it',
+      metric: relayMetric('CouncilsWithoutDirectoryEntry', Duration.minutes(15)),
+      threshold: 1,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      evaluationPeriods: 1,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
+    const noChannelAlarm = new cloudwatch.Alarm(this, 'CouncilsWithoutConfirmedChannelAlarm', {
+      alarmDescription:
+        'outbox-relay: a council with a feed has no confirmed duty-team subscription that is not opted out (email never confirmed or unsubscribed, SMS STOP, or no channels in its entry), so its ASNs wait in its inbox only; the relay log names it',
+      metric: relayMetric('CouncilsWithoutConfirmedChannel', Duration.minutes(15)),
+      threshold: 1,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      evaluationPeriods: 1,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
+    for (const alarm of [outboxAgeAlarm, noDirectoryAlarm, noChannelAlarm]) {
+      alarm.addAlarmAction(new cwActions.SnsAction(opsTopic));
+      alarm.addOkAction(new cwActions.SnsAction(opsTopic));
+    }
+
     // ---- Dashboard: every alarm of the stack, then the signals behind them -----------------------
     const allAlarms = this.node.findAll().filter((c): c is cloudwatch.Alarm => c instanceof cloudwatch.Alarm);
     const graph = (title: string, metrics: cloudwatch.IMetric[]) =>
@@ -626,12 +733,31 @@ export class CpisStack extends Stack {
         graph('SMS spend this month (USD)', [operations.smsSpendAlarm.metric]),
         graph('Checks by the busiest caller (H6)', [checkVolumeAlarm.metric]),
         graph('Councils with a stale feed (H2)', [staleFeedsAlarm.metric]),
+        graph('Oldest undelivered ASN (s)', [outboxAgeAlarm.metric]),
+        graph('Councils without a directory entry or a confirmed channel', [noDirectoryAlarm.metric, noChannelAlarm.metric]),
       ],
     });
     new CfnOutput(this, 'DashboardName', { value: dashboard.dashboardName });
 
     new CfnOutput(this, 'TableName', { value: tables.table.tableName });
     new CfnOutput(this, 'AuditTableName', { value: tables.auditTable.tableName });
+    // What a re-deploy onto retained data needs (README, "Runbook"): keep these four.
+    new CfnOutput(this, 'DataKeyArn', {
+      value: dataKey.keyArn,
+      description: 'cpis:existingDataKeyArn of a re-deploy onto the retained tables',
+    });
+    new CfnOutput(this, 'PseudonymSecretArn', {
+      value: pseudonymSecret.secretArn,
+      description: 'cpis:existingPseudonymSecretArn of a re-deploy: the key behind every pseudonym in the audit trail',
+    });
+    if (tables.imported) {
+      // CloudFormation cannot set an imported table's resource policy: apply this one with the
+      // break-glass role the table's current policy names (README, "Runbook").
+      new CfnOutput(this, 'AuditTableResourcePolicy', {
+        value: this.toJsonString(tables.auditTablePolicy),
+        description: 'Put this resource policy on the retained audit table (README, "Runbook")',
+      });
+    }
     new CfnOutput(this, 'AsnQueueUrl', { value: asnQueue.queue.queueUrl });
     new CfnOutput(this, 'AsnDlqUrl', { value: asnQueue.deadLetterQueue.queue.queueUrl });
     new CfnOutput(this, 'SnsDeliveryDlqArn', { value: snsDlq.queue.queueArn });
@@ -655,6 +781,8 @@ export class CpisStack extends Stack {
     this.messagingKey = messagingKey;
     this.logsKey = logsKey;
     this.operations = operations;
+    this.issuer = issuer;
+    this.relayAlarms = { outboxAge: outboxAgeAlarm, withoutDirectoryEntry: noDirectoryAlarm, withoutConfirmedChannel: noChannelAlarm };
 
     // Stack-wide wildcard findings, each scoped by appliesTo.
     NagSuppressions.addStackSuppressions(this, [
@@ -664,12 +792,44 @@ export class CpisStack extends Stack {
           'Wildcards that cannot be narrowed: "<table>/index/*" lets Query use the gsi1/gsi2 indexes of the service table; "cpis-la-*" are the per-council topics plan-upload creates at run time (one per council ODS code); kms:GenerateDataKey*/ReEncrypt* are the KMS action families SQS, SNS and DynamoDB use for envelope encryption, limited by kms:ViaService.',
         appliesTo: [
           { regex: '/^Resource::<TablesTable[0-9A-F]+\\.Arn>\\/index\\/\\*$/g' },
+          // The same, for a retained table imported by name (README, "Runbook").
+          { regex: '/^Resource::arn:(aws|<AWS::Partition>):dynamodb:[^:]+:[^:]+:table\\/[A-Za-z0-9_.-]+\\/index\\/\\*$/g' },
           { regex: '/^Resource::arn:<AWS::Partition>:sns:<AWS::Region>:<AWS::AccountId>:cpis-la-\\*$/g' },
           'Action::kms:GenerateDataKey*',
           'Action::kms:ReEncrypt*',
         ],
       },
     ]);
+  }
+  /** The pseudonymisation key of a new deployment: generated once, retained, never rotated. */
+  private newPseudonymSecret(dataKey: kms.IKey): secretsmanager.Secret {
+    const pseudonymSecret = new secretsmanager.Secret(this, 'PseudonymKey', {
+      description:
+        'cpis: HMAC key (hex, 32 bytes) that pseudonymises children in the audit trail. Never rotate: old pseudonyms would stop matching.',
+      encryptionKey: dataKey,
+      // Losing the key would orphan every pseudonym already in the audit trail.
+      removalPolicy: RemovalPolicy.RETAIN,
+      generateSecretString: {
+        passwordLength: 64,
+        excludePunctuation: true,
+        excludeUppercase: true,
+        includeSpace: false,
+        excludeCharacters: 'ghijklmnopqrstuvwxyz',
+        requireEachIncludedType: false,
+      },
+    });
+    NagSuppressions.addResourceSuppressions(pseudonymSecret, [
+      {
+        id: 'AwsSolutions-SMG4',
+        reason:
+          'The pseudonymisation key must stay fixed: rotating it would break the link between audit events about the same child. It never leaves AWS and only the three API functions can read it.',
+      },
+      {
+        id: 'HIPAA.Security-SecretsManagerRotationEnabled',
+        reason: 'See AwsSolutions-SMG4: a pseudonymisation key cannot be rotated without re-keying the audit trail.',
+      },
+    ]);
+    return pseudonymSecret;
   }
 }
 

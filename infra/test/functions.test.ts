@@ -26,7 +26,11 @@ const ENV: Record<string, () => Record<string, unknown>> = {
     CPIS_SNS_TOPIC_ARN_PREFIX: COUNCIL_TOPIC_PREFIX,
     CPIS_VIEW_URL: { Ref: 'ViewUrl' },
   }),
-  'outbox-relay': () => ({ ...common(), CPIS_ASN_QUEUE_URL: ref(s.stack.asnQueue.queue) }),
+  'outbox-relay': () => ({
+    ...common(),
+    CPIS_ASN_QUEUE_URL: ref(s.stack.asnQueue.queue),
+    CPIS_SNS_TOPIC_ARN_PREFIX: COUNCIL_TOPIC_PREFIX,
+  }),
 };
 const common = () => ({
   CPIS_TABLE_NAME: ref(s.stack.tables.table),

@@ -1,5 +1,7 @@
 import { AUDIT_TABLE_CHANGES, AUDIT_TABLE_REMOVALS } from '../lib/constructs/service-tables';
-import { AUDIT_WRITERS, PSEUDONYM_READERS, SERVICE_TABLE_ACTIONS, TOPIC_SYNC_ACTIONS } from '../lib/cpis-stack';
+import { readFileSync } from 'fs';
+import * as path from 'path';
+import { AUDIT_WRITERS, CHANNEL_STATUS_ACTIONS, PSEUDONYM_READERS, SERVICE_TABLE_ACTIONS, TOPIC_SYNC_ACTIONS } from '../lib/cpis-stack';
 import {
   actionsOn,
   asList,
@@ -41,7 +43,7 @@ const EXPECTED_TABLE: Record<string, string[]> = {
   'attendance-check': ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query', 'dynamodb:UpdateItem'],
   'history-query': ['dynamodb:BatchGetItem', 'dynamodb:GetItem', 'dynamodb:Query'],
   'notification-dispatch': ['dynamodb:GetItem', 'dynamodb:UpdateItem'],
-  'outbox-relay': ['dynamodb:BatchWriteItem', 'dynamodb:Query', 'dynamodb:Scan', 'dynamodb:UpdateItem'],
+  'outbox-relay': ['dynamodb:BatchWriteItem', 'dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:Scan', 'dynamodb:UpdateItem'],
 };
 
 describe('service table', () => {
@@ -177,8 +179,23 @@ describe('SNS', () => {
     expect(sts[0].Resource).toEqual(COUNCIL_TOPICS_ARN);
   });
 
+  test('outbox-relay only reads: subscriptions of cpis-la-* topics, and the account\'s SMS opt-outs', () => {
+    const sts = snsStatements('outbox-relay');
+    expect(sts.map((st) => [asList(st.Action), st.Resource])).toEqual([
+      [['sns:ListSubscriptionsByTopic'], COUNCIL_TOPICS_ARN],
+      [['sns:ListPhoneNumbersOptedOut'], '*'],
+    ]);
+    // Exactly the calls crates/aws/src/sns_status.rs makes.
+    const code = readFileSync(path.join(__dirname, '..', '..', 'crates', 'aws', 'src', 'sns_status.rs'), 'utf8');
+    const calls = [...code.matchAll(/\.(list_[a-z_]+)\(\)/g)].map((m) => m[1]).sort();
+    expect(calls).toEqual(['list_phone_numbers_opted_out', 'list_subscriptions_by_topic']);
+    expect([...CHANNEL_STATUS_ACTIONS.onCouncilTopics, ...CHANNEL_STATUS_ACTIONS.account].sort()).toEqual(
+      ['sns:ListPhoneNumbersOptedOut', 'sns:ListSubscriptionsByTopic'],
+    );
+  });
+
   test('no other function touches SNS', () => {
-    for (const crate of ['attendance-check', 'history-query', 'outbox-relay']) {
+    for (const crate of ['attendance-check', 'history-query']) {
       expect(snsStatements(crate)).toEqual([]);
     }
   });

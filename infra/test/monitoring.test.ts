@@ -1,6 +1,6 @@
 import { readFileSync } from 'fs';
 import * as path from 'path';
-import { CHECK_VOLUME } from '../lib/cpis-stack';
+import { CHECK_VOLUME, OUTBOX_AGE_ALARM_SECONDS } from '../lib/cpis-stack';
 import { logicalId, refersTo, synth, Synthesised } from './helpers';
 
 let s: Synthesised;
@@ -126,5 +126,74 @@ describe('feed freshness (hazard H2) and the daily purge', () => {
     expect(JSON.parse(rules[0].Properties.Targets[0].Input)).toEqual({ task: 'purge' });
     const relay = repo('functions', 'outbox-relay', 'src', 'lib.rs');
     expect(relay).toContain('Some("purge") => Ok(Task::Purge)');
+  });
+});
+
+describe('outbox-relay\'s own signals: the outbox\'s age and councils a notification cannot reach', () => {
+  const relayLib = () => repo('functions', 'outbox-relay', 'src', 'lib.rs');
+  const relayMain = () => repo('functions', 'outbox-relay', 'src', 'main.rs');
+  const alarmsOn = (metricName: string) =>
+    Object.values(s.template.findResources('AWS::CloudWatch::Alarm')).filter(
+      (a) => a.Properties.MetricName === metricName,
+    );
+  const expectRelaySignal = (p: Record<string, unknown>) => {
+    // The EMF line's directive: namespace CPIS, one dimension set [Service], Service=cpis
+    // (functions/outbox-relay/src/lib.rs, emf_line; its Rust tests parse the line).
+    expect(p.Namespace).toBe('CPIS');
+    expect(p.Dimensions).toEqual([{ Name: 'Service', Value: 'cpis' }]);
+    expect(p.Statistic).toBe('Maximum');
+    expect(p.AlarmActions).toEqual([{ Ref: logicalId(s.stack, s.stack.opsTopic) }]);
+    expect(p.OKActions).toEqual([{ Ref: logicalId(s.stack, s.stack.opsTopic) }]);
+    const lib = relayLib();
+    for (const part of ['"Namespace": "CPIS"', '"Dimensions": [["Service"]]', '"Service": "cpis"']) {
+      expect(lib.slice(lib.indexOf('fn emf_line'))).toContain(part);
+    }
+  };
+
+  test('OldestUndeliveredAsnAge at the threshold, and the relay going silent, alarm', () => {
+    const alarms = alarmsOn('OldestUndeliveredAsnAge');
+    expect(alarms).toHaveLength(1);
+    const p = alarms[0].Properties;
+    expectRelaySignal(p);
+    expect(p.Threshold).toBe(OUTBOX_AGE_ALARM_SECONDS);
+    expect(p.ComparisonOperator).toBe('GreaterThanOrEqualToThreshold');
+    expect(p.TreatMissingData).toBe('breaching');
+    // The period covers the relay's lease (an undelivered ASN is claimed again every 5 minutes).
+    const lease = /pub const RELAY_LEASE: Duration = Duration::minutes\((\d+)\);/.exec(relayLib())![1];
+    expect(p.Period).toBeGreaterThan(Number(lease) * 60);
+    expect(relayLib()).toContain('("OldestUndeliveredAsnAge", "Seconds", seconds.into())');
+    expect(relayLib()).toContain('fn the_outbox_age_line_gives_the_oldest_undelivered_asn_in_seconds_and_zero_when_none()');
+    expect(relayMain()).toContain('println!("{}", outbox_relay::outbox_age_metric(&report, now));');
+    expect(logicalId(s.stack, s.stack.relayAlarms.outboxAge)).toBe(
+      Object.keys(s.template.findResources('AWS::CloudWatch::Alarm')).find(
+        (id) => s.template.toJSON().Resources[id].Properties.MetricName === 'OldestUndeliveredAsnAge',
+      ),
+    );
+  });
+
+  test.each([
+    ['CouncilsWithoutDirectoryEntry', 'withoutDirectoryEntry'],
+    ['CouncilsWithoutConfirmedChannel', 'withoutConfirmedChannel'],
+  ] as const)('%s: one council alarms', (metricName, key) => {
+    const alarms = alarmsOn(metricName);
+    expect(alarms).toHaveLength(1);
+    const p = alarms[0].Properties;
+    expectRelaySignal(p);
+    expect(p.Threshold).toBe(1);
+    expect(p.ComparisonOperator).toBe('GreaterThanOrEqualToThreshold');
+    expect(p.TreatMissingData).toBe('notBreaching');
+    expect(s.template.toJSON().Resources[logicalId(s.stack, s.stack.relayAlarms[key])].Properties.MetricName).toBe(
+      metricName,
+    );
+    expect(relayLib()).toContain(`"${metricName}",\n                "Count",`);
+    expect(relayLib()).toContain('fn councils_with_a_feed_but_no_entry_or_no_confirmed_channel_are_counted()');
+    expect(relayMain()).toContain('println!("{}", outbox_relay::channel_gaps_metric(&gaps, now));');
+  });
+
+  test('the dashboard graphs all three signals', () => {
+    const body = JSON.stringify(Object.values(s.template.findResources('AWS::CloudWatch::Dashboard'))[0].Properties.DashboardBody);
+    for (const name of ['OldestUndeliveredAsnAge', 'CouncilsWithoutDirectoryEntry', 'CouncilsWithoutConfirmedChannel']) {
+      expect(body).toContain(`\\"${name}\\"`);
+    }
   });
 });

@@ -13,12 +13,14 @@ mod errors;
 #[cfg(feature = "test-support")]
 pub mod moto;
 mod sns;
+mod sns_status;
 mod sqs;
 pub mod telemetry;
 
 pub use config::{load_sdk_config, ConfigError, Settings};
 pub use dynamo::{DynamoStore, PLAN_SHARDS};
 pub use sns::{topic_name, SnsChannel, SyncError, SyncReport, TopicSync};
+pub use sns_status::{reaches_duty_team, ChannelStatus};
 pub use sqs::{parse_message_body, SqsQueue};
 
 /// Feed freshness is not kept on DynamoDB yet (issue 17: a metric and an

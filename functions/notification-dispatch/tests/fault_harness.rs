@@ -178,7 +178,9 @@ impl Dispatcher for Aws<'_> {
         _channel: &C,
         now: OffsetDateTime,
     ) -> Result<usize, StoreError> {
-        outbox_relay::sweep(self.store, &self.transport.queue, now).await
+        outbox_relay::sweep(self.store, &self.transport.queue, now)
+            .await
+            .map(|report| report.relayed)
     }
 }
 

@@ -264,7 +264,8 @@ async fn crash_after_access_written_before_queued_loses_nothing() {
     assert_eq!(
         outbox_relay::sweep(&w.store, &w.queue, NOW + Duration::minutes(1))
             .await
-            .unwrap(),
+            .unwrap()
+            .relayed,
         1
     );
     let (event, messages) = receive(&w).await;
@@ -275,7 +276,8 @@ async fn crash_after_access_written_before_queued_loses_nothing() {
     assert_eq!(
         outbox_relay::sweep(&w.store, &w.queue, NOW + Duration::hours(1))
             .await
-            .unwrap(),
+            .unwrap()
+            .relayed,
         0
     );
 }

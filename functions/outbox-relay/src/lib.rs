@@ -4,8 +4,9 @@
 //! delay a notification rather than lose it.
 
 use cpis_domain::feed::stale_feeds;
+use cpis_domain::ports::AuthorityDirectory;
 use cpis_domain::ports::{AsnOutbox, AsnQueue, PurgeReport, Retention, StoreError};
-use cpis_domain::{relay_pending, FeedLog, OdsCode};
+use cpis_domain::{FeedLog, OdsCode};
 use time::{Date, Duration, OffsetDateTime};
 
 /// How long a relayed ASN is left to the dispatcher before it is relayed
@@ -14,12 +15,36 @@ pub const RELAY_LEASE: Duration = Duration::minutes(5);
 /// ASNs relayed per sweep; England sees a few hundred a day.
 pub const RELAY_BATCH: usize = 500;
 
+/// What one sweep did: how many ASNs went back on the queue, and the age
+/// of the oldest of them (time since the access that raised it).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SweepReport {
+    pub relayed: usize,
+    /// `None` when nothing was waiting. An undelivered ASN is claimed again
+    /// each time its lease lapses, so every one of them is seen here at least
+    /// once every [`RELAY_LEASE`] while the relay runs.
+    pub oldest_undelivered: Option<Duration>,
+}
+
+/// The same claim-and-enqueue as `cpis_domain::relay_pending`, keeping the
+/// claimed ASNs' times for the `OldestUndeliveredAsnAge` metric.
 pub async fn sweep<S: AsnOutbox, Q: AsnQueue>(
     store: &S,
     queue: &Q,
     now: OffsetDateTime,
-) -> Result<usize, StoreError> {
-    relay_pending(store, queue, now, RELAY_LEASE, RELAY_BATCH).await
+) -> Result<SweepReport, StoreError> {
+    let claimed = store
+        .claim_undelivered(now, RELAY_LEASE, RELAY_BATCH)
+        .await?;
+    let oldest_undelivered = claimed.iter().map(|asn| now - asn.accessed_at).max();
+    let ids: Vec<String> = claimed.into_iter().map(|asn| asn.id).collect();
+    if !ids.is_empty() {
+        queue.enqueue(&ids).await?;
+    }
+    Ok(SweepReport {
+        relayed: ids.len(),
+        oldest_undelivered,
+    })
 }
 
 /// What a scheduled invocation asks for, from the event's `task` member:
@@ -82,6 +107,99 @@ pub fn stale_feeds_metric(stale: usize, now: OffsetDateTime) -> String {
     .to_string()
 }
 
+/// One CloudWatch embedded-metric-format line in namespace `CPIS` with
+/// dimension `Service=cpis`: the shape every relay metric shares.
+fn emf_line(now: OffsetDateTime, metrics: &[(&str, &str, serde_json::Value)]) -> String {
+    let millis = now.unix_timestamp_nanos() / 1_000_000;
+    let mut line = serde_json::json!({
+        "_aws": {
+            "Timestamp": millis,
+            "CloudWatchMetrics": [{
+                "Namespace": "CPIS",
+                "Dimensions": [["Service"]],
+                "Metrics": metrics
+                    .iter()
+                    .map(|(name, unit, _)| serde_json::json!({ "Name": name, "Unit": unit }))
+                    .collect::<Vec<_>>(),
+            }],
+        },
+        "Service": "cpis",
+    });
+    for (name, _, value) in metrics {
+        line[*name] = value.clone();
+    }
+    line.to_string()
+}
+
+/// `OldestUndeliveredAsnAge` (seconds): the oldest ASN this sweep found
+/// undelivered with its claim lapsed, 0 when there was none. Printed every
+/// sweep, so the metric going missing means the relay stopped.
+pub fn outbox_age_metric(report: &SweepReport, now: OffsetDateTime) -> String {
+    let seconds = report
+        .oldest_undelivered
+        .map_or(0, |age| age.whole_seconds().max(0));
+    emf_line(
+        now,
+        &[("OldestUndeliveredAsnAge", "Seconds", seconds.into())],
+    )
+}
+
+/// How many duty-team subscriptions reach a council (confirmed, not opted
+/// out): `cpis_aws::ChannelStatus` on SNS.
+pub trait DutyTeamChannels: Send + Sync {
+    fn confirmed_channels(
+        &self,
+        ods: &OdsCode,
+    ) -> impl std::future::Future<Output = Result<usize, StoreError>> + Send;
+}
+
+/// Councils that hold a feed (every council with an accepted full snapshot
+/// on record, the councils `StaleFeeds` watches) but that a flag or an ASN
+/// could not send anywhere: no directory entry (a flag without a phone
+/// number, ASNs without a channel), or an entry whose topic has no
+/// confirmed subscription that is not opted out.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChannelGaps {
+    pub without_directory_entry: Vec<OdsCode>,
+    pub without_confirmed_channel: Vec<OdsCode>,
+}
+
+pub async fn channel_gaps<S, C>(store: &S, channels: &C) -> Result<ChannelGaps, StoreError>
+where
+    S: FeedLog + AuthorityDirectory,
+    C: DutyTeamChannels,
+{
+    let mut gaps = ChannelGaps::default();
+    for (council, _) in store.last_full_snapshots().await? {
+        if store.authority(&council).await?.is_none() {
+            gaps.without_directory_entry.push(council);
+        } else if channels.confirmed_channels(&council).await? == 0 {
+            gaps.without_confirmed_channel.push(council);
+        }
+    }
+    Ok(gaps)
+}
+
+/// `CouncilsWithoutDirectoryEntry` and `CouncilsWithoutConfirmedChannel`:
+/// counts only (the relay's warning lines name the ODS codes).
+pub fn channel_gaps_metric(gaps: &ChannelGaps, now: OffsetDateTime) -> String {
+    emf_line(
+        now,
+        &[
+            (
+                "CouncilsWithoutDirectoryEntry",
+                "Count",
+                gaps.without_directory_entry.len().into(),
+            ),
+            (
+                "CouncilsWithoutConfirmedChannel",
+                "Count",
+                gaps.without_confirmed_channel.len().into(),
+            ),
+        ],
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -127,20 +245,22 @@ mod tests {
             .await
             .unwrap();
         let queue = RecordingQueue::default();
-        assert_eq!(sweep(&store, &queue, now).await.unwrap(), 1);
-        assert_eq!(
-            sweep(&store, &queue, now + Duration::minutes(1))
-                .await
-                .unwrap(),
-            0
-        );
-        assert_eq!(sweep(&store, &queue, now + RELAY_LEASE).await.unwrap(), 1);
+        let first = sweep(&store, &queue, now).await.unwrap();
+        assert_eq!(first.relayed, 1);
+        assert_eq!(first.oldest_undelivered, Some(Duration::ZERO));
+        let claimed = sweep(&store, &queue, now + Duration::minutes(1))
+            .await
+            .unwrap();
+        assert_eq!(claimed, SweepReport::default(), "claimed, so not seen");
+        let again = sweep(&store, &queue, now + RELAY_LEASE).await.unwrap();
+        assert_eq!(again.relayed, 1);
+        assert_eq!(again.oldest_undelivered, Some(RELAY_LEASE));
         assert_eq!(queue.sent(), ["asn-1", "asn-1"]);
         store.finish_delivery("asn-1", now).await.unwrap();
         let later = now + RELAY_LEASE * 3;
         assert_eq!(
             sweep(&store, &queue, later).await.unwrap(),
-            0,
+            SweepReport::default(),
             "delivered ASNs stay put"
         );
     }
@@ -176,5 +296,85 @@ mod tests {
         assert_eq!(line["StaleFeeds"], 1);
         assert_eq!(line["_aws"]["CloudWatchMetrics"][0]["Namespace"], "CPIS");
         assert_eq!(line["_aws"]["Timestamp"], 1_781_085_600_000_i64);
+    }
+    fn metric_line(line: &str) -> serde_json::Value {
+        let value: serde_json::Value = serde_json::from_str(line).unwrap();
+        let directive = &value["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(directive["Namespace"], "CPIS");
+        assert_eq!(directive["Dimensions"], serde_json::json!([["Service"]]));
+        assert_eq!(value["Service"], "cpis");
+        value
+    }
+
+    #[test]
+    fn the_outbox_age_line_gives_the_oldest_undelivered_asn_in_seconds_and_zero_when_none() {
+        let now = datetime!(2026-06-10 10:00 UTC);
+        let report = SweepReport {
+            relayed: 2,
+            oldest_undelivered: Some(Duration::minutes(20)),
+        };
+        let line = metric_line(&outbox_age_metric(&report, now));
+        assert_eq!(line["OldestUndeliveredAsnAge"], 1200);
+        assert_eq!(
+            line["_aws"]["CloudWatchMetrics"][0]["Metrics"],
+            serde_json::json!([{ "Name": "OldestUndeliveredAsnAge", "Unit": "Seconds" }])
+        );
+        assert_eq!(line["_aws"]["Timestamp"], 1_781_085_600_000_i64);
+        let idle = metric_line(&outbox_age_metric(&SweepReport::default(), now));
+        assert_eq!(idle["OldestUndeliveredAsnAge"], 0);
+    }
+
+    struct FakeChannels(Vec<(OdsCode, usize)>);
+
+    impl DutyTeamChannels for FakeChannels {
+        async fn confirmed_channels(&self, ods: &OdsCode) -> Result<usize, StoreError> {
+            Ok(self.0.iter().find(|(c, _)| c == ods).map_or(0, |(_, n)| *n))
+        }
+    }
+
+    #[tokio::test]
+    async fn councils_with_a_feed_but_no_entry_or_no_confirmed_channel_are_counted() {
+        use cpis_domain::ports::AuthorityDirectory;
+        use cpis_domain::{Authority, FeedLog};
+        let now = datetime!(2026-06-10 10:00 UTC);
+        let store = MemoryStore::new();
+        let reached = OdsCode::parse("E09000033").unwrap();
+        let unconfirmed = OdsCode::parse("E06000001").unwrap();
+        let unlisted = OdsCode::parse("E08000025").unwrap();
+        // Has an entry but never uploaded: not a council holding plans.
+        let no_feed = OdsCode::parse("E10000002").unwrap();
+        for council in [&reached, &unconfirmed, &unlisted] {
+            store.record_full_snapshot(council, now).await.unwrap();
+        }
+        for council in [&reached, &unconfirmed, &no_feed] {
+            store
+                .put_authority(&Authority {
+                    ods_code: council.clone(),
+                    name: "Example Council".into(),
+                    office_hours_phone: "020 7946 0000".into(),
+                    emergency_duty_phone: "020 7946 0999".into(),
+                    notify_emails: vec!["duty.team@example.gov.uk".into()],
+                    notify_sms: vec![],
+                })
+                .await
+                .unwrap();
+        }
+        let channels = FakeChannels(vec![(reached.clone(), 1), (unconfirmed.clone(), 0)]);
+        let gaps = channel_gaps(&store, &channels).await.unwrap();
+        assert_eq!(gaps.without_directory_entry, vec![unlisted]);
+        assert_eq!(gaps.without_confirmed_channel, vec![unconfirmed]);
+        let line = metric_line(&channel_gaps_metric(&gaps, now));
+        assert_eq!(line["CouncilsWithoutDirectoryEntry"], 1);
+        assert_eq!(line["CouncilsWithoutConfirmedChannel"], 1);
+        assert_eq!(
+            line["_aws"]["CloudWatchMetrics"][0]["Metrics"],
+            serde_json::json!([
+                { "Name": "CouncilsWithoutDirectoryEntry", "Unit": "Count" },
+                { "Name": "CouncilsWithoutConfirmedChannel", "Unit": "Count" },
+            ])
+        );
+        let none = metric_line(&channel_gaps_metric(&ChannelGaps::default(), now));
+        assert_eq!(none["CouncilsWithoutDirectoryEntry"], 0);
+        assert_eq!(none["CouncilsWithoutConfirmedChannel"], 0);
     }
 }

@@ -17,7 +17,7 @@ export const API_LATENCY_P99_MS = 2000;
 export interface OperationsAlarmsProps {
   readonly api: apigwv2.HttpApi;
   /** Tables and the names of their global secondary indexes. */
-  readonly tables: { readonly table: dynamodb.Table; readonly indexes: string[] }[];
+  readonly tables: { readonly table: dynamodb.ITable; readonly indexes: string[] }[];
   readonly alarmTopic: sns.ITopic;
   /** USD month to date (a parameter's value) at which the SMS spend alarm fires. */
   readonly smsSpendAlarmUsd: number;

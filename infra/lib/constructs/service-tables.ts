@@ -19,6 +19,12 @@ export interface ServiceTablesProps {
    * change the audit table's definition; undefined when the synthesizer names none.
    */
   readonly deployRoleArn?: string;
+  /**
+   * Retained tables to use instead of creating new ones (README, "Runbook"): imported by name,
+   * encrypted with `key`. The stack cannot set an imported table's resource policy: it gives
+   * the policy to apply as `auditTablePolicy` (the `AuditTableResourcePolicy` output).
+   */
+  readonly existing?: { readonly tableName: string; readonly auditTableName: string };
 }
 
 /** Item-level writes that would change or remove an audit event: nobody may make them. */
@@ -57,8 +63,12 @@ export const BACKUP_RETENTION_DAYS = 35;
  * retained when the stack is deleted, and in a daily AWS Backup plan.
  */
 export class ServiceTables extends Construct {
-  public readonly table: dynamodb.Table;
-  public readonly auditTable: dynamodb.Table;
+  public readonly table: dynamodb.ITable;
+  public readonly auditTable: dynamodb.ITable;
+  /** True when the tables were imported (`existing`), not created by this stack. */
+  public readonly imported: boolean;
+  /** The audit table's resource policy, as this stack sets it (or, imported, would). */
+  public readonly auditTablePolicy: iam.PolicyDocument;
   /** The one role that may remove the audit table's policy or the table (assumed with MFA). */
   public readonly breakGlassRole: iam.Role;
   public readonly auditTrail: cloudtrail.CfnTrail;
@@ -79,22 +89,34 @@ export class ServiceTables extends Construct {
       removalPolicy: RemovalPolicy.RETAIN,
     };
 
-    this.table = new dynamodb.Table(this, 'Table', {
-      ...protections,
-      timeToLiveAttribute: 'expires_at',
-    });
-    this.table.addGlobalSecondaryIndex({
-      indexName: 'gsi1',
-      partitionKey: { name: 'gsi1pk', type: dynamodb.AttributeType.STRING },
-      sortKey: { name: 'gsi1sk', type: dynamodb.AttributeType.STRING },
-      projectionType: dynamodb.ProjectionType.ALL,
-    });
-    this.table.addGlobalSecondaryIndex({
-      indexName: 'gsi2',
-      partitionKey: { name: 'gsi2pk', type: dynamodb.AttributeType.STRING },
-      sortKey: { name: 'gsi2sk', type: dynamodb.AttributeType.STRING },
-      projectionType: dynamodb.ProjectionType.ALL,
-    });
+    this.imported = props.existing !== undefined;
+    if (props.existing) {
+      // Retained tables keep their keys, indexes, TTL, PITR and deletion protection; after a
+      // point-in-time restore the runbook sets the last three again.
+      this.table = dynamodb.Table.fromTableAttributes(this, 'Table', {
+        tableName: props.existing.tableName,
+        encryptionKey: props.key,
+        globalIndexes: ['gsi1', 'gsi2'],
+      });
+    } else {
+      const table = new dynamodb.Table(this, 'Table', {
+        ...protections,
+        timeToLiveAttribute: 'expires_at',
+      });
+      table.addGlobalSecondaryIndex({
+        indexName: 'gsi1',
+        partitionKey: { name: 'gsi1pk', type: dynamodb.AttributeType.STRING },
+        sortKey: { name: 'gsi1sk', type: dynamodb.AttributeType.STRING },
+        projectionType: dynamodb.ProjectionType.ALL,
+      });
+      table.addGlobalSecondaryIndex({
+        indexName: 'gsi2',
+        partitionKey: { name: 'gsi2pk', type: dynamodb.AttributeType.STRING },
+        sortKey: { name: 'gsi2sk', type: dynamodb.AttributeType.STRING },
+        projectionType: dynamodb.ProjectionType.ALL,
+      });
+      this.table = table;
+    }
 
     // What "append-only" means here, enforced by the table's resource policy:
     // - nobody (functions, administrators, this stack) may update or delete an event;
@@ -117,36 +139,39 @@ export class ServiceTables extends Construct {
     this.breakGlassRole.applyRemovalPolicy(RemovalPolicy.RETAIN);
     const breakGlassArn = this.breakGlassRole.roleArn;
     const deployers = props.deployRoleArn ? [breakGlassArn, props.deployRoleArn] : [breakGlassArn];
-    this.auditTable = new dynamodb.Table(this, 'AuditTable', {
-      ...protections,
-      resourcePolicy: new iam.PolicyDocument({
-        statements: [
-          new iam.PolicyStatement({
-            sid: 'AppendOnly',
-            effect: iam.Effect.DENY,
-            principals: [new iam.AnyPrincipal()],
-            actions: AUDIT_FORBIDDEN_ACTIONS,
-            resources: ['*'],
-          }),
-          new iam.PolicyStatement({
-            sid: 'DefinitionByDeploymentOrBreakGlass',
-            effect: iam.Effect.DENY,
-            principals: [new iam.AnyPrincipal()],
-            actions: AUDIT_TABLE_CHANGES,
-            resources: ['*'],
-            conditions: { ArnNotEquals: { 'aws:PrincipalArn': deployers } },
-          }),
-          new iam.PolicyStatement({
-            sid: 'RemovalByBreakGlassOnly',
-            effect: iam.Effect.DENY,
-            principals: [new iam.AnyPrincipal()],
-            actions: AUDIT_TABLE_REMOVALS,
-            resources: ['*'],
-            conditions: { ArnNotEquals: { 'aws:PrincipalArn': [breakGlassArn] } },
-          }),
-        ],
-      }),
+    this.auditTablePolicy = new iam.PolicyDocument({
+      statements: [
+        new iam.PolicyStatement({
+          sid: 'AppendOnly',
+          effect: iam.Effect.DENY,
+          principals: [new iam.AnyPrincipal()],
+          actions: AUDIT_FORBIDDEN_ACTIONS,
+          resources: ['*'],
+        }),
+        new iam.PolicyStatement({
+          sid: 'DefinitionByDeploymentOrBreakGlass',
+          effect: iam.Effect.DENY,
+          principals: [new iam.AnyPrincipal()],
+          actions: AUDIT_TABLE_CHANGES,
+          resources: ['*'],
+          conditions: { ArnNotEquals: { 'aws:PrincipalArn': deployers } },
+        }),
+        new iam.PolicyStatement({
+          sid: 'RemovalByBreakGlassOnly',
+          effect: iam.Effect.DENY,
+          principals: [new iam.AnyPrincipal()],
+          actions: AUDIT_TABLE_REMOVALS,
+          resources: ['*'],
+          conditions: { ArnNotEquals: { 'aws:PrincipalArn': [breakGlassArn] } },
+        }),
+      ],
     });
+    this.auditTable = props.existing
+      ? dynamodb.Table.fromTableAttributes(this, 'AuditTable', {
+          tableName: props.existing.auditTableName,
+          encryptionKey: props.key,
+        })
+      : new dynamodb.Table(this, 'AuditTable', { ...protections, resourcePolicy: this.auditTablePolicy });
     // A managed policy of its own (no inline policies, as for the functions).
     const breakGlassPolicy = new iam.ManagedPolicy(this, 'AuditBreakGlassPolicy', {
       description: 'cpis audit break-glass: the audit table definition, never its items',
@@ -312,7 +337,9 @@ export class ServiceTables extends Construct {
    * append events), so no person or other role can add or overwrite an event.
    */
   public restrictPutItemTo(writerRoleArns: string[]): void {
-    this.auditTable.addToResourcePolicy(
+    // The document is the created table's policy (passed by reference), or the one to apply
+    // to an imported table.
+    this.auditTablePolicy.addStatements(
       new iam.PolicyStatement({
         sid: 'PutByAuditWritersOnly',
         effect: iam.Effect.DENY,
