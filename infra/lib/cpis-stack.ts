@@ -1,6 +1,5 @@
 import * as path from 'path';
 import { Aws, CfnCondition, CfnOutput, CfnParameter, DefaultStackSynthesizer, Duration, Fn, RemovalPolicy, Stack, StackProps, Token } from 'aws-cdk-lib';
-import * as apigwv2 from 'aws-cdk-lib/aws-apigatewayv2';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as cwActions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as events from 'aws-cdk-lib/aws-events';
@@ -20,6 +19,7 @@ import { OperationsAlarms, operationsDashboard } from './constructs/operations';
 import { DeadLetterQueue, ResilientQueue } from './constructs/resilient-queue';
 import { CpisFunction } from './constructs/rust-function';
 import { ServiceTables } from './constructs/service-tables';
+import { routesFromOpenApi } from './openapi-routes';
 
 /** Function timeouts (seconds): the queue's visibility timeout is derived from the dispatcher's. */
 export const TIMEOUTS = { api: 10, dispatcher: 30, relay: 60 } as const;
@@ -538,25 +538,13 @@ export class CpisStack extends Stack {
     });
 
     // ---- HTTP API ------------------------------------------------------------------------------
-    const M = apigwv2.HttpMethod;
-    const routes: ApiRoute[] = [
-      { method: M.GET, path: '/health', handler: planUpload.alias, public: true },
-      { method: M.POST, path: '/v1/uploads', handler: planUpload.alias },
-      { method: M.POST, path: '/v1/uploads/rewind', handler: planUpload.alias },
-      { method: M.GET, path: '/v1/plans', handler: planUpload.alias },
-      { method: M.GET, path: '/v1/authority', handler: planUpload.alias },
-      { method: M.PUT, path: '/v1/authority', handler: planUpload.alias },
-      { method: M.GET, path: '/v1/notifications', handler: planUpload.alias },
-      { method: M.GET, path: '/v1/notifications/{id}', handler: planUpload.alias },
-      { method: M.POST, path: '/v1/notifications/{id}/ack', handler: planUpload.alias },
-      { method: M.POST, path: '/v1/checks', handler: attendanceCheck.alias },
-      { method: M.GET, path: '/FHIR/R4/CareTeam', handler: attendanceCheck.alias },
-      { method: M.GET, path: '/FHIR/R4/Flag', handler: attendanceCheck.alias },
-      // FHIR clients read the CapabilityStatement before they authenticate.
-      { method: M.GET, path: '/FHIR/R4/metadata', handler: attendanceCheck.alias, public: true },
-      { method: M.POST, path: '/v1/history', handler: historyQuery.alias },
-      { method: M.GET, path: '/FHIR/R4/AuditEvent', handler: historyQuery.alias },
-    ];
+    // Which function serves each route is written once, in the OpenAPI description
+    // (x-cpis-function); an operation without one, or naming another function, stops synthesis.
+    const routes: ApiRoute[] = routesFromOpenApi({
+      'plan-upload': planUpload.alias,
+      'attendance-check': attendanceCheck.alias,
+      'history-query': historyQuery.alias,
+    });
     const issuer = props.issuer
       ? new CognitoIssuer(this, 'Issuer', {
           ...props.issuer,
