@@ -1,6 +1,7 @@
 import { readFileSync } from 'fs';
 import { join } from 'path';
-import { synth, Synthesised } from './helpers';
+import { documentedOperations, routesFromOpenApi } from '../lib/openapi-routes';
+import { logicalId, refersTo, synth, Synthesised } from './helpers';
 
 // The OpenAPI description the Rust router is tested against (crates/http/tests/openapi.rs).
 const OPENAPI_PATH = join(__dirname, '..', '..', 'crates', 'http', 'openapi.json');
@@ -59,5 +60,47 @@ describe('HTTP API and OpenAPI description', () => {
     for (const { key, authorization } of routes()) {
       expect([key, authorization]).toEqual([key, wanted.get(key) ? 'JWT' : 'NONE']);
     }
+  });
+});
+
+describe('which function serves each operation: x-cpis-function, written once', () => {
+  const HTTP_FUNCTIONS = ['plan-upload', 'attendance-check', 'history-query'];
+
+  test('every operation names exactly one HTTP function of the stack', () => {
+    const ops = documentedOperations();
+    expect(ops.length).toBe(documented().size);
+    for (const op of ops) {
+      expect([op.operationId, HTTP_FUNCTIONS.includes(op.function)]).toEqual([op.operationId, true]);
+    }
+    // Each HTTP function serves something.
+    expect([...new Set(ops.map((o) => o.function))].sort()).toEqual([...HTTP_FUNCTIONS].sort());
+  });
+
+  test('each route goes to the live alias of the function its operation names, one route per operation', () => {
+    const integrations = s.template.findResources('AWS::ApiGatewayV2::Integration');
+    const aliasIds = Object.fromEntries(
+      HTTP_FUNCTIONS.map((f) => [f, logicalId(s.stack, s.stack.functions[f].alias as never)]),
+    );
+    const byKey = new Map<string, string>();
+    for (const r of Object.values(s.template.findResources('AWS::ApiGatewayV2::Route'))) {
+      const target = JSON.stringify(r.Properties.Target);
+      const integrationId = Object.keys(integrations).find((id) => target.includes(`"${id}"`))!;
+      const uri = integrations[integrationId].Properties.IntegrationUri;
+      const served = HTTP_FUNCTIONS.filter((f) => refersTo(uri, aliasIds[f]));
+      expect(served).toHaveLength(1);
+      expect(byKey.has(r.Properties.RouteKey)).toBe(false);
+      byKey.set(r.Properties.RouteKey, served[0]);
+    }
+    const wanted = new Map(documentedOperations().map((op) => [`${op.method} ${op.path}`, op.function]));
+    expect([...byKey.entries()].sort()).toEqual([...wanted.entries()].sort());
+  });
+
+  test('an operation without x-cpis-function, or naming no HTTP function, stops synthesis', () => {
+    const spec = { paths: { '/v1/x': { get: { operationId: 'x' } } } };
+    expect(() => documentedOperations(spec)).toThrow('names no x-cpis-function');
+    const other = documentedOperations({ paths: { '/v1/x': { get: { operationId: 'x', 'x-cpis-function': 'outbox-relay' } } } });
+    expect(() => routesFromOpenApi({ 'plan-upload': s.stack.functions['plan-upload'].alias }, other)).toThrow(
+      'not an HTTP function',
+    );
   });
 });

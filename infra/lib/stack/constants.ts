@@ -1,0 +1,58 @@
+/** Function timeouts (seconds): the queue's visibility timeout is derived from the dispatcher's. */
+export const TIMEOUTS = { api: 10, dispatcher: 30, relay: 60 } as const;
+
+/** The service-table actions of each function, from the ports it uses (crates/aws/src/dynamo.rs). */
+export const SERVICE_TABLE_ACTIONS: Record<string, string[]> = {
+  // Uploads (BatchWriteItem puts and deletes, BatchGetItem counts), receipts
+  // (PutItem, GetItem, Query), directory (GetItem, PutItem), plan listing
+  // (Query gsi1), inbox (Query gsi1, GetItem) and acknowledgement (UpdateItem).
+  'plan-upload': [
+    'dynamodb:BatchGetItem',
+    'dynamodb:BatchWriteItem',
+    'dynamodb:GetItem',
+    'dynamodb:PutItem',
+    'dynamodb:Query',
+    'dynamodb:UpdateItem',
+  ],
+  // Plans and directory reads; the access, its collapse item and its ASNs in
+  // one TransactWriteItems (authorised as PutItem + UpdateItem); check
+  // receipts (UpdateItem, GetItem); history (Query).
+  'attendance-check': ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query', 'dynamodb:UpdateItem'],
+  // Read-only.
+  'history-query': ['dynamodb:BatchGetItem', 'dynamodb:GetItem', 'dynamodb:Query'],
+  // begin_delivery / finish_delivery (UpdateItem, consistent GetItem), directory (GetItem).
+  'notification-dispatch': ['dynamodb:GetItem', 'dynamodb:UpdateItem'],
+  // claim_undelivered: Query gsi2 then a conditional UpdateItem per ASN; the
+  // feed check (Query on FEEDS); the channel check (directory GetItem per council
+  // with a feed); the daily purge (Scan, then BatchWriteItem deletes).
+  'outbox-relay': ['dynamodb:BatchWriteItem', 'dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:Scan', 'dynamodb:UpdateItem'],
+};
+
+/** The enumeration watch's defaults, as in crates/domain/src/volume.rs (VolumePolicy). */
+export const CHECK_VOLUME = { threshold: 100, periodMinutes: 10 };
+
+/** Functions that pseudonymise children for the audit trail: the API functions. */
+export const PSEUDONYM_READERS = ['plan-upload', 'attendance-check', 'history-query'];
+
+/**
+ * Functions that append audit events (PutItem only; no function reads the audit table):
+ * the API functions, and the dispatcher, which audits each delivery to a duty team.
+ */
+export const AUDIT_WRITERS = [...PSEUDONYM_READERS, 'notification-dispatch'];
+
+/** What outbox-relay's channel check calls (crates/aws/src/sns_status.rs). */
+export const CHANNEL_STATUS_ACTIONS = { onCouncilTopics: ['sns:ListSubscriptionsByTopic'], account: ['sns:ListPhoneNumbersOptedOut'] };
+
+/**
+ * Seconds after the access by which an ASN must have reached its council's channels before
+ * the operator is told. Normal delivery takes seconds; the queue's own age alarm is at 300 s.
+ */
+export const OUTBOX_AGE_ALARM_SECONDS = 900;
+
+/** What plan-upload's TopicSync calls (crates/aws/src/sns.rs). */
+export const TOPIC_SYNC_ACTIONS = [
+  'sns:CreateTopic',
+  'sns:ListSubscriptionsByTopic',
+  'sns:Subscribe',
+  'sns:Unsubscribe',
+];
