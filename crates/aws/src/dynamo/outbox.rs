@@ -39,27 +39,14 @@ impl AsnOutbox for DynamoStore {
                 }
                 // The index lags the table: the conditional claim is what
                 // makes two sweepers never claim the same ASN.
+                let pk = get_s(candidate, "pk")?.to_owned();
                 let taken = self
-                    .client
-                    .update_item()
-                    .table_name(&self.table)
-                    .set_key(Some(key(get_s(candidate, "pk")?.to_owned(), "ASN")))
-                    .update_expression("SET claimed_until = :until")
-                    .condition_expression(
-                        "attribute_exists(pk) AND attribute_not_exists(delivered_at) \
-                         AND (attribute_not_exists(claimed_until) OR claimed_until <= :now)",
-                    )
-                    .expression_attribute_values(":until", nanos(now + lease))
-                    .expression_attribute_values(":now", nanos(now))
-                    .return_values(ReturnValue::AllNew)
-                    .send()
-                    .await;
-                match taken {
-                    // Claimed even when unreadable, so that it rotates out of
-                    // the sweep's window instead of filling it every time.
-                    Ok(out) => claimed.extend(readable_asns(out.attributes.as_ref())),
-                    Err(e) if is_conditional_failure(&e) => {}
-                    Err(e) => return Err(unavailable("an outbox claim", &e)),
+                    .lease(pk, "claimed_until", now, lease, "an outbox claim")
+                    .await?;
+                // Claimed even when unreadable, so that it rotates out of
+                // the sweep's window instead of filling it every time.
+                if let Some(item) = taken {
+                    claimed.extend(readable_asns(item.as_ref()));
                 }
             }
             start = out.last_evaluated_key;
@@ -80,28 +67,14 @@ impl AsnOutbox for DynamoStore {
             return Ok(DeliveryStart::Unknown);
         }
         let taken = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key(asn_pk(id), "ASN")))
-            .update_expression("SET lease_until = :until")
-            .condition_expression(
-                "attribute_exists(pk) AND attribute_not_exists(delivered_at) \
-                 AND (attribute_not_exists(lease_until) OR lease_until <= :now)",
-            )
-            .expression_attribute_values(":until", nanos(now + lease))
-            .expression_attribute_values(":now", nanos(now))
-            .return_values(ReturnValue::AllNew)
-            .send()
-            .await;
+            .lease(asn_pk(id), "lease_until", now, lease, "a delivery lease")
+            .await?;
         match taken {
-            Ok(out) => {
-                let item = out
-                    .attributes
-                    .ok_or_else(|| corrupt("a leased ASN came back empty"))?;
+            Some(item) => {
+                let item = item.ok_or_else(|| corrupt("a leased ASN came back empty"))?;
                 Ok(DeliveryStart::Proceed(Box::new(asn_from_item(&item)?)))
             }
-            Err(e) if is_conditional_failure(&e) => {
+            None => {
                 // Why it failed decides the answer; read it back.
                 match self.get(key(asn_pk(id), "ASN")).await? {
                     None => Ok(DeliveryStart::Unknown),
@@ -111,7 +84,6 @@ impl AsnOutbox for DynamoStore {
                     Some(_) => Ok(DeliveryStart::InProgress),
                 }
             }
-            Err(e) => Err(unavailable("a delivery lease", &e)),
         }
     }
 
@@ -136,6 +108,43 @@ impl AsnOutbox for DynamoStore {
             Ok(_) => Ok(()),
             Err(e) if is_conditional_failure(&e) => Ok(()),
             Err(e) => Err(unavailable("a delivery record", &e)),
+        }
+    }
+}
+
+impl DynamoStore {
+    /// Sets `attribute` of the ASN in partition `pk` to `now + lease`, if it
+    /// exists, is undelivered, and `attribute` is absent or has run out: one
+    /// conditional write, so two callers never both hold it. `Some` with the
+    /// item as written when taken, `None` when the condition failed.
+    async fn lease(
+        &self,
+        pk: String,
+        attribute: &str,
+        now: OffsetDateTime,
+        lease: Duration,
+        what: &str,
+    ) -> Result<Option<Option<Item>>, StoreError> {
+        let taken = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(pk, "ASN")))
+            .update_expression("SET #lease = :until")
+            .condition_expression(
+                "attribute_exists(pk) AND attribute_not_exists(delivered_at) \
+                 AND (attribute_not_exists(#lease) OR #lease <= :now)",
+            )
+            .expression_attribute_names("#lease", attribute)
+            .expression_attribute_values(":until", nanos(now + lease))
+            .expression_attribute_values(":now", nanos(now))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        match taken {
+            Ok(out) => Ok(Some(out.attributes)),
+            Err(e) if is_conditional_failure(&e) => Ok(None),
+            Err(e) => Err(unavailable(what, &e)),
         }
     }
 }
