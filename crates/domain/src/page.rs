@@ -49,6 +49,14 @@ impl<T> Page<T> {
     }
 }
 
+impl Page<Plan> {
+    /// A page of a council's plan listing, from up to `limit + 1` plans in
+    /// the listing's order.
+    pub fn of_plans(plans: Vec<Plan>, limit: usize) -> Self {
+        Self::from_overfetch(plans, limit, |last| PlanCursor::after(last).to_string())
+    }
+}
+
 /// A cursor that no listing of ours could have made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("the page cursor is not valid")]

@@ -124,9 +124,7 @@ impl PlanStore for MemoryStore {
             .take(limit + 1)
             .map(|(_, p)| p.plan.clone())
             .collect();
-        Ok(Page::from_overfetch(items, limit, |last| {
-            PlanCursor::after(last).to_string()
-        }))
+        Ok(Page::of_plans(items, limit))
     }
 
     async fn plan_keys_for_authority(

@@ -65,9 +65,7 @@ impl PlanStore for SqliteStore {
                 rows.map_err(failed("listing a council's plans"))
             })
             .await?;
-        Ok(Page::from_overfetch(collect_plans(rows)?, limit, |last| {
-            PlanCursor::after(last).to_string()
-        }))
+        Ok(Page::of_plans(collect_plans(rows)?, limit))
     }
 
     async fn plan_keys_for_authority(

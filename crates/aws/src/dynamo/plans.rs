@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
 use cpis_domain::ports::{Page, PlanStore, StoreError, StoredPlan};
-use cpis_domain::{NhsNumber, OdsCode, Plan, PlanCursor, PlanKey};
+use cpis_domain::{NhsNumber, OdsCode, Plan, PlanKey};
 
 use super::item::{
     build_err, get_s, listing_sk_from_cursor, plan_from_item, plan_item, plan_key_from_item, s,
@@ -49,9 +49,7 @@ impl PlanStore for DynamoStore {
             .take(limit + 1)
             .map(plan_from_item)
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Page::from_overfetch(items, limit, |last| {
-            PlanCursor::after(last).to_string()
-        }))
+        Ok(Page::of_plans(items, limit))
     }
 
     async fn plan_keys_for_authority(
