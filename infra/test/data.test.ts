@@ -136,7 +136,7 @@ describe('audit table', () => {
     expect(exempt('PutByAuditWritersOnly')).toEqual(AUDIT_WRITERS.map((name) => roleArn(s.stack.functions[name].role)));
     expect(exempt('PutByAuditWritersOnly')).not.toContainEqual(roleArn(s.stack.functions['outbox-relay'].role));
     // The claim in the comments rests on this line of the DynamoDB adapter.
-    const dynamo = readFileSync(path.join(__dirname, '..', '..', 'crates', 'aws', 'src', 'dynamo.rs'), 'utf8');
+    const dynamo = readFileSync(path.join(__dirname, '..', '..', 'crates', 'aws', 'src', 'dynamo', 'audit.rs'), 'utf8');
     const append = dynamo.slice(dynamo.indexOf('impl AuditTrail for DynamoStore'));
     expect(append.slice(0, append.indexOf('impl AuditReader'))).toContain('.condition_expression("attribute_not_exists(pk)")');
   });

@@ -122,7 +122,7 @@ export class ServiceTables extends Construct {
     // - nobody (functions, administrators, this stack) may update or delete an event;
     // - only the audit writers' roles may PutItem (restrictPutItemTo). IAM has no condition
     //   key for a ConditionExpression, so it cannot require that a put never overwrites: the
-    //   writers' code does (attribute_not_exists(pk) in crates/aws/src/dynamo.rs), and
+    //   writers' code does (attribute_not_exists(pk) in crates/aws/src/dynamo/audit.rs), and
     //   CloudTrail data events record every put;
     // - the table's policy, TTL and recovery settings change only through a deployment of this
     //   stack or the break-glass role; removing the policy or the table, break-glass only.

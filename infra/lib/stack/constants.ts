@@ -1,7 +1,7 @@
 /** Function timeouts (seconds): the queue's visibility timeout is derived from the dispatcher's. */
 export const TIMEOUTS = { api: 10, dispatcher: 30, relay: 60 } as const;
 
-/** The service-table actions of each function, from the ports it uses (crates/aws/src/dynamo.rs). */
+/** The service-table actions of each function, from the ports it uses (crates/aws/src/dynamo/, a file per port). */
 export const SERVICE_TABLE_ACTIONS: Record<string, string[]> = {
   // Uploads (BatchWriteItem puts and deletes, BatchGetItem counts), receipts
   // (PutItem, GetItem, Query), directory (GetItem, PutItem), plan listing
