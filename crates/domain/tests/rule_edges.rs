@@ -321,3 +321,24 @@ async fn a_rewind_lets_the_council_continue_from_its_target() {
         .await
         .expect("2 after the rewind");
 }
+
+/// A member name repeated anywhere outside a record is CPF01 pointing at
+/// the repeat (`parse_batch`), even inside a list that is not `records` or
+/// `withdrawals`: only a record's own repeats fail that record alone.
+#[tokio::test]
+async fn a_repeat_inside_another_list_is_cpf01_at_the_repeat() {
+    let store = MemoryStore::new();
+    let body = r#"{"sequence":1,"mode":[{"a":1,"a":2}],"records":[{"nhs_number":"9990000018","plan_type":"CPP","start_date":"2026-01-01"}]}"#;
+    match process_upload(
+        &store,
+        &la("E09000033"),
+        body.as_bytes(),
+        NOW,
+        &VisibilityPolicy::default(),
+    )
+    .await
+    {
+        Err(UploadError::Malformed { pointer, .. }) => assert_eq!(pointer, "/mode/0/a"),
+        other => panic!("{other:?}"),
+    }
+}
