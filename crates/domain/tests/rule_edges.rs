@@ -342,3 +342,25 @@ async fn a_repeat_inside_another_list_is_cpf01_at_the_repeat() {
         other => panic!("{other:?}"),
     }
 }
+
+/// A rewind took the council over after the upload's lease lapsed (its
+/// claim keeps the sequence and marks its digest): the late upload must not
+/// mark the rewind's claim done, or the rewind would not finish as asked.
+#[tokio::test]
+async fn an_upload_overtaken_by_a_rewind_leaves_its_claim_alone() {
+    let head = upload_overtaken(|claimed| LedgerHead {
+        digest: "rewind:1".to_owned(),
+        state: HeadState::Pending {
+            lease_until: NOW + UPLOAD_LEASE + time::Duration::minutes(1),
+        },
+        version: claimed.version + 1,
+        ..claimed.clone()
+    })
+    .await
+    .expect("a head");
+    assert_eq!((head.sequence, head.digest.as_str()), (4, "rewind:1"));
+    assert!(
+        matches!(head.state, HeadState::Pending { .. }),
+        "the rewind's claim is still pending: {head:?}"
+    );
+}
