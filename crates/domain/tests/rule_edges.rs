@@ -8,8 +8,8 @@ use cpis_domain::ports::{Page, PlanStore, StoreError, StoredPlan, UploadLedger, 
 use cpis_domain::sequencing::{HeadState, UPLOAD_LEASE};
 use cpis_domain::{
     process_upload, rewind_sequence, AccessSummary, Accessor, AccessorKind, HistoryAnswer,
-    LedgerHead, NhsNumber, NhsNumberError, OdsCode, Plan, PlanKey, PlanType, Rbac, RewindError,
-    UploadError, VisibilityPolicy,
+    LedgerHead, NhsNumber, NhsNumberError, OdsCode, Plan, PlanKey, PlanType, Rbac, RecordDetail,
+    RecordOutcomeCode, RewindError, UploadError, VisibilityPolicy,
 };
 use cpis_store_memory::MemoryStore;
 use serde_json::json;
@@ -363,4 +363,32 @@ async fn an_upload_overtaken_by_a_rewind_leaves_its_claim_alone() {
         matches!(head.state, HeadState::Pending { .. }),
         "the rewind's claim is still pending: {head:?}"
     );
+}
+
+/// A delete date on the start date is not before it (brief section 3: the
+/// record is withdrawn from that date): the record is accepted, and as it
+/// can never be visible nothing is stored (data minimisation).
+#[tokio::test]
+async fn a_delete_date_on_the_start_date_is_accepted_and_not_stored() {
+    let store = MemoryStore::new();
+    let body = json!({"sequence": 1, "mode": "delta", "records": [
+        {"nhs_number": "9990000018", "plan_type": "CPP", "start_date": "2026-11-20",
+         "delete_date": "2026-11-20"}]});
+    let ack = process_upload(
+        &store,
+        &la("E09000033"),
+        body.to_string().as_bytes(),
+        NOW,
+        &VisibilityPolicy::default(),
+    )
+    .await
+    .expect("accepted")
+    .acknowledgement;
+    assert_eq!(ack.records[0].outcome, RecordOutcomeCode::Success);
+    assert_eq!(ack.records[0].detail, Some(RecordDetail::ExpiredNotStored));
+    assert!(store
+        .plan_keys_for_authority(&la("E09000033"))
+        .await
+        .unwrap()
+        .is_empty());
 }
