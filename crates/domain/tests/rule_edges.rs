@@ -392,3 +392,35 @@ async fn a_delete_date_on_the_start_date_is_accepted_and_not_stored() {
         .unwrap()
         .is_empty());
 }
+
+/// A UCPP's due date on its start date is not before it: the plan is
+/// loaded and shown until 28 days after the due date (brief section 3).
+#[tokio::test]
+async fn a_due_date_on_the_start_date_is_accepted() {
+    let store = MemoryStore::new();
+    let body = json!({"sequence": 1, "mode": "delta", "records": [
+        {"nhs_number": "9990000018", "plan_type": "UCPP", "start_date": "2026-11-20",
+         "due_date": "2026-11-20"}]});
+    let ack = process_upload(
+        &store,
+        &la("E09000033"),
+        body.to_string().as_bytes(),
+        NOW,
+        &VisibilityPolicy::default(),
+    )
+    .await
+    .expect("accepted")
+    .acknowledgement;
+    assert_eq!(
+        (ack.records[0].outcome, ack.records[0].detail),
+        (RecordOutcomeCode::Success, None)
+    );
+    assert_eq!(
+        store
+            .plan_keys_for_authority(&la("E09000033"))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}
