@@ -424,3 +424,36 @@ async fn a_due_date_on_the_start_date_is_accepted() {
         1
     );
 }
+
+/// A plan that ends on its start date is not "end before start" (brief
+/// section 3: the end date is not before the start date): it is loaded and
+/// shown for the 12-month tail.
+#[tokio::test]
+async fn an_end_date_on_the_start_date_is_accepted() {
+    let store = MemoryStore::new();
+    let body = json!({"sequence": 1, "mode": "delta", "records": [
+        {"nhs_number": "9990000018", "plan_type": "CPP", "start_date": "2026-11-20",
+         "end_date": "2026-11-20"}]});
+    let ack = process_upload(
+        &store,
+        &la("E09000033"),
+        body.to_string().as_bytes(),
+        NOW,
+        &VisibilityPolicy::default(),
+    )
+    .await
+    .expect("accepted")
+    .acknowledgement;
+    assert_eq!(
+        (ack.records[0].outcome, ack.records[0].detail),
+        (RecordOutcomeCode::Success, None)
+    );
+    assert_eq!(
+        store
+            .plan_keys_for_authority(&la("E09000033"))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}
