@@ -8,8 +8,8 @@ use cpis_domain::ports::{Page, PlanStore, StoreError, StoredPlan, UploadLedger, 
 use cpis_domain::sequencing::{HeadState, UPLOAD_LEASE};
 use cpis_domain::{
     process_upload, rewind_sequence, AccessSummary, Accessor, AccessorKind, HistoryAnswer,
-    LedgerHead, NhsNumber, NhsNumberError, OdsCode, Plan, PlanKey, PlanType, Rbac, RewindError,
-    UploadError, VisibilityPolicy,
+    LedgerHead, NhsNumber, NhsNumberError, OdsCode, Plan, PlanKey, PlanType, Rbac, RecordDetail,
+    RecordOutcomeCode, RewindError, UploadError, VisibilityPolicy,
 };
 use cpis_store_memory::MemoryStore;
 use serde_json::json;
@@ -320,4 +320,140 @@ async fn a_rewind_lets_the_council_continue_from_its_target() {
     send(body(2, "9990000034"))
         .await
         .expect("2 after the rewind");
+}
+
+/// A member name repeated anywhere outside a record is CPF01 pointing at
+/// the repeat (`parse_batch`), even inside a list that is not `records` or
+/// `withdrawals`: only a record's own repeats fail that record alone.
+#[tokio::test]
+async fn a_repeat_inside_another_list_is_cpf01_at_the_repeat() {
+    let store = MemoryStore::new();
+    let body = r#"{"sequence":1,"mode":[{"a":1,"a":2}],"records":[{"nhs_number":"9990000018","plan_type":"CPP","start_date":"2026-01-01"}]}"#;
+    match process_upload(
+        &store,
+        &la("E09000033"),
+        body.as_bytes(),
+        NOW,
+        &VisibilityPolicy::default(),
+    )
+    .await
+    {
+        Err(UploadError::Malformed { pointer, .. }) => assert_eq!(pointer, "/mode/0/a"),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// A rewind took the council over after the upload's lease lapsed (its
+/// claim keeps the sequence and marks its digest): the late upload must not
+/// mark the rewind's claim done, or the rewind would not finish as asked.
+#[tokio::test]
+async fn an_upload_overtaken_by_a_rewind_leaves_its_claim_alone() {
+    let head = upload_overtaken(|claimed| LedgerHead {
+        digest: "rewind:1".to_owned(),
+        state: HeadState::Pending {
+            lease_until: NOW + UPLOAD_LEASE + time::Duration::minutes(1),
+        },
+        version: claimed.version + 1,
+        ..claimed.clone()
+    })
+    .await
+    .expect("a head");
+    assert_eq!((head.sequence, head.digest.as_str()), (4, "rewind:1"));
+    assert!(
+        matches!(head.state, HeadState::Pending { .. }),
+        "the rewind's claim is still pending: {head:?}"
+    );
+}
+
+/// A delete date on the start date is not before it (brief section 3: the
+/// record is withdrawn from that date): the record is accepted, and as it
+/// can never be visible nothing is stored (data minimisation).
+#[tokio::test]
+async fn a_delete_date_on_the_start_date_is_accepted_and_not_stored() {
+    let store = MemoryStore::new();
+    let body = json!({"sequence": 1, "mode": "delta", "records": [
+        {"nhs_number": "9990000018", "plan_type": "CPP", "start_date": "2026-11-20",
+         "delete_date": "2026-11-20"}]});
+    let ack = process_upload(
+        &store,
+        &la("E09000033"),
+        body.to_string().as_bytes(),
+        NOW,
+        &VisibilityPolicy::default(),
+    )
+    .await
+    .expect("accepted")
+    .acknowledgement;
+    assert_eq!(ack.records[0].outcome, RecordOutcomeCode::Success);
+    assert_eq!(ack.records[0].detail, Some(RecordDetail::ExpiredNotStored));
+    assert!(store
+        .plan_keys_for_authority(&la("E09000033"))
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+/// A UCPP's due date on its start date is not before it: the plan is
+/// loaded and shown until 28 days after the due date (brief section 3).
+#[tokio::test]
+async fn a_due_date_on_the_start_date_is_accepted() {
+    let store = MemoryStore::new();
+    let body = json!({"sequence": 1, "mode": "delta", "records": [
+        {"nhs_number": "9990000018", "plan_type": "UCPP", "start_date": "2026-11-20",
+         "due_date": "2026-11-20"}]});
+    let ack = process_upload(
+        &store,
+        &la("E09000033"),
+        body.to_string().as_bytes(),
+        NOW,
+        &VisibilityPolicy::default(),
+    )
+    .await
+    .expect("accepted")
+    .acknowledgement;
+    assert_eq!(
+        (ack.records[0].outcome, ack.records[0].detail),
+        (RecordOutcomeCode::Success, None)
+    );
+    assert_eq!(
+        store
+            .plan_keys_for_authority(&la("E09000033"))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+/// A plan that ends on its start date is not "end before start" (brief
+/// section 3: the end date is not before the start date): it is loaded and
+/// shown for the 12-month tail.
+#[tokio::test]
+async fn an_end_date_on_the_start_date_is_accepted() {
+    let store = MemoryStore::new();
+    let body = json!({"sequence": 1, "mode": "delta", "records": [
+        {"nhs_number": "9990000018", "plan_type": "CPP", "start_date": "2026-11-20",
+         "end_date": "2026-11-20"}]});
+    let ack = process_upload(
+        &store,
+        &la("E09000033"),
+        body.to_string().as_bytes(),
+        NOW,
+        &VisibilityPolicy::default(),
+    )
+    .await
+    .expect("accepted")
+    .acknowledgement;
+    assert_eq!(
+        (ack.records[0].outcome, ack.records[0].detail),
+        (RecordOutcomeCode::Success, None)
+    );
+    assert_eq!(
+        store
+            .plan_keys_for_authority(&la("E09000033"))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
 }
