@@ -149,38 +149,38 @@ pub fn render_acknowledgement(
 
 /// Renders the CPF01 acknowledgement of a file refused whole (nothing
 /// loaded): the file id when it was read (otherwise `-1`),
-/// `transmissionQuantity` `-1`, and the reason and XPath in the file code's
-/// `originalText`. The receiver is the council as the file names it when
-/// that was read, otherwise `council` (the directory entry of the council
-/// the MESH mailbox is mapped to).
+/// `transmissionQuantity` `-1`, zero counts. The file code cannot carry text
+/// (the schema's `code` there is empty), so the reason and the XPath of the
+/// fault go in one `acknowledgementRecordDetail` coded CPF01 (in the
+/// CP-ISUploadFileResponse code system). The receiver is the council as the
+/// file names it when that was read, otherwise `council` (the directory
+/// entry of the council the MESH mailbox is mapped to).
 pub fn render_file_rejection(
     error: &FileError,
     council: &AuthorityContact,
     created_at: OffsetDateTime,
 ) -> Result<String, RenderError> {
-    let reason = format!(
-        "{}: {} at {}",
-        error.problem.code(),
-        error.problem.describe(),
-        error.location
-    );
+    let reason = format!("{}: {}", error.problem.code(), error.problem.describe());
     render_rejection(
         error.file_id.as_deref(),
         error.sender.as_deref(),
         council,
         &reason,
+        &error.location,
         created_at,
     )
 }
 
 /// Renders a CPF01 acknowledgement for any whole-file refusal (for example
-/// a file id already used for a different file). `reason` goes into the
-/// file code's `originalText` and must carry no personal data.
+/// a file id already used for a different file): as
+/// [`render_file_rejection`], with the caller's `reason` and `location`,
+/// which must carry no personal data.
 pub fn render_rejection(
     file_id: Option<&str>,
     sender: Option<&Organisation>,
     council: &AuthorityContact,
     reason: &str,
+    location: &str,
     created_at: OffsetDateTime,
 ) -> Result<String, RenderError> {
     let directory;
@@ -198,11 +198,24 @@ pub fn render_rejection(
     let (code, display) = file_code(FileOutcome::Malformed);
     x.open("acknowledgementFile", &[])
         .open("acknowledgementFileDetail", &[])
-        .open("code", &[("code", code), ("displayName", display)])
+        .empty("code", &[("code", code), ("displayName", display)])
+        .close("acknowledgementFileDetail")
+        .close("acknowledgementFile")
+        .open("acknowledgementRecord", &[])
+        .open("acknowledgementRecordDetail", &[])
+        .open(
+            "code",
+            &[
+                ("code", code),
+                ("codeSystem", oid::UPLOAD_FILE_RESPONSE),
+                ("displayName", display),
+            ],
+        )
         .text("originalText", reason)
         .close("code")
-        .close("acknowledgementFileDetail")
-        .close("acknowledgementFile");
+        .text("location", if location.is_empty() { "/" } else { location })
+        .close("acknowledgementRecordDetail")
+        .close("acknowledgementRecord");
     receiver(&mut x, receiver_org);
     count(&mut x, "failedReturnedCP-ISRecords", 0);
     count(&mut x, "successfulReturnedCP-ISRecords", 0);

@@ -78,8 +78,10 @@
 //!   "Unsucessful Record Upload". Only failures are listed in
 //!   `acknowledgementRecord`; every record is echoed in `message`, except one
 //!   whose XML is too broken to echo validly.
-//! - A CPF01 acknowledgement carries `transmissionQuantity` -1, zero counts,
-//!   and the reason and XPath in `acknowledgementFileDetail/code/originalText`.
+//! - A CPF01 acknowledgement carries `transmissionQuantity` -1 and zero
+//!   counts; since the file code cannot carry text, the reason and the XPath
+//!   of the fault go in one `acknowledgementRecordDetail` coded CPF01 (code
+//!   system CP-ISUploadFileResponse), `originalText` and `location`.
 //! - Only UTF-8 files are read (an `encoding` declaration of anything else is
 //!   CPF01).
 //! - An ASN carries one access (`TotalReturnedRecords` 1); a person author
@@ -113,6 +115,8 @@ pub mod oid {
     pub const ODS_SITE: &str = "2.16.840.1.113883.2.1.3.2.4.19.2";
     /// `npfitlc:contentId/@root` (template ids).
     pub const TEMPLATE: &str = "2.16.840.1.113883.2.1.3.2.4.18.16";
+    /// CP-ISUploadFileResponse.
+    pub const UPLOAD_FILE_RESPONSE: &str = "2.16.840.1.113883.2.1.3.2.4.17.474";
     /// CP-ISUploadRecordResponse.
     pub const UPLOAD_RECORD_RESPONSE: &str = "2.16.840.1.113883.2.1.3.2.4.17.473";
     /// SDS JobRoleName.
