@@ -260,7 +260,7 @@ impl<'a> Stream<'a> {
                 node.text.push_str(content);
                 if node.text.len() > MAX_TEXT {
                     return Err(XmlError::TooLarge {
-                        path: format!("{path}/{}", node.name),
+                        path: format!("{path}/{}", shown(&node.name)),
                     });
                 }
                 Ok(())
@@ -294,5 +294,27 @@ impl<'a> Stream<'a> {
 }
 
 fn local(start: &BytesStart<'_>) -> String {
-    start.local_name().as_ref().to_owned()
+    shown(start.local_name().as_ref()).to_owned()
+}
+
+/// An element name as a location shows it: a name that is not plain ASCII
+/// or holds a long run of digits (which could be an NHS number, put there by
+/// whoever wrote the file) is shown as `*`. The schema's names have runs of
+/// six digits at most.
+pub(crate) fn shown(name: &str) -> &str {
+    let plain = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+    let longest_digits = name
+        .split(|c: char| !c.is_ascii_digit())
+        .map(str::len)
+        .max()
+        .unwrap_or(0);
+    if plain && longest_digits < 8 {
+        name
+    } else {
+        "*"
+    }
 }

@@ -6,7 +6,7 @@ use std::fmt;
 use cpis_domain::{OdsCode, UploadMode};
 use serde_json::{Map, Value};
 
-use crate::tree::{Node, Ns, Stream, XmlError};
+use crate::tree::{shown, Node, Ns, Stream, XmlError};
 use crate::{oid, ts};
 
 /// Largest upload file read (bytes). The largest council's file (8,000
@@ -410,7 +410,7 @@ pub(crate) fn read(bytes: &[u8], echo: bool) -> Result<(UploadFile, Vec<RecordEc
             _ => {
                 return Err(fail(
                     FileProblem::UnexpectedElement,
-                    &format!("/File/{}", child.name),
+                    &format!("/File/{}", shown(&child.name)),
                     &envelope,
                 ))
             }
@@ -531,7 +531,7 @@ fn no_children(node: &Node, at: &str) -> Result<(), EnvelopeFault> {
     if let Some(child) = node.children.first() {
         return Err((
             FileProblem::UnexpectedElement,
-            format!("{at}/{}", child.name),
+            format!("{at}/{}", shown(&child.name)),
         ));
     }
     if node.has_text() {
@@ -594,7 +594,7 @@ fn read_sender(node: &Node, at: &str) -> Result<Organisation, EnvelopeFault> {
         if child.ns != Ns::Hl7 || child.name != "organisation" {
             return Err((
                 FileProblem::UnexpectedElement,
-                format!("{at}/{}", child.name),
+                format!("{at}/{}", shown(&child.name)),
             ));
         }
         if organisation.is_some() {
@@ -635,7 +635,10 @@ fn read_sender(node: &Node, at: &str) -> Result<Organisation, EnvelopeFault> {
                     return Err((FileProblem::RepeatedElement, format!("{at}/name[2]")));
                 }
                 if let Some(c) = child.children.first() {
-                    return Err((FileProblem::UnexpectedElement, format!("{here}/{}", c.name)));
+                    return Err((
+                        FileProblem::UnexpectedElement,
+                        format!("{here}/{}", shown(&c.name)),
+                    ));
                 }
                 let text = child.text.trim();
                 if text.is_empty() || text.chars().any(char::is_control) {
@@ -670,7 +673,7 @@ fn read_sender(node: &Node, at: &str) -> Result<Organisation, EnvelopeFault> {
             _ => {
                 return Err((
                     FileProblem::UnexpectedElement,
-                    format!("{at}/{}", child.name),
+                    format!("{at}/{}", shown(&child.name)),
                 ))
             }
         }
@@ -724,7 +727,10 @@ impl Faults {
 
     fn leaf(&mut self, node: &Node, at: &str) {
         if let Some(c) = node.children.first() {
-            self.add(RecordProblem::UnexpectedElement, format!("{at}/{}", c.name));
+            self.add(
+                RecordProblem::UnexpectedElement,
+                format!("{at}/{}", shown(&c.name)),
+            );
         }
         self.no_text(node, at);
     }
@@ -754,7 +760,7 @@ fn only(node: &Node, allowed: &[&str], at: &str, faults: &mut Faults) {
         if !(known || contentid && allowed.contains(&"npfitlc:contentId")) {
             faults.add(
                 RecordProblem::UnexpectedElement,
-                format!("{at}/{}", child.name),
+                format!("{at}/{}", shown(&child.name)),
             );
         }
     }
@@ -959,11 +965,11 @@ fn read_plan(info: &Node, at: &str, faults: &mut Faults) -> Option<(PlanKind, St
             (Ns::Hl7, Some(kind)) if template.is_none() => template = Some((kind, child)),
             (Ns::Hl7, Some(_)) => faults.add(
                 RecordProblem::RepeatedElement,
-                format!("{at}/{}", child.name),
+                format!("{at}/{}", shown(&child.name)),
             ),
             _ => faults.add(
                 RecordProblem::UnexpectedElement,
-                format!("{at}/{}", child.name),
+                format!("{at}/{}", shown(&child.name)),
             ),
         }
     }
@@ -1037,7 +1043,7 @@ fn read_subject(subject: &Node, at: &str, echo: bool, faults: &mut Faults) -> Op
             _ => {
                 faults.add(
                     RecordProblem::UnexpectedElement,
-                    format!("{at}/{}", child.name),
+                    format!("{at}/{}", shown(&child.name)),
                 );
                 continue;
             }
@@ -1045,7 +1051,7 @@ fn read_subject(subject: &Node, at: &str, echo: bool, faults: &mut Faults) -> Op
         if template.is_some() {
             faults.add(
                 RecordProblem::RepeatedElement,
-                format!("{at}/{}", child.name),
+                format!("{at}/{}", shown(&child.name)),
             );
         } else {
             template = Some((unborn, child));
@@ -1168,7 +1174,7 @@ fn read_subject(subject: &Node, at: &str, echo: bool, faults: &mut Faults) -> Op
                     if let Some(c) = p.children.first() {
                         faults.add(
                             RecordProblem::UnexpectedElement,
-                            format!("{name_at}/{part_at}/{}", c.name),
+                            format!("{name_at}/{part_at}/{}", shown(&c.name)),
                         );
                     }
                     if p.text.trim().is_empty() {

@@ -588,3 +588,53 @@ async fn fixed_value_attributes_comments_and_prefixes_are_ignored() {
         plain.batch_json(UploadMode::Delta)
     );
 }
+
+#[test]
+fn a_location_never_shows_an_element_name_that_could_hold_an_nhs_number() {
+    refused_at(
+        &edited(
+            r#"<id extension="000457"/>"#,
+            r#"<id extension="000457"/><n9990000018/>"#,
+        ),
+        FileProblem::UnexpectedElement,
+        "/File/*",
+    );
+    refused_at(
+        &edited(
+            r#"<id extension="000457"/>"#,
+            r#"<id extension="000457"/><Ünïcode/>"#,
+        ),
+        FileProblem::UnexpectedElement,
+        "/File/*",
+    );
+}
+
+// Mutations of the example never panic, and a refusal never names an NHS
+// number, whatever bytes the file holds.
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+    #[test]
+    fn mutated_files_never_panic_nor_leak_into_errors(
+        edits in proptest::collection::vec((0usize..4000, proptest::num::u8::ANY, 0u8..3), 1..8)
+    ) {
+        let mut file = EXAMPLE.as_bytes().to_vec();
+        for (at, byte, op) in edits {
+            let at = at % (file.len() + 1);
+            match op {
+                0 if at < file.len() => file[at] = byte,
+                1 => file.insert(at, byte),
+                _ if at < file.len() => { file.remove(at); }
+                _ => {}
+            }
+        }
+        match parse_upload(&file) {
+            Ok(parsed) => {
+                let _ = parsed.batch_json(UploadMode::Full);
+            }
+            Err(error) => {
+                let shown = format!("{error} {error:?}");
+                proptest::prop_assert!(cpis_domain::find_nhs_numbers(&shown).is_empty(), "{}", shown);
+            }
+        }
+    }
+}
