@@ -638,3 +638,87 @@ proptest::proptest! {
         }
     }
 }
+
+async fn full(store: &MemoryStore, file: &str) -> cpis_domain::UploadResult {
+    let parsed = parse_upload(file.as_bytes()).unwrap();
+    cpis_domain::process_upload(
+        store,
+        &council(),
+        &parsed.batch_json(UploadMode::Full),
+        NOW,
+        &cpis_domain::VisibilityPolicy::default(),
+    )
+    .await
+    .unwrap()
+}
+
+async fn children_with_plans(store: &MemoryStore) -> Vec<String> {
+    use cpis_domain::ports::PlanStore;
+    let mut keys: Vec<String> = store
+        .plan_keys_for_authority(&council())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|k| format!("{}/{}", k.nhs_number.expose(), k.plan_type))
+        .collect();
+    keys.sort();
+    keys
+}
+
+#[tokio::test]
+async fn a_full_snapshot_keeps_the_plans_of_a_child_whose_record_is_broken() {
+    let store = MemoryStore::new();
+    let loaded = full(&store, EXAMPLE).await;
+    assert_eq!(loaded.acknowledgement.loaded, 2);
+    assert_eq!(
+        children_with_plans(&store).await,
+        ["9990000018/CPP", "9990000026/LAC"]
+    );
+    // The next nightly snapshot: child 1's record lost its name (a CPR07 of
+    // shape), child 2 is gone from the council's extract.
+    let broken = cpp_record("9990000018", "202501150000", "CASE-0001").replace(
+        "<name><given>Synthetic</given><family>Testchild</family></name>",
+        "",
+    );
+    let next = upload(
+        "000458",
+        2,
+        &[
+            broken,
+            cpp_record("9990000034", "202502010000", "CASE-0003"),
+        ],
+    );
+    let result = full(&store, &next).await;
+    let ack = &result.acknowledgement;
+    assert_eq!((ack.loaded, ack.rejected, ack.withdrawn), (1, 1, 1));
+    // Child 1's plan stays (its record failed); child 2's is withdrawn.
+    assert_eq!(
+        children_with_plans(&store).await,
+        ["9990000018/CPP", "9990000034/CPP"]
+    );
+}
+
+#[tokio::test]
+async fn a_different_file_with_a_used_id_is_refused_by_the_ledger() {
+    let store = MemoryStore::new();
+    through_domain(&store, EXAMPLE.as_bytes()).await;
+    let other = edited(r#"value="202406010000""#, r#"value="202406020000""#);
+    let parsed = parse_upload(other.as_bytes()).unwrap();
+    let refused = cpis_domain::process_upload(
+        &store,
+        &council(),
+        &parsed.batch_json(UploadMode::Delta),
+        NOW,
+        &cpis_domain::VisibilityPolicy::default(),
+    )
+    .await;
+    assert!(matches!(
+        refused,
+        Err(cpis_domain::UploadError::SequenceReused { sequence: 457 })
+    ));
+    // A file differing only in what is dropped (a name, the creation time) is
+    // the same batch: a replay.
+    let renamed = edited("<family>Childone</family>", "<family>Childuno</family>")
+        .replace("20250301020000+0000", "20250302020000+0000");
+    assert!(through_domain(&store, renamed.as_bytes()).await.replayed);
+}
