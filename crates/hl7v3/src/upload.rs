@@ -654,11 +654,12 @@ fn read_sender(node: &Node, at: &str) -> Result<Organisation, EnvelopeFault> {
                 no_children(child, &here)?;
                 let use_code = required_attr(child, "use", &here)?;
                 let value = required_attr(child, "value", &here)?;
-                let valid_use = !use_code.is_empty()
-                    && use_code.len() <= 20
-                    && use_code
-                        .split(' ')
-                        .all(|u| !u.is_empty() && u.bytes().all(|b| b.is_ascii_alphabetic()));
+                // The schema's TelecommunicationAddressUse codes (a list):
+                // anything else would make the acknowledgement's echo invalid.
+                const USES: [&str; 8] = ["H", "HP", "HV", "WP", "AS", "EC", "PG", "MC"];
+                let valid_use = use_code.len() <= 40
+                    && use_code.split_whitespace().next().is_some()
+                    && use_code.split_whitespace().all(|u| USES.contains(&u));
                 if !valid_use {
                     return Err((FileProblem::InvalidValue, format!("{here}/@use")));
                 }

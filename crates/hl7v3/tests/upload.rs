@@ -209,6 +209,24 @@ fn a_repeated_envelope_element_is_refused() {
 }
 
 #[test]
+fn a_telecom_use_outside_the_schemas_codes_is_refused() {
+    refused_at(
+        &edited(r#"use="WP""#, r#"use="XX""#),
+        FileProblem::InvalidValue,
+        "/File/communicationFunctionSnd/organisation/telecom[1]/@use",
+    );
+    refused_at(
+        &edited(
+            r#"value="tel:+441632960001""#,
+            r#"value="tel:01632 960001""#,
+        ),
+        FileProblem::InvalidValue,
+        "/File/communicationFunctionSnd/organisation/telecom[1]/@value",
+    );
+    assert!(parse_upload(edited(r#"use="WP""#, r#"use="WP H""#).as_bytes()).is_ok());
+}
+
+#[test]
 fn a_transmission_quantity_that_disagrees_is_refused() {
     for quantity in ["2", "4", "0"] {
         let error = refused_at(
