@@ -74,13 +74,13 @@ describe('enumeration watch (hazard H6)', () => {
     expect(fn.Properties.LoggingConfig.ApplicationLogLevel).toBe('TRACE');
   });
 
-  test('and RUST_LOG at any level keeps the module that writes the record at INFO (crates/aws/src/telemetry.rs)', () => {
+  test('and RUST_LOG at any level keeps the module that writes the record at INFO (crates/telemetry/src/lib.rs)', () => {
     // The record is written in crates/http/src/care.rs with tracing's default target, the module path.
     const crateName = /name\s*=\s*"([^"]+)"/.exec(repo('crates', 'http', 'Cargo.toml'))![1].replace(/-/g, '_');
     expect(`${crateName}::care`).toBe('cpis_http::care');
     // (The test above pins the exact line, which names no other target.)
     expect(repo('crates', 'http', 'src', 'care.rs')).toContain('tracing::info!(caller, organisation, "care-setting check")');
-    const telemetry = repo('crates', 'aws', 'src', 'telemetry.rs');
+    const telemetry = repo('crates', 'telemetry', 'src', 'lib.rs');
     expect(telemetry).toContain(`pub const ENUMERATION_WATCH_TARGET: &str = "${crateName}::care";`);
     expect(telemetry).toContain('fn the_enumeration_watch_record_is_written_at_every_log_level()');
     expect(telemetry).toMatch(/for level in \["TRACE", "DEBUG", "INFO", "WARN", "ERROR"\]/);

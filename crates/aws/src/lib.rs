@@ -13,7 +13,6 @@ mod errors;
 pub mod moto;
 mod sns;
 mod sqs;
-pub mod telemetry;
 
 pub use config::{load_sdk_config, ConfigError, Settings};
 pub use dynamo::{DynamoStore, PLAN_SHARDS};

@@ -5,7 +5,7 @@ use cpis_aws::{DynamoStore, SqsQueue};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    cpis_aws::telemetry::init();
+    cpis_telemetry::init(cpis_telemetry::Style::Lambda);
     let (settings, sdk, pseudonymiser) = http_common::init().await?;
     let store = DynamoStore::from_config(&sdk, &settings);
     // ASNs are written to the outbox with the access; the queue only speeds

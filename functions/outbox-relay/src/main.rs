@@ -9,7 +9,7 @@ use outbox_relay::Task;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    cpis_aws::telemetry::init();
+    cpis_telemetry::init(cpis_telemetry::Style::Lambda);
     let settings = Settings::from_env()?;
     let sdk = load_sdk_config().await;
     let store = DynamoStore::from_config(&sdk, &settings);

@@ -6,7 +6,7 @@ use http_common::NoQueue;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    cpis_aws::telemetry::init();
+    cpis_telemetry::init(cpis_telemetry::Style::Lambda);
     let (settings, sdk, pseudonymiser) = http_common::init().await?;
     // Directory updates keep the council's SNS subscriptions in step.
     let store = DynamoStore::from_config(&sdk, &settings)
