@@ -1,19 +1,25 @@
-//! Composition root: configuration and clients once at init, then the runtime.
+//! Composition root: typed settings and the clients once at init (a missing
+//! or malformed variable stops the cold start with one JSON error line naming
+//! it), then the runtime.
 //! EventBridge invokes it every minute (the outbox sweep, then the feed
 //! freshness metric) and once a day with `{"task": "purge"}`.
 
-use cpis_aws::{load_sdk_config, DynamoStore, Settings, SqsQueue};
 use cpis_domain::{Clock, SystemClock};
+use cpis_lambda::settings::FromEnv;
+use cpis_lambda::{Clients, RelaySettings, StartError};
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use outbox_relay::Task;
 
 #[tokio::main]
-async fn main() -> Result<(), Error> {
-    cpis_telemetry::init(cpis_telemetry::Style::Lambda);
-    let settings = Settings::from_env()?;
-    let sdk = load_sdk_config().await;
-    let store = DynamoStore::from_config(&sdk, &settings);
-    let queue = SqsQueue::from_config(&sdk, &settings)?;
+async fn main() -> std::process::ExitCode {
+    cpis_lambda::start(run).await
+}
+
+async fn run() -> Result<(), StartError> {
+    let settings = RelaySettings::from_env()?;
+    let clients = Clients::load().await;
+    let store = clients.store(&settings.tables);
+    let queue = clients.queue(&settings.asn_queue_url);
     let stale_after = settings.feed_stale_after;
     let (store, queue) = (&store, &queue);
     lambda_runtime::run(service_fn(
@@ -45,5 +51,6 @@ async fn main() -> Result<(), Error> {
             }
         },
     ))
-    .await
+    .await?;
+    Ok(())
 }

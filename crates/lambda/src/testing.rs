@@ -1,6 +1,7 @@
-//! API Gateway HTTP API (payload v2) event fixtures as requests, through the
-//! same conversion `lambda_http::run` applies to a real invocation. Tests only:
-//! these helpers panic on a malformed fixture.
+//! Test support (feature `test-support`): API Gateway HTTP API (payload v2)
+//! event fixtures as requests, through the same conversion `lambda_http::run`
+//! applies to a real invocation; and the start-up check of a function's
+//! binary. Tests only: these helpers panic on a malformed fixture.
 
 use std::sync::Arc;
 
@@ -75,4 +76,43 @@ pub async fn invoke(router: &Router, event_json: &str) -> Answer {
 /// A fixed pseudonymisation key for tests.
 pub fn pseudonymiser() -> Pseudonymiser {
     Pseudonymiser::new(&[7u8; 32]).unwrap_or_else(|_| panic!("a 32-byte key is strong enough"))
+}
+
+/// Runs a function's binary (`env!("CARGO_BIN_EXE_<name>")`) with exactly
+/// `vars` as its environment, expects it to refuse to start, and answers the
+/// one line it wrote: JSON, at error level, with the start-up event, naming
+/// the variable at fault. Nothing on stderr (no Debug-formatted error), and
+/// no value of `vars` anywhere in the output (values may be keys).
+pub fn startup_failure(binary: &str, vars: &[(&str, &str)]) -> serde_json::Value {
+    let output = std::process::Command::new(binary)
+        .env_clear()
+        .envs(vars.iter().copied())
+        .output()
+        .unwrap_or_else(|e| panic!("running {binary}: {e}"));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{binary} started: {stdout}");
+    assert_eq!(stderr, "", "nothing but the JSON line, and on stdout");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 1, "exactly one line: {stdout}");
+    for (name, value) in vars {
+        assert!(
+            value.len() < 4 || !stdout.contains(value),
+            "the value of {name} is in the output: {stdout}"
+        );
+    }
+    let line: serde_json::Value = serde_json::from_str(lines[0])
+        .unwrap_or_else(|e| panic!("not a JSON line ({e}): {stdout}"));
+    assert_eq!(line["level"], "ERROR", "{line}");
+    assert_eq!(
+        line["fields"]["event"],
+        cpis_telemetry::event::STARTUP_CONFIG_INVALID,
+        "{line}"
+    );
+    line
+}
+
+/// The variable a refused start named.
+pub fn variable_named(line: &serde_json::Value) -> &str {
+    line["fields"]["variable"].as_str().unwrap_or_default()
 }
