@@ -301,21 +301,7 @@ mod tests {
         Env::from_lookup(move |name: &str| map.get(name).cloned())
     }
 
-    const TABLES: [(&str, &str); 2] = [
-        ("CPIS_TABLE_NAME", "service"),
-        ("CPIS_AUDIT_TABLE_NAME", "audit"),
-    ];
-
-    fn with(extra: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'static str)> {
-        let mut vars = TABLES.to_vec();
-        vars.extend_from_slice(extra);
-        vars
-    }
-
-    const SECRET: (&str, &str) = (
-        "CPIS_PSEUDONYM_SECRET_ARN",
-        "arn:aws:secretsmanager:eu-west-2:1:secret:k",
-    );
+    use crate::testing::{with_tables as with, SECRET_ARN as SECRET, TABLES};
 
     #[test]
     fn tables_are_required_and_named_when_missing() {

@@ -78,6 +78,62 @@ pub fn pseudonymiser() -> Pseudonymiser {
     Pseudonymiser::new(&[7u8; 32]).unwrap_or_else(|_| panic!("a 32-byte key is strong enough"))
 }
 
+/// The two tables every function needs: the base of most start-up cases.
+pub const TABLES: [(&str, &str); 2] = [
+    ("CPIS_TABLE_NAME", "service"),
+    ("CPIS_AUDIT_TABLE_NAME", "audit"),
+];
+
+/// A pseudonymisation key in Secrets Manager (never read: start-up cases
+/// fail before any AWS call).
+pub const SECRET_ARN: (&str, &str) = (
+    "CPIS_PSEUDONYM_SECRET_ARN",
+    "arn:aws:secretsmanager:eu-west-2:1:secret:k",
+);
+
+/// [`TABLES`] and `extra`.
+pub fn with_tables(extra: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'static str)> {
+    let mut vars = TABLES.to_vec();
+    vars.extend_from_slice(extra);
+    vars
+}
+
+/// A start-up case: the whole environment, and the variable its refusal names.
+pub type StartupCase = (Vec<(&'static str, &'static str)>, &'static str);
+
+/// The cases every HTTP function refuses, `own` being what its kind needs
+/// beyond the API settings: an empty environment, no pseudonymisation key,
+/// a key that is not hex (whose value must not reach the log: it would be
+/// the key), and a malformed number.
+pub fn api_startup_cases(own: &[(&'static str, &'static str)]) -> Vec<StartupCase> {
+    let vars = |more: &[(&'static str, &'static str)]| {
+        let mut vars = with_tables(own);
+        vars.extend_from_slice(more);
+        vars
+    };
+    let not_hex = (
+        "CPIS_PSEUDONYM_KEY",
+        "zz-not-a-key-but-it-could-have-been-one-zz",
+    );
+    let bad_days = ("CPIS_VISIBILITY_TAIL_DAYS", "a year");
+    vec![
+        (vec![], "CPIS_TABLE_NAME"),
+        (vars(&[]), "CPIS_PSEUDONYM_SECRET_ARN"),
+        (vars(&[not_hex]), "CPIS_PSEUDONYM_KEY"),
+        (vars(&[SECRET_ARN, bad_days]), "CPIS_VISIBILITY_TAIL_DAYS"),
+    ]
+}
+
+/// Runs every case on `binary`: each start is refused with one JSON error
+/// line naming the case's variable ([`startup_failure`]).
+pub fn assert_startup_refusals(binary: &str, cases: &[StartupCase]) {
+    for (vars, variable) in cases {
+        let line = startup_failure(binary, vars);
+        let names: Vec<&str> = vars.iter().map(|(name, _)| *name).collect();
+        assert_eq!(variable_named(&line), *variable, "with {names:?}: {line}");
+    }
+}
+
 /// Runs a function's binary (`env!("CARGO_BIN_EXE_<name>")`) with exactly
 /// `vars` as its environment, expects it to refuse to start, and answers the
 /// one line it wrote: JSON, at error level, with the start-up event, naming

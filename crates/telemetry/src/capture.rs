@@ -7,12 +7,15 @@
 //! every error body and response header the tests received. Files are
 //! `in-process-<pid>-<kind>.txt`, named so the scan can tell logs from error
 //! bodies. These helpers panic on I/O errors.
+//!
+//! And [`Lines`], an in-memory sink for tests that read what a subscriber wrote.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, Once};
+use std::sync::{Arc, Mutex, Once};
 
+use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::Style;
@@ -50,6 +53,40 @@ pub fn tracing() {
         // `try_init`: the `log` crate's records are captured too.
         let _ = crate::subscriber(Style::Lambda, filter, file).try_init();
     });
+}
+
+/// An in-memory sink: hand a clone to [`crate::subscriber`], read [`Lines::text`].
+#[derive(Debug, Clone, Default)]
+pub struct Lines(Arc<Mutex<Vec<u8>>>);
+
+impl Lines {
+    /// Everything written so far.
+    pub fn text(&self) -> String {
+        let bytes = self.0.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+}
+
+impl Write for Lines {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> MakeWriter<'a> for Lines {
+    type Writer = Lines;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
 }
 
 /// Appends one error body the service answered.

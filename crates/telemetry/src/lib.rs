@@ -149,27 +149,12 @@ pub fn init(style: Style) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::{Arc, Mutex};
-
-    #[derive(Clone, Default)]
-    struct Buffer(Arc<Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Buffer {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
+    use crate::capture::Lines;
 
     fn written(style: Style, filter: EnvFilter, emit: impl FnOnce()) -> String {
-        let buffer = Buffer::default();
-        let writer = buffer.clone();
-        tracing::subscriber::with_default(subscriber(style, filter, move || writer.clone()), emit);
-        let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
-        text
+        let lines = Lines::default();
+        tracing::subscriber::with_default(subscriber(style, filter, lines.clone()), emit);
+        lines.text()
     }
 
     fn logged_with(requested: Option<&str>) -> String {

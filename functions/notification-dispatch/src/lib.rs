@@ -260,34 +260,20 @@ mod tests {
         }
     }
 
-    #[derive(Clone, Default)]
-    struct Lines(Arc<Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Lines {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
     #[tokio::test]
     async fn each_message_is_handled_in_a_span_naming_its_message_id() {
-        let lines = Lines::default();
-        let writer = lines.clone();
+        let lines = cpis_telemetry::capture::Lines::default();
         let subscriber = cpis_telemetry::subscriber(
             cpis_telemetry::Style::Lambda,
             cpis_telemetry::filter(Some("info")),
-            move || writer.clone(),
+            lines.clone(),
         );
         let _default = tracing::subscriber::set_default(subscriber);
         let store = seeded().await;
         let batch = event(NORMAL);
         let response = handle_batch(&store, &Down, "https://v", &batch, NOW).await;
         assert_eq!(failures(&response).len(), 3, "each delivery failed");
-        let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+        let text = lines.text();
         let logged: Vec<serde_json::Value> = text
             .lines()
             .map(|line| serde_json::from_str(line).unwrap())
