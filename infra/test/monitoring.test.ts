@@ -10,6 +10,10 @@ beforeAll(() => {
 
 const repo = (...parts: string[]) => readFileSync(path.join(__dirname, '..', '..', ...parts), 'utf8');
 
+/** The check line's stable event name, read as data from crates/telemetry/src/event.rs. */
+const careSettingCheckEvent = () =>
+  /pub const CARE_SETTING_CHECK: &str = "([a-z_]+)";/.exec(repo('crates', 'telemetry', 'src', 'event.rs'))![1];
+
 describe('enumeration watch (hazard H6)', () => {
   const rule = () => {
     const rules = Object.values(s.template.findResources('AWS::CloudWatch::InsightRule'));
@@ -25,14 +29,14 @@ describe('enumeration watch (hazard H6)', () => {
     for (const other of ['plan-upload', 'history-query', 'notification-dispatch', 'outbox-relay']) {
       expect(refersTo(RuleBody, logicalId(s.stack, s.stack.functions[other].logGroup))).toBe(false);
     }
-    for (const part of ['$.fields.organisation', '$.fields.caller', '$.fields.message', 'care-setting check', 'Count']) {
+    for (const part of ['$.fields.organisation', '$.fields.caller', '$.fields.event', careSettingCheckEvent(), 'Count']) {
       expect(body).toContain(part);
     }
   });
 
-  test('the rule matches the line the check handler writes', () => {
+  test('the rule matches the line the check use case writes, by its stable event name', () => {
     const usecase = repo('crates', 'http', 'src', 'usecase.rs');
-    expect(usecase).toContain('tracing::info!(target: CHECK_LOG_TARGET, caller, organisation, "care-setting check")');
+    expect(usecase).toMatch(/tracing::info!\(\s*target: CHECK_LOG_TARGET,\s*event = event::CARE_SETTING_CHECK,\s*caller,\s*organisation,/);
   });
 
   test('the alarm fires on the busiest caller above the CheckVolumeThreshold parameter, to the ops topic', () => {
@@ -74,14 +78,12 @@ describe('enumeration watch (hazard H6)', () => {
     expect(fn.Properties.LoggingConfig.ApplicationLogLevel).toBe('TRACE');
   });
 
-  test('and RUST_LOG at any level keeps the module that writes the record at INFO (crates/aws/src/telemetry.rs)', () => {
+  test('and RUST_LOG at any level keeps the module that writes the record at INFO (crates/telemetry/src/lib.rs)', () => {
     // The record is written in crates/http/src/usecase.rs with a fixed target.
     const crateName = /name\s*=\s*"([^"]+)"/.exec(repo('crates', 'http', 'Cargo.toml'))![1].replace(/-/g, '_');
     const usecase = repo('crates', 'http', 'src', 'usecase.rs');
     expect(usecase).toContain(`const CHECK_LOG_TARGET: &str = "${crateName}::care";`);
-    // (The test above pins the exact line, which names that target.)
-    expect(usecase).toContain('tracing::info!(target: CHECK_LOG_TARGET, caller, organisation, "care-setting check")');
-    const telemetry = repo('crates', 'aws', 'src', 'telemetry.rs');
+    const telemetry = repo('crates', 'telemetry', 'src', 'lib.rs');
     expect(telemetry).toContain(`pub const ENUMERATION_WATCH_TARGET: &str = "${crateName}::care";`);
     expect(telemetry).toContain('fn the_enumeration_watch_record_is_written_at_every_log_level()');
     expect(telemetry).toMatch(/for level in \["TRACE", "DEBUG", "INFO", "WARN", "ERROR"\]/);

@@ -135,7 +135,9 @@ fn answers_http(port: u16) -> bool {
 /// The SDK config every test uses (after the harness has set the environment).
 pub async fn sdk_config() -> aws_config::SdkConfig {
     endpoint();
-    crate::config::load_sdk_config().await
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .load()
+        .await
 }
 
 /// A name no other test in any process uses.

@@ -9,7 +9,6 @@ use aws_sdk_sns::Client;
 use cpis_domain::ports::StoreError;
 use cpis_domain::OdsCode;
 
-use crate::config::{ConfigError, Settings};
 use crate::errors::unavailable;
 
 /// SNS lists a subscription awaiting confirmation with this in place of an ARN.
@@ -48,16 +47,6 @@ impl ChannelStatus {
             client,
             topic_arn_prefix: topic_arn_prefix.into(),
         }
-    }
-
-    pub fn from_config(
-        sdk: &aws_config::SdkConfig,
-        settings: &Settings,
-    ) -> Result<Self, ConfigError> {
-        Ok(Self::new(
-            aws_sdk_sns::Client::new(sdk),
-            settings.require_topic_arn_prefix()?,
-        ))
     }
 
     /// Every phone number in the account that replied `STOP` (SNS stops

@@ -7,7 +7,6 @@ mod data_dir;
 mod demo;
 mod listener;
 mod readiness;
-mod telemetry;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -15,6 +14,7 @@ use std::sync::Arc;
 use clap::Parser;
 use cpis_domain::{Clock, SystemClock, VisibilityPolicy};
 use cpis_http::{AppState, Authenticator, CallerClaims};
+use cpis_telemetry::Style;
 use tokio::sync::watch;
 
 use cli::{Cli, Command, ServeArgs, TokenArgs};
@@ -39,11 +39,11 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Serve(args) => serve(args).await,
             Command::Token(args) => {
-                telemetry::init_stderr();
+                cpis_telemetry::init(Style::Console);
                 token(args)
             }
             Command::Demo(args) => {
-                telemetry::init_stderr();
+                cpis_telemetry::init(Style::Console);
                 let data = DataDir::open(&args.data)?;
                 let store = open_store(&data)?;
                 let written = demo::seed(&store).await?;
@@ -65,7 +65,7 @@ fn main() -> ExitCode {
 }
 
 async fn serve(args: ServeArgs) -> Result<(), Failure> {
-    telemetry::init();
+    cpis_telemetry::init(Style::Server);
     let data = DataDir::open(&args.data.data)?;
     let store = open_store(&data)?;
     if args.demo {

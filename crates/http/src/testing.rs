@@ -1,7 +1,7 @@
 //! Test support (feature `test-support`): runs one request through a router
 //! in process and reads the whole answer, and hands what the service put out
 //! (every error body, every response header, and the process's tracing
-//! output) to the privacy scan, mostly through `cpis_conformance::capture`.
+//! output) to the privacy scan, through `cpis_telemetry::capture`.
 //! Tests only: these helpers panic on what a test should never meet.
 
 use axum::body::{Bytes, HttpBody};
@@ -40,7 +40,7 @@ where
     B: HttpBody<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
 {
-    cpis_conformance::capture::tracing();
+    cpis_telemetry::capture::tracing();
     let response = router
         .clone()
         .oneshot(request)
@@ -57,7 +57,7 @@ where
         .to_bytes();
     let text = String::from_utf8_lossy(&bytes).into_owned();
     if status.is_client_error() || status.is_server_error() {
-        cpis_conformance::capture::error_body(&text);
+        cpis_telemetry::capture::error_body(&text);
     }
     Response {
         status,
@@ -66,30 +66,12 @@ where
     }
 }
 
-/// Appends every response header to `in-process-<pid>-response-headers.txt`
-/// in the privacy capture directory, when one is set: a header the service
-/// echoes (the request id) must never carry an NHS number either.
+/// Hands every response header to the privacy capture: a header the
+/// service echoes (the request id) must never carry an NHS number either.
 fn capture_headers(headers: &HeaderMap) {
-    use std::io::Write;
-    let Some(dir) = std::env::var_os("CPIS_PRIVACY_CAPTURE_DIR") else {
-        return;
-    };
-    let dir = std::path::PathBuf::from(dir);
-    let path = dir.join(format!(
-        "in-process-{}-response-headers.txt",
-        std::process::id()
-    ));
     let text: String = headers
         .iter()
         .map(|(name, value)| format!("{name}: {}\n", String::from_utf8_lossy(value.as_bytes())))
         .collect();
-    std::fs::create_dir_all(&dir)
-        .and_then(|()| {
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&path)
-        })
-        .and_then(|mut file| file.write_all(text.as_bytes()))
-        .unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
+    cpis_telemetry::capture::response_headers(&text);
 }

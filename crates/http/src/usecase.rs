@@ -4,6 +4,7 @@
 
 use cpis_domain::ports::StoreError;
 use cpis_domain::{AccessEffect, AccessSummary, Audited, CheckResult, Clinician, NhsNumber};
+use cpis_telemetry::event;
 
 use crate::audit::{Audit, Failure};
 use crate::state::{AppState, CheckStore, HistoryStore, Queue};
@@ -69,11 +70,18 @@ fn watch_volume<S, Q>(state: &AppState<S, Q>, clinician: &Clinician) {
     let organisation = clinician.organisation_ods.as_str();
     // The target is what the AWS stack's rule and the functions' log caps
     // key on (`cpis_aws::telemetry::ENUMERATION_WATCH_TARGET`): keep it.
-    tracing::info!(target: CHECK_LOG_TARGET, caller, organisation, "care-setting check");
+    tracing::info!(
+        target: CHECK_LOG_TARGET,
+        event = event::CARE_SETTING_CHECK,
+        caller,
+        organisation,
+        "care-setting check"
+    );
     if let Some(checks) = state.volume.observe(caller, state.clock.now()) {
         let window_minutes = state.volume.policy().window.whole_minutes();
         tracing::warn!(
             target: CHECK_LOG_TARGET,
+            event = event::CHECK_VOLUME_UNUSUAL,
             caller,
             organisation,
             checks,

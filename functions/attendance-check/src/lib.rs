@@ -5,5 +5,5 @@ use axum::Router;
 use cpis_http::{CheckStore, Queue};
 
 pub fn app<S: CheckStore, Q: Queue>(state: cpis_http::AppState<S, Q>) -> Router {
-    cpis_http::lambda::gateway_app(cpis_http::check_router(state))
+    cpis_lambda::gateway_app(cpis_http::check_router(state))
 }

@@ -1,16 +1,23 @@
-//! Composition root: settings, the one `SdkConfig` and the clients once at
-//! init (a missing variable stops the cold start), then the runtime.
+//! Composition root: typed settings, the clients once at init (a missing or
+//! malformed variable stops the cold start with one JSON error line naming
+//! it), then the runtime.
 
-use cpis_aws::{DynamoStore, SqsQueue};
+use cpis_lambda::settings::FromEnv;
+use cpis_lambda::{CheckSettings, Clients, StartError};
 
 #[tokio::main]
-async fn main() -> Result<(), lambda_http::Error> {
-    cpis_aws::telemetry::init();
-    let (settings, sdk, pseudonymiser) = http_common::init().await?;
-    let store = DynamoStore::from_config(&sdk, &settings);
+async fn main() -> std::process::ExitCode {
+    cpis_lambda::start(run).await
+}
+
+async fn run() -> Result<(), StartError> {
+    let settings = CheckSettings::from_env()?;
+    let clients = Clients::load().await;
+    let pseudonymiser = clients.pseudonymiser(&settings.api.pseudonym_key).await?;
+    let store = clients.store(&settings.api.tables);
     // ASNs are written to the outbox with the access; the queue only speeds
     // them to the dispatcher (the relay sends any the queue missed).
-    let queue = SqsQueue::from_config(&sdk, &settings)?;
-    let state = http_common::gateway_state(settings.visibility, pseudonymiser, store, queue);
-    lambda_http::run(attendance_check::app(state)).await
+    let queue = clients.queue(&settings.asn_queue_url);
+    let state = cpis_lambda::gateway_state(settings.api.visibility, pseudonymiser, store, queue);
+    Ok(lambda_http::run(attendance_check::app(state)).await?)
 }

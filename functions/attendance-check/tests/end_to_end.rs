@@ -7,8 +7,8 @@
 
 use aws_lambda_events::sqs::SqsEvent;
 use cpis_aws::{moto, DynamoStore, SnsChannel, SqsQueue, TopicSync};
+use cpis_lambda::testing::{invoke, state_at, with_claim, FIXTURE_TIME};
 use http::StatusCode;
-use http_common::testing::{invoke, state_at, with_claim, FIXTURE_TIME};
 
 const UPLOAD: &str = include_str!("../../../events/apigw/upload-council.json");
 const UPDATE_AUTHORITY: &str = include_str!("../../../events/apigw/update-authority-council.json");
@@ -33,7 +33,7 @@ async fn an_unscheduled_check_reaches_the_duty_team_once_without_an_nhs_number()
         store
             .clone()
             .with_topic_sync(TopicSync::new(sns.clone(), None, None)),
-        http_common::NoQueue,
+        cpis_lambda::NoQueue,
     ));
     let put = invoke(&plan_upload, &as_council(UPDATE_AUTHORITY)).await;
     assert_eq!(put.status, StatusCode::OK, "{}", put.text);

@@ -2,9 +2,9 @@
 //! `lambda_http::run` hands them over, on the in-memory store: the JSON check
 //! for each kind of caller, the FHIR interactions, and the refusals.
 
+use cpis_lambda::testing::{invoke, state_at, with_claim, Answer, FIXTURE_TIME};
 use cpis_store_memory::{MemoryStore, RecordingQueue};
 use http::StatusCode;
-use http_common::testing::{invoke, state_at, with_claim, Answer, FIXTURE_TIME};
 use serde_json::json;
 
 const UPLOAD: &str = include_str!("../../../events/apigw/upload-council.json");
@@ -113,7 +113,7 @@ async fn a_council_may_not_check_and_an_invalid_number_is_not_echoed() {
 #[tokio::test]
 async fn a_child_with_no_plan_is_a_normal_empty_answer_and_nothing_is_stored() {
     let f = functions().await;
-    let unknown = http_common::testing::with_body(
+    let unknown = cpis_lambda::testing::with_body(
         CHECK_B0107,
         &json!({"nhs_number": "9990000042", "unscheduled": true}).to_string(),
     );

@@ -1,15 +1,21 @@
-//! Composition root: settings, the one `SdkConfig` and the clients once at
-//! init (a missing variable stops the cold start), then the runtime.
+//! Composition root: typed settings, the clients once at init (a missing or
+//! malformed variable stops the cold start with one JSON error line naming
+//! it), then the runtime.
 
-use cpis_aws::DynamoStore;
-use http_common::NoQueue;
+use cpis_lambda::settings::{FromEnv, HistorySettings};
+use cpis_lambda::{Clients, NoQueue, StartError};
 
 #[tokio::main]
-async fn main() -> Result<(), lambda_http::Error> {
-    cpis_aws::telemetry::init();
-    let (settings, sdk, pseudonymiser) = http_common::init().await?;
+async fn main() -> std::process::ExitCode {
+    cpis_lambda::start(run).await
+}
+
+async fn run() -> Result<(), StartError> {
+    let settings = HistorySettings::from_env()?;
+    let clients = Clients::load().await;
+    let pseudonymiser = clients.pseudonymiser(&settings.pseudonym_key).await?;
     // Reads only (and audit appends): its IAM policy grants no other write.
-    let store = DynamoStore::from_config(&sdk, &settings);
-    let state = http_common::gateway_state(settings.visibility, pseudonymiser, store, NoQueue);
-    lambda_http::run(history_query::app(state)).await
+    let store = clients.store(&settings.tables);
+    let state = cpis_lambda::gateway_state(settings.visibility, pseudonymiser, store, NoQueue);
+    Ok(lambda_http::run(history_query::app(state)).await?)
 }

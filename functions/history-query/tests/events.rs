@@ -3,9 +3,9 @@
 //! on the same store: first in memory, then on DynamoDB in moto.
 
 use cpis_aws::moto;
+use cpis_lambda::testing::{invoke, state_at, with_body, with_claim, FIXTURE_TIME};
 use cpis_store_memory::{MemoryStore, RecordingQueue};
 use http::StatusCode;
-use http_common::testing::{invoke, state_at, with_body, with_claim, FIXTURE_TIME};
 use serde_json::{json, Value};
 
 const UPLOAD: &str = include_str!("../../../events/apigw/upload-council.json");

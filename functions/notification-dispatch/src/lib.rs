@@ -19,7 +19,9 @@
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use cpis_domain::ports::{AsnOutbox, AuditTrail, AuthorityDirectory, NotificationChannel};
 use cpis_domain::{dispatch, DispatchError, DispatchOutcome};
+use cpis_telemetry::event;
 use time::OffsetDateTime;
+use tracing::Instrument;
 
 /// What happened to one message, for the log line (ids only, never content).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,7 +58,7 @@ where
         Ok(outcome @ DispatchOutcome::InProgress) => MessageResult::Retry(outcome),
         Ok(outcome) => MessageResult::Done(outcome),
         Err(DispatchError::Audit { outcome, source }) => {
-            tracing::error!(asn_id = %id, error = %source, "delivery finished but its audit event could not be written");
+            tracing::error!(event = event::DELIVERY_AUDIT_FAILED, asn_id = %id, error = %source, "delivery finished but its audit event could not be written");
             MessageResult::Done(outcome)
         }
         Err(e) => {
@@ -67,7 +69,9 @@ where
 }
 
 /// Handles a batch in order (a duplicate later in the same batch then finds
-/// the delivery recorded) and reports only the failed message ids.
+/// the delivery recorded) and reports only the failed message ids. Each
+/// message runs in a span of its own (`asn_message`, with its SQS message
+/// id), so every line its delivery logs says which message it belongs to.
 pub async fn handle_batch<S, C>(
     store: &S,
     channel: &C,
@@ -81,9 +85,14 @@ where
 {
     let mut response = SqsBatchResponse::default();
     for record in &event.records {
-        let result = handle_message(store, channel, view_url, record.body.as_deref(), now).await;
         let message_id = record.message_id.as_deref().unwrap_or_default();
-        tracing::info!(message_id, result = ?result, "ASN message handled");
+        let span = tracing::info_span!("asn_message", message_id);
+        let result = handle_message(store, channel, view_url, record.body.as_deref(), now)
+            .instrument(span.clone())
+            .await;
+        span.in_scope(|| {
+            tracing::info!(event = event::ASN_MESSAGE_HANDLED, message_id, result = ?result, "ASN message handled");
+        });
         if result.is_failure() {
             response.add_failure(message_id);
         }
@@ -240,5 +249,56 @@ mod tests {
         )
         .await;
         assert_eq!(result, MessageResult::Poison);
+    }
+
+    /// A channel that is down: every delivery fails for now.
+    struct Down;
+
+    impl NotificationChannel for Down {
+        async fn deliver(&self, _: &Authority, _: &NoticeText) -> Result<(), DeliveryError> {
+            Err(DeliveryError::Transient("down".into()))
+        }
+    }
+
+    #[tokio::test]
+    async fn each_message_is_handled_in_a_span_naming_its_message_id() {
+        let lines = cpis_telemetry::capture::Lines::default();
+        let subscriber = cpis_telemetry::subscriber(
+            cpis_telemetry::Style::Lambda,
+            cpis_telemetry::filter(Some("info")),
+            lines.clone(),
+        );
+        let _default = tracing::subscriber::set_default(subscriber);
+        let store = seeded().await;
+        let batch = event(NORMAL);
+        let response = handle_batch(&store, &Down, "https://v", &batch, NOW).await;
+        assert_eq!(failures(&response).len(), 3, "each delivery failed");
+        let text = lines.text();
+        let logged: Vec<serde_json::Value> = text
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect();
+        // The delivery's own warning, written deep inside `dispatch`, says
+        // which message it belongs to through the span alone.
+        let spans_of = |message: &str| -> Vec<String> {
+            logged
+                .iter()
+                .filter(|line| line["fields"]["message"] == message)
+                .map(|line| {
+                    assert_eq!(line["span"]["name"], "asn_message", "{line}");
+                    line["span"]["message_id"].as_str().unwrap().to_owned()
+                })
+                .collect()
+        };
+        let ids: Vec<String> = batch
+            .records
+            .iter()
+            .map(|r| r.message_id.clone().unwrap())
+            .collect();
+        assert_eq!(
+            spans_of("delivery failed; the message will be retried"),
+            ids
+        );
+        assert_eq!(spans_of("ASN message handled"), ids);
     }
 }

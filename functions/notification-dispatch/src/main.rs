@@ -1,29 +1,33 @@
-//! Composition root: configuration and clients once at init, then the runtime.
+//! Composition root: typed settings and the clients once at init (a missing
+//! or malformed variable stops the cold start with one JSON error line naming
+//! it), then the runtime.
+
+// The runtime's service future nests the dispatcher's per-message spans and
+// the SDK's calls deeper than rustc's default layout query depth.
+#![recursion_limit = "256"]
 
 use aws_lambda_events::sqs::SqsEvent;
-use cpis_aws::{load_sdk_config, DynamoStore, Settings, SnsChannel};
+use cpis_lambda::settings::FromEnv;
+use cpis_lambda::{Clients, DispatchSettings, StartError};
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 
 #[tokio::main]
-async fn main() -> Result<(), Error> {
-    cpis_aws::telemetry::init();
-    let settings = Settings::from_env()?;
-    let sdk = load_sdk_config().await;
-    let store = DynamoStore::from_config(&sdk, &settings);
-    let channel = SnsChannel::from_config(&sdk, &settings)?;
-    let view_url = settings.require_view_url()?.to_owned();
-    let (store, channel, view_url) = (&store, &channel, view_url.as_str());
+async fn main() -> std::process::ExitCode {
+    cpis_lambda::start(run).await
+}
+
+async fn run() -> Result<(), StartError> {
+    let settings = DispatchSettings::from_env()?;
+    let clients = Clients::load().await;
+    let store = clients.store(&settings.tables);
+    let channel = clients.channel(&settings.topic_arn_prefix);
+    let (store, channel, view_url) = (&store, &channel, settings.view_url.as_str());
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
-        Ok::<_, Error>(
-            notification_dispatch::handle_batch(
-                store,
-                channel,
-                view_url,
-                &event.payload,
-                time::OffsetDateTime::now_utc(),
-            )
-            .await,
-        )
+        let now = time::OffsetDateTime::now_utc();
+        let batch =
+            notification_dispatch::handle_batch(store, channel, view_url, &event.payload, now);
+        Ok::<_, Error>(batch.await)
     }))
-    .await
+    .await?;
+    Ok(())
 }

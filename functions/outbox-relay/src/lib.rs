@@ -3,6 +3,8 @@
 //! hand-off, a crashed dispatcher or a message dead-lettered by mistake
 //! delay a notification rather than lose it.
 
+pub mod minute;
+
 use cpis_domain::feed::stale_feeds;
 use cpis_domain::ports::AuthorityDirectory;
 use cpis_domain::ports::{AsnOutbox, AsnQueue, PurgeReport, Retention, StoreError};

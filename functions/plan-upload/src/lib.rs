@@ -6,7 +6,7 @@ use axum::Router;
 use cpis_http::{CouncilStore, Queue};
 
 pub fn app<S: CouncilStore, Q: Queue>(state: cpis_http::AppState<S, Q>) -> Router {
-    cpis_http::lambda::gateway_app(
+    cpis_lambda::gateway_app(
         Router::new()
             .merge(cpis_http::health_router())
             .merge(cpis_http::plan_upload_router(state.clone()))

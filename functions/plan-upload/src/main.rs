@@ -1,16 +1,23 @@
-//! Composition root: settings, the one `SdkConfig` and the clients once at
-//! init (a missing variable stops the cold start), then the runtime.
+//! Composition root: typed settings, the clients once at init (a missing or
+//! malformed variable stops the cold start with one JSON error line naming
+//! it), then the runtime.
 
-use cpis_aws::{DynamoStore, TopicSync};
-use http_common::NoQueue;
+use cpis_lambda::settings::FromEnv;
+use cpis_lambda::{Clients, NoQueue, StartError, UploadSettings};
 
 #[tokio::main]
-async fn main() -> Result<(), lambda_http::Error> {
-    cpis_aws::telemetry::init();
-    let (settings, sdk, pseudonymiser) = http_common::init().await?;
+async fn main() -> std::process::ExitCode {
+    cpis_lambda::start(run).await
+}
+
+async fn run() -> Result<(), StartError> {
+    let settings = UploadSettings::from_env()?;
+    let clients = Clients::load().await;
+    let pseudonymiser = clients.pseudonymiser(&settings.api.pseudonym_key).await?;
     // Directory updates keep the council's SNS subscriptions in step.
-    let store = DynamoStore::from_config(&sdk, &settings)
-        .with_topic_sync(TopicSync::from_config(&sdk, &settings));
-    let state = http_common::gateway_state(settings.visibility, pseudonymiser, store, NoQueue);
-    lambda_http::run(plan_upload::app(state)).await
+    let store = clients
+        .store(&settings.api.tables)
+        .with_topic_sync(clients.topic_sync(&settings.topic_sync));
+    let state = cpis_lambda::gateway_state(settings.api.visibility, pseudonymiser, store, NoQueue);
+    Ok(lambda_http::run(plan_upload::app(state)).await?)
 }

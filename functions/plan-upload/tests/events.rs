@@ -5,9 +5,9 @@
 
 use cpis_aws::{moto, topic_name, TopicSync};
 use cpis_domain::OdsCode;
+use cpis_lambda::testing::{invoke, state_at, with_body, with_claim, Answer, FIXTURE_TIME};
 use cpis_store_memory::{MemoryStore, RecordingQueue};
 use http::StatusCode;
-use http_common::testing::{invoke, state_at, with_body, with_claim, Answer, FIXTURE_TIME};
 use serde_json::json;
 
 const UPLOAD: &str = include_str!("../../../events/apigw/upload-council.json");

@@ -8,9 +8,9 @@
 //! `crates/cpis/tests/races.rs` sends the same races to `cpis serve`.
 
 use cpis_aws::moto;
+use cpis_lambda::testing::{invoke, state_at, with_body, with_claim, Answer, FIXTURE_TIME};
 use cpis_store_memory::RecordingQueue;
 use http::StatusCode;
-use http_common::testing::{invoke, state_at, with_body, with_claim, Answer, FIXTURE_TIME};
 use serde_json::json;
 
 const UPLOAD: &str = include_str!("../../../events/apigw/upload-council.json");

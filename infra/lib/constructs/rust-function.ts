@@ -135,7 +135,7 @@ export class CpisFunction extends Construct {
       tracing: lambda.Tracing.ACTIVE,
       logGroup: this.logGroup,
       loggingFormat: lambda.LoggingFormat.JSON,
-      // RUST_LOG alone chooses what is written (crates/aws/src/telemetry.rs, which also keeps
+      // RUST_LOG alone chooses what is written (crates/telemetry/src/lib.rs, which also keeps
       // the H6 record at every level). Lambda's own filter would drop that INFO record at
       // WARN, so it lets everything through.
       applicationLogLevelV2: lambda.ApplicationLogLevel.TRACE,

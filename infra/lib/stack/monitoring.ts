@@ -45,7 +45,7 @@ export function monitoring(stack: Stack, p: MonitoringProps) {
   });
 
   // ---- Enumeration watch (hazard H6) ------------------------------------------------------------
-  // attendance-check logs one "care-setting check" line per answered check with the caller and
+  // attendance-check logs one `care_setting_check` event per answered check with the caller and
   // its organisation (never the child). Contributor Insights ranks callers by those lines, and
   // the alarm fires when the busiest one passes the threshold: detection for review against the
   // audit trail, since refusing a clinician's check is itself a hazard.
@@ -58,7 +58,8 @@ export function monitoring(stack: Stack, p: MonitoringProps) {
       LogFormat: 'JSON',
       Contribution: {
         Keys: ['$.fields.organisation', '$.fields.caller'],
-        Filters: [{ Match: '$.fields.message', In: ['care-setting check'] }],
+        // The line's stable event name (crates/telemetry/src/event.rs), not its message text.
+        Filters: [{ Match: '$.fields.event', In: ['care_setting_check'] }],
       },
       AggregateOn: 'Count',
     }),

@@ -13,8 +13,9 @@
 //! API call (the function's `AWS_ENDPOINT_URL` points here too): it is
 //! answered `200 {}`, an empty DynamoDB JSON answer, so that a first
 //! invocation's store reads find nothing and its writes succeed without a
-//! network. The function's settings are the ones `cpis-aws` requires, with
-//! an inline pseudonymisation key and static dummy credentials.
+//! network. The function's settings are every variable a function kind
+//! requires (`crates/lambda/src/settings.rs`), with an inline
+//! pseudonymisation key and static dummy credentials.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};

@@ -1,16 +1,21 @@
-//! What the three HTTP functions (`plan-upload`, `attendance-check`,
-//! `history-query`) share, so each `main.rs` stays a composition root and
-//! each `lib.rs` only says which routers it serves.
+//! API Gateway (HTTP API, payload v2) for the three HTTP functions: the JWT
+//! authorizer's claims, attached to each request for
+//! [`cpis_http::Authenticator::Gateway`], and the state such a function runs
+//! with.
+//!
+//! The claims code itself is `cpis_http::lambda` (feature `lambda`, which
+//! brings `lambda_http` but no AWS SDK, so the check-path benchmark runs the
+//! same conversion without the SDK); it is re-exported here so that the
+//! functions take all their glue from this crate. It moves here whole once
+//! `crates/http/src/lib.rs` is free to lose its `lambda` module.
 
 use std::sync::Arc;
 
-use cpis_aws::{ConfigError, Settings};
 use cpis_domain::ports::{AsnQueue, StoreError};
 use cpis_domain::{Pseudonymiser, SystemClock, VisibilityPolicy};
 use cpis_http::{AppState, Authenticator};
 
-#[cfg(feature = "test-support")]
-pub mod testing;
+pub use cpis_http::lambda::{attach_gateway_claims, gateway_app, gateway_claims};
 
 /// The state every HTTP function runs with: API Gateway's verified claims,
 /// the wall clock, and the visibility policy from the settings.
@@ -29,15 +34,6 @@ pub fn gateway_state<S, Q>(
         auth: Authenticator::Gateway,
         volume: Default::default(),
     }
-}
-
-/// Settings, the one `SdkConfig` and the pseudonymiser, read once at init;
-/// any failure stops the cold start with the variable's name.
-pub async fn init() -> Result<(Settings, aws_config::SdkConfig, Pseudonymiser), ConfigError> {
-    let settings = Settings::from_env()?;
-    let sdk = cpis_aws::load_sdk_config().await;
-    let pseudonymiser = settings.pseudonymiser(&sdk).await?;
-    Ok((settings, sdk, pseudonymiser))
 }
 
 /// The queue of a function whose routes never hand an ASN to the dispatcher

@@ -1,0 +1,105 @@
+//! The adapters a function needs, built once at init from the one
+//! `SdkConfig` (region, credentials and, in tests and the rehearsal,
+//! `AWS_ENDPOINT_URL` all come from the environment) and the function's
+//! typed settings.
+
+use cpis_aws::{ChannelStatus, DynamoStore, SnsChannel, SqsQueue, TopicSync};
+use cpis_domain::Pseudonymiser;
+
+use crate::settings::{decode_key, ConfigError, PseudonymKeySource, Tables, TopicSyncSettings};
+
+/// The one `SdkConfig` of a function, and the clients built from it.
+#[derive(Debug, Clone)]
+pub struct Clients {
+    sdk: aws_config::SdkConfig,
+}
+
+impl Clients {
+    /// Loads the `SdkConfig` from the environment, once per cold start.
+    pub async fn load() -> Self {
+        Self::from_sdk(
+            aws_config::defaults(aws_config::BehaviorVersion::latest())
+                .load()
+                .await,
+        )
+    }
+
+    pub fn from_sdk(sdk: aws_config::SdkConfig) -> Self {
+        Self { sdk }
+    }
+
+    /// The store over both tables.
+    pub fn store(&self, tables: &Tables) -> DynamoStore {
+        DynamoStore::new(
+            aws_sdk_dynamodb::Client::new(&self.sdk),
+            tables.service.clone(),
+            tables.audit.clone(),
+        )
+    }
+
+    /// The hand-off to the dispatcher.
+    pub fn queue(&self, queue_url: &str) -> SqsQueue {
+        SqsQueue::new(aws_sdk_sqs::Client::new(&self.sdk), queue_url)
+    }
+
+    /// The channel that delivers ASNs through each council's topic.
+    pub fn channel(&self, topic_arn_prefix: &str) -> SnsChannel {
+        SnsChannel::new(aws_sdk_sns::Client::new(&self.sdk), topic_arn_prefix)
+    }
+
+    /// Reads whether each council's topic has a confirmed duty-team subscription.
+    pub fn channel_status(&self, topic_arn_prefix: &str) -> ChannelStatus {
+        ChannelStatus::new(aws_sdk_sns::Client::new(&self.sdk), topic_arn_prefix)
+    }
+
+    /// Keeps a council's topic subscriptions in step with its directory entry.
+    pub fn topic_sync(&self, settings: &TopicSyncSettings) -> TopicSync {
+        TopicSync::new(
+            aws_sdk_sns::Client::new(&self.sdk),
+            settings.kms_key_id.clone(),
+            settings.dlq_arn.clone(),
+        )
+    }
+
+    /// The pseudonymiser, reading the secret once if the key lives in
+    /// Secrets Manager. A failure names the secret's variable and the AWS
+    /// error code, never the key.
+    pub async fn pseudonymiser(
+        &self,
+        source: &PseudonymKeySource,
+    ) -> Result<Pseudonymiser, ConfigError> {
+        let key = match source {
+            PseudonymKeySource::Inline(key) => key.clone(),
+            PseudonymKeySource::Secret(arn) => {
+                let out = aws_sdk_secretsmanager::Client::new(&self.sdk)
+                    .get_secret_value()
+                    .secret_id(arn)
+                    .send()
+                    .await
+                    .map_err(|e| {
+                        use aws_sdk_secretsmanager::error::ProvideErrorMetadata;
+                        ConfigError::Secret(e.code().unwrap_or("no response").to_owned())
+                    })?;
+                let text = out
+                    .secret_string()
+                    .ok_or_else(|| ConfigError::Secret("the secret has no string".to_owned()))?;
+                decode_key(text, "CPIS_PSEUDONYM_SECRET_ARN")?
+            }
+        };
+        Pseudonymiser::new(&key).map_err(|_| {
+            ConfigError::Invalid("CPIS_PSEUDONYM_KEY", "the key must be at least 32 bytes")
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_inline_key_gives_a_pseudonymiser_without_aws() {
+        let clients = Clients::from_sdk(aws_config::SdkConfig::builder().build());
+        let source = PseudonymKeySource::Inline(vec![0x11; 32]);
+        assert!(clients.pseudonymiser(&source).await.is_ok());
+    }
+}

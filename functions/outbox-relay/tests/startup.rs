@@ -1,0 +1,19 @@
+//! Start-up (issue 15): a missing or malformed `CPIS_*` variable stops the
+//! cold start with exactly one JSON error line naming it, never its value,
+//! and a non-zero exit; run on the function's real binary.
+
+use cpis_lambda::testing::{assert_startup_refusals, with_tables};
+
+#[test]
+fn a_missing_or_malformed_variable_is_one_json_error_line_naming_it() {
+    let queue = ("CPIS_ASN_QUEUE_URL", "http://127.0.0.1:1/q");
+    let cases = [
+        (vec![], "CPIS_TABLE_NAME"),
+        (with_tables(&[]), "CPIS_ASN_QUEUE_URL"),
+        (
+            with_tables(&[queue, ("CPIS_FEED_STALE_AFTER_HOURS", "9999")]),
+            "CPIS_FEED_STALE_AFTER_HOURS",
+        ),
+    ];
+    assert_startup_refusals(env!("CARGO_BIN_EXE_outbox-relay"), &cases);
+}

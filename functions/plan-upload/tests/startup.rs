@@ -1,0 +1,11 @@
+//! Start-up (issue 15): a missing or malformed `CPIS_*` variable stops the
+//! cold start with exactly one JSON error line naming it, never its value,
+//! and a non-zero exit; run on the function's real binary.
+
+use cpis_lambda::testing::{api_startup_cases, assert_startup_refusals};
+
+#[test]
+fn a_missing_or_malformed_variable_is_one_json_error_line_naming_it() {
+    let cases = api_startup_cases(&[("CPIS_SNS_DLQ_ARN", "arn:aws:sqs:eu-west-2:1:dlq")]);
+    assert_startup_refusals(env!("CARGO_BIN_EXE_plan-upload"), &cases);
+}
