@@ -116,7 +116,7 @@ describe('feed freshness (hazard H2) and the daily purge', () => {
     for (const part of ['"Namespace": "CPIS"', '"Name": "StaleFeeds"', '"Dimensions": [["Service"]]', '"Service": "cpis"']) {
       expect(relay).toContain(part);
     }
-    expect(repo('functions', 'outbox-relay', 'src', 'main.rs')).toContain('println!("{}", outbox_relay::stale_feeds_metric(');
+    expect(repo('functions', 'outbox-relay', 'src', 'minute.rs')).toContain('println!("{}", crate::stale_feeds_metric(');
   });
 
   test('a daily rule invokes the relay with the purge task, which may scan and delete', () => {
@@ -133,7 +133,8 @@ describe('feed freshness (hazard H2) and the daily purge', () => {
 
 describe('outbox-relay\'s own signals: the outbox\'s age and councils a notification cannot reach', () => {
   const relayLib = () => repo('functions', 'outbox-relay', 'src', 'lib.rs');
-  const relayMain = () => repo('functions', 'outbox-relay', 'src', 'main.rs');
+  // The minute's work (printed straight to stdout, at any LogLevel).
+  const relayMinute = () => repo('functions', 'outbox-relay', 'src', 'minute.rs');
   const alarmsOn = (metricName: string) =>
     Object.values(s.template.findResources('AWS::CloudWatch::Alarm')).filter(
       (a) => a.Properties.MetricName === metricName,
@@ -165,7 +166,7 @@ describe('outbox-relay\'s own signals: the outbox\'s age and councils a notifica
     expect(p.Period).toBeGreaterThan(Number(lease) * 60);
     expect(relayLib()).toContain('("OldestUndeliveredAsnAge", "Seconds", seconds.into())');
     expect(relayLib()).toContain('fn the_outbox_age_line_gives_the_oldest_undelivered_asn_in_seconds_and_zero_when_none()');
-    expect(relayMain()).toContain('println!("{}", outbox_relay::outbox_age_metric(&report, now));');
+    expect(relayMinute()).toContain('println!("{}", crate::outbox_age_metric(&report, now));');
     expect(logicalId(s.stack, s.stack.relayAlarms.outboxAge)).toBe(
       Object.keys(s.template.findResources('AWS::CloudWatch::Alarm')).find(
         (id) => s.template.toJSON().Resources[id].Properties.MetricName === 'OldestUndeliveredAsnAge',
@@ -189,7 +190,7 @@ describe('outbox-relay\'s own signals: the outbox\'s age and councils a notifica
     );
     expect(relayLib()).toContain(`"${metricName}",\n                "Count",`);
     expect(relayLib()).toContain('fn councils_with_a_feed_but_no_entry_or_no_confirmed_channel_are_counted()');
-    expect(relayMain()).toContain('println!("{}", outbox_relay::channel_gaps_metric(&gaps, now));');
+    expect(relayMinute()).toContain('println!("{}", crate::channel_gaps_metric(&gaps, now));');
   });
 
   test('the dashboard graphs all three signals', () => {

@@ -215,8 +215,6 @@ fn asn(id: &str, authority: &OdsCode, access: &AccessRecord, plan_type: PlanType
         id: id.into(),
         authority: authority.clone(),
         nhs_number: access.nhs_number,
-        plan_type,
-        local_id: Some(format!("local-{id}")),
         plans: vec![AsnPlan {
             plan_type,
             local_id: Some(format!("local-{id}")),

@@ -157,13 +157,12 @@ pub fn notifications_for(access: &AccessRecord, visible: &[Plan]) -> Vec<Asn> {
     by_council
         .into_iter()
         .filter_map(|(authority, plans)| {
-            let first = plans.first()?;
+            // A council with no plan here gets no ASN.
+            plans.first()?;
             Some(Asn {
                 id: uuid::Uuid::new_v4().to_string(),
                 authority: authority.clone(),
                 nhs_number: access.nhs_number,
-                plan_type: first.plan_type,
-                local_id: first.local_id.clone(),
                 plans: plans
                     .iter()
                     .map(|p| AsnPlan {

@@ -11,10 +11,10 @@ pub struct Asn {
     pub id: String,
     pub authority: OdsCode,
     pub nhs_number: NhsNumber,
-    /// The first of the council's plans for the child (CPP before LAC before UCPP).
-    pub plan_type: PlanType,
-    pub local_id: Option<String>,
-    /// Every visible plan the council holds for the child.
+    /// Every visible plan the council holds for the child, first the one
+    /// the ASN is about (CPP before LAC before UCPP); never empty. Stored
+    /// ASNs written before the first plan's fields were derived still read:
+    /// their `plan_type` and `local_id` members are ignored.
     pub plans: Vec<AsnPlan>,
     #[serde(with = "time::serde::rfc3339")]
     pub accessed_at: OffsetDateTime,
@@ -42,6 +42,13 @@ pub struct NoticeText {
 }
 
 impl Asn {
+    /// The plan the ASN is about: the first of the council's plans for the
+    /// child. `None` only for an ASN built without plans, which
+    /// [`crate::check::notifications_for`] never makes.
+    pub fn first_plan(&self) -> Option<&AsnPlan> {
+        self.plans.first()
+    }
+
     pub fn notice(&self, view_url: &str) -> NoticeText {
         let reference = self.id.clone();
         let at = self

@@ -149,9 +149,10 @@ async fn an_unscheduled_b0107_check_records_one_access_and_one_asn_per_council()
         .await
         .unwrap()
         .items[0];
-    assert_eq!(asn.plan_type, PlanType::ChildProtection);
+    let first = asn.first_plan().expect("the ASN's plan");
+    assert_eq!(first.plan_type, PlanType::ChildProtection);
     assert_eq!(asn.plans.len(), 2);
-    assert_eq!(asn.local_id.as_deref(), Some("CASE-E09000033"));
+    assert_eq!(first.local_id.as_deref(), Some("CASE-E09000033"));
 }
 
 #[tokio::test]

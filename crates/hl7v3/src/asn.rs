@@ -150,7 +150,7 @@ pub fn render_asn(asn: &Asn, context: &AsnContext<'_>) -> Result<String, RenderE
         .open("queryByParameter", &[])
         .open("person.id", &[])
         .empty("value", &[("root", oid::NHS_NUMBER), ("extension", &nhs)]);
-    if let Some(local) = &asn.local_id {
+    if let Some(local) = asn.first_plan().and_then(|p| p.local_id.as_ref()) {
         x.empty("value", &[("root", oid::LOCAL_ID), ("extension", local)]);
     }
     x.close("person.id")

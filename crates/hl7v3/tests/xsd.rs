@@ -160,8 +160,6 @@ fn asn(kind: AccessorKind, user_id: &str, local_id: Option<&str>) -> Asn {
         id: "5d1e8a7c-3f2b-4c9a-9e1d-0a1b2c3d4e5f".to_owned(),
         authority: council(),
         nhs_number: NhsNumber::parse("9990000018").unwrap(),
-        plan_type: PlanType::ChildProtection,
-        local_id: local_id.map(str::to_owned),
         plans: vec![AsnPlan {
             plan_type: PlanType::ChildProtection,
             local_id: local_id.map(str::to_owned),

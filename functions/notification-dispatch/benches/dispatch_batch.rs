@@ -93,9 +93,10 @@ async fn seed_batch<S: AccessLog>(store: &S, ods: &OdsCode, serial: &mut u64) ->
             id: moto::unique("asn"),
             authority: ods.clone(),
             nhs_number: child,
-            plan_type: PlanType::ChildProtection,
-            local_id: Some("CASE-1".into()),
-            plans: vec![],
+            plans: vec![cpis_domain::AsnPlan {
+                plan_type: PlanType::ChildProtection,
+                local_id: None,
+            }],
             accessed_at: now,
             accessor,
             access_id: access.id.clone(),

@@ -168,9 +168,10 @@ mod tests {
                 id: (*id).into(),
                 authority: ods.clone(),
                 nhs_number: access.nhs_number,
-                plan_type: PlanType::ChildProtection,
-                local_id: None,
-                plans: vec![],
+                plans: vec![cpis_domain::AsnPlan {
+                    plan_type: PlanType::ChildProtection,
+                    local_id: None,
+                }],
                 accessed_at: NOW,
                 accessor: access.accessor.clone(),
                 access_id: access.id.clone(),

@@ -234,9 +234,10 @@ mod tests {
             id: "asn-1".into(),
             authority: OdsCode::parse("E09000033").unwrap(),
             nhs_number: access.nhs_number,
-            plan_type: PlanType::ChildProtection,
-            local_id: None,
-            plans: vec![],
+            plans: vec![cpis_domain::AsnPlan {
+                plan_type: PlanType::ChildProtection,
+                local_id: None,
+            }],
             accessed_at: now,
             accessor,
             access_id: "a1".into(),

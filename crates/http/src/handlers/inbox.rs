@@ -29,8 +29,9 @@ struct AccessorView {
 struct AsnView {
     id: String,
     nhs_number: String,
-    local_id: Option<String>,
-    plan_type: cpis_domain::PlanType,
+    /// `plan_type` and `local_id` of the plan the ASN is about (the first).
+    #[serde(flatten)]
+    first_plan: Option<AsnPlan>,
     plans: Vec<AsnPlan>,
     #[serde(with = "time::serde::rfc3339")]
     accessed_at: time::OffsetDateTime,
@@ -42,11 +43,11 @@ struct AsnView {
 
 impl From<Asn> for AsnView {
     fn from(a: Asn) -> Self {
+        let first_plan = a.first_plan().cloned();
         Self {
             id: a.id,
             nhs_number: a.nhs_number.expose(),
-            local_id: a.local_id,
-            plan_type: a.plan_type,
+            first_plan,
             plans: a.plans,
             accessed_at: a.accessed_at,
             accessor: AccessorView {
