@@ -26,6 +26,20 @@ for _ in $(seq 1 100); do
 done
 export CPIS_MOTO_ENDPOINT="http://127.0.0.1:$moto_port"
 
+step "The HL7 v3 schema validator (../shared/hl7v3: the official CP-IS XSDs, run by a JDK)"
+if ! command -v java >/dev/null 2>&1; then
+  sudo_cmd=""
+  [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq && $sudo_cmd apt-get install -y -qq default-jdk-headless \
+    || echo "WARNING: could not install a JDK; the HL7 v3 messages are not validated against the XSDs" >&2
+fi
+if [ -x ../shared/hl7v3/validate ] && command -v java >/dev/null 2>&1; then
+  # crates/hl7v3/tests/xsd.rs fails, rather than skips, without its validator.
+  export CPIS_REQUIRE_XSD=1
+else
+  echo "WARNING: ../shared/hl7v3/validate or java is missing: the HL7 v3 XSD test skips" >&2
+fi
+
 step "Rust workspace tests"
 # Tests that run the service write what it put out (logs, error bodies, SMS,
 # email) here; tests/suites/90-privacy-scan.sh scans it afterwards.
