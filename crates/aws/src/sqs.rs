@@ -2,10 +2,10 @@
 
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 use aws_sdk_sqs::Client;
-use cpis_domain::ports::{AsnQueue, StoreError};
+use cpis_domain::ports::{AsnQueue, QueueError};
 use serde::{Deserialize, Serialize};
 
-use crate::errors::unavailable;
+use crate::errors::failure;
 
 /// SendMessageBatch takes at most 10 entries.
 const SEND_BATCH_MAX: usize = 10;
@@ -48,7 +48,7 @@ impl SqsQueue {
 }
 
 impl AsnQueue for SqsQueue {
-    async fn enqueue(&self, ids: &[String]) -> Result<(), StoreError> {
+    async fn enqueue(&self, ids: &[String]) -> Result<(), QueueError> {
         for chunk in ids.chunks(SEND_BATCH_MAX) {
             // Entry ids are batch-local positions; SQS reports failures by them.
             let mut pending: Vec<(usize, &String)> = chunk.iter().enumerate().collect();
@@ -65,9 +65,7 @@ impl AsnQueue for SqsQueue {
                             .build()
                     })
                     .collect::<Result<Vec<_>, _>>()
-                    .map_err(|_| {
-                        StoreError::Unavailable("an SQS request could not be built".to_owned())
-                    })?;
+                    .map_err(|_| QueueError("an SQS request could not be built".to_owned()))?;
                 let out = self
                     .client
                     .send_message_batch()
@@ -75,12 +73,12 @@ impl AsnQueue for SqsQueue {
                     .set_entries(Some(entries))
                     .send()
                     .await
-                    .map_err(|e| unavailable("the ASN hand-off", &e))?;
+                    .map_err(|e| QueueError(failure("the ASN hand-off", &e)))?;
                 let failed: Vec<&str> = out.failed().iter().map(|f| f.id()).collect();
                 pending.retain(|(i, _)| failed.contains(&i.to_string().as_str()));
             }
             if !pending.is_empty() {
-                return Err(StoreError::Unavailable(format!(
+                return Err(QueueError(format!(
                     "SQS refused {} ASN message(s)",
                     pending.len()
                 )));

@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use axum::body::Body;
-use cpis_domain::ports::StoreError;
+use cpis_domain::ports::QueueError;
 use cpis_http::{AppState, Authenticator, LocalKeys};
 use cpis_store_sqlite::SqliteStore;
 use http::{header, Request, StatusCode};
@@ -103,7 +103,7 @@ impl RouteUploader {
 pub struct NoDispatch;
 
 impl cpis_domain::ports::AsnQueue for NoDispatch {
-    async fn enqueue(&self, _ids: &[String]) -> Result<(), StoreError> {
+    async fn enqueue(&self, _ids: &[String]) -> Result<(), QueueError> {
         Ok(())
     }
 }

@@ -36,7 +36,7 @@ use std::sync::Mutex;
 
 use cpis_domain::ports::{
     AccessLog, AsnQueue, AuthorityDirectory, CheckReceipts, NotificationChannel, PlanStore,
-    StoreError, UploadLedger,
+    QueueError, StoreError, UploadLedger,
 };
 use cpis_domain::{check, AccessEffect, NhsNumber, OdsCode, VisibilityPolicy};
 use rand::rngs::StdRng;
@@ -106,7 +106,7 @@ pub struct Received {
 /// As an [`AsnQueue`] it is what the check hands ASN ids to.
 pub trait Transport: AsnQueue {
     /// Sends a body as it is (a poison message).
-    fn send_raw(&self, body: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn send_raw(&self, body: &str) -> impl Future<Output = Result<(), QueueError>> + Send;
     /// Up to `max` visible messages, each then invisible until deleted or released.
     fn receive(&self, max: usize) -> impl Future<Output = Vec<Received>> + Send;
     fn delete(&self, message: &Received) -> impl Future<Output = ()> + Send;

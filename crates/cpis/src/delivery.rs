@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use cpis_domain::ports::{AsnQueue, DeliveryError, NotificationChannel, StoreError};
+use cpis_domain::ports::{AsnQueue, DeliveryError, NotificationChannel, QueueError};
 use cpis_domain::{Authority, NoticeText};
 use serde::Serialize;
 use tokio::io::AsyncWriteExt;
@@ -120,7 +120,7 @@ impl WakeDispatcher {
 }
 
 impl AsnQueue for WakeDispatcher {
-    async fn enqueue(&self, _ids: &[String]) -> Result<(), StoreError> {
+    async fn enqueue(&self, _ids: &[String]) -> Result<(), QueueError> {
         self.notify.notify_one();
         Ok(())
     }

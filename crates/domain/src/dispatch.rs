@@ -4,8 +4,8 @@
 use time::{Duration, OffsetDateTime};
 
 use crate::ports::{
-    AsnOutbox, AsnQueue, AuditTrail, AuthorityDirectory, DeliveryError, DeliveryStart,
-    NotificationChannel, StoreError,
+    AsnOutbox, AuditTrail, AuthorityDirectory, DeliveryError, DeliveryStart, NotificationChannel,
+    StoreError,
 };
 use crate::{AuditAction, AuditEvent, AuditOutcome, OdsCode};
 
@@ -164,26 +164,4 @@ where
         }
     }
     Ok(report)
-}
-
-/// The production relay's sweep: hands undelivered ASNs whose claim lapsed to
-/// the queue again, so an ASN whose hand-off failed or whose message was lost
-/// is still delivered. Duplicates are absorbed by [`dispatch`].
-pub async fn relay_pending<S, Q>(
-    store: &S,
-    queue: &Q,
-    now: OffsetDateTime,
-    lease: Duration,
-    limit: usize,
-) -> Result<usize, StoreError>
-where
-    S: AsnOutbox,
-    Q: AsnQueue,
-{
-    let claimed = store.claim_undelivered(now, lease, limit).await?;
-    let ids: Vec<String> = claimed.into_iter().map(|asn| asn.id).collect();
-    if !ids.is_empty() {
-        queue.enqueue(&ids).await?;
-    }
-    Ok(ids.len())
 }

@@ -33,9 +33,7 @@ pub use audit::{AuditAction, AuditEvent, AuditOutcome, Audited, Pseudonymiser};
 pub use authority::{Authority, AuthorityContact, AuthorityUpdate, FieldError};
 pub use check::{check, history, AccessEffect, CheckResult, HistoryAnswer, VisiblePlan};
 pub use clock::{uk_date, Clock, ManualClock, SystemClock};
-pub use dispatch::{
-    deliver_pending, dispatch, relay_pending, DispatchError, DispatchOutcome, DISPATCHER_ACTOR,
-};
+pub use dispatch::{deliver_pending, dispatch, DispatchError, DispatchOutcome, DISPATCHER_ACTOR};
 pub use feed::FeedLog;
 pub use nhs_number::{find_nhs_numbers, NhsNumber, NhsNumberError};
 pub use notification::{Asn, AsnCutoffs, AsnPlan, NoticeText};

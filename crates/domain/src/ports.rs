@@ -244,8 +244,15 @@ pub trait AsnOutbox: Send + Sync {
 
 /// Hands ASN ids to the dispatcher (SQS in production, a wake-up locally).
 pub trait AsnQueue: Send + Sync {
-    fn enqueue(&self, ids: &[String]) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn enqueue(&self, ids: &[String]) -> impl Future<Output = Result<(), QueueError>> + Send;
 }
+
+/// The hand-off of ASN ids to the dispatcher failed. The ASNs are already
+/// in the outbox, so the sweep delivers them: a queue fault is logged, and
+/// is never a store fault or the caller's failure.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the ASN queue is unavailable: {0}")]
+pub struct QueueError(pub String);
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PurgeReport {

@@ -111,7 +111,7 @@ where
                     Some("no record of the snapshot loaded, so nothing was withdrawn".to_owned()),
                 )
             } else if validated.unidentifiable_failure {
-                (Vec::new(), Vec::new(), Some("a rejected record has no valid NHS number, so the plan it was meant to update cannot be told apart: nothing was withdrawn; correct it and upload the snapshot again".to_owned()))
+                (Vec::new(), Vec::new(), Some("a rejected record has no valid NHS number, so the plan it was meant to update cannot be told apart: no plan missing from the snapshot was withdrawn; correct it and upload the snapshot again".to_owned()))
             } else {
                 let in_batch: HashSet<PlanKey> = validated.plans.iter().map(Plan::key).collect();
                 let keys = store
@@ -126,6 +126,18 @@ where
         }
     };
 
+    // A record past its purge day (its delete date, or the visibility tail
+    // after its end) is not stored, and the copy an earlier upload stored is
+    // withdrawn with it: "never after delete_date" holds for the plan the
+    // council already sent too (brief, "Visibility"). Idempotent, so a
+    // replayed or resumed batch withdraws the same keys.
+    let mut withdraw = withdraw;
+    for (_, plan) in &validated.indexed {
+        let key = plan.key();
+        if !plan.is_storable(today, policy) && !withdraw.contains(&key) {
+            withdraw.push(key);
+        }
+    }
     let withdrawn = if upserts.is_empty() && withdraw.is_empty() {
         0
     } else {

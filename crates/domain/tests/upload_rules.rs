@@ -622,3 +622,39 @@ async fn a_full_snapshot_listing_a_child_twice_keeps_that_childs_other_plans() {
         .unwrap()
         .is_empty());
 }
+
+/// A council that ends a plan by sending it again with a delete date of
+/// today: the copy it stored earlier is withdrawn, in a delta and in a full
+/// snapshot, and a plan of another type for the child stays ("never after
+/// delete_date", brief "Visibility"; found by the HL7 v3 work, issue 13).
+#[tokio::test]
+async fn a_stored_plan_sent_again_past_its_delete_date_is_withdrawn() {
+    for mode in ["delta", "full"] {
+        let store = MemoryStore::new();
+        upload(&store, "E09000033", json!({
+            "sequence": 1, "mode": "delta",
+            "records": [record("9990000018", "CPP", "2026-01-01"), record("9990000018", "LAC", "2026-02-01")]
+        }))
+        .await
+        .unwrap();
+        let ack = upload(&store, "E09000033", json!({
+            "sequence": 2, "mode": mode,
+            "records": [
+                { "nhs_number": "9990000018", "plan_type": "CPP", "start_date": "2026-01-01", "delete_date": "2026-11-25" },
+                record("9990000018", "LAC", "2026-02-01"),
+            ]
+        }))
+        .await
+        .unwrap()
+        .acknowledgement;
+        assert_eq!(
+            ack.records[0].detail,
+            Some(RecordDetail::ExpiredNotStored),
+            "{mode}"
+        );
+        assert_eq!(ack.withdrawn, 1, "{mode}");
+        let plans = store.plans_for_child(&nhs("9990000018")).await.unwrap();
+        let types: Vec<_> = plans.iter().map(|p| p.plan_type.code()).collect();
+        assert_eq!(types, ["LAC"], "{mode}");
+    }
+}

@@ -11,7 +11,7 @@
 
 use std::sync::Arc;
 
-use cpis_domain::ports::{AsnQueue, StoreError};
+use cpis_domain::ports::{AsnQueue, QueueError};
 use cpis_domain::{Pseudonymiser, SystemClock, VisibilityPolicy};
 use cpis_http::{AppState, Authenticator};
 
@@ -44,10 +44,8 @@ pub fn gateway_state<S, Q>(
 pub struct NoQueue;
 
 impl AsnQueue for NoQueue {
-    async fn enqueue(&self, _ids: &[String]) -> Result<(), StoreError> {
-        Err(StoreError::Unavailable(
-            "this function has no ASN queue".to_owned(),
-        ))
+    async fn enqueue(&self, _ids: &[String]) -> Result<(), QueueError> {
+        Err(QueueError("this function has no ASN queue".to_owned()))
     }
 }
 

@@ -332,8 +332,11 @@ mod tests {
             settings.api.pseudonym_key,
             PseudonymKeySource::Secret(SECRET.1.to_owned())
         );
-        let relay =
-            RelaySettings::from_env_with(&env(&with(&[("CPIS_ASN_QUEUE_URL", "q")]))).unwrap();
+        let relay = RelaySettings::from_env_with(&env(&with(&[
+            ("CPIS_ASN_QUEUE_URL", "q"),
+            ("CPIS_SNS_TOPIC_ARN_PREFIX", "arn:aws:sns:eu-west-2:1:"),
+        ])))
+        .unwrap();
         assert_eq!(
             relay.feed_stale_after,
             cpis_domain::feed::DEFAULT_STALE_AFTER

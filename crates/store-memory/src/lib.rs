@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use cpis_domain::ports::{
     AccessLog, AccessWrite, AsnOutbox, AsnQueue, AuditReader, AuditTrail, AuthorityDirectory,
-    CheckReceipts, DeliveryStart, NotificationInbox, Page, PlanStore, PurgeReport, Retention,
-    StoreError, StoredPlan, UploadLedger, UploadReceipt,
+    CheckReceipts, DeliveryStart, NotificationInbox, Page, PlanStore, PurgeReport, QueueError,
+    Retention, StoreError, StoredPlan, UploadLedger, UploadReceipt,
 };
 use cpis_domain::{
     AccessRecord, Asn, AsnCutoffs, AuditEvent, Authority, InboxCursor, LedgerHead, NhsNumber,
@@ -533,7 +533,7 @@ impl RecordingQueue {
 }
 
 impl AsnQueue for RecordingQueue {
-    async fn enqueue(&self, ids: &[String]) -> Result<(), StoreError> {
+    async fn enqueue(&self, ids: &[String]) -> Result<(), QueueError> {
         self.sent
             .lock()
             .unwrap_or_else(|e| e.into_inner())

@@ -18,7 +18,7 @@ use aws_lambda_events::sqs::SqsEvent;
 use aws_sdk_sqs::types::QueueAttributeName;
 use cpis_aws::{moto, DynamoStore, SqsQueue};
 use cpis_conformance::faults::{self, Dispatcher, FaultConfig, Received, Transport, VIEW_URL};
-use cpis_domain::ports::{AsnQueue, NotificationChannel, StoreError};
+use cpis_domain::ports::{AsnQueue, NotificationChannel, QueueError, StoreError};
 use cpis_domain::OdsCode;
 use time::OffsetDateTime;
 
@@ -63,20 +63,20 @@ impl SqsTransport {
 
 impl AsnQueue for SqsTransport {
     /// The production adapter's hand-off.
-    async fn enqueue(&self, ids: &[String]) -> Result<(), StoreError> {
+    async fn enqueue(&self, ids: &[String]) -> Result<(), QueueError> {
         self.queue.enqueue(ids).await
     }
 }
 
 impl Transport for SqsTransport {
-    async fn send_raw(&self, body: &str) -> Result<(), StoreError> {
+    async fn send_raw(&self, body: &str) -> Result<(), QueueError> {
         self.sqs
             .send_message()
             .queue_url(&self.queue_url)
             .message_body(body)
             .send()
             .await
-            .map_err(|e| StoreError::Unavailable(format!("{e:?}")))?;
+            .map_err(|e| QueueError(format!("{e:?}")))?;
         Ok(())
     }
 
@@ -178,9 +178,12 @@ impl Dispatcher for Aws<'_> {
         _channel: &C,
         now: OffsetDateTime,
     ) -> Result<usize, StoreError> {
+        // The harness's relay reports one error kind; a queue fault is
+        // reported as an unavailable store, which the harness retries alike.
         outbox_relay::sweep(self.store, &self.transport.queue, now)
             .await
             .map(|report| report.relayed)
+            .map_err(|e| StoreError::Unavailable(e.to_string()))
     }
 }
 

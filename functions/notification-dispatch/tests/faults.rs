@@ -8,7 +8,7 @@ use cpis_aws::{moto, DynamoStore, SnsChannel, SqsQueue};
 use cpis_domain::dispatch::DELIVERY_LEASE;
 use cpis_domain::ports::{
     AsnOutbox, AsnQueue, AuditReader, AuthorityDirectory, DeliveryStart, NotificationChannel,
-    StoreError,
+    QueueError,
 };
 use cpis_domain::{
     check, find_nhs_numbers, process_upload, AccessEffect, AccessorKind, AuditAction, AuditEvent,
@@ -246,10 +246,8 @@ async fn crash_after_access_written_before_queued_loses_nothing() {
     // transaction wrote the access and its ASN.
     struct Down;
     impl AsnQueue for Down {
-        async fn enqueue(&self, _: &[String]) -> Result<(), StoreError> {
-            Err(StoreError::Unavailable(
-                "crashed before SendMessageBatch".into(),
-            ))
+        async fn enqueue(&self, _: &[String]) -> Result<(), QueueError> {
+            Err(QueueError("crashed before SendMessageBatch".into()))
         }
     }
     assert_eq!(

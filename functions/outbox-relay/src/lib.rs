@@ -7,7 +7,7 @@ pub mod minute;
 
 use cpis_domain::feed::stale_feeds;
 use cpis_domain::ports::AuthorityDirectory;
-use cpis_domain::ports::{AsnOutbox, AsnQueue, PurgeReport, Retention, StoreError};
+use cpis_domain::ports::{AsnOutbox, AsnQueue, PurgeReport, QueueError, Retention, StoreError};
 use cpis_domain::{FeedLog, OdsCode};
 use time::{Date, Duration, OffsetDateTime};
 
@@ -28,13 +28,24 @@ pub struct SweepReport {
     pub oldest_undelivered: Option<Duration>,
 }
 
-/// The same claim-and-enqueue as `cpis_domain::relay_pending`, keeping the
+/// Why a sweep stopped: the outbox could not be read, or the queue took
+/// nothing (the claimed ASNs lapse and the next sweep offers them again).
+#[derive(Debug, thiserror::Error)]
+pub enum SweepError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+}
+
+/// Claims the undelivered ASNs whose lease lapsed and hands them to the
+/// queue again (duplicates are absorbed by the dispatcher), keeping the
 /// claimed ASNs' times for the `OldestUndeliveredAsnAge` metric.
 pub async fn sweep<S: AsnOutbox, Q: AsnQueue>(
     store: &S,
     queue: &Q,
     now: OffsetDateTime,
-) -> Result<SweepReport, StoreError> {
+) -> Result<SweepReport, SweepError> {
     let claimed = store
         .claim_undelivered(now, RELAY_LEASE, RELAY_BATCH)
         .await?;

@@ -42,7 +42,7 @@ pub async fn sweep_minute(
     channel_status: &ChannelStatus,
     now: OffsetDateTime,
     stale_after: Duration,
-) -> Result<serde_json::Value, StoreError> {
+) -> Result<serde_json::Value, crate::SweepError> {
     let report = crate::sweep(store, queue, now).await?;
     println!("{}", crate::outbox_age_metric(&report, now));
     let relayed = report.relayed;

@@ -10,6 +10,7 @@ fn a_missing_or_malformed_variable_is_one_json_error_line_naming_it() {
     let cases = [
         (vec![], "CPIS_TABLE_NAME"),
         (with_tables(&[]), "CPIS_ASN_QUEUE_URL"),
+        (with_tables(&[queue]), "CPIS_SNS_TOPIC_ARN_PREFIX"),
         (
             with_tables(&[queue, ("CPIS_FEED_STALE_AFTER_HOURS", "9999")]),
             "CPIS_FEED_STALE_AFTER_HOURS",

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Mutex;
 
-use cpis_domain::ports::{AsnQueue, DeliveryError, NotificationChannel, StoreError};
+use cpis_domain::ports::{AsnQueue, DeliveryError, NotificationChannel, QueueError};
 use cpis_domain::{Authority, NoticeText};
 use rand::rngs::StdRng;
 use rand::Rng;
@@ -95,7 +95,7 @@ pub(super) enum Fate {
 }
 
 impl<T: Transport> AsnQueue for FaultyQueue<'_, T> {
-    async fn enqueue(&self, ids: &[String]) -> Result<(), StoreError> {
+    async fn enqueue(&self, ids: &[String]) -> Result<(), QueueError> {
         let fates: Vec<(String, Fate)> = {
             let mut rng = self.rng.lock().unwrap_or_else(|e| e.into_inner());
             let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());

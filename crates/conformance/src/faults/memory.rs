@@ -4,7 +4,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 
-use cpis_domain::ports::{AsnQueue, StoreError};
+use cpis_domain::ports::{AsnQueue, QueueError};
 
 use super::{Received, Transport, MAX_RECEIVES};
 
@@ -49,7 +49,7 @@ impl MemoryTransport {
 }
 
 impl AsnQueue for MemoryTransport {
-    async fn enqueue(&self, ids: &[String]) -> Result<(), StoreError> {
+    async fn enqueue(&self, ids: &[String]) -> Result<(), QueueError> {
         for id in ids {
             self.push(id.clone());
         }
@@ -58,7 +58,7 @@ impl AsnQueue for MemoryTransport {
 }
 
 impl Transport for MemoryTransport {
-    async fn send_raw(&self, body: &str) -> Result<(), StoreError> {
+    async fn send_raw(&self, body: &str) -> Result<(), QueueError> {
         self.push(body.to_owned());
         Ok(())
     }
