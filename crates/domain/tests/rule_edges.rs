@@ -457,3 +457,144 @@ async fn an_end_date_on_the_start_date_is_accepted() {
         1
     );
 }
+
+/// Every head a council's ledger held, in order, as swapped in.
+struct Recorded {
+    inner: MemoryStore,
+    heads: std::sync::Mutex<Vec<LedgerHead>>,
+}
+
+impl PlanStore for Recorded {
+    async fn plans_for_child(&self, n: &NhsNumber) -> Result<Vec<Plan>, StoreError> {
+        self.inner.plans_for_child(n).await
+    }
+    async fn plans_for_authority(
+        &self,
+        a: &OdsCode,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<Plan>, StoreError> {
+        self.inner.plans_for_authority(a, cursor, limit).await
+    }
+    async fn plan_keys_for_authority(&self, a: &OdsCode) -> Result<Vec<PlanKey>, StoreError> {
+        self.inner.plan_keys_for_authority(a).await
+    }
+    async fn apply_changes(
+        &self,
+        a: &OdsCode,
+        upserts: &[StoredPlan],
+        withdrawals: &[PlanKey],
+    ) -> Result<usize, StoreError> {
+        self.inner.apply_changes(a, upserts, withdrawals).await
+    }
+}
+
+impl UploadLedger for Recorded {
+    async fn receipt(&self, a: &OdsCode, s: u64) -> Result<Option<UploadReceipt>, StoreError> {
+        self.inner.receipt(a, s).await
+    }
+    async fn record_receipt(
+        &self,
+        a: &OdsCode,
+        r: &UploadReceipt,
+    ) -> Result<UploadReceipt, StoreError> {
+        self.inner.record_receipt(a, r).await
+    }
+    async fn ledger_head(&self, a: &OdsCode) -> Result<Option<LedgerHead>, StoreError> {
+        self.inner.ledger_head(a).await
+    }
+    async fn swap_ledger_head(
+        &self,
+        a: &OdsCode,
+        expected: Option<&LedgerHead>,
+        new: &LedgerHead,
+    ) -> Result<bool, StoreError> {
+        let swapped = self.inner.swap_ledger_head(a, expected, new).await?;
+        if swapped {
+            self.heads.lock().unwrap().push(new.clone());
+        }
+        Ok(swapped)
+    }
+    async fn retire_receipts_above(&self, a: &OdsCode, s: u64) -> Result<usize, StoreError> {
+        self.inner.retire_receipts_above(a, s).await
+    }
+}
+
+/// Stores swap the ledger head on its version alone (`sequencing.rs`:
+/// "bumped by every swap"), so every swap must move the version forward:
+/// a head that came back to an earlier version would let a caller holding
+/// that earlier head swap over newer work (the ABA problem). Uploads,
+/// releases, a rewind and its finish, in turn; then no earlier head swaps.
+#[tokio::test]
+async fn every_ledger_swap_moves_the_version_forward() {
+    let store = Recorded {
+        inner: MemoryStore::new(),
+        heads: Default::default(),
+    };
+    let council = la("E09000033");
+    let policy = VisibilityPolicy::default();
+    let body = |sequence: u64| {
+        json!({"sequence": sequence, "mode": "delta", "records": [
+            {"nhs_number": "9990000018", "plan_type": "CPP", "start_date": "2026-01-01"}]})
+        .to_string()
+    };
+    for sequence in [1, 2] {
+        process_upload(&store, &council, body(sequence).as_bytes(), NOW, &policy)
+            .await
+            .expect("applied");
+    }
+    rewind_sequence(&store, &council, 1, NOW)
+        .await
+        .expect("rewound");
+    process_upload(&store, &council, body(2).as_bytes(), NOW, &policy)
+        .await
+        .expect("applied after the rewind");
+    let heads = store.heads.lock().unwrap().clone();
+    // Two per upload (claim, release) and two for the rewind.
+    assert_eq!(heads.len(), 8, "{heads:?}");
+    for pair in heads.windows(2) {
+        assert!(pair[1].version > pair[0].version, "{pair:?}");
+    }
+    let current = heads.last().unwrap().clone();
+    for earlier in &heads[..heads.len() - 1] {
+        let probe = LedgerHead {
+            version: current.version + 100,
+            ..current.clone()
+        };
+        assert!(
+            !store
+                .inner
+                .swap_ledger_head(&council, Some(earlier), &probe)
+                .await
+                .unwrap(),
+            "a swap from an earlier head succeeded: {earlier:?}"
+        );
+    }
+}
+
+/// A lease lapses at its `lease_until` instant, for a rewind as for an
+/// upload (`sequencing.rs`: a holder past its lease is gone).
+#[test]
+fn a_rewind_may_take_over_the_instant_a_lease_ends() {
+    use cpis_domain::sequencing::{decide, decide_rewind, Decision, RewindDecision};
+    let held = |until| LedgerHead {
+        sequence: 3,
+        digest: "a".repeat(64),
+        state: HeadState::Pending { lease_until: until },
+        version: 5,
+    };
+    let second = time::Duration::seconds(1);
+    assert!(matches!(
+        decide_rewind(Some(&held(NOW)), 1, NOW),
+        RewindDecision::Claim(_)
+    ));
+    assert!(matches!(
+        decide_rewind(Some(&held(NOW + second)), 1, NOW),
+        RewindDecision::Busy { .. }
+    ));
+    // An upload of the next sequence agrees on the same instant.
+    assert!(matches!(
+        decide(Some(&held(NOW)), 4, &"b".repeat(64), NOW),
+        Decision::Claim(_)
+    ));
+}
