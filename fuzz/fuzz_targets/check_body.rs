@@ -36,7 +36,7 @@ fn fixture() -> &'static Fixture {
     static FIXTURE: OnceLock<Fixture> = OnceLock::new();
     FIXTURE.get_or_init(|| {
         let dir = tempfile::tempdir().expect("a temp dir");
-        let keys = LocalKeys::load_or_create(dir.path()).expect("local keys");
+        let keys = LocalKeys::ephemeral().expect("local keys");
         let clinician = CallerClaims {
             sub: "dr-fuzz".into(),
             role: "clinician".into(),

@@ -13,7 +13,8 @@ use std::collections::BTreeSet;
 use std::sync::OnceLock;
 
 use cpis_domain::ports::{PlanStore, StoredPlan};
-use cpis_domain::upload::{parse_batch, UploadMode};
+use cpis_domain::upload::parse_batch;
+use cpis_domain::UploadMode;
 use cpis_domain::{
     find_nhs_numbers, process_upload, FileOutcome, NhsNumber, OdsCode, Plan, PlanKey, PlanType,
     RecordDetail, RecordOutcomeCode, UploadError, VisibilityPolicy,
@@ -201,8 +202,17 @@ fuzz_target!(|body: &[u8]| {
             .map(|o| record_key(&council, &batch.records[o.index].value))
             .collect();
         assert_eq!(loaded.len(), stored, "one plan per stored record");
+        // Accepted records past their purge day: not stored, and the copy an
+        // earlier upload stored is withdrawn with them.
+        let expired: BTreeSet<PlanKey> = ack
+            .records
+            .iter()
+            .filter(|o| o.detail == Some(RecordDetail::ExpiredNotStored))
+            .map(|o| record_key(&council, &batch.records[o.index].value))
+            .collect();
         let candidates: BTreeSet<PlanKey> = before.union(&loaded).cloned().collect();
         assert!(after.is_subset(&candidates), "a plan from nowhere");
+        assert!(after.is_disjoint(&expired), "an expired plan is still held");
         assert_eq!(ack.withdrawn, candidates.difference(&after).count());
         assert_eq!(
             keys(&store, &other).await,
@@ -219,15 +229,22 @@ fuzz_target!(|body: &[u8]| {
                     }
                 }
                 for gone in candidates.difference(&after) {
-                    assert!(ack.withdrawals.iter().any(|o| {
-                        o.outcome == RecordOutcomeCode::Success
-                            && record_key(&council, &batch.withdrawals[o.index].value) == *gone
-                    }));
+                    assert!(
+                        expired.contains(gone)
+                            || ack.withdrawals.iter().any(|o| {
+                                o.outcome == RecordOutcomeCode::Success
+                                    && record_key(&council, &batch.withdrawals[o.index].value)
+                                        == *gone
+                            })
+                    );
                 }
             }
             UploadMode::Full if ack.withdrawals_held_back.is_some() => {
-                assert_eq!(ack.withdrawn, 0);
-                assert!(before.is_subset(&after), "held back, yet a plan went");
+                // Only the snapshot's withdrawal of what it leaves out is held
+                // back; an expired record still takes its stored copy.
+                let kept: BTreeSet<PlanKey> = before.difference(&expired).cloned().collect();
+                assert!(kept.is_subset(&after), "held back, yet a plan went");
+                assert_eq!(ack.withdrawn, before.intersection(&expired).count());
             }
             UploadMode::Full => {
                 // Brief section 4: a failed record never withdraws the plan it
@@ -248,7 +265,8 @@ fuzz_target!(|body: &[u8]| {
                     .collect();
                 for key in &before {
                     let kept = after.contains(key);
-                    let expected = listed.contains(key) || failed.contains(&key.nhs_number);
+                    let expected = !expired.contains(key)
+                        && (listed.contains(key) || failed.contains(&key.nhs_number));
                     assert_eq!(kept, expected, "a full snapshot and a held plan");
                 }
             }
@@ -278,6 +296,6 @@ fn record_key(council: &OdsCode, record: &serde_json::Value) -> PlanKey {
         authority: council.clone(),
         nhs_number: NhsNumber::parse(field("nhs_number")).expect("parsed"),
         plan_type: PlanType::parse(field("plan_type")).expect("parsed"),
-        start_date: cpis_domain::upload::parse_iso_date(field("start_date")).expect("parsed"),
+        start_date: cpis_domain::dates::parse_iso_date(field("start_date")).expect("parsed"),
     }
 }
