@@ -152,11 +152,19 @@ pub fn check_router<S: CheckStore, Q: Queue>(state: AppState<S, Q>) -> Router {
         )
         .route(
             routes::FHIR_CARE_TEAM.path,
-            endpoint(&state, &routes::FHIR_CARE_TEAM, fhir::care_team::<S, Q>),
+            endpoint(
+                &state,
+                &routes::FHIR_CARE_TEAM,
+                fhir::check_search_route::<S, Q, { fhir::CARE_TEAM }>,
+            ),
         )
         .route(
             routes::FHIR_FLAG.path,
-            endpoint(&state, &routes::FHIR_FLAG, fhir::flag::<S, Q>),
+            endpoint(
+                &state,
+                &routes::FHIR_FLAG,
+                fhir::check_search_route::<S, Q, { fhir::FLAG }>,
+            ),
         )
         .route(
             routes::FHIR_METADATA.path,

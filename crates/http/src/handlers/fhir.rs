@@ -192,46 +192,27 @@ fn answer(result: Result<Value, FhirError>) -> Response {
     }
 }
 
-pub(crate) async fn care_team<S: CheckStore, Q: Queue>(
-    State(state): State<AppState<S, Q>>,
-    caller: CareSetting,
-    request_id: RequestId,
-    headers: HeaderMap,
-    RawQuery(query): RawQuery,
-) -> Response {
-    let kind = CheckSearch::CareTeam;
-    answer(
-        check_search(
-            &state,
-            &caller,
-            &request_id,
-            &headers,
-            query.as_deref(),
-            kind,
-        )
-        .await,
-    )
-}
+/// The `CARE_TEAM` argument of [`check_search_route`]: `CareTeam` ...
+pub(crate) const CARE_TEAM: bool = true;
+/// ... or `Flag`.
+pub(crate) const FLAG: bool = false;
 
-pub(crate) async fn flag<S: CheckStore, Q: Queue>(
+/// `GET /FHIR/R4/CareTeam` and `GET /FHIR/R4/Flag`: one handler, which
+/// search it answers fixed when the route is built.
+pub(crate) async fn check_search_route<S: CheckStore, Q: Queue, const CARE_TEAM: bool>(
     State(state): State<AppState<S, Q>>,
     caller: CareSetting,
     request_id: RequestId,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let kind = CheckSearch::Flag;
-    answer(
-        check_search(
-            &state,
-            &caller,
-            &request_id,
-            &headers,
-            query.as_deref(),
-            kind,
-        )
-        .await,
-    )
+    let kind = if CARE_TEAM {
+        CheckSearch::CareTeam
+    } else {
+        CheckSearch::Flag
+    };
+    let query = query.as_deref();
+    answer(check_search(&state, &caller, &request_id, &headers, query, kind).await)
 }
 
 pub(crate) async fn audit_events<S: HistoryStore, Q: Queue>(

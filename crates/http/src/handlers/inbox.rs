@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::audit::{Audit, Failure};
 use crate::caller::Council;
 use crate::dialect::json_answer;
-use crate::paging::{listing, page_query};
+use crate::paging::council_listing;
 use crate::problem::Problem;
 use crate::request_id::RequestId;
 use crate::state::{AppState, CouncilStore, Queue};
@@ -77,26 +77,25 @@ pub(crate) async fn list_notifications<S: CouncilStore, Q: Queue>(
     request_id: RequestId,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let result = async {
-        let page = page_query(query.as_deref()).map_err(Failure::invalid)?;
-        let page = state
-            .store
-            .notifications(&caller.authority, page.cursor.as_deref(), page.limit)
-            .await
-            .map_err(Failure::of)?;
-        let (notifications, next_cursor) = listing(page);
-        Ok(AsnPage {
-            notifications,
-            next_cursor,
-        })
-    }
-    .await;
-    let audit = Audit::new(
-        &caller.principal,
-        AuditAction::ListNotifications,
+    let (store, council) = (&state.store, &caller.authority);
+    let fetch = |cursor: Option<String>, limit| async move {
+        store.notifications(council, cursor.as_deref(), limit).await
+    };
+    let body = |notifications, next_cursor| AsnPage {
+        notifications,
+        next_cursor,
+    };
+    let action = AuditAction::ListNotifications;
+    council_listing(
+        &state,
+        &caller,
         &request_id,
-    );
-    json_answer(audit.record(&state, None, result).await)
+        action,
+        query.as_deref(),
+        fetch,
+        body,
+    )
+    .await
 }
 
 /// What a request does to one ASN of the caller's inbox.

@@ -16,7 +16,7 @@ use crate::audit::{Audit, Failure};
 use crate::caller::Council;
 use crate::dialect::json_answer;
 use crate::extract::{parse_json, require_json, upload_body_problem};
-use crate::paging::{listing, page_query};
+use crate::paging::council_listing;
 use crate::problem::Problem;
 use crate::request_id::RequestId;
 use crate::state::{AppState, CouncilStore, Queue};
@@ -162,17 +162,22 @@ pub(crate) async fn list_plans<S: CouncilStore, Q: Queue>(
     request_id: RequestId,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let result = async {
-        let page = page_query(query.as_deref()).map_err(Failure::invalid)?;
-        let page = state
-            .store
-            .plans_for_authority(&caller.authority, page.cursor.as_deref(), page.limit)
+    let (store, council) = (&state.store, &caller.authority);
+    let fetch = |cursor: Option<String>, limit| async move {
+        store
+            .plans_for_authority(council, cursor.as_deref(), limit)
             .await
-            .map_err(Failure::of)?;
-        let (plans, next_cursor) = listing(page);
-        Ok(PlanPage { plans, next_cursor })
-    }
-    .await;
-    let audit = Audit::new(&caller.principal, AuditAction::ListPlans, &request_id);
-    json_answer(audit.record(&state, None, result).await)
+    };
+    let body = |plans, next_cursor| PlanPage { plans, next_cursor };
+    let action = AuditAction::ListPlans;
+    council_listing(
+        &state,
+        &caller,
+        &request_id,
+        action,
+        query.as_deref(),
+        fetch,
+        body,
+    )
+    .await
 }
