@@ -168,3 +168,23 @@ impl Caller {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// [`crate::endpoint`] builds each route's method filter from its spec.
+    #[test]
+    fn every_spec_names_a_method_axum_routes() {
+        for spec in ROUTES.iter().chain(EMBEDDED_ROUTES) {
+            let method = axum::http::Method::from_bytes(spec.method.as_bytes());
+            let filter = method.ok().map(axum::routing::MethodFilter::try_from);
+            assert!(
+                matches!(filter, Some(Ok(_))),
+                "{} {}",
+                spec.method,
+                spec.path
+            );
+        }
+    }
+}
