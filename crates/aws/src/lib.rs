@@ -9,6 +9,7 @@
 mod directory_sync;
 mod dynamo;
 mod errors;
+mod http_client;
 #[cfg(feature = "test-support")]
 pub mod moto;
 mod sns;
@@ -16,6 +17,7 @@ mod sns_status;
 mod sqs;
 
 pub use dynamo::{DynamoStore, PLAN_SHARDS};
+pub use http_client::https_client;
 pub use sns::{topic_name, SnsChannel, SyncError, SyncReport, TopicSync};
 pub use sns_status::{reaches_duty_team, ChannelStatus};
 pub use sqs::{parse_message_body, SqsQueue};

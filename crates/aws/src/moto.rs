@@ -136,6 +136,7 @@ fn answers_http(port: u16) -> bool {
 pub async fn sdk_config() -> aws_config::SdkConfig {
     endpoint();
     aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(crate::https_client())
         .load()
         .await
 }

@@ -2,19 +2,11 @@
 //! the API Gateway JWT authorizer (Lambda); either way the claims become a
 //! `Principal` through the one mapping below. Tenancy comes only from it.
 
-use std::sync::Arc;
-
 use cpis_domain::{AccessorKind, Clinician, OdsCode, Principal, Rbac};
-use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey, EncodePublicKey};
-use ed25519_dalek::SigningKey;
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
-use time::OffsetDateTime;
 
-pub const LOCAL_ISSUER: &str = "cpis-local";
-pub const LOCAL_AUDIENCE: &str = "cpis";
-/// Clock skew tolerated on `exp` and `nbf`.
-const LEEWAY_SECONDS: u64 = 30;
+#[cfg(feature = "local-auth")]
+use crate::local_auth::LocalVerifier;
 
 /// The claims cpis reads. Councils: `role = "council"`, `ods_code` is the
 /// council. Care settings: `role = "clinician" | "system"`, with `rbac`,
@@ -89,148 +81,11 @@ impl CallerClaims {
     }
 }
 
-/// A token's full claim set, as minted and verified locally.
-#[derive(Debug, Serialize, Deserialize)]
-struct TokenClaims {
-    iss: String,
-    aud: String,
-    iat: i64,
-    nbf: i64,
-    exp: i64,
-    #[serde(flatten)]
-    caller: CallerClaims,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum KeyError {
-    #[error("the signing key is not valid Ed25519 PKCS#8 PEM")]
-    Invalid,
-    #[error("no randomness available from the operating system")]
-    Random,
-    #[error("could not sign the token")]
-    Sign,
-}
-
-/// The embedded service's own Ed25519 key pair, kept in its data directory.
-/// Tokens minted with one data directory are rejected by another.
-#[derive(Clone)]
-pub struct LocalKeys {
-    encoding: Arc<EncodingKey>,
-    decoding: Arc<DecodingKey>,
-    public_pem: Arc<str>,
-}
-
-impl std::fmt::Debug for LocalKeys {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("LocalKeys(..)")
-    }
-}
-
-impl LocalKeys {
-    /// A new key pair from the operating system's randomness, as PKCS#8
-    /// PEM: what [`LocalKeys::from_pem`] reads. Where it is kept (the data
-    /// directory, mode 0600) is the caller's (`cpis`'s `DataDir`).
-    pub fn generate_pem() -> Result<String, KeyError> {
-        let mut seed = [0u8; 32];
-        getrandom::fill(&mut seed).map_err(|_| KeyError::Random)?;
-        SigningKey::from_bytes(&seed)
-            .to_pkcs8_pem(Default::default())
-            .map(|pem| pem.to_string())
-            .map_err(|_| KeyError::Invalid)
-    }
-
-    /// A key pair held in memory only (tests, benchmarks): its tokens are
-    /// refused by every other key pair.
-    pub fn ephemeral() -> Result<Self, KeyError> {
-        Self::from_pem(&Self::generate_pem()?)
-    }
-
-    /// The key pair from its private key (Ed25519 PKCS#8 PEM).
-    pub fn from_pem(private_pem: &str) -> Result<Self, KeyError> {
-        let signing = SigningKey::from_pkcs8_pem(private_pem).map_err(|_| KeyError::Invalid)?;
-        let public_pem = signing
-            .verifying_key()
-            .to_public_key_pem(Default::default())
-            .map_err(|_| KeyError::Invalid)?;
-        let encoding =
-            EncodingKey::from_ed_pem(private_pem.as_bytes()).map_err(|_| KeyError::Invalid)?;
-        let decoding =
-            DecodingKey::from_ed_pem(public_pem.as_bytes()).map_err(|_| KeyError::Invalid)?;
-        Ok(Self {
-            encoding: Arc::new(encoding),
-            decoding: Arc::new(decoding),
-            public_pem: Arc::from(public_pem.as_str()),
-        })
-    }
-
-    /// The public key (SPKI PEM): what another verifier needs to accept
-    /// these tokens. Public by nature; never the private key.
-    pub fn public_pem(&self) -> &str {
-        &self.public_pem
-    }
-
-    /// A bearer token for `caller`, valid for `ttl` from `now`.
-    pub fn mint(
-        &self,
-        caller: &CallerClaims,
-        now: OffsetDateTime,
-        ttl: time::Duration,
-    ) -> Result<String, KeyError> {
-        let claims = TokenClaims {
-            iss: LOCAL_ISSUER.into(),
-            aud: LOCAL_AUDIENCE.into(),
-            iat: now.unix_timestamp(),
-            nbf: now.unix_timestamp(),
-            exp: (now + ttl).unix_timestamp(),
-            caller: caller.clone(),
-        };
-        jsonwebtoken::encode(&Header::new(Algorithm::EdDSA), &claims, &self.encoding)
-            .map_err(|_| KeyError::Sign)
-    }
-
-    /// The verifier for tokens minted with these keys.
-    pub fn verifier(&self) -> LocalVerifier {
-        let mut validation = Validation::new(Algorithm::EdDSA);
-        validation.algorithms = vec![Algorithm::EdDSA];
-        validation.set_issuer(&[LOCAL_ISSUER]);
-        validation.set_audience(&[LOCAL_AUDIENCE]);
-        validation.set_required_spec_claims(&["exp", "nbf", "iss", "aud", "sub"]);
-        validation.validate_nbf = true;
-        validation.leeway = LEEWAY_SECONDS;
-        LocalVerifier {
-            key: self.decoding.clone(),
-            validation: Arc::new(validation),
-        }
-    }
-}
-
-/// Verifies bearer tokens signed by the local key.
-#[derive(Clone)]
-pub struct LocalVerifier {
-    key: Arc<DecodingKey>,
-    validation: Arc<Validation>,
-}
-
-/// Longest token accepted: anything longer is refused before parsing.
-const MAX_TOKEN_BYTES: usize = 8 * 1024;
-
-impl LocalVerifier {
-    /// Verifies signature, algorithm, issuer, audience, `exp` and `nbf`.
-    /// The reason for a failure is deliberately not returned to callers.
-    pub fn verify(&self, token: &str) -> Option<CallerClaims> {
-        if token.len() > MAX_TOKEN_BYTES {
-            return None;
-        }
-        jsonwebtoken::decode::<TokenClaims>(token, &self.key, &self.validation)
-            .ok()
-            .map(|data| data.claims.caller)
-    }
-}
-
 /// How a router learns who is calling.
 #[derive(Clone)]
 pub enum Authenticator {
     /// Verify `Authorization: Bearer` tokens with the local key.
+    #[cfg(feature = "local-auth")]
     Local(LocalVerifier),
     /// Trust claims the API Gateway JWT authorizer verified, placed in the
     /// request extensions as [`GatewayClaims`] by the Lambda adapter.
@@ -246,6 +101,7 @@ impl Authenticator {
     /// The caller's claims, or `None` when the request carries no valid credential.
     pub fn claims(&self, parts: &http::request::Parts) -> Option<CallerClaims> {
         match self {
+            #[cfg(feature = "local-auth")]
             Self::Local(verifier) => {
                 let header = parts
                     .headers
@@ -310,45 +166,5 @@ mod tests {
             ..council()
         };
         assert_eq!(bad_ods.principal(), Err(ClaimsError::OdsCode));
-    }
-
-    #[test]
-    fn keys_round_trip_through_their_pem_and_refuse_other_keys() {
-        let pem = LocalKeys::generate_pem().unwrap();
-        let keys_a = LocalKeys::from_pem(&pem).unwrap();
-        let again_a = LocalKeys::from_pem(&pem).unwrap();
-        let keys_b = LocalKeys::ephemeral().unwrap();
-        let now = OffsetDateTime::now_utc();
-        let token = keys_a
-            .mint(&council(), now, time::Duration::hours(1))
-            .unwrap();
-        assert_eq!(again_a.verifier().verify(&token), Some(council()));
-        assert_eq!(keys_b.verifier().verify(&token), None);
-        assert!(matches!(
-            LocalKeys::from_pem("not a key"),
-            Err(KeyError::Invalid)
-        ));
-    }
-
-    #[test]
-    fn expired_and_not_yet_valid_tokens_are_refused() {
-        let keys = LocalKeys::ephemeral().unwrap();
-        let now = OffsetDateTime::now_utc();
-        let expired = keys
-            .mint(
-                &council(),
-                now - time::Duration::hours(2),
-                time::Duration::hours(1),
-            )
-            .unwrap();
-        assert_eq!(keys.verifier().verify(&expired), None);
-        let future = keys
-            .mint(
-                &council(),
-                now + time::Duration::hours(1),
-                time::Duration::hours(1),
-            )
-            .unwrap();
-        assert_eq!(keys.verifier().verify(&future), None);
     }
 }

@@ -15,6 +15,8 @@ mod extract;
 mod handlers;
 #[cfg(feature = "lambda")]
 pub mod lambda;
+#[cfg(feature = "local-auth")]
+mod local_auth;
 mod middleware;
 mod paging;
 pub mod problem;
@@ -31,10 +33,9 @@ use axum::routing::{on, MethodFilter, MethodRouter};
 use axum::Router;
 use cpis_domain::ports::AuditTrail;
 
-pub use auth::{
-    Authenticator, CallerClaims, ClaimsError, GatewayClaims, KeyError, LocalKeys, LocalVerifier,
-    LOCAL_AUDIENCE, LOCAL_ISSUER,
-};
+pub use auth::{Authenticator, CallerClaims, ClaimsError, GatewayClaims};
+#[cfg(feature = "local-auth")]
+pub use local_auth::{KeyError, LocalKeys, LocalVerifier, LOCAL_AUDIENCE, LOCAL_ISSUER};
 pub use problem::Problem;
 pub use request_id::{strict_request_id, RequestId};
 pub use routes::RouteSpec;

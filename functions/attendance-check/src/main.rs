@@ -12,7 +12,7 @@ async fn main() -> std::process::ExitCode {
 
 async fn run() -> Result<(), StartError> {
     let settings = CheckSettings::from_env()?;
-    let clients = Clients::load().await;
+    let clients = Clients::from_env()?;
     let pseudonymiser = clients.pseudonymiser(&settings.api.pseudonym_key).await?;
     let store = clients.store(&settings.api.tables);
     // ASNs are written to the outbox with the access; the queue only speeds

@@ -12,7 +12,7 @@ async fn main() -> std::process::ExitCode {
 
 async fn run() -> Result<(), StartError> {
     let settings = HistorySettings::from_env()?;
-    let clients = Clients::load().await;
+    let clients = Clients::from_env()?;
     let pseudonymiser = clients.pseudonymiser(&settings.pseudonym_key).await?;
     // Reads only (and audit appends): its IAM policy grants no other write.
     let store = clients.store(&settings.tables);

@@ -18,7 +18,7 @@ async fn main() -> std::process::ExitCode {
 
 async fn run() -> Result<(), StartError> {
     let settings = DispatchSettings::from_env()?;
-    let clients = Clients::load().await;
+    let clients = Clients::from_env()?;
     let store = clients.store(&settings.tables);
     let channel = clients.channel(&settings.topic_arn_prefix);
     let (store, channel, view_url) = (&store, &channel, settings.view_url.as_str());

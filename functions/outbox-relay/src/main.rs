@@ -18,7 +18,7 @@ async fn main() -> std::process::ExitCode {
 
 async fn run() -> Result<(), StartError> {
     let settings = RelaySettings::from_env()?;
-    let clients = Clients::load().await;
+    let clients = Clients::from_env()?;
     let store = clients.store(&settings.tables);
     let queue = clients.queue(&settings.asn_queue_url);
     let channel_status = clients.channel_status(&settings.topic_arn_prefix);

@@ -12,7 +12,7 @@ async fn main() -> std::process::ExitCode {
 
 async fn run() -> Result<(), StartError> {
     let settings = UploadSettings::from_env()?;
-    let clients = Clients::load().await;
+    let clients = Clients::from_env()?;
     let pseudonymiser = clients.pseudonymiser(&settings.api.pseudonym_key).await?;
     // Directory updates keep the council's SNS subscriptions in step.
     let store = clients
