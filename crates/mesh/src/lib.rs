@@ -3,12 +3,22 @@
 //!
 //! - [`Mailbox`]: the port. One MESH mailbox as the exchange sees it; the
 //!   real client and the test fakes implement it.
+//! - [`MeshClient`]: the port over the MESH API (`reqwest`, rustls), with
+//!   [`MeshConfig`] (where, as whom, limits; secrets as [`Secret`]).
 //!
 //! The calls, headers and limits are those of the MESH API specification
 //! (`NHSDigital/mesh-api-specification`, `mesh-api.yaml`), summarised in
 //! `shared/domain/council-interface.md` §9.
 
 use std::future::Future;
+
+mod auth;
+mod client;
+mod config;
+mod wire;
+
+pub use client::MeshClient;
+pub use config::{ClientIdentity, MeshConfig, Secret, INTERNET_CHUNK_BYTES};
 
 /// A MESH message's kind (`Mex-MessageType`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
