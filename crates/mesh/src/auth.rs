@@ -12,8 +12,10 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use time::OffsetDateTime;
 
-/// The header value for one request, made now.
-pub(crate) fn fresh_token(mailbox: &str, password: &[u8], shared_key: &[u8]) -> String {
+/// The `Authorization` header value for one request, made now (a new nonce,
+/// the current minute). [`crate::MeshClient`] makes one per request; this is
+/// public for tests and tools that speak to MESH directly.
+pub fn fresh_token(mailbox: &str, password: &[u8], shared_key: &[u8]) -> String {
     let nonce = uuid::Uuid::new_v4().to_string();
     token(
         mailbox,

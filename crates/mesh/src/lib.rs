@@ -17,6 +17,7 @@ mod client;
 mod config;
 mod wire;
 
+pub use auth::fresh_token as nhsmesh_authorization;
 pub use client::MeshClient;
 pub use config::{ClientIdentity, MeshConfig, Secret, INTERNET_CHUNK_BYTES};
 
