@@ -56,7 +56,7 @@ make_venv() {
 running_pid() {
   local pid
   pid=$(cat "$state/pid" 2>/dev/null) || return 1
-  [ -n "$pid" ] && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q 'mesh_sandbox.api:app' || return 1
+  [ -n "$pid" ] && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q 'mesh_sandbox_app:app' || return 1
   echo "$pid"
 }
 
@@ -84,9 +84,13 @@ start() {
   fi
   local port
   port=$("$venv/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
-  # Detached from our stdout, so `url=$(mesh_sandbox.sh start)` returns.
+  # Detached from our stdout, so `url=$(mesh_sandbox.sh start)` returns. The
+  # app is mesh-sandbox's own with its log lines made scannable
+  # (tests/mesh_sandbox_app.py); the sandbox logs every request itself, so
+  # uvicorn's access log (client ports next to numbers) is off.
   AUTH_MODE=full SHARED_KEY=TestKey STORE_MODE=file MAILBOXES_DATA_DIR="$state/store" \
-    "$venv/bin/python" -m uvicorn mesh_sandbox.api:app --host 127.0.0.1 --port "$port" --workers 1 \
+    "$venv/bin/python" -m uvicorn mesh_sandbox_app:app --app-dir "$root/tests" \
+    --host 127.0.0.1 --port "$port" --workers 1 --no-access-log \
     </dev/null >>"$log" 2>&1 &
   local pid=$!
   echo "$pid" >"$state/pid"
