@@ -470,3 +470,111 @@ async fn unknown_message_ids() {
         other => panic!("{other:?}"),
     }
 }
+
+/// tests/mesh_council.py: NHS England's own Python client (mesh-client).
+fn council_script(url: &str, args: &[&str]) -> String {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/mesh_council.py");
+    let output = std::process::Command::new("python3")
+        .arg(script)
+        .args(args)
+        .args(["--url", url])
+        .output()
+        .expect("python3 runs tests/mesh_council.py");
+    assert!(
+        output.status.success(),
+        "mesh_council.py {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+#[tokio::test]
+async fn interoperates_with_nhs_englands_mesh_client() {
+    let Some(url) = sandbox() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    // Unique per run: `receive --workflow` then takes only this test's file.
+    let workflow = format!("CPIS_INTEROP_{}", uuid::Uuid::new_v4().simple());
+
+    // Theirs to ours: gzip transfer, as their client compresses.
+    let file = dir.path().join("LA_UPLOAD_X26_7.xml");
+    let body = xml("theirs", 4_000);
+    std::fs::write(&file, &body).unwrap();
+    let local_theirs = unique("theirs");
+    let id = council_script(
+        &url,
+        &[
+            "send",
+            "--mailbox",
+            "X26ABC1",
+            "--to",
+            "X26ABC3",
+            "--workflow",
+            &workflow,
+            "--file",
+            file.to_str().unwrap(),
+            "--local-id",
+            &local_theirs,
+            "--compress",
+        ],
+    );
+    let id = id.trim();
+    let ours = client(&url, "X26ABC3");
+    let message = ours.download(id).await.unwrap().unwrap();
+    assert_eq!(message.body, body);
+    assert_eq!(
+        message.meta.file_name.as_deref(),
+        Some("LA_UPLOAD_X26_7.xml")
+    );
+    assert_eq!(
+        message.meta.local_id.as_deref(),
+        Some(local_theirs.as_str())
+    );
+    assert_eq!(message.meta.workflow_id.as_deref(), Some(workflow.as_str()));
+    ours.acknowledge(id).await.unwrap();
+
+    // Ours to theirs, chunked and gzipped.
+    let mut sender = config(&url, "X26ABC1");
+    sender.chunk_bytes = 1_500;
+    let sender = MeshClient::new(sender).unwrap();
+    let local_ours = unique("ours");
+    let body = xml("ours", 3_500);
+    let sent = sender
+        .send(&Outgoing {
+            to: "X26ABC3",
+            workflow_id: &workflow,
+            file_name: "ACK_X26_7.xml",
+            local_id: &local_ours,
+            subject: Some("acknowledgement"),
+            body: &body,
+        })
+        .await
+        .unwrap();
+    let out = dir.path().join("in");
+    let written = council_script(
+        &url,
+        &[
+            "receive",
+            "--mailbox",
+            "X26ABC3",
+            "--out",
+            out.to_str().unwrap(),
+            "--workflow",
+            &workflow,
+            "--wait",
+            "30",
+        ],
+    );
+    let paths: Vec<&str> = written.lines().collect();
+    assert_eq!(paths.len(), 1, "{written}");
+    assert!(
+        paths[0].ends_with(&format!("{sent}_ACK_X26_7.xml")),
+        "{written}"
+    );
+    assert_eq!(std::fs::read(paths[0]).unwrap(), body);
+    let headers: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(format!("{}.json", paths[0])).unwrap()).unwrap();
+    assert_eq!(headers["mex-localid"], local_ours.as_str());
+    assert_eq!(headers["mex-from"], "X26ABC1");
+    // Their client acknowledged it: gone from ours.
+    assert!(!all_ids(&ours).await.contains(&sent));
+}
