@@ -578,3 +578,91 @@ async fn interoperates_with_nhs_englands_mesh_client() {
     // Their client acknowledged it: gone from ours.
     assert!(!all_ids(&ours).await.contains(&sent));
 }
+
+/// A mesh-sandbox on https that demands a client certificate, as live MESH
+/// does (`tests/mesh_sandbox.sh start-tls`); stopped when dropped.
+struct TlsSandbox {
+    dir: tempfile::TempDir,
+    url: String,
+}
+
+const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/mesh_sandbox.sh");
+
+impl TlsSandbox {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let output = std::process::Command::new("bash")
+            .args([SCRIPT, "start-tls"])
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "start-tls: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let url = String::from_utf8(output.stdout).unwrap().trim().to_owned();
+        Self { dir, url }
+    }
+
+    fn pem(&self, name: &str) -> Vec<u8> {
+        std::fs::read(self.dir.path().join(name)).unwrap()
+    }
+
+    fn config(&self, mailbox: &str, identity: bool, ca: Option<&str>) -> MeshConfig {
+        let mut config = config(&self.url, mailbox);
+        if identity {
+            config.client_identity = Some(cpis_mesh::ClientIdentity {
+                certificate_pem: self.pem("client.pem"),
+                private_key_pem: cpis_mesh::Secret::new(self.pem("client.key")),
+            });
+        }
+        config.ca_bundle_pem = ca.map(|name| self.pem(name));
+        config
+    }
+}
+
+impl Drop for TlsSandbox {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("bash")
+            .args([SCRIPT, "stop-tls"])
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+#[tokio::test]
+async fn mutual_tls_with_a_client_certificate() {
+    if sandbox().is_none() {
+        return;
+    }
+    let tls = TlsSandbox::start();
+
+    // Certificate and CA: the whole exchange works.
+    let council = MeshClient::new(tls.config("X26ABC1", true, Some("ca.pem"))).unwrap();
+    let recipient = MeshClient::new(tls.config("X26ABC3", true, Some("ca.pem"))).unwrap();
+    council.handshake().await.unwrap();
+    let local_id = unique("tls");
+    let body = xml("tls", 1_000);
+    let id = council
+        .send(&outgoing("X26ABC3", &local_id, &body))
+        .await
+        .unwrap();
+    assert_eq!(recipient.download(&id).await.unwrap().unwrap().body, body);
+    recipient.acknowledge(&id).await.unwrap();
+
+    // No client certificate, a server CA we do not trust, or none at all:
+    // nothing gets through (TLS failures look like network faults to the
+    // client, so they are transient: the daily handshake shows them).
+    for (identity, ca) in [
+        (false, Some("ca.pem")),
+        (true, Some("other-ca.pem")),
+        (true, None),
+    ] {
+        let mailbox = MeshClient::new(tls.config("X26ABC1", identity, ca)).unwrap();
+        match mailbox.handshake().await {
+            Err(MeshError::Transient(_)) => {}
+            other => panic!("identity={identity} ca={ca:?}: {other:?}"),
+        }
+    }
+}
