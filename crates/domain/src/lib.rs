@@ -14,6 +14,7 @@ pub mod dates;
 pub mod dispatch;
 pub mod feed;
 pub mod json;
+pub mod mailbox;
 pub mod nhs_number;
 pub mod notification;
 pub mod ods;
@@ -35,6 +36,7 @@ pub use check::{check, history, AccessEffect, CheckResult, HistoryAnswer, Visibl
 pub use clock::{uk_date, Clock, ManualClock, SystemClock};
 pub use dispatch::{deliver_pending, dispatch, DispatchError, DispatchOutcome, DISPATCHER_ACTOR};
 pub use feed::FeedLog;
+pub use mailbox::{MailboxId, MailboxIdError};
 pub use nhs_number::{find_nhs_numbers, NhsNumber, NhsNumberError};
 pub use notification::{Asn, AsnCutoffs, AsnPlan, NoticeText};
 pub use ods::{OdsCode, OdsCodeError};

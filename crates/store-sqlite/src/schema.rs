@@ -107,6 +107,15 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         last_full_at  INTEGER NOT NULL
     ) WITHOUT ROWID;
     "#,
+    // 4: the operator's council <-> MESH mailbox map: one mailbox per
+    // council (the key) and one council per mailbox (UNIQUE), whichever
+    // process writes.
+    r#"
+    CREATE TABLE mesh_mailboxes (
+        authority TEXT PRIMARY KEY NOT NULL,
+        mailbox   TEXT NOT NULL UNIQUE
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 /// The schema version this build writes.
