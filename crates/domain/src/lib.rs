@@ -44,5 +44,8 @@ pub use page::{InboxCursor, InvalidCursor, Page, PlanCursor};
 pub use plan::{Plan, PlanKey, PlanType, VisibilityPolicy};
 pub use principal::{AccessorKind, Clinician, Principal, Rbac};
 pub use sequencing::{LedgerHead, MAX_SEQUENCE};
-pub use upload::{process_upload, rewind_sequence, Rewind, RewindError, UploadError, UploadResult};
+pub use upload::{
+    process_upload, receive_upload, rewind_sequence, Received, Rewind, RewindError, UploadError,
+    UploadResult,
+};
 pub use volume::{VolumePolicy, VolumeWatch};

@@ -19,9 +19,11 @@ pub use crate::sequencing::MAX_SEQUENCE;
 pub const MAX_LOCAL_ID: usize = 64;
 
 mod parse;
+mod receive;
 mod validate;
 
 pub use parse::{parse_batch, Batch, RawRecord};
+pub use receive::{receive_upload, Received};
 
 use validate::{validate_records, validate_withdrawals};
 
