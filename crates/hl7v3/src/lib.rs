@@ -95,6 +95,8 @@ mod tree;
 mod ts;
 mod upload;
 mod xml;
+#[cfg(feature = "test-support")]
+pub mod xsd;
 
 pub use ack::{render_acknowledgement, render_file_rejection, render_rejection};
 pub use asn::{render_asn, AsnContext, JobRole};

@@ -3,12 +3,19 @@
 //!
 //! - [`Mailbox`]: the port. One MESH mailbox as the exchange sees it; the
 //!   real client and the test fakes implement it.
+//! - [`exchange`]: the CP-IS mailbox's inbox turned into the domain's
+//!   uploads, acknowledged exactly once ([`exchange::poll`]).
+//! - [`fake`] (feature `test-support`): an in-memory MESH with faults.
 //!
 //! The calls, headers and limits are those of the MESH API specification
 //! (`NHSDigital/mesh-api-specification`, `mesh-api.yaml`), summarised in
 //! `shared/domain/council-interface.md` §9.
 
 use std::future::Future;
+
+pub mod exchange;
+#[cfg(feature = "test-support")]
+pub mod fake;
 
 /// A MESH message's kind (`Mex-MessageType`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
