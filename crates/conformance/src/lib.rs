@@ -178,6 +178,7 @@ macro_rules! conformance_suite {
                 feeds_move_only_forward_and_list_every_council,
                 mailbox_links_are_one_to_one_both_ways,
                 racing_mailbox_links_keep_the_map_one_to_one,
+                plans_accesses_and_asns_keep_what_an_asn_file_names,
             ]
         );
     };

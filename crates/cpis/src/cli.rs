@@ -115,6 +115,13 @@ pub struct TokenArgs {
     /// User (or system) id.
     #[arg(long)]
     pub user: Option<String>,
+    /// A clinician's SDS job role code, e.g. R0110 (with --job-role-name):
+    /// what the council's ASN file says the person was.
+    #[arg(long, requires = "job_role_name", conflicts_with_all = ["council", "system"])]
+    pub job_role: Option<String>,
+    /// The job role's name, e.g. "Specialist Registrar".
+    #[arg(long, requires = "job_role")]
+    pub job_role_name: Option<String>,
     /// Minutes until the token expires (1 to 10080, a week).
     #[arg(long, default_value_t = 480, allow_negative_numbers = true,
           value_parser = clap::value_parser!(i64).range(1..=MAX_TTL_MINUTES))]

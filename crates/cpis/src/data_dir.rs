@@ -272,6 +272,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let data = DataDir::open(dir.path()).unwrap();
         let claims = cpis_http::CallerClaims {
+            job_role: None,
+            job_role_name: None,
             sub: "client-1".into(),
             role: "council".into(),
             ods_code: "E09000033".into(),

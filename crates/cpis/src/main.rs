@@ -207,6 +207,8 @@ fn token_claims(args: &TokenArgs) -> Result<CallerClaims, Failure> {
             rbac: None,
             org_name: None,
             setting: None,
+            job_role: None,
+            job_role_name: None,
         });
     }
     if !(args.clinician || args.system) {
@@ -222,6 +224,8 @@ fn token_claims(args: &TokenArgs) -> Result<CallerClaims, Failure> {
         rbac: Some(need(&args.rbac, "--rbac")?),
         org_name: Some(need(&args.org_name, "--org-name")?),
         setting: Some(need(&args.setting, "--setting")?),
+        job_role: args.job_role.clone(),
+        job_role_name: args.job_role_name.clone(),
     })
 }
 

@@ -42,7 +42,7 @@ pub use notification::{Asn, AsnCutoffs, AsnPlan, NoticeText};
 pub use ods::{OdsCode, OdsCodeError};
 pub use page::{InboxCursor, InvalidCursor, Page, PlanCursor};
 pub use plan::{Plan, PlanKey, PlanType, VisibilityPolicy};
-pub use principal::{AccessorKind, Clinician, Principal, Rbac};
+pub use principal::{AccessorKind, Clinician, JobRole, Principal, Rbac};
 pub use sequencing::{LedgerHead, MAX_SEQUENCE};
 pub use upload::{
     process_upload, receive_upload, rewind_sequence, Received, Rewind, RewindError, UploadError,

@@ -82,7 +82,10 @@ where
         .iter()
         .filter(|plan| plan.is_storable(today, policy))
         .map(|plan| StoredPlan {
-            plan: plan.clone(),
+            plan: Plan {
+                upload_sequence: Some(batch.sequence),
+                ..plan.clone()
+            },
             purge_from: plan.purge_from(policy),
         })
         .collect();

@@ -731,3 +731,37 @@ async fn receiving_an_upload_audits_it_once_and_counts_only_accepted_full_snapsh
         assert_eq!(event.subject, None);
     }
 }
+
+/// An ASN file names the upload file a plan came from: each stored plan
+/// remembers the sequence of the upload that last stored it.
+#[tokio::test]
+async fn each_stored_plan_remembers_the_upload_that_last_stored_it() {
+    let store = MemoryStore::new();
+    let body = |sequence: u64, records: Vec<Value>| json!({"sequence": sequence, "mode": "delta", "records": records});
+    upload(
+        &store,
+        "E09000033",
+        body(
+            7,
+            vec![
+                record("9990000018", "CPP", "2026-01-01"),
+                record("9990000026", "LAC", "2025-06-01"),
+            ],
+        ),
+    )
+    .await
+    .unwrap();
+    upload(
+        &store,
+        "E09000033",
+        body(8, vec![record("9990000018", "CPP", "2026-01-01")]),
+    )
+    .await
+    .unwrap();
+    let sequence_of = |nhs_number: &'static str| {
+        let store = store.clone();
+        async move { store.plans_for_child(&nhs(nhs_number)).await.unwrap()[0].upload_sequence }
+    };
+    assert_eq!(sequence_of("9990000018").await, Some(8));
+    assert_eq!(sequence_of("9990000026").await, Some(7));
+}

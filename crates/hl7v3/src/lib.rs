@@ -99,7 +99,9 @@ mod xml;
 pub mod xsd;
 
 pub use ack::{render_acknowledgement, render_file_rejection, render_rejection};
-pub use asn::{render_asn, AsnContext, JobRole};
+pub use asn::{render_asn, AsnContext};
+/// An SDS job role, as the domain keeps it from the credential.
+pub use cpis_domain::JobRole;
 pub use upload::{
     parse_upload, FileError, FileProblem, Organisation, RecordProblem, Telecom, UploadFile,
     MAX_FILE_BYTES, MAX_RECORDS,

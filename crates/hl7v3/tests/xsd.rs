@@ -109,11 +109,13 @@ fn asn(kind: AccessorKind, user_id: &str, local_id: Option<&str>) -> Asn {
         authority: council(),
         nhs_number: NhsNumber::parse("9990000018").unwrap(),
         plans: vec![AsnPlan {
+            upload_sequence: None,
             plan_type: PlanType::ChildProtection,
             local_id: local_id.map(str::to_owned),
         }],
         accessed_at: datetime!(2025-03-14 09:42:10 UTC),
         accessor: Accessor {
+            job_role: None,
             kind,
             user_id: user_id.to_owned(),
             rbac: Rbac::B0107,

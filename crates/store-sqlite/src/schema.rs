@@ -116,6 +116,11 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         mailbox   TEXT NOT NULL UNIQUE
     ) WITHOUT ROWID;
     "#,
+    // 5: the upload (sequence, 20 digits) that last stored each plan: an ASN
+    // file names it. NULL for plans stored before.
+    r#"
+    ALTER TABLE plans ADD COLUMN upload_sequence TEXT;
+    "#,
 ];
 
 /// The schema version this build writes.
