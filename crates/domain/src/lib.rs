@@ -34,7 +34,10 @@ pub use audit::{AuditAction, AuditEvent, AuditOutcome, Audited, Pseudonymiser};
 pub use authority::{Authority, AuthorityContact, AuthorityUpdate, FieldError};
 pub use check::{check, history, AccessEffect, CheckResult, HistoryAnswer, VisiblePlan};
 pub use clock::{uk_date, Clock, ManualClock, SystemClock};
-pub use dispatch::{deliver_pending, dispatch, DispatchError, DispatchOutcome, DISPATCHER_ACTOR};
+pub use dispatch::{
+    deliver_pending, deliver_pending_with, dispatch, dispatch_with, DispatchError, DispatchOutcome,
+    Dispatched, FileDelivery, FileLeg, MeshFiles, NoFiles, SweepReport, DISPATCHER_ACTOR,
+};
 pub use feed::FeedLog;
 pub use mailbox::{MailboxId, MailboxIdError};
 pub use nhs_number::{find_nhs_numbers, NhsNumber, NhsNumberError};

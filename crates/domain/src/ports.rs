@@ -346,6 +346,32 @@ pub enum DeliveryError {
     Permanent(String),
 }
 
+/// What the MESH leg did with an ASN file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileSent {
+    Sent,
+    /// Tracking found it sent before (a crash after the send, or a
+    /// duplicate delivery attempt): not sent again.
+    AlreadySent,
+}
+
+/// Sends an ASN to a council's MESH mailbox as a `REPC_MT000004GB01` file,
+/// exactly once: the MESH local id is the ASN's id, and before sending,
+/// tracking by it decides (so a crash between the send and the record of
+/// delivery does not send it twice). Errors: `Transient` (MESH unavailable:
+/// retried later), `Permanent` (this ASN can never become a valid file, or
+/// MESH refuses it: the other legs still go, and the caller logs it).
+pub trait AsnFileChannel: Send + Sync {
+    /// `council_name` is what the file names the recipient council.
+    fn send_asn_file(
+        &self,
+        mailbox: &MailboxId,
+        asn: &Asn,
+        council_name: &str,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<FileSent, DeliveryError>> + Send;
+}
+
 /// Delivers a rendered notice to a council's duty-team channels.
 pub trait NotificationChannel: Send + Sync {
     fn deliver(

@@ -54,6 +54,7 @@ struct State {
     inboxes: BTreeMap<String, BTreeMap<u64, Message>>,
     sent: Vec<Sent>,
     faults: Vec<(String, Op, Fault)>,
+    faults_met: usize,
     next: u64,
     page_size: usize,
 }
@@ -213,12 +214,23 @@ impl FakeMesh {
         self.state().faults.len()
     }
 
+    /// Faults met so far (so a test can show its faults happened).
+    pub fn faults_met(&self) -> usize {
+        self.state().faults_met
+    }
+
+    /// Drops the faults not yet met.
+    pub fn clear_faults(&self) {
+        self.state().faults.clear();
+    }
+
     fn take_fault(&self, mailbox: &str, op: Op) -> Option<Fault> {
         let mut state = self.state();
         let at = state
             .faults
             .iter()
             .position(|(m, o, _)| m == mailbox && *o == op)?;
+        state.faults_met += 1;
         Some(state.faults.remove(at).2)
     }
 }

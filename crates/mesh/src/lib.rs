@@ -5,6 +5,8 @@
 //!   real client and the test fakes implement it.
 //! - [`exchange`]: the CP-IS mailbox's inbox turned into the domain's
 //!   uploads, acknowledged exactly once ([`exchange::poll`]).
+//! - [`MeshAsnFiles`]: the ASN leg, each ASN as a file in its council's
+//!   mailbox exactly once (the domain's `AsnFileChannel` port).
 //! - [`fake`] (feature `test-support`): an in-memory MESH with faults.
 //!
 //! The calls, headers and limits are those of the MESH API specification
@@ -13,9 +15,12 @@
 
 use std::future::Future;
 
+mod asn;
 pub mod exchange;
 #[cfg(feature = "test-support")]
 pub mod fake;
+
+pub use asn::MeshAsnFiles;
 
 /// A MESH message's kind (`Mex-MessageType`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
