@@ -238,10 +238,20 @@ fn mesh_settings(
 /// (which a running `cpis serve` shares: it reads the map at every message).
 async fn mesh_command(command: MeshCommand) -> Result<(), Failure> {
     let data = match &command {
-        MeshCommand::Link(args) => &args.data,
-        MeshCommand::Unlink(args) => &args.data,
+        MeshCommand::Link(args) => &args.data.data,
+        MeshCommand::Unlink(args) => &args.data.data,
     };
-    let data = DataDir::open(&data.data)?;
+    // The map is the running service's: a mistyped --data must not create
+    // a new database the service never reads.
+    let database = DataDir::database_in(data);
+    if !database.is_file() {
+        return Err(format!(
+            "no cpis database at {}: give the --data directory cpis serve uses",
+            database.display()
+        )
+        .into());
+    }
+    let data = DataDir::open(data)?;
     let store = open_store(&data)?;
     let message = match command {
         MeshCommand::Link(args) => cpis::mesh::link(&store, &args.council, &args.mailbox)

@@ -91,6 +91,21 @@ fn the_operator_links_and_unlinks_mailboxes_while_the_service_runs() {
         (code, out.as_str()),
         (0, "council E09000033 had no MESH mailbox")
     );
+    // A data directory without the service's database is refused, and not created.
+    let elsewhere = dir.path().join("typo");
+    let (code, _, err) = run(&[
+        "mesh",
+        "link",
+        "--data",
+        elsewhere.to_str().unwrap(),
+        "--council",
+        "E09000033",
+        "--mailbox",
+        "X26ABC9",
+    ]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("no cpis database"), "{err}");
+    assert!(!elsewhere.exists());
     // Malformed ids are refused by the command line, naming the option.
     for (flag, bad) in [
         ("--mailbox", "x26abc1"),
