@@ -62,6 +62,7 @@ mod feeds;
 mod inbox;
 mod item;
 mod keys;
+mod mailboxes;
 mod outbox;
 mod plans;
 mod query;

@@ -197,6 +197,7 @@ async fn uploads_listings_withdrawals_and_purge_match_the_reference_store() {
 
 fn accessor(user: &str, org: &str) -> Accessor {
     Accessor {
+        job_role: None,
         kind: AccessorKind::User,
         user_id: user.into(),
         rbac: Rbac::B0107,
@@ -216,6 +217,7 @@ fn asn(id: &str, authority: &OdsCode, access: &AccessRecord, plan_type: PlanType
         authority: authority.clone(),
         nhs_number: access.nhs_number,
         plans: vec![AsnPlan {
+            upload_sequence: None,
             plan_type,
             local_id: Some(format!("local-{id}")),
         }],

@@ -126,6 +126,8 @@ where
 /// A clinician's claims as the API Gateway authorizer passes them.
 pub fn clinician_claims(user: &str, ods: &str) -> CallerClaims {
     CallerClaims {
+        job_role: None,
+        job_role_name: None,
         sub: user.into(),
         role: "clinician".into(),
         ods_code: ods.into(),

@@ -168,6 +168,7 @@ pub fn notifications_for(access: &AccessRecord, visible: &[Plan]) -> Vec<Asn> {
                     .map(|p| AsnPlan {
                         plan_type: p.plan_type,
                         local_id: p.local_id.clone(),
+                        upload_sequence: p.upload_sequence,
                     })
                     .collect(),
                 accessed_at: access.accessed_at,

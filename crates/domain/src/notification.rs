@@ -28,6 +28,11 @@ pub struct Asn {
 pub struct AsnPlan {
     pub plan_type: PlanType,
     pub local_id: Option<String>,
+    /// The plan's [`crate::Plan::upload_sequence`] when the access was made
+    /// (the ASN file's `referredToLAUploadFile`). Absent in ASNs stored
+    /// before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upload_sequence: Option<u64>,
 }
 
 /// The plain text that leaves the service by SMS and email. Only an opaque

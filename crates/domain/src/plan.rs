@@ -69,6 +69,10 @@ pub struct Plan {
     pub due_date: Option<Date>,
     /// The council's own case reference; returned only to that council.
     pub local_id: Option<String>,
+    /// The sequence (the LA Upload file id) of the upload that last stored
+    /// the plan: what an ASN file names as `referredToLAUploadFile`. `None`
+    /// for a plan stored before it was kept.
+    pub upload_sequence: Option<u64>,
 }
 
 /// How long plans stay visible after they end. Configuration, not code.
@@ -154,6 +158,7 @@ mod tests {
 
     fn plan(plan_type: PlanType) -> Plan {
         Plan {
+            upload_sequence: None,
             authority: OdsCode::parse("E09000033").unwrap(),
             nhs_number: NhsNumber::parse("9990000018").unwrap(),
             plan_type,

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use cpis_domain::{AccessorKind, Clinician, OdsCode, Principal, Rbac};
+use cpis_domain::{AccessorKind, Clinician, JobRole, OdsCode, Principal, Rbac};
 use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey, EncodePublicKey};
 use ed25519_dalek::SigningKey;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
@@ -30,6 +30,13 @@ pub struct CallerClaims {
     pub org_name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub setting: Option<String>,
+    /// Optional, clinicians only, with `job_role_name`: the person's SDS
+    /// job role code (`R` and four digits), which an ASN file must carry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_role: Option<String>,
+    /// The job role's name (1 to 100 characters), given with `job_role`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_role_name: Option<String>,
 }
 
 /// Why verified claims do not make a principal.
@@ -45,6 +52,8 @@ pub enum ClaimsError {
     Rbac,
     #[error("the credential lacks the organisation name or setting")]
     Organisation,
+    #[error("the credential's job role is not an SDS job role code with its name")]
+    JobRole,
 }
 
 fn bounded_text(value: Option<&str>, max: usize) -> Option<String> {
@@ -78,6 +87,19 @@ impl CallerClaims {
         let organisation_name =
             bounded_text(self.org_name.as_deref(), 200).ok_or(ClaimsError::Organisation)?;
         let setting = bounded_text(self.setting.as_deref(), 64).ok_or(ClaimsError::Organisation)?;
+        // A person's job role: both claims or neither (a system's claims
+        // are not read: its ASN author is the system).
+        let job_role = match (
+            kind,
+            self.job_role.as_deref(),
+            self.job_role_name.as_deref(),
+        ) {
+            (AccessorKind::System, _, _) | (_, None, None) => None,
+            (AccessorKind::User, Some(code), Some(name)) => {
+                Some(JobRole::parse(code, name).ok_or(ClaimsError::JobRole)?)
+            }
+            _ => return Err(ClaimsError::JobRole),
+        };
         Ok(Principal::Clinician(Clinician {
             kind,
             user_id: subject,
@@ -85,6 +107,7 @@ impl CallerClaims {
             organisation_ods: ods,
             organisation_name,
             setting,
+            job_role,
         }))
     }
 }
@@ -269,6 +292,8 @@ mod tests {
 
     fn council() -> CallerClaims {
         CallerClaims {
+            job_role: None,
+            job_role_name: None,
             sub: "client-1".into(),
             role: "council".into(),
             ods_code: "E09000033".into(),
@@ -285,6 +310,8 @@ mod tests {
             Ok(Principal::Council { .. })
         ));
         let clinician = CallerClaims {
+            job_role: None,
+            job_role_name: None,
             sub: "u1".into(),
             role: "clinician".into(),
             ods_code: "RJ1".into(),

@@ -6,12 +6,12 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use cpis_domain::ports::{
     AccessLog, AccessWrite, AsnOutbox, AsnQueue, AuditReader, AuditTrail, AuthorityDirectory,
-    CheckReceipts, DeliveryStart, NotificationInbox, Page, PlanStore, PurgeReport, QueueError,
-    Retention, StoreError, StoredPlan, UploadLedger, UploadReceipt,
+    CheckReceipts, DeliveryStart, LinkError, MailboxMap, NotificationInbox, Page, PlanStore,
+    PurgeReport, QueueError, Retention, StoreError, StoredPlan, UploadLedger, UploadReceipt,
 };
 use cpis_domain::{
-    AccessRecord, Asn, AsnCutoffs, AuditEvent, Authority, InboxCursor, LedgerHead, NhsNumber,
-    OdsCode, Plan, PlanCursor, PlanKey, PlanType,
+    AccessRecord, Asn, AsnCutoffs, AuditEvent, Authority, InboxCursor, LedgerHead, MailboxId,
+    NhsNumber, OdsCode, Plan, PlanCursor, PlanKey, PlanType,
 };
 use time::{Date, Duration, OffsetDateTime};
 
@@ -35,6 +35,10 @@ struct State {
     check_receipts: HashMap<(NhsNumber, OdsCode), OffsetDateTime>,
     asns: BTreeMap<String, OutboxState>,
     audit: Vec<AuditEvent>,
+    /// The operator's council ↔ MESH mailbox map, both ways, changed
+    /// together under the one lock.
+    mailboxes: HashMap<OdsCode, MailboxId>,
+    councils_by_mailbox: HashMap<MailboxId, OdsCode>,
 }
 
 impl State {
@@ -228,6 +232,50 @@ impl AuthorityDirectory for MemoryStore {
             .authorities
             .insert(authority.ods_code.clone(), authority.clone());
         Ok(())
+    }
+}
+
+impl MailboxMap for MemoryStore {
+    async fn link_mailbox(
+        &self,
+        council: &OdsCode,
+        mailbox: &MailboxId,
+    ) -> Result<Option<MailboxId>, LinkError> {
+        let mut state = self.state();
+        match state.councils_by_mailbox.get(mailbox) {
+            Some(holder) if holder != council => {
+                return Err(LinkError::MailboxTaken {
+                    mailbox: mailbox.clone(),
+                    council: holder.clone(),
+                })
+            }
+            _ => {}
+        }
+        let previous = state.mailboxes.insert(council.clone(), mailbox.clone());
+        if let Some(old) = previous.as_ref().filter(|old| *old != mailbox) {
+            state.councils_by_mailbox.remove(old);
+        }
+        state
+            .councils_by_mailbox
+            .insert(mailbox.clone(), council.clone());
+        Ok(previous)
+    }
+
+    async fn unlink_mailbox(&self, council: &OdsCode) -> Result<Option<MailboxId>, StoreError> {
+        let mut state = self.state();
+        let previous = state.mailboxes.remove(council);
+        if let Some(old) = &previous {
+            state.councils_by_mailbox.remove(old);
+        }
+        Ok(previous)
+    }
+
+    async fn mailbox_of(&self, council: &OdsCode) -> Result<Option<MailboxId>, StoreError> {
+        Ok(self.state().mailboxes.get(council).cloned())
+    }
+
+    async fn council_of(&self, mailbox: &MailboxId) -> Result<Option<OdsCode>, StoreError> {
+        Ok(self.state().councils_by_mailbox.get(mailbox).cloned())
     }
 }
 

@@ -70,8 +70,8 @@ pub(crate) fn from_json<T: serde::de::DeserializeOwned>(
     serde_json::from_str(text).map_err(|_| StoreError::Corrupt(format!("{what} could not be read")))
 }
 
-pub(crate) const PLAN_COLUMNS: &str =
-    "authority, nhs_number, plan_type, start_date, end_date, delete_date, due_date, local_id";
+pub(crate) const PLAN_COLUMNS: &str = "authority, nhs_number, plan_type, start_date, end_date, \
+     delete_date, due_date, local_id, upload_sequence";
 
 pub(crate) struct PlanRow {
     authority: String,
@@ -82,6 +82,7 @@ pub(crate) struct PlanRow {
     delete_date: Option<String>,
     due_date: Option<String>,
     local_id: Option<String>,
+    upload_sequence: Option<String>,
 }
 
 pub(crate) fn plan_row(row: &Row<'_>) -> rusqlite::Result<PlanRow> {
@@ -94,6 +95,7 @@ pub(crate) fn plan_row(row: &Row<'_>) -> rusqlite::Result<PlanRow> {
         delete_date: row.get(5)?,
         due_date: row.get(6)?,
         local_id: row.get(7)?,
+        upload_sequence: row.get(8)?,
     })
 }
 
@@ -109,6 +111,11 @@ impl PlanRow {
             delete_date: opt_date(self.delete_date)?,
             due_date: opt_date(self.due_date)?,
             local_id: self.local_id,
+            upload_sequence: self
+                .upload_sequence
+                .as_deref()
+                .map(parse_sequence)
+                .transpose()?,
         })
     }
 }

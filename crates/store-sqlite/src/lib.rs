@@ -39,6 +39,7 @@ mod directory;
 mod feeds;
 mod health;
 mod inbox;
+mod mailboxes;
 mod outbox;
 mod plans;
 mod readers;

@@ -107,6 +107,20 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         last_full_at  INTEGER NOT NULL
     ) WITHOUT ROWID;
     "#,
+    // 4: the operator's council <-> MESH mailbox map: one mailbox per
+    // council (the key) and one council per mailbox (UNIQUE), whichever
+    // process writes.
+    r#"
+    CREATE TABLE mesh_mailboxes (
+        authority TEXT PRIMARY KEY NOT NULL,
+        mailbox   TEXT NOT NULL UNIQUE
+    ) WITHOUT ROWID;
+    "#,
+    // 5: the upload (sequence, 20 digits) that last stored each plan: an ASN
+    // file names it. NULL for plans stored before.
+    r#"
+    ALTER TABLE plans ADD COLUMN upload_sequence TEXT;
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -25,14 +25,31 @@ struct AccessorView {
     setting: String,
 }
 
+/// A plan as the inbox shows it (the stored [`AsnPlan`] also keeps the
+/// upload it came from, for the council's ASN file).
+#[derive(Clone, Serialize)]
+struct AsnPlanView {
+    plan_type: cpis_domain::PlanType,
+    local_id: Option<String>,
+}
+
+impl From<&AsnPlan> for AsnPlanView {
+    fn from(plan: &AsnPlan) -> Self {
+        Self {
+            plan_type: plan.plan_type,
+            local_id: plan.local_id.clone(),
+        }
+    }
+}
+
 #[derive(Serialize)]
 struct AsnView {
     id: String,
     nhs_number: String,
     /// `plan_type` and `local_id` of the plan the ASN is about (the first).
     #[serde(flatten)]
-    first_plan: Option<AsnPlan>,
-    plans: Vec<AsnPlan>,
+    first_plan: Option<AsnPlanView>,
+    plans: Vec<AsnPlanView>,
     #[serde(with = "time::serde::rfc3339")]
     accessed_at: time::OffsetDateTime,
     accessor: AccessorView,
@@ -43,12 +60,12 @@ struct AsnView {
 
 impl From<Asn> for AsnView {
     fn from(a: Asn) -> Self {
-        let first_plan = a.first_plan().cloned();
+        let plans: Vec<AsnPlanView> = a.plans.iter().map(AsnPlanView::from).collect();
         Self {
             id: a.id,
             nhs_number: a.nhs_number.expose(),
-            first_plan,
-            plans: a.plans,
+            first_plan: plans.first().cloned(),
+            plans,
             accessed_at: a.accessed_at,
             accessor: AccessorView {
                 kind: a.accessor.kind,
