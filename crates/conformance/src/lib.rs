@@ -34,6 +34,7 @@ mod directory;
 mod inbox;
 mod outbox;
 mod plans;
+mod portal;
 mod retention;
 mod support;
 mod uploads;
@@ -46,6 +47,7 @@ pub use feeds::*;
 pub use inbox::*;
 pub use outbox::*;
 pub use plans::*;
+pub use portal::*;
 pub use retention::*;
 pub use uploads::*;
 

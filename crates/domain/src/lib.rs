@@ -22,6 +22,7 @@ pub mod plan;
 pub mod ports;
 pub mod principal;
 pub mod sequencing;
+pub mod session;
 pub mod upload;
 pub mod volume;
 
@@ -32,7 +33,7 @@ pub use acknowledgement::{
 pub use audit::{AuditAction, AuditEvent, AuditOutcome, Audited, Pseudonymiser};
 pub use authority::{Authority, AuthorityContact, AuthorityUpdate, FieldError};
 pub use check::{check, history, AccessEffect, CheckResult, HistoryAnswer, VisiblePlan};
-pub use clock::{uk_date, Clock, ManualClock, SystemClock};
+pub use clock::{uk_date, uk_time, Clock, ManualClock, SystemClock};
 pub use dispatch::{deliver_pending, dispatch, DispatchError, DispatchOutcome, DISPATCHER_ACTOR};
 pub use feed::FeedLog;
 pub use nhs_number::{find_nhs_numbers, NhsNumber, NhsNumberError};
@@ -42,5 +43,6 @@ pub use page::{InboxCursor, InvalidCursor, Page, PlanCursor};
 pub use plan::{Plan, PlanKey, PlanType, VisibilityPolicy};
 pub use principal::{AccessorKind, Clinician, Principal, Rbac};
 pub use sequencing::{LedgerHead, MAX_SEQUENCE};
+pub use session::{PortalSession, PortalSessions, SecretDigest, StoredCheckResult};
 pub use upload::{process_upload, rewind_sequence, Rewind, RewindError, UploadError, UploadResult};
 pub use volume::{VolumePolicy, VolumeWatch};

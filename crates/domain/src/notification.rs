@@ -49,8 +49,14 @@ impl Asn {
         self.plans.first()
     }
 
+    /// The SMS and email for this ASN. `view_url` is where the council's
+    /// ASN pages are (the portal's `/portal/notifications`); the link is
+    /// that ASN's own page, `<view_url>/<id>`, which the duty team reaches
+    /// through sign-in. The id is the opaque reference the text carries
+    /// anyway, so the link says nothing more about the child.
     pub fn notice(&self, view_url: &str) -> NoticeText {
         let reference = self.id.clone();
+        let view_url = format!("{}/{reference}", view_url.trim_end_matches('/'));
         let at = self
             .accessed_at
             .format(&time::format_description::well_known::Rfc3339)
@@ -116,6 +122,39 @@ impl AsnCutoffs {
 mod retention_tests {
     use super::*;
     use time::macros::{date, datetime};
+
+    #[test]
+    fn the_link_is_the_asns_own_page_whatever_the_trailing_slash() {
+        let asn = Asn {
+            id: "0f9d6a4e-1b2c-4d5e-8f90-a1b2c3d4e5f6".into(),
+            authority: crate::OdsCode::parse("E09000033").unwrap(),
+            nhs_number: crate::NhsNumber::parse("9990000018").unwrap(),
+            plans: vec![AsnPlan {
+                plan_type: crate::PlanType::ChildProtection,
+                local_id: None,
+            }],
+            accessed_at: datetime!(2026-07-01 02:00 UTC),
+            accessor: crate::Accessor {
+                kind: crate::AccessorKind::User,
+                user_id: "u1".into(),
+                rbac: crate::Rbac::B0107,
+                organisation_ods: crate::OdsCode::parse("RJ1").unwrap(),
+                organisation_name: "St Example's".into(),
+                setting: "emergency-department".into(),
+            },
+            access_id: "a1".into(),
+            acknowledged_at: None,
+        };
+        let link = "https://cpis.example/portal/notifications/0f9d6a4e-1b2c-4d5e-8f90-a1b2c3d4e5f6";
+        for base in [
+            "https://cpis.example/portal/notifications",
+            "https://cpis.example/portal/notifications/",
+        ] {
+            let notice = asn.notice(base);
+            assert!(notice.sms.ends_with(&format!("Sign in to view: {link}")));
+            assert!(notice.email_body.contains(&format!("service: {link}\n")));
+        }
+    }
 
     #[test]
     fn an_asn_is_kept_a_month_once_acknowledged_and_a_year_if_never() {

@@ -80,6 +80,9 @@ pub struct UploadReceipt {
     pub sequence: u64,
     pub digest: String,
     pub acknowledgement: Acknowledgement,
+    /// When the upload was processed (`None` for receipts stored before
+    /// the time was kept): the portal's upload history shows it.
+    pub received_at: Option<OffsetDateTime>,
 }
 
 /// A council's upload receipts and its ledger head (see [`crate::sequencing`]).
@@ -121,6 +124,19 @@ pub trait UploadLedger: Send + Sync {
         authority: &OdsCode,
         sequence: u64,
     ) -> impl Future<Output = Result<usize, StoreError>> + Send;
+}
+
+/// A council's upload history (the portal's `/portal/uploads`): its
+/// receipts read back, newest first. Apart from [`UploadLedger`] so that
+/// the upload path needs nothing it does not use.
+pub trait UploadHistory: Send + Sync {
+    /// The council's receipts with the highest sequences, highest first, at
+    /// most `limit`; another council's never.
+    fn recent_receipts(
+        &self,
+        authority: &OdsCode,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<UploadReceipt>, StoreError>> + Send;
 }
 
 pub trait AuthorityDirectory: Send + Sync {

@@ -164,6 +164,7 @@ where
                 sequence: batch.sequence,
                 digest: digest.clone(),
                 acknowledgement,
+                received_at: Some(now),
             },
         )
         .await?;

@@ -7,13 +7,15 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use cpis_domain::ports::{
     AccessLog, AccessWrite, AsnOutbox, AsnQueue, AuditReader, AuditTrail, AuthorityDirectory,
     CheckReceipts, DeliveryStart, NotificationInbox, Page, PlanStore, PurgeReport, QueueError,
-    Retention, StoreError, StoredPlan, UploadLedger, UploadReceipt,
+    Retention, StoreError, StoredPlan, UploadHistory, UploadLedger, UploadReceipt,
 };
 use cpis_domain::{
     AccessRecord, Asn, AsnCutoffs, AuditEvent, Authority, InboxCursor, LedgerHead, NhsNumber,
     OdsCode, Plan, PlanCursor, PlanKey, PlanType,
 };
 use time::{Date, Duration, OffsetDateTime};
+
+mod portal;
 
 #[derive(Debug, Clone)]
 struct OutboxState {
@@ -79,6 +81,8 @@ pub struct MemoryStore {
     state: Arc<Mutex<State>>,
     /// Each council's last accepted full snapshot (`cpis_domain::FeedLog`).
     feeds: Arc<Mutex<BTreeMap<OdsCode, OffsetDateTime>>>,
+    /// The portal's sessions, tickets and check results (`portal.rs`).
+    portal: Arc<Mutex<portal::PortalState>>,
 }
 
 impl MemoryStore {
@@ -215,6 +219,25 @@ impl UploadLedger for MemoryStore {
             .receipts
             .retain(|(council, s), _| council != authority || *s <= sequence);
         Ok(before - state.receipts.len())
+    }
+}
+
+impl UploadHistory for MemoryStore {
+    async fn recent_receipts(
+        &self,
+        authority: &OdsCode,
+        limit: usize,
+    ) -> Result<Vec<UploadReceipt>, StoreError> {
+        let state = self.state();
+        let mut receipts: Vec<UploadReceipt> = state
+            .receipts
+            .iter()
+            .filter(|((council, _), _)| council == authority)
+            .map(|(_, receipt)| receipt.clone())
+            .collect();
+        receipts.sort_by(|a, b| b.sequence.cmp(&a.sequence));
+        receipts.truncate(limit);
+        Ok(receipts)
     }
 }
 

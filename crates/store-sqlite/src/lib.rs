@@ -41,6 +41,7 @@ mod health;
 mod inbox;
 mod outbox;
 mod plans;
+mod portal;
 mod readers;
 mod retention;
 mod schema;

@@ -107,6 +107,34 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         last_full_at  INTEGER NOT NULL
     ) WITHOUT ROWID;
     "#,
+    // 4: the portal (issue 14): when each upload was received (NULL for
+    // receipts written before), and the portal's sessions, redeemed
+    // one-time sign-in tickets and check results. Ids and handles are
+    // stored as SHA-256 digests only.
+    r#"
+    ALTER TABLE upload_receipts ADD COLUMN received_at INTEGER;
+
+    CREATE TABLE portal_sessions (
+        id          TEXT PRIMARY KEY NOT NULL,
+        session     TEXT NOT NULL,
+        expires_at  INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX portal_sessions_by_expiry ON portal_sessions (expires_at);
+
+    CREATE TABLE portal_tickets (
+        ticket_id   TEXT PRIMARY KEY NOT NULL,
+        expires_at  INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX portal_tickets_by_expiry ON portal_tickets (expires_at);
+
+    CREATE TABLE portal_check_results (
+        handle      TEXT PRIMARY KEY NOT NULL,
+        session     TEXT NOT NULL,
+        payload     TEXT NOT NULL,
+        expires_at  INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX portal_check_results_by_expiry ON portal_check_results (expires_at);
+    "#,
 ];
 
 /// The schema version this build writes.
