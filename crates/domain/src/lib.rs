@@ -37,7 +37,7 @@ pub use clock::{uk_date, uk_time, Clock, ManualClock, SystemClock};
 pub use dispatch::{deliver_pending, dispatch, DispatchError, DispatchOutcome, DISPATCHER_ACTOR};
 pub use feed::FeedLog;
 pub use nhs_number::{find_nhs_numbers, NhsNumber, NhsNumberError};
-pub use notification::{Asn, AsnCutoffs, AsnPlan, NoticeText};
+pub use notification::{AckNote, AckNoteError, Asn, AsnCutoffs, AsnPlan, NoticeText};
 pub use ods::{OdsCode, OdsCodeError};
 pub use page::{InboxCursor, InvalidCursor, Page, PlanCursor};
 pub use plan::{Plan, PlanKey, PlanType, VisibilityPolicy};

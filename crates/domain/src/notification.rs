@@ -22,6 +22,54 @@ pub struct Asn {
     pub access_id: String,
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub acknowledged_at: Option<OffsetDateTime>,
+    /// The duty team's note given with the acknowledgement, if any
+    /// ([`AckNote`]); the first note given is kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acknowledgement_note: Option<String>,
+}
+
+/// A duty team's note on acknowledging an ASN (the portal's optional note,
+/// and the API's `note`): what was done, for the council's own record. It
+/// may name people, so it is kept with the ASN (which holds the child's NHS
+/// number anyway), never in the audit trail, a log or a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AckNote(String);
+
+/// Why a note was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum AckNoteError {
+    #[error("a note is at most 1,000 characters")]
+    TooLong,
+    #[error("a note holds only printable characters and line breaks")]
+    Unprintable,
+}
+
+impl AckNote {
+    /// The longest note, in characters.
+    pub const MAX_CHARS: usize = 1000;
+
+    /// `raw` trimmed, with `\r\n` as `\n`; `None` for a blank note.
+    pub fn parse(raw: &str) -> Result<Option<Self>, AckNoteError> {
+        let text = raw.replace("\r\n", "\n");
+        let text = text.trim();
+        if text.is_empty() {
+            return Ok(None);
+        }
+        if text.chars().count() > Self::MAX_CHARS {
+            return Err(AckNoteError::TooLong);
+        }
+        if text
+            .chars()
+            .any(|c| c.is_control() && c != '\n' && c != '\t')
+        {
+            return Err(AckNoteError::Unprintable);
+        }
+        Ok(Some(Self(text.to_owned())))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -144,6 +192,7 @@ mod retention_tests {
             },
             access_id: "a1".into(),
             acknowledged_at: None,
+            acknowledgement_note: None,
         };
         let link = "https://cpis.example/portal/notifications/0f9d6a4e-1b2c-4d5e-8f90-a1b2c3d4e5f6";
         for base in [

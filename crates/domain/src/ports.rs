@@ -10,6 +10,7 @@ use std::future::Future;
 use time::{Date, Duration, OffsetDateTime};
 
 use crate::acknowledgement::Acknowledgement;
+use crate::notification::AckNote;
 use crate::page::InvalidCursor;
 use crate::sequencing::LedgerHead;
 use crate::{
@@ -211,12 +212,15 @@ pub trait NotificationInbox: Send + Sync {
         id: &str,
     ) -> impl Future<Output = Result<Option<Asn>, StoreError>> + Send;
 
-    /// Marks it acknowledged (the first time only) and returns it.
+    /// Marks it acknowledged (the first time only: the first time is kept)
+    /// and returns it. A `note` is kept if the ASN has none yet (the first
+    /// note given stays, whichever acknowledgement carried it).
     fn acknowledge(
         &self,
         authority: &OdsCode,
         id: &str,
         at: OffsetDateTime,
+        note: Option<&AckNote>,
     ) -> impl Future<Output = Result<Option<Asn>, StoreError>> + Send;
 }
 

@@ -10,8 +10,8 @@ use cpis_domain::ports::{
     Retention, StoreError, StoredPlan, UploadHistory, UploadLedger, UploadReceipt,
 };
 use cpis_domain::{
-    AccessRecord, Asn, AsnCutoffs, AuditEvent, Authority, InboxCursor, LedgerHead, NhsNumber,
-    OdsCode, Plan, PlanCursor, PlanKey, PlanType,
+    AccessRecord, AckNote, Asn, AsnCutoffs, AuditEvent, Authority, InboxCursor, LedgerHead,
+    NhsNumber, OdsCode, Plan, PlanCursor, PlanKey, PlanType,
 };
 use time::{Date, Duration, OffsetDateTime};
 
@@ -387,6 +387,7 @@ impl NotificationInbox for MemoryStore {
         authority: &OdsCode,
         id: &str,
         at: OffsetDateTime,
+        note: Option<&AckNote>,
     ) -> Result<Option<Asn>, StoreError> {
         let mut state = self.state();
         let Some(entry) = state
@@ -397,6 +398,9 @@ impl NotificationInbox for MemoryStore {
             return Ok(None);
         };
         entry.asn.acknowledged_at.get_or_insert(at);
+        if let (None, Some(note)) = (&entry.asn.acknowledgement_note, note) {
+            entry.asn.acknowledgement_note = Some(note.as_str().to_owned());
+        }
         Ok(Some(entry.asn.clone()))
     }
 }

@@ -108,11 +108,12 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     "#,
     // 4: the portal (issue 14): when each upload was received (NULL for
-    // receipts written before), and the portal's sessions, redeemed
+    // receipts written before), the note given with an acknowledgement, and the portal's sessions, redeemed
     // one-time sign-in tickets and check results. Ids and handles are
     // stored as SHA-256 digests only.
     r#"
     ALTER TABLE upload_receipts ADD COLUMN received_at INTEGER;
+    ALTER TABLE asns ADD COLUMN acknowledgement_note TEXT;
 
     CREATE TABLE portal_sessions (
         id          TEXT PRIMARY KEY NOT NULL,

@@ -79,7 +79,7 @@ async fn a_reopened_file_holds_everything_written() {
         );
         store.note_check(&child(0), &la("RJ1"), NOW).await.unwrap();
         store
-            .acknowledge(&asns[0].authority, &asns[0].id, NOW)
+            .acknowledge(&asns[0].authority, &asns[0].id, NOW, None)
             .await
             .unwrap();
         store.finish_delivery(&asns[0].id, NOW).await.unwrap();
