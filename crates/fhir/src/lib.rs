@@ -353,7 +353,7 @@ pub fn capability_statement(now: OffsetDateTime) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cpis_domain::{find_nhs_numbers, AuthorityContact, OdsCode};
+    use cpis_domain::{find_nhs_numbers, AuthorityContact, OdsCode, PlanType};
     use time::macros::{date, datetime};
 
     fn nhs() -> NhsNumber {

@@ -235,7 +235,7 @@ impl UploadHistory for MemoryStore {
             .filter(|((council, _), _)| council == authority)
             .map(|(_, receipt)| receipt.clone())
             .collect();
-        receipts.sort_by(|a, b| b.sequence.cmp(&a.sequence));
+        receipts.sort_by_key(|r| std::cmp::Reverse(r.sequence));
         receipts.truncate(limit);
         Ok(receipts)
     }

@@ -72,10 +72,7 @@ fn check_page(session: &PortalSession, caller: &CareSetting, sent: Sent) -> Resp
 
 /// `GET /portal/check`: the form. The unscheduled-attendance question is
 /// asked only of B0107 callers, the only ones whose checks notify.
-pub(crate) async fn form<S: PortalStore, Q: Queue>(
-    caller: CareSetting,
-    SignedIn(session): SignedIn,
-) -> Response {
+pub(crate) async fn form(caller: CareSetting, SignedIn(session): SignedIn) -> Response {
     let sent = Sent {
         nhs_number: String::new(),
         unscheduled: None,

@@ -47,6 +47,11 @@ use crate::usecase::AsnError;
 
 pub use assets::NHSUK_FRONTEND_VERSION;
 
+/// The URL the portal serves a built asset at (e.g. `nhsuk-frontend.css`).
+pub fn assets_url(logical: &str) -> String {
+    assets::url(logical)
+}
+
 /// Headers on every portal answer. The policy allows nothing but this
 /// origin's own files: no inline script or style, no frames of or around
 /// it, forms posted only here.
@@ -184,7 +189,7 @@ pub fn router<S: PortalStore, Q: Queue>(app: AppState<S, Q>, config: PortalConfi
         )
         .route(
             PORTAL_CHECK_FORM.path,
-            page_route(s, &PORTAL_CHECK_FORM, check::form::<S, Q>).merge(page_route(
+            page_route(s, &PORTAL_CHECK_FORM, check::form).merge(page_route(
                 s,
                 &PORTAL_CHECK,
                 check::check::<S, Q>,

@@ -254,7 +254,12 @@ pub(crate) async fn authenticate<S: PortalStore, Q: Clone + Send + Sync + 'stati
                 return page::error_page(status);
             }
         };
-        let token = fields.iter().find(|(k, _)| k == "csrf").map(|(_, v)| v);
+        // Exactly one token, the session's own.
+        let mut tokens = fields.iter().filter(|(k, _)| k == "csrf").map(|(_, v)| v);
+        let token = match (tokens.next(), tokens.next()) {
+            (Some(token), None) => Some(token),
+            _ => None,
+        };
         if !token.is_some_and(|t| same_secret(t, &session.csrf_token)) {
             audit_denied(Some(&session.principal)).await;
             return page::error_page(StatusCode::FORBIDDEN);
