@@ -64,6 +64,7 @@ mod item;
 mod keys;
 mod outbox;
 mod plans;
+mod portal;
 mod query;
 mod retention;
 mod uploads;

@@ -188,19 +188,29 @@ pub async fn the_portal_purge_takes_only_what_has_ended<S: PortalStore>(store: &
     }
     let at = NOW + IDLE_TIMEOUT;
     let purged = store.purge_portal(at).await.expect("purge");
-    assert_eq!(
-        (purged.sessions, purged.tickets, purged.check_results),
-        (1, 1, 1)
-    );
+    let counts = (purged.sessions, purged.tickets, purged.check_results);
+    // What lives stays, and nothing ended is served, purged or not.
     assert!(store
         .touch_session(&b.id, at)
         .await
         .expect("touch")
         .is_some());
+    assert_eq!(store.touch_session(&a.id, at).await.expect("touch"), None);
     assert!(!store
         .redeem_ticket("new", NOW + Duration::hours(2))
         .await
         .expect("redeem"));
+    assert_eq!(
+        store.check_result(&h1, &a.id, at).await.expect("read"),
+        None
+    );
+    let h2_payload = store.check_result(&h2, &a.id, at).await.expect("read");
+    assert_eq!(h2_payload.as_deref(), Some("{}"));
+    if store.expires_by_itself() {
+        assert_eq!(counts, (0, 0, 0), "TTL is the purge");
+        return;
+    }
+    assert_eq!(counts, (1, 1, 1));
     let old_again = store.redeem_ticket("old", at + Duration::minutes(10));
     assert!(old_again.await.expect("redeem"), "purged");
     let again = store.purge_portal(at).await.expect("purge");

@@ -172,6 +172,30 @@ mod retention_tests {
     use time::macros::{date, datetime};
 
     #[test]
+    fn a_note_is_trimmed_bounded_and_printable() {
+        assert_eq!(AckNote::parse("  \r\n "), Ok(None));
+        let note = AckNote::parse(" Rang the ward.\r\nVisiting at 09:00. ")
+            .unwrap()
+            .unwrap();
+        assert_eq!(note.as_str(), "Rang the ward.\nVisiting at 09:00.");
+        let longest = "é".repeat(AckNote::MAX_CHARS);
+        assert!(
+            AckNote::parse(&longest).unwrap().is_some(),
+            "characters, not bytes"
+        );
+        assert_eq!(
+            AckNote::parse(&format!("{longest}x")),
+            Err(AckNoteError::TooLong)
+        );
+        assert_eq!(AckNote::parse("a\u{7}b"), Err(AckNoteError::Unprintable));
+        assert_eq!(
+            AckNote::parse("a\u{1b}[31mb"),
+            Err(AckNoteError::Unprintable)
+        );
+        assert!(AckNote::parse("tabs\tare fine").unwrap().is_some());
+    }
+
+    #[test]
     fn the_link_is_the_asns_own_page_whatever_the_trailing_slash() {
         let asn = Asn {
             id: "0f9d6a4e-1b2c-4d5e-8f90-a1b2c3d4e5f6".into(),

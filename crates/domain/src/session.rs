@@ -183,6 +183,13 @@ pub trait PortalSessions: Send + Sync {
         now: OffsetDateTime,
     ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
 
+    /// Whether the store removes ended records by itself, in the background
+    /// (DynamoDB's TTL): then [`PortalSessions::purge_portal`] removes
+    /// nothing, and every read still refuses what has ended.
+    fn expires_by_itself(&self) -> bool {
+        false
+    }
+
     /// Removes every session, redeemed ticket and check result that has
     /// ended at `now`.
     fn purge_portal(

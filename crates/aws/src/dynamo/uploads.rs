@@ -16,7 +16,7 @@ const RECEIPT_PART_BYTES: usize = 300_000;
 const LEDGER_SK: &str = "LEDGER";
 
 impl DynamoStore {
-    async fn receipt_parts(
+    pub(super) async fn receipt_parts(
         &self,
         authority: &OdsCode,
         sequence: u64,
