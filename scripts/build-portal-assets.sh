@@ -4,7 +4,9 @@
 #   - the compiled stylesheet, with its @font-face rules taken out (the
 #     Frutiger files are on assets.nhs.uk, which the portal's
 #     Content-Security-Policy, default-src 'self', does not load; the NHS
-#     font stack falls back to Arial) and its icon URLs pointed at our copies;
+#     font stack falls back to Arial), its icon URLs pointed at our copies and
+#     its fractions rounded to 6 places (no run of ten digits, which the
+#     project's scans would read as an NHS number);
 #   - the ES module bundle and a small module of our own that starts it
 #     (no inline script: the CSP allows none);
 #   - the icons the stylesheet uses, the favicon, and a note of the package,
@@ -63,10 +65,23 @@ for icon in icons:
 leftover = re.findall(r"url\((?!data:)[^)]*\)", css)
 assert all(any(s in u for _, s, _ in files) for u in leftover), f"unhandled url(): {leftover}"
 css = re.sub(r"/\*# sourceMappingURL=[^*]*\*/", "", css)
+
+
+# Fractions to 6 places (far below a pixel): the compiled values have up to
+# 10 decimal digits, and a run of ten digits is what the project's scans
+# read as an NHS number. No such run may remain in what we commit.
+def six_places(match):
+    text = ("%.6f" % round(float(match.group(0)), 6)).rstrip("0").rstrip(".")
+    return text[1:] if match.group(1) == "" and text.startswith("0.") else text
+
+
+css = re.sub(r"(?<![\w.])(\d*)\.\d{7,}", six_places, css)
+assert not re.search(r"\d{10}", css), "a run of ten digits is left in the stylesheet"
 put("nhsuk-frontend.css", css.encode("utf-8"), "text/css; charset=utf-8")
 
 js = read("nhsuk-frontend.min.js").decode("utf-8")
 js = re.sub(r"//# sourceMappingURL=\S*", "", js)
+assert not re.search(r"\d{10}", js), "a run of ten digits in the bundle: review this script"
 js_name = put("nhsuk-frontend.js", js.encode("utf-8"), "text/javascript; charset=utf-8")
 start = (
     f'import{{initAll}}from"./{js_name}";'
