@@ -65,6 +65,7 @@ mod keys;
 mod mailboxes;
 mod outbox;
 mod plans;
+mod portal;
 mod query;
 mod retention;
 mod uploads;

@@ -225,6 +225,7 @@ fn asn(id: &str, authority: &OdsCode, access: &AccessRecord, plan_type: PlanType
         accessor: access.accessor.clone(),
         access_id: access.id.clone(),
         acknowledged_at: None,
+        acknowledgement_note: None,
     }
 }
 
@@ -393,18 +394,20 @@ where
     seen.push(Seen::Asn(store.notification(a, "asn-1b").await.unwrap()));
     seen.push(Seen::Asn(store.notification(a, "asn-2a").await.unwrap()));
     seen.push(Seen::Asn(
-        store.acknowledge(a, "asn-1a", NOW).await.unwrap(),
+        store.acknowledge(a, "asn-1a", NOW, None).await.unwrap(),
     ));
     seen.push(Seen::Asn(
         store
-            .acknowledge(a, "asn-1a", NOW + Duration::hours(1))
+            .acknowledge(a, "asn-1a", NOW + Duration::hours(1), None)
             .await
             .unwrap(),
     ));
     seen.push(Seen::Asn(
-        store.acknowledge(a, "asn-1b", NOW).await.unwrap(),
+        store.acknowledge(a, "asn-1b", NOW, None).await.unwrap(),
     ));
-    seen.push(Seen::Asn(store.acknowledge(a, "nope", NOW).await.unwrap()));
+    seen.push(Seen::Asn(
+        store.acknowledge(a, "nope", NOW, None).await.unwrap(),
+    ));
 
     let lease = Duration::seconds(60);
     let ids = |asns: Vec<Asn>| asns.into_iter().map(|a| a.id).collect::<Vec<_>>();

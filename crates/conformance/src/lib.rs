@@ -35,6 +35,7 @@ mod inbox;
 mod mailboxes;
 mod outbox;
 mod plans;
+mod portal;
 mod retention;
 mod support;
 mod uploads;
@@ -48,6 +49,7 @@ pub use inbox::*;
 pub use mailboxes::*;
 pub use outbox::*;
 pub use plans::*;
+pub use portal::*;
 pub use retention::*;
 pub use uploads::*;
 

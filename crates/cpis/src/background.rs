@@ -9,6 +9,7 @@ use cpis_domain::feed::stale_feeds;
 use cpis_domain::ports::{
     AsnOutbox, AuditTrail, AuthorityDirectory, NotificationChannel, PurgeReport, Retention,
 };
+use cpis_domain::session::PortalSessions;
 use cpis_domain::{
     deliver_pending_with, AuditAction, AuditEvent, AuditOutcome, Clock, FeedLog, FileLeg, OdsCode,
     SweepReport,
@@ -95,10 +96,21 @@ pub fn log_sweep(report: &SweepReport) {
 /// Purges what can no longer become visible, hourly, until shutdown.
 pub async fn run_purge<S>(store: S, clock: Arc<dyn Clock>, mut shutdown: watch::Receiver<bool>)
 where
-    S: Retention + AuditTrail,
+    S: Retention + AuditTrail + PortalSessions,
 {
     loop {
         purge_once(&store, clock.as_ref()).await;
+        // The portal's ended sessions, used sign-in tickets past their
+        // expiry and expired check results (nothing there is kept longer).
+        match store.purge_portal(clock.now()).await {
+            Ok(purged) => tracing::info!(
+                sessions = purged.sessions,
+                tickets = purged.tickets,
+                check_results = purged.check_results,
+                "portal purge finished"
+            ),
+            Err(error) => tracing::error!(%error, "portal purge failed"),
+        }
         tokio::select! {
             _ = tokio::time::sleep(PURGE_INTERVAL) => {}
             _ = shutdown.changed() => return,

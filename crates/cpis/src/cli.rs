@@ -26,6 +26,10 @@ pub enum Command {
     Serve(ServeArgs),
     /// Print a bearer token signed by the data directory's local key.
     Token(TokenArgs),
+    /// Print a one-time link that signs the caller in to the portal of the
+    /// running `cpis serve` (usable once, for 10 minutes; signed by the data
+    /// directory's key, as tokens are).
+    LoginLink(LoginLinkArgs),
     /// Seed the two demonstration councils' directory entries that are missing, and exit.
     Demo(DataArgs),
     /// The operator's map of councils to MESH mailboxes (usable while `cpis serve` runs).
@@ -133,9 +137,10 @@ pub struct ServeArgs {
     /// (an entry a council has edited is kept).
     #[arg(long)]
     pub demo: bool,
-    /// The link put in SMS and email notifications. Default:
-    /// `http://<the address listened on>/v1/notifications` (127.0.0.1 for
-    /// an unspecified address such as 0.0.0.0).
+    /// Where the ASN pages are: each SMS and email links to
+    /// `<view-url>/<ASN id>`. Default: the portal's,
+    /// `http://<the address listened on>/portal/notifications` (127.0.0.1
+    /// for an unspecified address such as 0.0.0.0).
     #[arg(long, env = "CPIS_VIEW_URL")]
     pub view_url: Option<String>,
     /// Days a CPP or LAC plan stays visible after its end date (0 to 3650).
@@ -179,6 +184,46 @@ pub struct ServeArgs {
 pub struct TokenArgs {
     #[command(flatten)]
     pub data: DataArgs,
+    #[command(flatten)]
+    pub caller: CallerArgs,
+    /// Minutes until the token expires (1 to 10080, a week).
+    #[arg(long, default_value_t = 480, allow_negative_numbers = true,
+          value_parser = clap::value_parser!(i64).range(1..=MAX_TTL_MINUTES))]
+    pub ttl_minutes: i64,
+}
+
+/// Longest life of a sign-in link, in seconds: 10 minutes (issue 14).
+pub const MAX_LINK_SECONDS: i64 = 600;
+
+#[derive(Debug, Args)]
+pub struct LoginLinkArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    #[command(flatten)]
+    pub caller: CallerArgs,
+    /// The address `cpis serve` listens on (its `--addr`): the link is
+    /// `http://<addr>/portal/sign-in?...` (127.0.0.1 for 0.0.0.0).
+    #[arg(long, default_value = "127.0.0.1:8080", env = "CPIS_ADDR")]
+    pub addr: SocketAddr,
+    /// The portal page to land on after sign-in, e.g.
+    /// `/portal/notifications/<id>` (default: the caller's start page).
+    #[arg(long, value_name = "PATH")]
+    pub next: Option<String>,
+    /// Seconds the link may be used for (1 to 600).
+    #[arg(long, default_value_t = MAX_LINK_SECONDS, allow_negative_numbers = true,
+          value_parser = clap::value_parser!(i64).range(1..=MAX_LINK_SECONDS))]
+    pub ttl_seconds: i64,
+    /// For tests: mint the link as if at this earlier instant (RFC 3339),
+    /// to prove an expired link is refused without waiting. Never later
+    /// than now.
+    #[arg(long, hide = true, value_name = "RFC3339")]
+    pub issued_at: Option<String>,
+}
+
+/// Who a token or sign-in link is for: a council, or a care setting's
+/// clinician or system (`cpis token` and `cpis login-link` share these).
+#[derive(Debug, Args)]
+pub struct CallerArgs {
     /// A council token for this ODS code.
     #[arg(long, value_name = "ODS", conflicts_with_all = ["clinician", "system"])]
     pub council: Option<String>,
@@ -210,8 +255,4 @@ pub struct TokenArgs {
     /// The job role's name, e.g. "Specialist Registrar".
     #[arg(long, requires = "job_role")]
     pub job_role_name: Option<String>,
-    /// Minutes until the token expires (1 to 10080, a week).
-    #[arg(long, default_value_t = 480, allow_negative_numbers = true,
-          value_parser = clap::value_parser!(i64).range(1..=MAX_TTL_MINUTES))]
-    pub ttl_minutes: i64,
 }

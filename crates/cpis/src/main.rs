@@ -13,11 +13,12 @@ use std::sync::Arc;
 
 use clap::Parser;
 use cpis_domain::{Clock, SystemClock, VisibilityPolicy};
+use cpis_http::portal::{PortalConfig, SignIn};
 use cpis_http::{AppState, Authenticator, CallerClaims};
 use cpis_telemetry::Style;
 use tokio::sync::watch;
 
-use cli::{Cli, Command, MeshArgs, MeshCommand, ServeArgs, TokenArgs};
+use cli::{CallerArgs, Cli, Command, LoginLinkArgs, MeshArgs, MeshCommand, ServeArgs, TokenArgs};
 use cpis::delivery::{FileChannel, WakeDispatcher};
 use cpis::mesh::{read_secret, MeshSettings};
 use cpis_domain::{MeshFiles, NoFiles};
@@ -45,6 +46,10 @@ fn main() -> ExitCode {
             Command::Token(args) => {
                 cpis_telemetry::init(Style::Console);
                 token(args)
+            }
+            Command::LoginLink(args) => {
+                cpis_telemetry::init(Style::Console);
+                login_link(args)
             }
             Command::Demo(args) => {
                 cpis_telemetry::init(Style::Console);
@@ -115,6 +120,13 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
         .clone()
         .unwrap_or_else(|| default_view_url(addr));
     let keys = data.local_keys()?;
+    let portal = PortalConfig {
+        sign_in: SignIn::Ticket(keys.ticket_verifier()),
+        // Plain HTTP is only for loopback; anywhere else the cookie must
+        // travel over TLS (a proxy in front terminates it).
+        secure_cookies: !addr.ip().is_loopback(),
+        feed_stale_after: time::Duration::hours(i64::from(args.feed_stale_after_hours)),
+    };
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let wake = WakeDispatcher::default();
     let channel = FileChannel::new(&data.outbox())?;
@@ -130,7 +142,9 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
     // Again, now that the store, the keys and the outbox exist: nothing in
     // the data directory may be open to other local users.
     data.secure()?;
-    let router = cpis_http::service_router_with(state, readiness::router(store.clone()));
+    let extra =
+        readiness::router(store.clone()).merge(cpis_http::portal::router(state.clone(), portal));
+    let router = cpis_http::service_router_with(state, extra);
 
     let (stop, stopped) = watch::channel(false);
     let (dispatcher, poller) = match mesh {
@@ -282,16 +296,23 @@ fn open_store(data: &DataDir) -> Result<cpis_store_sqlite::SqliteStore, Failure>
     })
 }
 
-/// `http://<addr>/v1/notifications`, with a loopback host for an
-/// unspecified address (0.0.0.0 or ::), which no browser can open.
+/// `http://<addr>/portal/notifications`: the portal's ASN pages (each
+/// message links to its ASN's own page below it).
 fn default_view_url(addr: std::net::SocketAddr) -> String {
+    format!("{}/portal/notifications", browser_origin(addr))
+}
+
+/// `http://<host>:<port>` a browser on this machine opens for `addr`, with
+/// a loopback host for an unspecified address (0.0.0.0 or ::), which no
+/// browser can open.
+fn browser_origin(addr: std::net::SocketAddr) -> String {
     let host = match addr.ip() {
         ip if ip.is_unspecified() && ip.is_ipv4() => "127.0.0.1".to_owned(),
         ip if ip.is_unspecified() => "[::1]".to_owned(),
         std::net::IpAddr::V6(ip) => format!("[{ip}]"),
         std::net::IpAddr::V4(ip) => ip.to_string(),
     };
-    format!("http://{host}:{}/v1/notifications", addr.port())
+    format!("http://{host}:{}", addr.port())
 }
 
 /// SIGINT or SIGTERM.
@@ -319,7 +340,7 @@ async fn shutdown_signal() {
 fn token(args: TokenArgs) -> Result<(), Failure> {
     let data = DataDir::open(&args.data.data)?;
     let keys = data.local_keys()?;
-    let claims = token_claims(&args)?;
+    let claims = token_claims(&args.caller)?;
     // Refuse to mint a token the service would refuse.
     claims.principal().map_err(|e| format!("{e}"))?;
     let now = SystemClock.now();
@@ -329,7 +350,58 @@ fn token(args: TokenArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-fn token_claims(args: &TokenArgs) -> Result<CallerClaims, Failure> {
+/// `cpis login-link`: a one-time portal sign-in link for the caller, for
+/// the service at `--addr`, signed by the data directory's key (the
+/// token's), usable once within `--ttl-seconds` (at most 10 minutes).
+fn login_link(args: LoginLinkArgs) -> Result<(), Failure> {
+    let data = DataDir::open(&args.data.data)?;
+    let keys = data.local_keys()?;
+    let claims = token_claims(&args.caller)?;
+    // Refuse to mint a link the portal would refuse.
+    claims.principal().map_err(|e| format!("{e}"))?;
+    let next = match &args.next {
+        Some(next) => Some(
+            cpis_http::portal::safe_next(next)
+                .ok_or("--next must be a portal page's path, such as /portal/notifications/<id>")?,
+        ),
+        None => None,
+    };
+    let now = SystemClock.now();
+    let issued_at = match &args.issued_at {
+        Some(at) => {
+            let at =
+                time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339)
+                    .map_err(|_| "--issued-at must be an RFC 3339 instant")?;
+            if at > now {
+                return Err("--issued-at must not be in the future".into());
+            }
+            at
+        }
+        None => now,
+    };
+    let mut id = [0u8; 16];
+    getrandom::fill(&mut id).map_err(|_| "no randomness available from the operating system")?;
+    let id: String = id.iter().map(|b| format!("{b:02x}")).collect();
+    let ticket = keys.mint_ticket(
+        &claims,
+        &id,
+        issued_at,
+        time::Duration::seconds(args.ttl_seconds),
+    )?;
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    query.append_pair("ticket", &ticket);
+    if let Some(next) = &next {
+        query.append_pair("next", next);
+    }
+    println!(
+        "{}/portal/sign-in?{}",
+        browser_origin(args.addr),
+        query.finish()
+    );
+    Ok(())
+}
+
+fn token_claims(args: &CallerArgs) -> Result<CallerClaims, Failure> {
     if let Some(council) = &args.council {
         return Ok(CallerClaims {
             sub: format!("council-{council}"),
@@ -369,14 +441,17 @@ mod tests {
         let url = |addr: &str| default_view_url(addr.parse().unwrap());
         assert_eq!(
             url("127.0.0.1:9090"),
-            "http://127.0.0.1:9090/v1/notifications"
+            "http://127.0.0.1:9090/portal/notifications"
         );
         assert_eq!(
             url("0.0.0.0:8081"),
-            "http://127.0.0.1:8081/v1/notifications"
+            "http://127.0.0.1:8081/portal/notifications"
         );
-        assert_eq!(url("[::]:8082"), "http://[::1]:8082/v1/notifications");
-        assert_eq!(url("[::1]:8083"), "http://[::1]:8083/v1/notifications");
-        assert_eq!(url("192.0.2.7:80"), "http://192.0.2.7:80/v1/notifications");
+        assert_eq!(url("[::]:8082"), "http://[::1]:8082/portal/notifications");
+        assert_eq!(url("[::1]:8083"), "http://[::1]:8083/portal/notifications");
+        assert_eq!(
+            url("192.0.2.7:80"),
+            "http://192.0.2.7:80/portal/notifications"
+        );
     }
 }

@@ -175,6 +175,7 @@ pub fn notifications_for(access: &AccessRecord, visible: &[Plan]) -> Vec<Asn> {
                 accessor: access.accessor.clone(),
                 access_id: access.id.clone(),
                 acknowledged_at: None,
+                acknowledgement_note: None,
             })
         })
         .collect()

@@ -23,6 +23,7 @@ pub mod plan;
 pub mod ports;
 pub mod principal;
 pub mod sequencing;
+pub mod session;
 pub mod upload;
 pub mod volume;
 
@@ -33,7 +34,7 @@ pub use acknowledgement::{
 pub use audit::{AuditAction, AuditEvent, AuditOutcome, Audited, Pseudonymiser};
 pub use authority::{Authority, AuthorityContact, AuthorityUpdate, FieldError};
 pub use check::{check, history, AccessEffect, CheckResult, HistoryAnswer, VisiblePlan};
-pub use clock::{uk_date, Clock, ManualClock, SystemClock};
+pub use clock::{uk_date, uk_time, Clock, ManualClock, SystemClock};
 pub use dispatch::{
     deliver_pending, deliver_pending_with, dispatch, dispatch_with, DispatchError, DispatchOutcome,
     Dispatched, FileDelivery, FileLeg, MeshFiles, NoFiles, SweepReport, DISPATCHER_ACTOR,
@@ -41,12 +42,13 @@ pub use dispatch::{
 pub use feed::FeedLog;
 pub use mailbox::{MailboxId, MailboxIdError};
 pub use nhs_number::{find_nhs_numbers, NhsNumber, NhsNumberError};
-pub use notification::{Asn, AsnCutoffs, AsnPlan, NoticeText};
+pub use notification::{AckNote, AckNoteError, Asn, AsnCutoffs, AsnPlan, NoticeText};
 pub use ods::{OdsCode, OdsCodeError};
 pub use page::{InboxCursor, InvalidCursor, Page, PlanCursor};
 pub use plan::{Plan, PlanKey, PlanType, VisibilityPolicy};
 pub use principal::{AccessorKind, Clinician, JobRole, Principal, Rbac};
 pub use sequencing::{LedgerHead, MAX_SEQUENCE};
+pub use session::{PortalSession, PortalSessions, SecretDigest, StoredCheckResult};
 pub use upload::{
     process_upload, receive_upload, rewind_sequence, Received, Rewind, RewindError, UploadError,
     UploadResult,

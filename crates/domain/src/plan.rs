@@ -38,6 +38,15 @@ impl PlanType {
             Self::UnbornChildProtection => "UCPP",
         }
     }
+
+    /// The plan type's name as people read it (and FHIR's `display`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::ChildProtection => "Child Protection Plan",
+            Self::LookedAfter => "Looked After Child",
+            Self::UnbornChildProtection => "Unborn Child Protection Plan",
+        }
+    }
 }
 
 impl fmt::Display for PlanType {

@@ -10,6 +10,7 @@ use std::future::Future;
 use time::{Date, Duration, OffsetDateTime};
 
 use crate::acknowledgement::Acknowledgement;
+use crate::notification::AckNote;
 use crate::page::InvalidCursor;
 use crate::sequencing::LedgerHead;
 use crate::{
@@ -81,6 +82,9 @@ pub struct UploadReceipt {
     pub sequence: u64,
     pub digest: String,
     pub acknowledgement: Acknowledgement,
+    /// When the upload was processed (`None` for receipts stored before
+    /// the time was kept): the portal's upload history shows it.
+    pub received_at: Option<OffsetDateTime>,
 }
 
 /// A council's upload receipts and its ledger head (see [`crate::sequencing`]).
@@ -177,6 +181,19 @@ pub trait MailboxMap: Send + Sync {
     ) -> impl Future<Output = Result<Option<OdsCode>, StoreError>> + Send;
 }
 
+/// A council's upload history (the portal's `/portal/uploads`): its
+/// receipts read back, newest first. Apart from [`UploadLedger`] so that
+/// the upload path needs nothing it does not use.
+pub trait UploadHistory: Send + Sync {
+    /// The council's receipts with the highest sequences, highest first, at
+    /// most `limit`; another council's never.
+    fn recent_receipts(
+        &self,
+        authority: &OdsCode,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<UploadReceipt>, StoreError>> + Send;
+}
+
 pub trait AuthorityDirectory: Send + Sync {
     fn authority(
         &self,
@@ -249,12 +266,15 @@ pub trait NotificationInbox: Send + Sync {
         id: &str,
     ) -> impl Future<Output = Result<Option<Asn>, StoreError>> + Send;
 
-    /// Marks it acknowledged (the first time only) and returns it.
+    /// Marks it acknowledged (the first time only: the first time is kept)
+    /// and returns it. A `note` is kept if the ASN has none yet (the first
+    /// note given stays, whichever acknowledgement carried it).
     fn acknowledge(
         &self,
         authority: &OdsCode,
         id: &str,
         at: OffsetDateTime,
+        note: Option<&AckNote>,
     ) -> impl Future<Output = Result<Option<Asn>, StoreError>> + Send;
 }
 

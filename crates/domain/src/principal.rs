@@ -88,8 +88,10 @@ pub struct Clinician {
     pub job_role: Option<JobRole>,
 }
 
-/// A verified caller.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A verified caller. Serialisable so that a portal session can keep the
+/// principal its sign-in produced ([`crate::session`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Principal {
     Council {
         authority: OdsCode,

@@ -169,6 +169,7 @@ where
                 sequence: batch.sequence,
                 digest: digest.clone(),
                 acknowledgement,
+                received_at: Some(now),
             },
         )
         .await?;

@@ -125,6 +125,7 @@ fn asn(kind: AccessorKind, user_id: &str, local_id: Option<&str>) -> Asn {
         },
         access_id: "0f6c2d41-8b7a-4e52-a1c3-5d4e3f2a1b00".to_owned(),
         acknowledged_at: None,
+        acknowledgement_note: None,
     }
 }
 

@@ -227,6 +227,118 @@ impl LocalKeys {
     }
 }
 
+/// The audience of a one-time portal sign-in ticket: never a bearer
+/// token's ([`LOCAL_AUDIENCE`]), so a ticket opens no API route and a token
+/// signs nobody in.
+pub const SIGN_IN_AUDIENCE: &str = "cpis-portal-sign-in";
+
+/// A one-time sign-in ticket's claims (`cpis login-link`): who, the
+/// ticket's own id (redeemed once, `PortalSessions::redeem_ticket`) and
+/// its lifetime.
+#[derive(Debug, Serialize, Deserialize)]
+struct TicketClaims {
+    iss: String,
+    aud: String,
+    iat: i64,
+    nbf: i64,
+    exp: i64,
+    jti: String,
+    #[serde(flatten)]
+    caller: CallerClaims,
+}
+
+/// A verified sign-in ticket: checked for signature, issuer and audience,
+/// not yet for time (the portal checks that against its clock) or reuse.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignInTicket {
+    pub caller: CallerClaims,
+    /// The ticket's id: what its single use is recorded under.
+    pub id: String,
+    pub not_before: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+}
+
+impl SignInTicket {
+    /// Whether the ticket may be used at `now`: from its `nbf` up to, not
+    /// including, its `exp` (no leeway: the link is minted where it is used).
+    pub fn is_current(&self, now: OffsetDateTime) -> bool {
+        self.not_before <= now && now < self.expires_at
+    }
+}
+
+impl LocalKeys {
+    /// A one-time sign-in ticket for `caller`, usable from `now` for `ttl`
+    /// (the portal refuses it after that, or once used). `ticket_id` must be
+    /// unique: 128 random bits, as `cpis login-link` makes.
+    pub fn mint_ticket(
+        &self,
+        caller: &CallerClaims,
+        ticket_id: &str,
+        now: OffsetDateTime,
+        ttl: time::Duration,
+    ) -> Result<String, KeyError> {
+        let claims = TicketClaims {
+            iss: LOCAL_ISSUER.into(),
+            aud: SIGN_IN_AUDIENCE.into(),
+            iat: now.unix_timestamp(),
+            nbf: now.unix_timestamp(),
+            exp: (now + ttl).unix_timestamp(),
+            jti: ticket_id.to_owned(),
+            caller: caller.clone(),
+        };
+        jsonwebtoken::encode(&Header::new(Algorithm::EdDSA), &claims, &self.encoding)
+            .map_err(|_| KeyError::Sign)
+    }
+
+    /// The verifier of this key's sign-in tickets.
+    pub fn ticket_verifier(&self) -> TicketVerifier {
+        let mut validation = Validation::new(Algorithm::EdDSA);
+        validation.algorithms = vec![Algorithm::EdDSA];
+        validation.set_issuer(&[LOCAL_ISSUER]);
+        validation.set_audience(&[SIGN_IN_AUDIENCE]);
+        validation.set_required_spec_claims(&["exp", "nbf", "iss", "aud", "sub"]);
+        // Time is checked against the portal's clock (SignInTicket::is_current).
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
+        TicketVerifier {
+            key: self.decoding.clone(),
+            validation: Arc::new(validation),
+        }
+    }
+}
+
+/// Verifies one-time sign-in tickets signed by the local key.
+#[derive(Clone)]
+pub struct TicketVerifier {
+    key: Arc<DecodingKey>,
+    validation: Arc<Validation>,
+}
+
+impl TicketVerifier {
+    /// The ticket, if it is ours (signature, algorithm, issuer, audience);
+    /// why not is deliberately not said.
+    pub fn verify(&self, ticket: &str) -> Option<SignInTicket> {
+        if ticket.len() > MAX_TOKEN_BYTES {
+            return None;
+        }
+        let claims = jsonwebtoken::decode::<TicketClaims>(ticket, &self.key, &self.validation)
+            .ok()?
+            .claims;
+        let id_ok = (16..=64).contains(&claims.jti.len())
+            && claims
+                .jti
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        id_ok.then_some(())?;
+        Some(SignInTicket {
+            caller: claims.caller,
+            id: claims.jti,
+            not_before: OffsetDateTime::from_unix_timestamp(claims.nbf).ok()?,
+            expires_at: OffsetDateTime::from_unix_timestamp(claims.exp).ok()?,
+        })
+    }
+}
+
 /// Verifies bearer tokens signed by the local key.
 #[derive(Clone)]
 pub struct LocalVerifier {
@@ -355,6 +467,51 @@ mod tests {
             LocalKeys::from_pem("not a key"),
             Err(KeyError::Invalid)
         ));
+    }
+
+    #[test]
+    fn tickets_and_tokens_never_stand_in_for_each_other() {
+        let keys = LocalKeys::ephemeral().unwrap();
+        let now = OffsetDateTime::now_utc();
+        let ticket = keys
+            .mint_ticket(
+                &council(),
+                "0123456789abcdef0123",
+                now,
+                time::Duration::minutes(10),
+            )
+            .unwrap();
+        let token = keys
+            .mint(&council(), now, time::Duration::hours(1))
+            .unwrap();
+        assert_eq!(
+            keys.verifier().verify(&ticket),
+            None,
+            "a ticket is no bearer token"
+        );
+        assert_eq!(
+            keys.ticket_verifier().verify(&token),
+            None,
+            "a token is no ticket"
+        );
+        let verified = keys.ticket_verifier().verify(&ticket).unwrap();
+        assert_eq!(verified.caller, council());
+        assert_eq!(verified.id, "0123456789abcdef0123");
+        assert!(verified.is_current(now));
+        assert!(
+            !verified.is_current(now + time::Duration::minutes(10)),
+            "at its expiry"
+        );
+        assert!(
+            !verified.is_current(now - time::Duration::seconds(1)),
+            "before it was made"
+        );
+        let other = LocalKeys::ephemeral().unwrap();
+        assert_eq!(other.ticket_verifier().verify(&ticket), None);
+        let short_id = keys
+            .mint_ticket(&council(), "short", now, time::Duration::minutes(10))
+            .unwrap();
+        assert_eq!(keys.ticket_verifier().verify(&short_id), None);
     }
 
     #[test]

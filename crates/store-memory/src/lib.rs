@@ -7,13 +7,16 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use cpis_domain::ports::{
     AccessLog, AccessWrite, AsnOutbox, AsnQueue, AuditReader, AuditTrail, AuthorityDirectory,
     CheckReceipts, DeliveryStart, LinkError, MailboxMap, NotificationInbox, Page, PlanStore,
-    PurgeReport, QueueError, Retention, StoreError, StoredPlan, UploadLedger, UploadReceipt,
+    PurgeReport, QueueError, Retention, StoreError, StoredPlan, UploadHistory, UploadLedger,
+    UploadReceipt,
 };
 use cpis_domain::{
-    AccessRecord, Asn, AsnCutoffs, AuditEvent, Authority, InboxCursor, LedgerHead, MailboxId,
-    NhsNumber, OdsCode, Plan, PlanCursor, PlanKey, PlanType,
+    AccessRecord, AckNote, Asn, AsnCutoffs, AuditEvent, Authority, InboxCursor, LedgerHead,
+    MailboxId, NhsNumber, OdsCode, Plan, PlanCursor, PlanKey, PlanType,
 };
 use time::{Date, Duration, OffsetDateTime};
+
+mod portal;
 
 #[derive(Debug, Clone)]
 struct OutboxState {
@@ -83,6 +86,8 @@ pub struct MemoryStore {
     state: Arc<Mutex<State>>,
     /// Each council's last accepted full snapshot (`cpis_domain::FeedLog`).
     feeds: Arc<Mutex<BTreeMap<OdsCode, OffsetDateTime>>>,
+    /// The portal's sessions, tickets and check results (`portal.rs`).
+    portal: Arc<Mutex<portal::PortalState>>,
 }
 
 impl MemoryStore {
@@ -219,6 +224,25 @@ impl UploadLedger for MemoryStore {
             .receipts
             .retain(|(council, s), _| council != authority || *s <= sequence);
         Ok(before - state.receipts.len())
+    }
+}
+
+impl UploadHistory for MemoryStore {
+    async fn recent_receipts(
+        &self,
+        authority: &OdsCode,
+        limit: usize,
+    ) -> Result<Vec<UploadReceipt>, StoreError> {
+        let state = self.state();
+        let mut receipts: Vec<UploadReceipt> = state
+            .receipts
+            .iter()
+            .filter(|((council, _), _)| council == authority)
+            .map(|(_, receipt)| receipt.clone())
+            .collect();
+        receipts.sort_by_key(|r| std::cmp::Reverse(r.sequence));
+        receipts.truncate(limit);
+        Ok(receipts)
     }
 }
 
@@ -412,6 +436,7 @@ impl NotificationInbox for MemoryStore {
         authority: &OdsCode,
         id: &str,
         at: OffsetDateTime,
+        note: Option<&AckNote>,
     ) -> Result<Option<Asn>, StoreError> {
         let mut state = self.state();
         let Some(entry) = state
@@ -422,6 +447,9 @@ impl NotificationInbox for MemoryStore {
             return Ok(None);
         };
         entry.asn.acknowledged_at.get_or_insert(at);
+        if let (None, Some(note)) = (&entry.asn.acknowledgement_note, note) {
+            entry.asn.acknowledgement_note = Some(note.as_str().to_owned());
+        }
         Ok(Some(entry.asn.clone()))
     }
 }

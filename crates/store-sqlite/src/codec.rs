@@ -132,10 +132,23 @@ pub(crate) fn asn_from(body: &str, acknowledged_at: Option<i64>) -> Result<Asn, 
     Ok(asn)
 }
 
+/// [`asn_from`] with the note kept with the acknowledgement (read by the
+/// inbox; the dispatcher's reads leave it out, as a notice never carries it).
+pub(crate) fn asn_with_note(
+    body: &str,
+    acknowledged_at: Option<i64>,
+    note: Option<String>,
+) -> Result<Asn, StoreError> {
+    let mut asn = asn_from(body, acknowledged_at)?;
+    asn.acknowledgement_note = note;
+    Ok(asn)
+}
+
 pub(crate) fn insert_asn(tx: &Connection, asn: &Asn) -> Result<(), StoreError> {
     let body = to_json(
         &Asn {
             acknowledged_at: None,
+            acknowledgement_note: None,
             ..asn.clone()
         },
         "an ASN",
@@ -159,11 +172,12 @@ pub(crate) fn insert_asn(tx: &Connection, asn: &Asn) -> Result<(), StoreError> {
     Ok(())
 }
 
-pub(crate) type AsnRow = (String, i64, String, Option<i64>);
+/// Id, accessed at, body, acknowledged at, note.
+pub(crate) type AsnRow = (String, i64, String, Option<i64>, Option<String>);
 
 /// Body, acknowledged, lease until, delivered.
 pub(crate) type DeliveryRow = (String, Option<i64>, Option<i64>, Option<i64>);
 
 pub(crate) fn asn_row(r: &Row<'_>) -> rusqlite::Result<AsnRow> {
-    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
 }

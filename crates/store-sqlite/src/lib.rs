@@ -42,6 +42,7 @@ mod inbox;
 mod mailboxes;
 mod outbox;
 mod plans;
+mod portal;
 mod readers;
 mod retention;
 mod schema;

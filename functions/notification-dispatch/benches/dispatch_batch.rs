@@ -103,6 +103,7 @@ async fn seed_batch<S: AccessLog>(store: &S, ods: &OdsCode, serial: &mut u64) ->
             accessor,
             access_id: access.id.clone(),
             acknowledged_at: None,
+            acknowledgement_note: None,
         };
         store
             .record_access(

@@ -178,6 +178,7 @@ mod tests {
                 accessor: access.accessor.clone(),
                 access_id: access.id.clone(),
                 acknowledged_at: None,
+                acknowledgement_note: None,
             };
             store
                 .record_access(&access, &[asn], NOW - time::Duration::hours(24))

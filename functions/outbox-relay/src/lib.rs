@@ -255,6 +255,7 @@ mod tests {
             accessor,
             access_id: "a1".into(),
             acknowledged_at: None,
+            acknowledgement_note: None,
         };
         store
             .record_access(&access, &[asn], now - Duration::hours(24))

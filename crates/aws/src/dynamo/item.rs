@@ -306,6 +306,15 @@ pub(super) fn asn_from_item(item: &Item) -> Result<Asn, StoreError> {
     let mut asn: Asn = serde_json::from_str(get_s(item, "asn")?)
         .map_err(|_| corrupt("a stored ASN could not be read"))?;
     asn.acknowledged_at = opt_time(item, "acknowledged_at")?;
+    asn.acknowledgement_note = match item.get("acknowledgement_note") {
+        Some(value) => Some(
+            value
+                .as_s()
+                .map_err(|_| corrupt("a stored acknowledgement note is not text"))?
+                .clone(),
+        ),
+        None => None,
+    };
     Ok(asn)
 }
 
