@@ -44,6 +44,8 @@ fn fixture() -> &'static Fixture {
             rbac: Some("B0107".into()),
             org_name: Some("St Example's Hospital".into()),
             setting: Some("emergency-department".into()),
+            job_role: Some("R0110".into()),
+            job_role_name: Some("Specialist Registrar".into()),
         };
         // jsonwebtoken checks `exp` against the wall clock: a week outlasts any run.
         let token = keys
@@ -93,6 +95,7 @@ fuzz_target!(|body: &[u8]| {
             delete_date: None,
             due_date: None,
             local_id: Some("CASE-42".into()),
+            upload_sequence: Some(1),
         };
         store
             .apply_changes(

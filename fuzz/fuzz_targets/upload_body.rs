@@ -53,6 +53,7 @@ fn open_plan(council: &str, nhs: &str, plan_type: PlanType, start: time::Date) -
             delete_date: None,
             due_date: None,
             local_id: Some("CASE-1".to_owned()),
+            upload_sequence: None,
         },
         purge_from: None,
     }

@@ -191,6 +191,11 @@ describe('client claims are checked against docs/claims.json when the stack is s
     }
   });
 
+  test('an optional claim may be left out', () => {
+    const { job_role: _role, job_role_name: _name, ...clinician } = withoutSub(contract.examples.clinician);
+    expect(() => validateIssuerConfig(one(clinician))).not.toThrow();
+  });
+
   test.each([
     ['an unknown role', { ...withoutSub(contract.examples.council), role: 'admin' }, 'role must be one of'],
     ['a care setting without rbac', withoutSub({ ...contract.examples.system, rbac: undefined as never }), 'needs rbac'],
@@ -200,6 +205,9 @@ describe('client claims are checked against docs/claims.json when the stack is s
     ['sub', { ...contract.examples.council }, 'sub is the client id'],
     ['a claim cpis does not read', { ...withoutSub(contract.examples.council), email: 'x@example.org' }, 'not a cpis claim'],
     ['an org_name too long', { ...withoutSub(contract.examples.system), org_name: 'x'.repeat(201) }, 'org_name is 1 to 200'],
+    ['a system with a job role', { ...withoutSub(contract.examples.system), job_role: 'R0110', job_role_name: 'n' }, 'carries no job_role'],
+    ['a job role without its name', withoutSub({ ...contract.examples.clinician, job_role_name: undefined as never }), 'job_role is given with job_role_name'],
+    ['a job role that is not an SDS code', { ...withoutSub(contract.examples.clinician), job_role: 'X0110' }, 'job_role must match'],
   ])('%s is refused', (_what, claims, message) => {
     const cleaned = Object.fromEntries(Object.entries(claims).filter(([, v]) => v !== undefined)) as Record<string, string>;
     expect(() => validateIssuerConfig(one(cleaned))).toThrow(message);

@@ -199,6 +199,7 @@ async fn concurrent_accesses_by_one_author_write_exactly_one_entry() {
     let store = moto::fresh_store().await;
     let child = NhsNumber::parse("9990000034").unwrap();
     let accessor = Accessor {
+        job_role: None,
         kind: AccessorKind::User,
         user_id: "u1".into(),
         rbac: Rbac::B0107,

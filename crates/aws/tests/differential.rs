@@ -197,6 +197,7 @@ async fn uploads_listings_withdrawals_and_purge_match_the_reference_store() {
 
 fn accessor(user: &str, org: &str) -> Accessor {
     Accessor {
+        job_role: None,
         kind: AccessorKind::User,
         user_id: user.into(),
         rbac: Rbac::B0107,
@@ -216,6 +217,7 @@ fn asn(id: &str, authority: &OdsCode, access: &AccessRecord, plan_type: PlanType
         authority: authority.clone(),
         nhs_number: access.nhs_number,
         plans: vec![AsnPlan {
+            upload_sequence: None,
             plan_type,
             local_id: Some(format!("local-{id}")),
         }],
@@ -223,6 +225,7 @@ fn asn(id: &str, authority: &OdsCode, access: &AccessRecord, plan_type: PlanType
         accessor: access.accessor.clone(),
         access_id: access.id.clone(),
         acknowledged_at: None,
+        acknowledgement_note: None,
     }
 }
 
@@ -391,18 +394,20 @@ where
     seen.push(Seen::Asn(store.notification(a, "asn-1b").await.unwrap()));
     seen.push(Seen::Asn(store.notification(a, "asn-2a").await.unwrap()));
     seen.push(Seen::Asn(
-        store.acknowledge(a, "asn-1a", NOW).await.unwrap(),
+        store.acknowledge(a, "asn-1a", NOW, None).await.unwrap(),
     ));
     seen.push(Seen::Asn(
         store
-            .acknowledge(a, "asn-1a", NOW + Duration::hours(1))
+            .acknowledge(a, "asn-1a", NOW + Duration::hours(1), None)
             .await
             .unwrap(),
     ));
     seen.push(Seen::Asn(
-        store.acknowledge(a, "asn-1b", NOW).await.unwrap(),
+        store.acknowledge(a, "asn-1b", NOW, None).await.unwrap(),
     ));
-    seen.push(Seen::Asn(store.acknowledge(a, "nope", NOW).await.unwrap()));
+    seen.push(Seen::Asn(
+        store.acknowledge(a, "nope", NOW, None).await.unwrap(),
+    ));
 
     let lease = Duration::seconds(60);
     let ids = |asns: Vec<Asn>| asns.into_iter().map(|a| a.id).collect::<Vec<_>>();

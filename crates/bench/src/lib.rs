@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 use time::macros::datetime;
 use time::OffsetDateTime;
 
+pub mod hl7v3;
 pub mod loadgen;
 pub mod upload;
 
@@ -125,6 +126,8 @@ where
 /// A clinician's claims as the API Gateway authorizer passes them.
 pub fn clinician_claims(user: &str, ods: &str) -> CallerClaims {
     CallerClaims {
+        job_role: None,
+        job_role_name: None,
         sub: user.into(),
         role: "clinician".into(),
         ods_code: ods.into(),

@@ -65,6 +65,8 @@ impl RouteUploader {
     /// `loaded` count, or an error if the route refused anything.
     pub async fn upload(&self, batch: Batch) -> Result<u64, Failure> {
         let claims = cpis_http::CallerClaims {
+            job_role: None,
+            job_role_name: None,
             sub: format!("council-{}", batch.council),
             role: "council".into(),
             ods_code: batch.council,

@@ -240,3 +240,77 @@ pub async fn check_receipts_keep_the_latest<S: Store>(store: &S) {
         None
     );
 }
+
+/// What an ASN file to a council names beyond the plan and the access (issue
+/// 13): the upload that last stored the plan, and the person's job role.
+/// Stored with the plan, the access and the ASN, read back unchanged; absent
+/// where it was not given.
+pub async fn plans_accesses_and_asns_keep_what_an_asn_file_names<S: Store>(store: &S) {
+    use cpis_domain::JobRole;
+    let plan = cpis_domain::Plan {
+        upload_sequence: Some(9_007_199_254_740_991),
+        ..plan(
+            COUNCIL_A,
+            child(3),
+            cpis_domain::PlanType::ChildProtection,
+            time::macros::date!(2025 - 01 - 15),
+        )
+    };
+    let untracked = plan_of(COUNCIL_B, child(3));
+    store
+        .apply_changes(&la(COUNCIL_A), &[stored(&plan)], &[])
+        .await
+        .expect("apply");
+    store
+        .apply_changes(&la(COUNCIL_B), &[stored(&untracked)], &[])
+        .await
+        .expect("apply");
+    let mut read = store.plans_for_child(&child(3)).await.expect("read");
+    read.sort_by_key(cpis_domain::Plan::key);
+    let mut expected = vec![plan.clone(), untracked];
+    expected.sort_by_key(cpis_domain::Plan::key);
+    assert_eq!(read, expected);
+    // Stored again by a later upload: the later sequence.
+    let again = cpis_domain::Plan {
+        upload_sequence: Some(2),
+        ..plan.clone()
+    };
+    store
+        .apply_changes(&la(COUNCIL_A), &[stored(&again)], &[])
+        .await
+        .expect("apply");
+    let listed = store
+        .plans_for_authority(&la(COUNCIL_A), None, 10)
+        .await
+        .expect("list");
+    assert_eq!(listed.items, vec![again.clone()]);
+
+    let role = JobRole::parse("R0110", "Specialist Registrar").expect("a job role");
+    let person = cpis_domain::Accessor {
+        job_role: Some(role),
+        ..accessor("RJ1", "dr-with-a-role")
+    };
+    let visit = access(child(3), NOW, person);
+    let asns = accessed(store, &visit, &[again]).await;
+    assert_eq!(asns[0].plans[0].upload_sequence, Some(2));
+    assert_eq!(
+        store.recent_accesses(&child(3), 25).await.expect("read"),
+        vec![visit]
+    );
+    assert_eq!(
+        store
+            .notification(&la(COUNCIL_A), &asns[0].id)
+            .await
+            .expect("read"),
+        Some(asns[0].clone())
+    );
+}
+
+fn plan_of(council: &str, nhs: cpis_domain::NhsNumber) -> cpis_domain::Plan {
+    plan(
+        council,
+        nhs,
+        cpis_domain::PlanType::LookedAfter,
+        time::macros::date!(2024 - 06 - 01),
+    )
+}

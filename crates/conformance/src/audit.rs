@@ -50,7 +50,7 @@ pub async fn an_asn_outlives_its_plan_until_its_retention_ends<S: Store>(store: 
         "both still in the inbox"
     );
     store
-        .acknowledge(&a, &asns[0].id, NOW + Duration::days(1))
+        .acknowledge(&a, &asns[0].id, NOW + Duration::days(1), None)
         .await
         .expect("ack")
         .expect("found");

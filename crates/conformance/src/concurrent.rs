@@ -561,8 +561,8 @@ pub async fn one_asn_is_delivered_and_acknowledged_once<S: Store>(store: &S) {
             .count();
         assert_eq!(proceeded, 1, "exactly one dispatcher proceeds");
         let (x, y) = tokio::join!(
-            store.acknowledge(&asn.authority, &asn.id, NOW + Duration::minutes(1)),
-            store.acknowledge(&asn.authority, &asn.id, NOW + Duration::minutes(2))
+            store.acknowledge(&asn.authority, &asn.id, NOW + Duration::minutes(1), None),
+            store.acknowledge(&asn.authority, &asn.id, NOW + Duration::minutes(2), None)
         );
         let (x, y) = (x.expect("x").expect("found"), y.expect("y").expect("found"));
         assert_eq!(

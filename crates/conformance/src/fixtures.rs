@@ -39,6 +39,7 @@ pub fn child(index: usize) -> NhsNumber {
 
 pub fn plan(council: &str, nhs_number: NhsNumber, plan_type: PlanType, start: Date) -> Plan {
     Plan {
+        upload_sequence: None,
         authority: la(council),
         nhs_number,
         plan_type,
@@ -60,6 +61,7 @@ pub fn stored(plan: &Plan) -> StoredPlan {
 
 pub fn accessor(organisation: &str, user_id: &str) -> Accessor {
     Accessor {
+        job_role: None,
         kind: AccessorKind::User,
         user_id: user_id.to_owned(),
         rbac: Rbac::B0107,

@@ -80,7 +80,7 @@ pub async fn another_councils_asn_is_not_found<S: Store>(store: &S) {
     );
     assert_eq!(
         store
-            .acknowledge(&la(COUNCIL_B), id, NOW)
+            .acknowledge(&la(COUNCIL_B), id, NOW, None)
             .await
             .expect("ack"),
         None
@@ -104,7 +104,7 @@ pub async fn another_councils_asn_is_not_found<S: Store>(store: &S) {
     );
     assert_eq!(
         store
-            .acknowledge(&la(COUNCIL_A), &unknown, NOW)
+            .acknowledge(&la(COUNCIL_A), &unknown, NOW, None)
             .await
             .expect("ack"),
         None
@@ -120,7 +120,7 @@ pub async fn acknowledge_is_idempotent<S: Store>(store: &S) {
         .expect("an ASN for A");
     let first_ack = NOW + Duration::minutes(3);
     let acked = store
-        .acknowledge(&la(COUNCIL_A), &mine.id, first_ack)
+        .acknowledge(&la(COUNCIL_A), &mine.id, first_ack, None)
         .await
         .expect("ack")
         .expect("found");
@@ -128,11 +128,25 @@ pub async fn acknowledge_is_idempotent<S: Store>(store: &S) {
         acked,
         Asn {
             acknowledged_at: Some(first_ack),
+            acknowledgement_note: None,
             ..mine.clone()
         }
     );
+    // A later acknowledgement keeps the first time, and gives the note
+    // (the first note given stays: a third cannot replace it).
+    let note = |text: &str| {
+        cpis_domain::AckNote::parse(text)
+            .expect("valid")
+            .expect("given")
+    };
+    let first_note = note("Rang the ward at 02:40; social worker visiting.");
     let again = store
-        .acknowledge(&la(COUNCIL_A), &mine.id, first_ack + Duration::hours(1))
+        .acknowledge(
+            &la(COUNCIL_A),
+            &mine.id,
+            first_ack + Duration::hours(1),
+            Some(&first_note),
+        )
         .await
         .expect("ack")
         .expect("found");
@@ -140,6 +154,42 @@ pub async fn acknowledge_is_idempotent<S: Store>(store: &S) {
         again.acknowledged_at,
         Some(first_ack),
         "the first time is kept"
+    );
+    assert_eq!(
+        again.acknowledgement_note.as_deref(),
+        Some(first_note.as_str())
+    );
+    let third = store
+        .acknowledge(
+            &la(COUNCIL_A),
+            &mine.id,
+            first_ack + Duration::hours(2),
+            Some(&note("another")),
+        )
+        .await
+        .expect("ack")
+        .expect("found");
+    assert_eq!(
+        third.acknowledgement_note.as_deref(),
+        Some(first_note.as_str())
+    );
+    let listed = whole_inbox(store, COUNCIL_A, 10).await;
+    assert_eq!(
+        listed
+            .iter()
+            .find(|a| a.id == mine.id)
+            .and_then(|a| a.acknowledgement_note.clone())
+            .as_deref(),
+        Some(first_note.as_str()),
+        "the inbox listing carries the note too"
+    );
+    // Another council cannot put a note on it either.
+    assert_eq!(
+        store
+            .acknowledge(&la(COUNCIL_B), &mine.id, NOW, Some(&note("theirs")))
+            .await
+            .expect("ack"),
+        None
     );
     assert_eq!(
         store

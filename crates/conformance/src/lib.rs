@@ -18,7 +18,7 @@
 //! Test data: synthetic NHS numbers in the 999 range only.
 
 use cpis_domain::ports::{
-    AccessLog, AsnOutbox, AuditReader, AuditTrail, AuthorityDirectory, CheckReceipts,
+    AccessLog, AsnOutbox, AuditReader, AuditTrail, AuthorityDirectory, CheckReceipts, MailboxMap,
     NotificationInbox, PlanStore, Retention, UploadLedger,
 };
 
@@ -32,8 +32,10 @@ mod accesses;
 mod audit;
 mod directory;
 mod inbox;
+mod mailboxes;
 mod outbox;
 mod plans;
+mod portal;
 mod retention;
 mod support;
 mod uploads;
@@ -44,8 +46,10 @@ pub use concurrent::*;
 pub use directory::*;
 pub use feeds::*;
 pub use inbox::*;
+pub use mailboxes::*;
 pub use outbox::*;
 pub use plans::*;
+pub use portal::*;
 pub use retention::*;
 pub use uploads::*;
 
@@ -65,6 +69,7 @@ pub trait Store:
     + AuditTrail
     + AuditReader
     + cpis_domain::FeedLog
+    + MailboxMap
     + Send
     + Sync
     + 'static
@@ -83,6 +88,7 @@ impl<T> Store for T where
         + AuditTrail
         + AuditReader
         + cpis_domain::FeedLog
+        + MailboxMap
         + Send
         + Sync
         + 'static
@@ -172,6 +178,9 @@ macro_rules! conformance_suite {
                 an_asn_outlives_its_plan_until_its_retention_ends,
                 audit_appends_and_reads_back,
                 feeds_move_only_forward_and_list_every_council,
+                mailbox_links_are_one_to_one_both_ways,
+                racing_mailbox_links_keep_the_map_one_to_one,
+                plans_accesses_and_asns_keep_what_an_asn_file_names,
             ]
         );
     };

@@ -99,3 +99,24 @@ pub(crate) fn plans_at_both_councils() -> Vec<Plan> {
         ),
     ]
 }
+
+/// An upload through the domain at [`NOW`] by `council`.
+pub(crate) async fn upload<S: Store>(
+    store: &S,
+    council: &str,
+    body: serde_json::Value,
+) -> Result<cpis_domain::UploadResult, cpis_domain::UploadError> {
+    cpis_domain::process_upload(
+        store,
+        &la(council),
+        body.to_string().as_bytes(),
+        NOW,
+        &cpis_domain::VisibilityPolicy::default(),
+    )
+    .await
+}
+
+/// A record for child `index` of [`CHILDREN`].
+pub(crate) fn record(index: usize, plan_type: &str, start: &str) -> serde_json::Value {
+    serde_json::json!({ "nhs_number": CHILDREN[index], "plan_type": plan_type, "start_date": start })
+}

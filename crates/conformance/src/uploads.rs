@@ -1,31 +1,12 @@
 //! Uploads through the domain, receipts and the ledger head (`UploadLedger`).
 
 use cpis_domain::ports::UploadReceipt;
-use cpis_domain::{process_upload, FileOutcome, PlanType, UploadError, VisibilityPolicy};
+use cpis_domain::{FileOutcome, PlanType, UploadError};
 use time::macros::date;
 
 use crate::fixtures::*;
 use crate::support::*;
 use crate::Store;
-
-async fn upload<S: Store>(
-    store: &S,
-    council: &str,
-    body: serde_json::Value,
-) -> Result<cpis_domain::UploadResult, UploadError> {
-    process_upload(
-        store,
-        &la(council),
-        body.to_string().as_bytes(),
-        NOW,
-        &VisibilityPolicy::default(),
-    )
-    .await
-}
-
-fn record(index: usize, plan_type: &str, start: &str) -> serde_json::Value {
-    serde_json::json!({ "nhs_number": CHILDREN[index], "plan_type": plan_type, "start_date": start })
-}
 
 pub async fn full_snapshot_withdraws_missing_plans<S: Store>(store: &S) {
     let delta = serde_json::json!({ "sequence": 1, "mode": "delta", "records": [
@@ -160,6 +141,7 @@ pub async fn record_receipt_keeps_the_first<S: Store>(store: &S) {
             loaded: 0,
             ..ack.clone()
         },
+        received_at: Some(NOW + time::Duration::minutes(1)),
     };
     let kept = store
         .record_receipt(&la(COUNCIL_A), &rival)
@@ -253,6 +235,7 @@ pub async fn retiring_receipts_keeps_those_at_or_below_the_target<S: Store>(stor
                 sequence,
                 ..ack.clone()
             },
+            received_at: None,
         };
         store
             .record_receipt(&la(COUNCIL_A), &receipt)

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use cpis_domain::{MailboxId, OdsCode};
 
 /// Longest token lifetime `cpis token` mints: a week.
 pub const MAX_TTL_MINUTES: i64 = 7 * 24 * 60;
@@ -25,8 +26,97 @@ pub enum Command {
     Serve(ServeArgs),
     /// Print a bearer token signed by the data directory's local key.
     Token(TokenArgs),
+    /// Print a one-time link that signs the caller in to the portal of the
+    /// running `cpis serve` (usable once, for 10 minutes; signed by the data
+    /// directory's key, as tokens are).
+    LoginLink(LoginLinkArgs),
     /// Seed the two demonstration councils' directory entries that are missing, and exit.
     Demo(DataArgs),
+    /// The operator's map of councils to MESH mailboxes (usable while `cpis serve` runs).
+    #[command(subcommand)]
+    Mesh(MeshCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MeshCommand {
+    /// Link a council to its MESH mailbox: its HL7 v3 files are taken from
+    /// that mailbox, and its ASNs go to it as files. Replaces the council's
+    /// previous mailbox; refused if another council holds this one.
+    Link(LinkArgs),
+    /// Remove a council's MESH mailbox: its files are no longer taken, and
+    /// its ASNs no longer sent as files.
+    Unlink(UnlinkArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct LinkArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// The council's ODS code.
+    #[arg(long, value_name = "ODS", value_parser = parse_ods)]
+    pub council: OdsCode,
+    /// The MESH mailbox id (upper-case letters and digits, e.g. X26ABC1).
+    #[arg(long, value_name = "ID", value_parser = parse_mailbox)]
+    pub mailbox: MailboxId,
+}
+
+#[derive(Debug, Args)]
+pub struct UnlinkArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// The council's ODS code.
+    #[arg(long, value_name = "ODS", value_parser = parse_ods)]
+    pub council: OdsCode,
+}
+
+fn parse_ods(value: &str) -> Result<OdsCode, String> {
+    OdsCode::parse(value).map_err(|e| e.to_string())
+}
+
+fn parse_mailbox(value: &str) -> Result<MailboxId, String> {
+    MailboxId::parse(value).map_err(|e| e.to_string())
+}
+
+/// `cpis serve`'s MESH settings: without `--mesh-url`, MESH is off.
+#[derive(Debug, Args)]
+pub struct MeshArgs {
+    /// The MESH API's base URL (e.g. https://msg.intspineservices.nhs.uk,
+    /// or a local mesh-sandbox). Without it, MESH is off.
+    #[arg(long, env = "CPIS_MESH_URL", value_name = "URL",
+          requires_all = ["mesh_mailbox", "mesh_password_file", "mesh_shared_key_file"])]
+    pub mesh_url: Option<String>,
+    /// The CP-IS mailbox id: where councils' files arrive, and what
+    /// acknowledgements and ASN files are sent from.
+    #[arg(long, env = "CPIS_MESH_MAILBOX", value_name = "ID", value_parser = parse_mailbox)]
+    pub mesh_mailbox: Option<MailboxId>,
+    /// A file holding the mailbox's password (owner-only; read at start).
+    #[arg(long, env = "CPIS_MESH_PASSWORD_FILE", value_name = "PATH")]
+    pub mesh_password_file: Option<PathBuf>,
+    /// A file holding the MESH environment's shared key (owner-only; read at start).
+    #[arg(long, env = "CPIS_MESH_SHARED_KEY_FILE", value_name = "PATH")]
+    pub mesh_shared_key_file: Option<PathBuf>,
+    /// Seconds between two polls of the inbox (10 to 86400; MESH asks for
+    /// no more than one poll every 5 minutes).
+    #[arg(long, env = "CPIS_MESH_POLL_SECONDS", default_value_t = 300,
+          value_parser = clap::value_parser!(u64).range(10..=86_400))]
+    pub mesh_poll_seconds: u64,
+    /// Workflow id of the councils' LA Upload files.
+    #[arg(
+        long,
+        env = "CPIS_MESH_WORKFLOW_UPLOAD",
+        default_value = "CPIS_LA_UPLOAD"
+    )]
+    pub mesh_workflow_upload: String,
+    /// Workflow id of the acknowledgements sent back.
+    #[arg(
+        long,
+        env = "CPIS_MESH_WORKFLOW_ACK",
+        default_value = "CPIS_LA_UPLOAD_ACK"
+    )]
+    pub mesh_workflow_ack: String,
+    /// Workflow id of the ASN files sent to councils.
+    #[arg(long, env = "CPIS_MESH_WORKFLOW_ASN", default_value = "CPIS_ASN")]
+    pub mesh_workflow_asn: String,
 }
 
 #[derive(Debug, Args)]
@@ -47,9 +137,10 @@ pub struct ServeArgs {
     /// (an entry a council has edited is kept).
     #[arg(long)]
     pub demo: bool,
-    /// The link put in SMS and email notifications. Default:
-    /// `http://<the address listened on>/v1/notifications` (127.0.0.1 for
-    /// an unspecified address such as 0.0.0.0).
+    /// Where the ASN pages are: each SMS and email links to
+    /// `<view-url>/<ASN id>`. Default: the portal's,
+    /// `http://<the address listened on>/portal/notifications` (127.0.0.1
+    /// for an unspecified address such as 0.0.0.0).
     #[arg(long, env = "CPIS_VIEW_URL")]
     pub view_url: Option<String>,
     /// Days a CPP or LAC plan stays visible after its end date (0 to 3650).
@@ -85,12 +176,54 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 512, env = "CPIS_MAX_CONNECTIONS",
           value_parser = clap::value_parser!(u64).range(1..=100_000))]
     pub max_connections: u64,
+    #[command(flatten)]
+    pub mesh: MeshArgs,
 }
 
 #[derive(Debug, Args)]
 pub struct TokenArgs {
     #[command(flatten)]
     pub data: DataArgs,
+    #[command(flatten)]
+    pub caller: CallerArgs,
+    /// Minutes until the token expires (1 to 10080, a week).
+    #[arg(long, default_value_t = 480, allow_negative_numbers = true,
+          value_parser = clap::value_parser!(i64).range(1..=MAX_TTL_MINUTES))]
+    pub ttl_minutes: i64,
+}
+
+/// Longest life of a sign-in link, in seconds: 10 minutes (issue 14).
+pub const MAX_LINK_SECONDS: i64 = 600;
+
+#[derive(Debug, Args)]
+pub struct LoginLinkArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    #[command(flatten)]
+    pub caller: CallerArgs,
+    /// The address `cpis serve` listens on (its `--addr`): the link is
+    /// `http://<addr>/portal/sign-in?...` (127.0.0.1 for 0.0.0.0).
+    #[arg(long, default_value = "127.0.0.1:8080", env = "CPIS_ADDR")]
+    pub addr: SocketAddr,
+    /// The portal page to land on after sign-in, e.g.
+    /// `/portal/notifications/<id>` (default: the caller's start page).
+    #[arg(long, value_name = "PATH")]
+    pub next: Option<String>,
+    /// Seconds the link may be used for (1 to 600).
+    #[arg(long, default_value_t = MAX_LINK_SECONDS, allow_negative_numbers = true,
+          value_parser = clap::value_parser!(i64).range(1..=MAX_LINK_SECONDS))]
+    pub ttl_seconds: i64,
+    /// For tests: mint the link as if at this earlier instant (RFC 3339),
+    /// to prove an expired link is refused without waiting. Never later
+    /// than now.
+    #[arg(long, hide = true, value_name = "RFC3339")]
+    pub issued_at: Option<String>,
+}
+
+/// Who a token or sign-in link is for: a council, or a care setting's
+/// clinician or system (`cpis token` and `cpis login-link` share these).
+#[derive(Debug, Args)]
+pub struct CallerArgs {
     /// A council token for this ODS code.
     #[arg(long, value_name = "ODS", conflicts_with_all = ["clinician", "system"])]
     pub council: Option<String>,
@@ -115,8 +248,11 @@ pub struct TokenArgs {
     /// User (or system) id.
     #[arg(long)]
     pub user: Option<String>,
-    /// Minutes until the token expires (1 to 10080, a week).
-    #[arg(long, default_value_t = 480, allow_negative_numbers = true,
-          value_parser = clap::value_parser!(i64).range(1..=MAX_TTL_MINUTES))]
-    pub ttl_minutes: i64,
+    /// A clinician's SDS job role code, e.g. R0110 (with --job-role-name):
+    /// what the council's ASN file says the person was.
+    #[arg(long, requires = "job_role_name", conflicts_with_all = ["council", "system"])]
+    pub job_role: Option<String>,
+    /// The job role's name, e.g. "Specialist Registrar".
+    #[arg(long, requires = "job_role")]
+    pub job_role_name: Option<String>,
 }

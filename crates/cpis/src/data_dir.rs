@@ -93,7 +93,12 @@ impl DataDir {
     }
 
     pub fn database(&self) -> PathBuf {
-        self.root.join("cpis.sqlite3")
+        Self::database_in(&self.root)
+    }
+
+    /// The database file of the data directory `root`.
+    pub fn database_in(root: &Path) -> PathBuf {
+        root.join("cpis.sqlite3")
     }
 
     /// Written once the database has been created: from then on a missing
@@ -272,6 +277,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let data = DataDir::open(dir.path()).unwrap();
         let claims = cpis_http::CallerClaims {
+            job_role: None,
+            job_role_name: None,
             sub: "client-1".into(),
             role: "council".into(),
             ods_code: "E09000033".into(),

@@ -13,12 +13,17 @@ use std::sync::Arc;
 
 use clap::Parser;
 use cpis_domain::{Clock, SystemClock, VisibilityPolicy};
+use cpis_http::portal::{PortalConfig, SignIn};
 use cpis_http::{AppState, Authenticator, CallerClaims};
 use cpis_telemetry::Style;
 use tokio::sync::watch;
 
-use cli::{Cli, Command, ServeArgs, TokenArgs};
+use cli::{CallerArgs, Cli, Command, LoginLinkArgs, MeshArgs, MeshCommand, ServeArgs, TokenArgs};
 use cpis::delivery::{FileChannel, WakeDispatcher};
+use cpis::mesh::{read_secret, MeshSettings};
+use cpis_domain::{MeshFiles, NoFiles};
+use cpis_mesh::exchange::ExchangeConfig;
+use cpis_mesh::{MeshAsnFiles, MeshClient, MeshConfig};
 use data_dir::DataDir;
 
 type Failure = Box<dyn std::error::Error + Send + Sync>;
@@ -42,6 +47,10 @@ fn main() -> ExitCode {
                 cpis_telemetry::init(Style::Console);
                 token(args)
             }
+            Command::LoginLink(args) => {
+                cpis_telemetry::init(Style::Console);
+                login_link(args)
+            }
             Command::Demo(args) => {
                 cpis_telemetry::init(Style::Console);
                 let data = DataDir::open(&args.data)?;
@@ -52,6 +61,10 @@ fn main() -> ExitCode {
                     demo::DEMO_COUNCILS.len()
                 );
                 Ok(())
+            }
+            Command::Mesh(command) => {
+                cpis_telemetry::init(Style::Console);
+                mesh_command(command).await
             }
         }
     });
@@ -66,6 +79,29 @@ fn main() -> ExitCode {
 
 async fn serve(args: ServeArgs) -> Result<(), Failure> {
     cpis_telemetry::init(Style::Server);
+    let policy = VisibilityPolicy {
+        tail_days: args.tail_days,
+        ..VisibilityPolicy::default()
+    };
+    // The MESH client is built, and the mailbox's handshake made, before
+    // anything starts: a wrong URL, password or key stops the service here.
+    let mesh = match mesh_settings(&args.mesh, policy)? {
+        None => None,
+        Some(settings) => {
+            let config = MeshConfig::new(
+                settings.url.clone(),
+                settings.mailbox.as_str(),
+                settings.password.clone(),
+                settings.shared_key.clone(),
+            );
+            let client = MeshClient::new(config).map_err(|e| format!("MESH: {e}"))?;
+            client
+                .handshake()
+                .await
+                .map_err(|e| format!("MESH handshake for mailbox {}: {e}", settings.mailbox))?;
+            Some((client, settings))
+        }
+    };
     let data = DataDir::open(&args.data.data)?;
     let store = open_store(&data)?;
     if args.demo {
@@ -84,6 +120,13 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
         .clone()
         .unwrap_or_else(|| default_view_url(addr));
     let keys = data.local_keys()?;
+    let portal = PortalConfig {
+        sign_in: SignIn::Ticket(keys.ticket_verifier()),
+        // Plain HTTP is only for loopback; anywhere else the cookie must
+        // travel over TLS (a proxy in front terminates it).
+        secure_cookies: !addr.ip().is_loopback(),
+        feed_stale_after: time::Duration::hours(i64::from(args.feed_stale_after_hours)),
+    };
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let wake = WakeDispatcher::default();
     let channel = FileChannel::new(&data.outbox())?;
@@ -91,10 +134,7 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
         store: store.clone(),
         queue: wake.clone(),
         clock: clock.clone(),
-        policy: VisibilityPolicy {
-            tail_days: args.tail_days,
-            ..VisibilityPolicy::default()
-        },
+        policy,
         pseudonymiser: data.pseudonymiser()?,
         auth: Authenticator::Local(keys.verifier()),
         volume: Default::default(),
@@ -102,17 +142,54 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
     // Again, now that the store, the keys and the outbox exist: nothing in
     // the data directory may be open to other local users.
     data.secure()?;
-    let router = cpis_http::service_router_with(state, readiness::router(store.clone()));
+    let extra =
+        readiness::router(store.clone()).merge(cpis_http::portal::router(state.clone(), portal));
+    let router = cpis_http::service_router_with(state, extra);
 
     let (stop, stopped) = watch::channel(false);
-    let dispatcher = tokio::spawn(background::run_dispatcher(
-        store.clone(),
-        channel,
-        clock.clone(),
-        wake,
-        view_url,
-        stopped.clone(),
-    ));
+    let (dispatcher, poller) = match mesh {
+        None => (
+            tokio::spawn(background::run_dispatcher(
+                store.clone(),
+                channel,
+                NoFiles,
+                clock.clone(),
+                wake,
+                view_url,
+                stopped.clone(),
+            )),
+            None,
+        ),
+        Some((client, settings)) => {
+            tracing::info!(
+                mailbox = %settings.mailbox,
+                poll_seconds = settings.poll_every.as_secs(),
+                "MESH on: polling the CP-IS mailbox and sending ASN files to linked councils"
+            );
+            let files = MeshFiles {
+                map: store.clone(),
+                channel: MeshAsnFiles::new(client.clone(), settings.asn_workflow),
+            };
+            let dispatcher = tokio::spawn(background::run_dispatcher(
+                store.clone(),
+                channel,
+                files,
+                clock.clone(),
+                wake,
+                view_url,
+                stopped.clone(),
+            ));
+            let poller = tokio::spawn(cpis::mesh::run_poller(
+                client,
+                store.clone(),
+                settings.exchange,
+                clock.clone(),
+                settings.poll_every,
+                stopped.clone(),
+            ));
+            (dispatcher, Some(poller))
+        }
+    };
     let feeds = tokio::spawn(background::run_feed_watch(
         store.clone(),
         clock.clone(),
@@ -135,8 +212,76 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
     tracing::info!("shutting down: finishing background work");
     let _ = stop.send(true);
     let _ = dispatcher.await;
+    if let Some(poller) = poller {
+        let _ = poller.await;
+    }
     let _ = purge.await;
     let _ = feeds.await;
+    Ok(())
+}
+
+/// The MESH settings, with the password and shared key read from their
+/// files; `None` without `--mesh-url` (clap requires the rest with it).
+fn mesh_settings(
+    args: &MeshArgs,
+    policy: VisibilityPolicy,
+) -> Result<Option<MeshSettings>, Failure> {
+    let Some(url) = args.mesh_url.clone() else {
+        return Ok(None);
+    };
+    let (Some(mailbox), Some(password), Some(shared_key)) = (
+        args.mesh_mailbox.clone(),
+        args.mesh_password_file.as_deref(),
+        args.mesh_shared_key_file.as_deref(),
+    ) else {
+        return Err(
+            "--mesh-url needs --mesh-mailbox, --mesh-password-file and --mesh-shared-key-file"
+                .into(),
+        );
+    };
+    Ok(Some(MeshSettings {
+        url,
+        mailbox,
+        password: read_secret(password, "MESH password")?,
+        shared_key: read_secret(shared_key, "MESH shared key")?,
+        poll_every: std::time::Duration::from_secs(args.mesh_poll_seconds),
+        exchange: ExchangeConfig {
+            upload_workflow: args.mesh_workflow_upload.clone(),
+            ack_workflow: args.mesh_workflow_ack.clone(),
+            policy,
+        },
+        asn_workflow: args.mesh_workflow_asn.clone(),
+    }))
+}
+
+/// `cpis mesh link` and `cpis mesh unlink`, on the data directory's database
+/// (which a running `cpis serve` shares: it reads the map at every message).
+async fn mesh_command(command: MeshCommand) -> Result<(), Failure> {
+    let data = match &command {
+        MeshCommand::Link(args) => &args.data.data,
+        MeshCommand::Unlink(args) => &args.data.data,
+    };
+    // The map is the running service's: a mistyped --data must not create
+    // a new database the service never reads.
+    let database = DataDir::database_in(data);
+    if !database.is_file() {
+        return Err(format!(
+            "no cpis database at {}: give the --data directory cpis serve uses",
+            database.display()
+        )
+        .into());
+    }
+    let data = DataDir::open(data)?;
+    let store = open_store(&data)?;
+    let message = match command {
+        MeshCommand::Link(args) => cpis::mesh::link(&store, &args.council, &args.mailbox)
+            .await
+            .map_err(|e| e.to_string())?,
+        MeshCommand::Unlink(args) => cpis::mesh::unlink(&store, &args.council)
+            .await
+            .map_err(|e| e.to_string())?,
+    };
+    println!("{message}");
     Ok(())
 }
 
@@ -151,16 +296,23 @@ fn open_store(data: &DataDir) -> Result<cpis_store_sqlite::SqliteStore, Failure>
     })
 }
 
-/// `http://<addr>/v1/notifications`, with a loopback host for an
-/// unspecified address (0.0.0.0 or ::), which no browser can open.
+/// `http://<addr>/portal/notifications`: the portal's ASN pages (each
+/// message links to its ASN's own page below it).
 fn default_view_url(addr: std::net::SocketAddr) -> String {
+    format!("{}/portal/notifications", browser_origin(addr))
+}
+
+/// `http://<host>:<port>` a browser on this machine opens for `addr`, with
+/// a loopback host for an unspecified address (0.0.0.0 or ::), which no
+/// browser can open.
+fn browser_origin(addr: std::net::SocketAddr) -> String {
     let host = match addr.ip() {
         ip if ip.is_unspecified() && ip.is_ipv4() => "127.0.0.1".to_owned(),
         ip if ip.is_unspecified() => "[::1]".to_owned(),
         std::net::IpAddr::V6(ip) => format!("[{ip}]"),
         std::net::IpAddr::V4(ip) => ip.to_string(),
     };
-    format!("http://{host}:{}/v1/notifications", addr.port())
+    format!("http://{host}:{}", addr.port())
 }
 
 /// SIGINT or SIGTERM.
@@ -188,7 +340,7 @@ async fn shutdown_signal() {
 fn token(args: TokenArgs) -> Result<(), Failure> {
     let data = DataDir::open(&args.data.data)?;
     let keys = data.local_keys()?;
-    let claims = token_claims(&args)?;
+    let claims = token_claims(&args.caller)?;
     // Refuse to mint a token the service would refuse.
     claims.principal().map_err(|e| format!("{e}"))?;
     let now = SystemClock.now();
@@ -198,7 +350,58 @@ fn token(args: TokenArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-fn token_claims(args: &TokenArgs) -> Result<CallerClaims, Failure> {
+/// `cpis login-link`: a one-time portal sign-in link for the caller, for
+/// the service at `--addr`, signed by the data directory's key (the
+/// token's), usable once within `--ttl-seconds` (at most 10 minutes).
+fn login_link(args: LoginLinkArgs) -> Result<(), Failure> {
+    let data = DataDir::open(&args.data.data)?;
+    let keys = data.local_keys()?;
+    let claims = token_claims(&args.caller)?;
+    // Refuse to mint a link the portal would refuse.
+    claims.principal().map_err(|e| format!("{e}"))?;
+    let next = match &args.next {
+        Some(next) => Some(
+            cpis_http::portal::safe_next(next)
+                .ok_or("--next must be a portal page's path, such as /portal/notifications/<id>")?,
+        ),
+        None => None,
+    };
+    let now = SystemClock.now();
+    let issued_at = match &args.issued_at {
+        Some(at) => {
+            let at =
+                time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339)
+                    .map_err(|_| "--issued-at must be an RFC 3339 instant")?;
+            if at > now {
+                return Err("--issued-at must not be in the future".into());
+            }
+            at
+        }
+        None => now,
+    };
+    let mut id = [0u8; 16];
+    getrandom::fill(&mut id).map_err(|_| "no randomness available from the operating system")?;
+    let id: String = id.iter().map(|b| format!("{b:02x}")).collect();
+    let ticket = keys.mint_ticket(
+        &claims,
+        &id,
+        issued_at,
+        time::Duration::seconds(args.ttl_seconds),
+    )?;
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    query.append_pair("ticket", &ticket);
+    if let Some(next) = &next {
+        query.append_pair("next", next);
+    }
+    println!(
+        "{}/portal/sign-in?{}",
+        browser_origin(args.addr),
+        query.finish()
+    );
+    Ok(())
+}
+
+fn token_claims(args: &CallerArgs) -> Result<CallerClaims, Failure> {
     if let Some(council) = &args.council {
         return Ok(CallerClaims {
             sub: format!("council-{council}"),
@@ -207,6 +410,8 @@ fn token_claims(args: &TokenArgs) -> Result<CallerClaims, Failure> {
             rbac: None,
             org_name: None,
             setting: None,
+            job_role: None,
+            job_role_name: None,
         });
     }
     if !(args.clinician || args.system) {
@@ -222,6 +427,8 @@ fn token_claims(args: &TokenArgs) -> Result<CallerClaims, Failure> {
         rbac: Some(need(&args.rbac, "--rbac")?),
         org_name: Some(need(&args.org_name, "--org-name")?),
         setting: Some(need(&args.setting, "--setting")?),
+        job_role: args.job_role.clone(),
+        job_role_name: args.job_role_name.clone(),
     })
 }
 
@@ -234,14 +441,17 @@ mod tests {
         let url = |addr: &str| default_view_url(addr.parse().unwrap());
         assert_eq!(
             url("127.0.0.1:9090"),
-            "http://127.0.0.1:9090/v1/notifications"
+            "http://127.0.0.1:9090/portal/notifications"
         );
         assert_eq!(
             url("0.0.0.0:8081"),
-            "http://127.0.0.1:8081/v1/notifications"
+            "http://127.0.0.1:8081/portal/notifications"
         );
-        assert_eq!(url("[::]:8082"), "http://[::1]:8082/v1/notifications");
-        assert_eq!(url("[::1]:8083"), "http://[::1]:8083/v1/notifications");
-        assert_eq!(url("192.0.2.7:80"), "http://192.0.2.7:80/v1/notifications");
+        assert_eq!(url("[::]:8082"), "http://[::1]:8082/portal/notifications");
+        assert_eq!(url("[::1]:8083"), "http://[::1]:8083/portal/notifications");
+        assert_eq!(
+            url("192.0.2.7:80"),
+            "http://192.0.2.7:80/portal/notifications"
+        );
     }
 }

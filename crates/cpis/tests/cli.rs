@@ -134,3 +134,98 @@ fn demo_seeds_only_missing_directory_entries() {
     assert!(seeded.starts_with("seeded 0 of 2"), "{seeded}");
     capture("cli_demo", &logs.lock().unwrap(), &data.join("outbox"));
 }
+
+/// `cpis login-link` (issue 14): the link names the service's address and
+/// keeps a portal `next`; it takes the caller options of `cpis token` and
+/// refuses a lifetime past 10 minutes, a `next` off the portal and an
+/// `--issued-at` in the future, each with a clear error, never a panic.
+#[test]
+fn login_links_name_the_service_and_refuse_what_the_portal_would() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    let link = |extra: &[&str]| {
+        let mut args = vec!["login-link", "--data", data];
+        args.extend_from_slice(extra);
+        Command::new(env!("CARGO_BIN_EXE_cpis"))
+            .args(&args)
+            .output()
+            .expect("run cpis")
+    };
+    let ok = link(&[
+        "--council",
+        "E09000033",
+        "--addr",
+        "0.0.0.0:9090",
+        "--next",
+        "/portal/uploads",
+    ]);
+    let stdout = String::from_utf8_lossy(&ok.stdout);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(
+        stdout.starts_with("http://127.0.0.1:9090/portal/sign-in?ticket="),
+        "{stdout}"
+    );
+    assert!(
+        stdout.trim_end().ends_with("&next=%2Fportal%2Fuploads"),
+        "{stdout}"
+    );
+    let clinician = link(&[
+        "--clinician",
+        "--ods",
+        "RJ1",
+        "--org-name",
+        "St Example's Hospital",
+        "--rbac",
+        "B0107",
+        "--setting",
+        "emergency-department",
+        "--user",
+        "dr-1",
+    ]);
+    assert!(clinician.status.success());
+    assert!(String::from_utf8_lossy(&clinician.stdout)
+        .starts_with("http://127.0.0.1:8080/portal/sign-in?ticket="));
+    for (args, says) in [
+        (
+            &["--council", "E09000033", "--ttl-seconds", "601"][..],
+            "--ttl-seconds",
+        ),
+        (
+            &["--council", "E09000033", "--ttl-seconds", "0"][..],
+            "--ttl-seconds",
+        ),
+        (
+            &["--council", "E09000033", "--next", "https://evil.example/"][..],
+            "--next",
+        ),
+        (
+            &["--council", "E09000033", "--next", "/v1/plans"][..],
+            "--next",
+        ),
+        (
+            &[
+                "--council",
+                "E09000033",
+                "--issued-at",
+                "2999-01-01T00:00:00Z",
+            ][..],
+            "--issued-at",
+        ),
+        (
+            &["--council", "E09000033", "--issued-at", "yesterday"][..],
+            "--issued-at",
+        ),
+        (&["--clinician", "--ods", "RJ1"][..], "is required"),
+        (&["--council", "e09"][..], "ODS code"),
+    ] {
+        let out = link(args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && out.stdout.is_empty(), "{args:?}");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}

@@ -130,6 +130,13 @@ pub enum AuditAction {
     AcknowledgeNotification,
     DeliverNotification,
     Purge,
+    /// A council read its upload history (the portal's uploads page).
+    ListUploads,
+    /// A sign-in to the portal (a one-time link redeemed, or OpenID
+    /// Connect): `denied` for a link reused, expired or not ours.
+    SignIn,
+    /// A portal session ended by its user.
+    SignOut,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -168,12 +168,14 @@ pub fn notifications_for(access: &AccessRecord, visible: &[Plan]) -> Vec<Asn> {
                     .map(|p| AsnPlan {
                         plan_type: p.plan_type,
                         local_id: p.local_id.clone(),
+                        upload_sequence: p.upload_sequence,
                     })
                     .collect(),
                 accessed_at: access.accessed_at,
                 accessor: access.accessor.clone(),
                 access_id: access.id.clone(),
                 acknowledged_at: None,
+                acknowledgement_note: None,
             })
         })
         .collect()

@@ -30,12 +30,19 @@ static LONDON: TimeZone = tz::get!("Europe/London");
 /// year -9999 or after 9999) takes the UTC date, which is what London keeps
 /// outside summer time.
 pub fn uk_date(at: OffsetDateTime) -> Date {
+    uk_time(at).date()
+}
+
+/// The instant `at` on a wall clock in the UK (Europe/London: GMT, or BST
+/// one hour ahead), for showing people a time (the portal). Total, as
+/// [`uk_date`]: outside the rules' range it is the UTC time.
+pub fn uk_time(at: OffsetDateTime) -> OffsetDateTime {
     let offset = jiff::Timestamp::from_second(at.unix_timestamp())
         .ok()
         .and_then(|instant| UtcOffset::from_whole_seconds(LONDON.to_offset(instant).seconds()).ok())
         .unwrap_or(UtcOffset::UTC);
     at.checked_to_offset(offset)
-        .map_or_else(|| at.to_offset(UtcOffset::UTC).date(), |local| local.date())
+        .unwrap_or_else(|| at.to_offset(UtcOffset::UTC))
 }
 
 pub trait Clock: Send + Sync {

@@ -1,13 +1,16 @@
-//! Delivering ASNs to councils' duty teams, at least once and never twice
-//! once delivery is recorded.
+//! Delivering ASNs to councils, at least once and never twice once delivery
+//! is recorded: a file in the council's MESH mailbox (when the operator
+//! linked one) and the duty team's SMS and email.
+
+use std::future::Future;
 
 use time::{Duration, OffsetDateTime};
 
 use crate::ports::{
-    AsnOutbox, AuditTrail, AuthorityDirectory, DeliveryError, DeliveryStart, NotificationChannel,
-    StoreError,
+    AsnFileChannel, AsnOutbox, AuditTrail, AuthorityDirectory, DeliveryError, DeliveryStart,
+    FileSent, MailboxMap, NotificationChannel, StoreError,
 };
-use crate::{AuditAction, AuditEvent, AuditOutcome, OdsCode};
+use crate::{Asn, AuditAction, AuditEvent, AuditOutcome, Authority, OdsCode};
 
 /// The actor named in the audit trail for deliveries.
 pub const DISPATCHER_ACTOR: &str = "notification-dispatch";
@@ -63,9 +66,97 @@ fn delivery_event(
     )
 }
 
-/// Delivers one ASN by id. Safe to call any number of times for the same id:
-/// once delivery is recorded, nothing is sent again. Every attempt that
-/// reaches the council's channels is audited, whether it worked or not.
+/// The MESH leg of a delivery: an ASN file for a council with a mailbox.
+/// [`NoFiles`] where MESH is off; [`MeshFiles`] where it is on.
+pub trait FileLeg: Send + Sync {
+    /// Sends `asn`'s file if its council has a mailbox. `authority` is the
+    /// council's directory entry, if it has one. `Err` only for what is
+    /// worth retrying (the store, MESH unavailable).
+    fn deliver_file(
+        &self,
+        asn: &Asn,
+        authority: Option<&Authority>,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<FileDelivery, DispatchError>> + Send;
+}
+
+/// What the MESH leg did for one delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileDelivery {
+    /// The delivery stopped before the legs (delivered already, leased, unknown).
+    NotAttempted,
+    /// MESH is off, or the council has no mailbox.
+    NoMailbox,
+    Sent,
+    /// Sent before: tracking found it.
+    AlreadySent,
+    /// This ASN cannot be a valid file, or MESH refuses it (why, no
+    /// personal data): the other legs still went; the caller logs it at
+    /// error level. The ASN stays in the council's inbox.
+    Impossible(String),
+}
+
+impl FileDelivery {
+    /// Whether the council has the file.
+    pub fn reached(&self) -> bool {
+        matches!(self, Self::Sent | Self::AlreadySent)
+    }
+}
+
+/// No MESH: no council gets files.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoFiles;
+
+impl FileLeg for NoFiles {
+    async fn deliver_file(
+        &self,
+        _asn: &Asn,
+        _authority: Option<&Authority>,
+        _now: OffsetDateTime,
+    ) -> Result<FileDelivery, DispatchError> {
+        Ok(FileDelivery::NoMailbox)
+    }
+}
+
+/// MESH on: a council the operator linked to a mailbox ([`MailboxMap`],
+/// read at every delivery) gets each ASN as a file through `channel`.
+#[derive(Debug, Clone)]
+pub struct MeshFiles<M, C> {
+    pub map: M,
+    pub channel: C,
+}
+
+impl<M: MailboxMap, C: AsnFileChannel> FileLeg for MeshFiles<M, C> {
+    async fn deliver_file(
+        &self,
+        asn: &Asn,
+        authority: Option<&Authority>,
+        now: OffsetDateTime,
+    ) -> Result<FileDelivery, DispatchError> {
+        let Some(mailbox) = self.map.mailbox_of(&asn.authority).await? else {
+            return Ok(FileDelivery::NoMailbox);
+        };
+        // A council with a mailbox but no directory entry is named by its
+        // ODS code (the file must name its recipient).
+        let name = authority.map_or(asn.authority.as_str(), |a| a.name.as_str());
+        match self.channel.send_asn_file(&mailbox, asn, name, now).await {
+            Ok(FileSent::Sent) => Ok(FileDelivery::Sent),
+            Ok(FileSent::AlreadySent) => Ok(FileDelivery::AlreadySent),
+            Err(DeliveryError::Permanent(why)) => Ok(FileDelivery::Impossible(why)),
+            Err(transient) => Err(transient.into()),
+        }
+    }
+}
+
+/// One delivery: its outcome, and what the MESH leg did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dispatched {
+    pub outcome: DispatchOutcome,
+    pub file: FileDelivery,
+}
+
+/// Delivers one ASN by id without the MESH leg: [`dispatch_with`] and
+/// [`NoFiles`].
 pub async fn dispatch<S, C>(
     store: &S,
     channel: &C,
@@ -77,36 +168,84 @@ where
     S: AsnOutbox + AuthorityDirectory + AuditTrail,
     C: NotificationChannel,
 {
+    dispatch_with(store, channel, &NoFiles, id, now, view_url)
+        .await
+        .map(|d| d.outcome)
+}
+
+/// Delivers one ASN by id. Safe to call any number of times for the same id:
+/// once delivery is recorded, nothing is sent again. Every attempt that
+/// reaches the council's channels is audited, whether it worked or not.
+///
+/// The legs, in this order (README decisions): the MESH file first, which
+/// is idempotent by tracking, then the duty team's SMS and email. A retry
+/// after any failure therefore never repeats an SMS or email: a failed
+/// file stops before them, and a failed SMS or email is retried after a file
+/// that tracking finds sent. The one window left is the SMS or email sent and
+/// the process gone before delivery was recorded. The ASN counts as
+/// delivered when the file or the SMS and email reached the council; with
+/// neither, it stays in the council's inbox (`NoChannels`, audited failed).
+pub async fn dispatch_with<S, C, F>(
+    store: &S,
+    channel: &C,
+    files: &F,
+    id: &str,
+    now: OffsetDateTime,
+    view_url: &str,
+) -> Result<Dispatched, DispatchError>
+where
+    S: AsnOutbox + AuthorityDirectory + AuditTrail,
+    C: NotificationChannel,
+    F: FileLeg,
+{
+    let stopped = |outcome| {
+        Ok(Dispatched {
+            outcome,
+            file: FileDelivery::NotAttempted,
+        })
+    };
     let asn = match store.begin_delivery(id, now, DELIVERY_LEASE).await? {
         DeliveryStart::Proceed(asn) => *asn,
-        DeliveryStart::AlreadyDelivered => return Ok(DispatchOutcome::AlreadyDelivered),
-        DeliveryStart::InProgress => return Ok(DispatchOutcome::InProgress),
-        DeliveryStart::Unknown => return Ok(DispatchOutcome::Unknown),
+        DeliveryStart::AlreadyDelivered => return stopped(DispatchOutcome::AlreadyDelivered),
+        DeliveryStart::InProgress => return stopped(DispatchOutcome::InProgress),
+        DeliveryStart::Unknown => return stopped(DispatchOutcome::Unknown),
     };
-    let outcome = match store.authority(&asn.authority).await? {
+    // Best effort: the failure is what the caller must see, and the retry
+    // audits its own attempt.
+    let audit_failure = || async {
+        let _ = store
+            .append(&delivery_event(
+                &asn.authority,
+                AuditOutcome::Failed,
+                now,
+                id,
+            ))
+            .await;
+    };
+    let authority = store.authority(&asn.authority).await?;
+    let file = match files.deliver_file(&asn, authority.as_ref(), now).await {
+        Ok(file) => file,
+        Err(error) => {
+            audit_failure().await;
+            return Err(error);
+        }
+    };
+    let outcome = match &authority {
         Some(authority)
             if !(authority.notify_emails.is_empty() && authority.notify_sms.is_empty()) =>
         {
-            if let Err(error) = channel.deliver(&authority, &asn.notice(view_url)).await {
-                // Best effort: the delivery error is what the caller must see,
-                // and the retry audits its own attempt.
-                let _ = store
-                    .append(&delivery_event(
-                        &asn.authority,
-                        AuditOutcome::Failed,
-                        now,
-                        id,
-                    ))
-                    .await;
+            if let Err(error) = channel.deliver(authority, &asn.notice(view_url)).await {
+                audit_failure().await;
                 return Err(error.into());
             }
             DispatchOutcome::Delivered
         }
+        _ if file.reached() => DispatchOutcome::Delivered,
         _ => DispatchOutcome::NoChannels,
     };
     store.finish_delivery(id, now).await?;
-    // No duty team was told when the council has no channels: the ASN waits in
-    // its inbox, and the trail says so.
+    // Nobody was told when the council has neither channels nor a file: the
+    // ASN waits in its inbox, and the trail says so.
     let audited = match outcome {
         DispatchOutcome::Delivered => AuditOutcome::Allowed,
         _ => AuditOutcome::Failed,
@@ -115,11 +254,11 @@ where
         .append(&delivery_event(&asn.authority, audited, now, id))
         .await
         .map_err(|source| DispatchError::Audit { outcome, source })?;
-    Ok(outcome)
+    Ok(Dispatched { outcome, file })
 }
 
 /// Counts from one sweep of the outbox.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SweepReport {
     pub claimed: usize,
     pub delivered: usize,
@@ -127,9 +266,15 @@ pub struct SweepReport {
     pub failed: usize,
     /// Deliveries that finished but whose audit event could not be written.
     pub unaudited: usize,
+    /// ASN files sent to councils' MESH mailboxes.
+    pub files_sent: usize,
+    /// ASNs whose file could not be sent (ASN id, why): the caller logs
+    /// each at error level.
+    pub files_impossible: Vec<(String, String)>,
 }
 
-/// The embedded dispatcher's sweep: claims undelivered ASNs and delivers them.
+/// The embedded dispatcher's sweep without the MESH leg:
+/// [`deliver_pending_with`] and [`NoFiles`].
 pub async fn deliver_pending<S, C>(
     store: &S,
     channel: &C,
@@ -141,26 +286,55 @@ where
     S: AsnOutbox + AuthorityDirectory + AuditTrail,
     C: NotificationChannel,
 {
+    deliver_pending_with(store, channel, &NoFiles, now, limit, view_url).await
+}
+
+/// The embedded dispatcher's sweep: claims undelivered ASNs and delivers
+/// each ([`dispatch_with`]).
+pub async fn deliver_pending_with<S, C, F>(
+    store: &S,
+    channel: &C,
+    files: &F,
+    now: OffsetDateTime,
+    limit: usize,
+    view_url: &str,
+) -> Result<SweepReport, StoreError>
+where
+    S: AsnOutbox + AuthorityDirectory + AuditTrail,
+    C: NotificationChannel,
+    F: FileLeg,
+{
     let claimed = store.claim_undelivered(now, DELIVERY_LEASE, limit).await?;
     let mut report = SweepReport {
         claimed: claimed.len(),
         ..Default::default()
     };
     for asn in claimed {
-        match dispatch(store, channel, &asn.id, now, view_url).await {
-            Ok(DispatchOutcome::Delivered) => report.delivered += 1,
-            Ok(DispatchOutcome::NoChannels) => report.no_channels += 1,
-            Ok(_) => {}
-            Err(DispatchError::Audit { outcome, .. }) => {
-                report.unaudited += 1;
-                match outcome {
-                    DispatchOutcome::Delivered => report.delivered += 1,
-                    DispatchOutcome::NoChannels => report.no_channels += 1,
+        let outcome = match dispatch_with(store, channel, files, &asn.id, now, view_url).await {
+            Ok(dispatched) => {
+                match dispatched.file {
+                    FileDelivery::Sent => report.files_sent += 1,
+                    FileDelivery::Impossible(why) => {
+                        report.files_impossible.push((asn.id.clone(), why))
+                    }
                     _ => {}
                 }
+                dispatched.outcome
+            }
+            Err(DispatchError::Audit { outcome, .. }) => {
+                report.unaudited += 1;
+                outcome
             }
             // Left undelivered: the claim lapses and a later sweep retries.
-            Err(_) => report.failed += 1,
+            Err(_) => {
+                report.failed += 1;
+                continue;
+            }
+        };
+        match outcome {
+            DispatchOutcome::Delivered => report.delivered += 1,
+            DispatchOutcome::NoChannels => report.no_channels += 1,
+            _ => {}
         }
     }
     Ok(report)

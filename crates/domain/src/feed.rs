@@ -40,6 +40,34 @@ pub fn age(last: OffsetDateTime, now: OffsetDateTime) -> Duration {
     (now - last).max(Duration::ZERO)
 }
 
+/// How fresh one council's feed is at some instant: its last accepted full
+/// snapshot and the time since (what `GET /v1/authority` and the portal's
+/// uploads page show).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Freshness {
+    pub last_full_snapshot_at: Option<OffsetDateTime>,
+    /// [`age`] of the last full snapshot; `None` if there has been none.
+    pub age: Option<Duration>,
+}
+
+impl Freshness {
+    /// The feed whose last accepted full snapshot was `last`, at `now`.
+    pub fn at(last: Option<OffsetDateTime>, now: OffsetDateTime) -> Self {
+        Self {
+            last_full_snapshot_at: last,
+            age: last.map(|at| age(at, now)),
+        }
+    }
+
+    /// Whether the council should be told its feed has stopped: no
+    /// accepted full snapshot yet, or the last one older than
+    /// `stale_after` (the rule of [`stale_feeds`]: at the threshold itself
+    /// it is still fresh).
+    pub fn is_stale(&self, stale_after: Duration) -> bool {
+        self.age.is_none_or(|age| age > stale_after)
+    }
+}
+
 /// The councils among `feeds` (council, last accepted full snapshot) whose
 /// feed is older than `stale_after` at `now`, with its age, oldest first.
 pub fn stale_feeds(
@@ -153,5 +181,11 @@ mod tests {
         );
         // A clock stepped back is not a negative age.
         assert_eq!(age(now + Duration::hours(1), now), Duration::ZERO);
+        // One council's view holds to the same threshold; never sent is stale.
+        let at_threshold = Freshness::at(Some(now - Duration::hours(48)), now);
+        assert!(!at_threshold.is_stale(DEFAULT_STALE_AFTER));
+        let past = Freshness::at(Some(now - Duration::hours(48) - Duration::seconds(1)), now);
+        assert!(past.is_stale(DEFAULT_STALE_AFTER));
+        assert!(Freshness::at(None, now).is_stale(DEFAULT_STALE_AFTER));
     }
 }

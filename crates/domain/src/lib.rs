@@ -14,6 +14,7 @@ pub mod dates;
 pub mod dispatch;
 pub mod feed;
 pub mod json;
+pub mod mailbox;
 pub mod nhs_number;
 pub mod notification;
 pub mod ods;
@@ -22,6 +23,7 @@ pub mod plan;
 pub mod ports;
 pub mod principal;
 pub mod sequencing;
+pub mod session;
 pub mod upload;
 pub mod volume;
 
@@ -32,15 +34,23 @@ pub use acknowledgement::{
 pub use audit::{AuditAction, AuditEvent, AuditOutcome, Audited, Pseudonymiser};
 pub use authority::{Authority, AuthorityContact, AuthorityUpdate, FieldError};
 pub use check::{check, history, AccessEffect, CheckResult, HistoryAnswer, VisiblePlan};
-pub use clock::{uk_date, Clock, ManualClock, SystemClock};
-pub use dispatch::{deliver_pending, dispatch, DispatchError, DispatchOutcome, DISPATCHER_ACTOR};
+pub use clock::{uk_date, uk_time, Clock, ManualClock, SystemClock};
+pub use dispatch::{
+    deliver_pending, deliver_pending_with, dispatch, dispatch_with, DispatchError, DispatchOutcome,
+    Dispatched, FileDelivery, FileLeg, MeshFiles, NoFiles, SweepReport, DISPATCHER_ACTOR,
+};
 pub use feed::FeedLog;
+pub use mailbox::{MailboxId, MailboxIdError};
 pub use nhs_number::{find_nhs_numbers, NhsNumber, NhsNumberError};
-pub use notification::{Asn, AsnCutoffs, AsnPlan, NoticeText};
+pub use notification::{AckNote, AckNoteError, Asn, AsnCutoffs, AsnPlan, NoticeText};
 pub use ods::{OdsCode, OdsCodeError};
 pub use page::{InboxCursor, InvalidCursor, Page, PlanCursor};
 pub use plan::{Plan, PlanKey, PlanType, VisibilityPolicy};
-pub use principal::{AccessorKind, Clinician, Principal, Rbac};
+pub use principal::{AccessorKind, Clinician, JobRole, Principal, Rbac};
 pub use sequencing::{LedgerHead, MAX_SEQUENCE};
-pub use upload::{process_upload, rewind_sequence, Rewind, RewindError, UploadError, UploadResult};
+pub use session::{PortalSession, PortalSessions, SecretDigest, StoredCheckResult};
+pub use upload::{
+    process_upload, receive_upload, rewind_sequence, Received, Rewind, RewindError, UploadError,
+    UploadResult,
+};
 pub use volume::{VolumePolicy, VolumeWatch};

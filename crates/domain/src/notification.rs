@@ -22,12 +22,65 @@ pub struct Asn {
     pub access_id: String,
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub acknowledged_at: Option<OffsetDateTime>,
+    /// The duty team's note given with the acknowledgement, if any
+    /// ([`AckNote`]); the first note given is kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acknowledgement_note: Option<String>,
+}
+
+/// A duty team's note on acknowledging an ASN (the portal's optional note,
+/// and the API's `note`): what was done, for the council's own record. It
+/// may name people, so it is kept with the ASN (which holds the child's NHS
+/// number anyway), never in the audit trail, a log or a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AckNote(String);
+
+/// Why a note was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum AckNoteError {
+    #[error("a note is at most 1,000 characters")]
+    TooLong,
+    #[error("a note holds only printable characters and line breaks")]
+    Unprintable,
+}
+
+impl AckNote {
+    /// The longest note, in characters.
+    pub const MAX_CHARS: usize = 1000;
+
+    /// `raw` trimmed, with `\r\n` as `\n`; `None` for a blank note.
+    pub fn parse(raw: &str) -> Result<Option<Self>, AckNoteError> {
+        let text = raw.replace("\r\n", "\n");
+        let text = text.trim();
+        if text.is_empty() {
+            return Ok(None);
+        }
+        if text.chars().count() > Self::MAX_CHARS {
+            return Err(AckNoteError::TooLong);
+        }
+        if text
+            .chars()
+            .any(|c| c.is_control() && c != '\n' && c != '\t')
+        {
+            return Err(AckNoteError::Unprintable);
+        }
+        Ok(Some(Self(text.to_owned())))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AsnPlan {
     pub plan_type: PlanType,
     pub local_id: Option<String>,
+    /// The plan's [`crate::Plan::upload_sequence`] when the access was made
+    /// (the ASN file's `referredToLAUploadFile`). Absent in ASNs stored
+    /// before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upload_sequence: Option<u64>,
 }
 
 /// The plain text that leaves the service by SMS and email. Only an opaque
@@ -49,8 +102,14 @@ impl Asn {
         self.plans.first()
     }
 
+    /// The SMS and email for this ASN. `view_url` is where the council's
+    /// ASN pages are (the portal's `/portal/notifications`); the link is
+    /// that ASN's own page, `<view_url>/<id>`, which the duty team reaches
+    /// through sign-in. The id is the opaque reference the text carries
+    /// anyway, so the link says nothing more about the child.
     pub fn notice(&self, view_url: &str) -> NoticeText {
         let reference = self.id.clone();
+        let view_url = format!("{}/{reference}", view_url.trim_end_matches('/'));
         let at = self
             .accessed_at
             .format(&time::format_description::well_known::Rfc3339)
@@ -116,6 +175,66 @@ impl AsnCutoffs {
 mod retention_tests {
     use super::*;
     use time::macros::{date, datetime};
+
+    #[test]
+    fn a_note_is_trimmed_bounded_and_printable() {
+        assert_eq!(AckNote::parse("  \r\n "), Ok(None));
+        let note = AckNote::parse(" Rang the ward.\r\nVisiting at 09:00. ")
+            .unwrap()
+            .unwrap();
+        assert_eq!(note.as_str(), "Rang the ward.\nVisiting at 09:00.");
+        let longest = "é".repeat(AckNote::MAX_CHARS);
+        assert!(
+            AckNote::parse(&longest).unwrap().is_some(),
+            "characters, not bytes"
+        );
+        assert_eq!(
+            AckNote::parse(&format!("{longest}x")),
+            Err(AckNoteError::TooLong)
+        );
+        assert_eq!(AckNote::parse("a\u{7}b"), Err(AckNoteError::Unprintable));
+        assert_eq!(
+            AckNote::parse("a\u{1b}[31mb"),
+            Err(AckNoteError::Unprintable)
+        );
+        assert!(AckNote::parse("tabs\tare fine").unwrap().is_some());
+    }
+
+    #[test]
+    fn the_link_is_the_asns_own_page_whatever_the_trailing_slash() {
+        let asn = Asn {
+            id: "0f9d6a4e-1b2c-4d5e-8f90-a1b2c3d4e5f6".into(),
+            authority: crate::OdsCode::parse("E09000033").unwrap(),
+            nhs_number: crate::NhsNumber::parse("9990000018").unwrap(),
+            plans: vec![AsnPlan {
+                plan_type: crate::PlanType::ChildProtection,
+                local_id: None,
+                upload_sequence: None,
+            }],
+            accessed_at: datetime!(2026-07-01 02:00 UTC),
+            accessor: crate::Accessor {
+                kind: crate::AccessorKind::User,
+                user_id: "u1".into(),
+                rbac: crate::Rbac::B0107,
+                organisation_ods: crate::OdsCode::parse("RJ1").unwrap(),
+                organisation_name: "St Example's".into(),
+                setting: "emergency-department".into(),
+                job_role: None,
+            },
+            access_id: "a1".into(),
+            acknowledged_at: None,
+            acknowledgement_note: None,
+        };
+        let link = "https://cpis.example/portal/notifications/0f9d6a4e-1b2c-4d5e-8f90-a1b2c3d4e5f6";
+        for base in [
+            "https://cpis.example/portal/notifications",
+            "https://cpis.example/portal/notifications/",
+        ] {
+            let notice = asn.notice(base);
+            assert!(notice.sms.ends_with(&format!("Sign in to view: {link}")));
+            assert!(notice.email_body.contains(&format!("service: {link}\n")));
+        }
+    }
 
     #[test]
     fn an_asn_is_kept_a_month_once_acknowledged_and_a_year_if_never() {

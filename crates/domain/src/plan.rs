@@ -38,6 +38,15 @@ impl PlanType {
             Self::UnbornChildProtection => "UCPP",
         }
     }
+
+    /// The plan type's name as people read it (and FHIR's `display`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::ChildProtection => "Child Protection Plan",
+            Self::LookedAfter => "Looked After Child",
+            Self::UnbornChildProtection => "Unborn Child Protection Plan",
+        }
+    }
 }
 
 impl fmt::Display for PlanType {
@@ -69,6 +78,10 @@ pub struct Plan {
     pub due_date: Option<Date>,
     /// The council's own case reference; returned only to that council.
     pub local_id: Option<String>,
+    /// The sequence (the LA Upload file id) of the upload that last stored
+    /// the plan: what an ASN file names as `referredToLAUploadFile`. `None`
+    /// for a plan stored before it was kept.
+    pub upload_sequence: Option<u64>,
 }
 
 /// How long plans stay visible after they end. Configuration, not code.
@@ -154,6 +167,7 @@ mod tests {
 
     fn plan(plan_type: PlanType) -> Plan {
         Plan {
+            upload_sequence: None,
             authority: OdsCode::parse("E09000033").unwrap(),
             nhs_number: NhsNumber::parse("9990000018").unwrap(),
             plan_type,

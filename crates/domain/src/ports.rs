@@ -10,10 +10,12 @@ use std::future::Future;
 use time::{Date, Duration, OffsetDateTime};
 
 use crate::acknowledgement::Acknowledgement;
+use crate::notification::AckNote;
 use crate::page::InvalidCursor;
 use crate::sequencing::LedgerHead;
 use crate::{
-    AccessRecord, Asn, AuditEvent, Authority, NhsNumber, NoticeText, OdsCode, Plan, PlanKey,
+    AccessRecord, Asn, AuditEvent, Authority, MailboxId, NhsNumber, NoticeText, OdsCode, Plan,
+    PlanKey,
 };
 
 pub use crate::page::Page;
@@ -80,6 +82,9 @@ pub struct UploadReceipt {
     pub sequence: u64,
     pub digest: String,
     pub acknowledgement: Acknowledgement,
+    /// When the upload was processed (`None` for receipts stored before
+    /// the time was kept): the portal's upload history shows it.
+    pub received_at: Option<OffsetDateTime>,
 }
 
 /// A council's upload receipts and its ledger head (see [`crate::sequencing`]).
@@ -121,6 +126,72 @@ pub trait UploadLedger: Send + Sync {
         authority: &OdsCode,
         sequence: u64,
     ) -> impl Future<Output = Result<usize, StoreError>> + Send;
+}
+
+/// Why a council could not be linked to a mailbox.
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    /// Another council holds the mailbox: one council per mailbox, so the
+    /// operator unlinks it first (a file's tenancy is never ambiguous).
+    #[error("mailbox {mailbox} is linked to council {council}; unlink that council first")]
+    MailboxTaken {
+        mailbox: MailboxId,
+        council: OdsCode,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The operator's map between councils and their MESH mailboxes (issue 13:
+/// tenancy from the transport). One mailbox per council and one council per
+/// mailbox, in both directions at every moment another process can see.
+/// Written by the operator (`cpis mesh link`), never by a council's call;
+/// read on every poll and every dispatch, never cached, so a change takes
+/// effect at the next message.
+pub trait MailboxMap: Send + Sync {
+    /// Links `council` to `mailbox`, replacing the council's previous
+    /// mailbox, which is returned (`None` if it had none; `Some(mailbox)`
+    /// when the pair was linked already, which changes nothing). Refused with
+    /// [`LinkError::MailboxTaken`] when another council holds `mailbox`.
+    /// Atomic across every process sharing the store: of two links racing
+    /// for one mailbox exactly one wins.
+    fn link_mailbox(
+        &self,
+        council: &OdsCode,
+        mailbox: &MailboxId,
+    ) -> impl Future<Output = Result<Option<MailboxId>, LinkError>> + Send;
+
+    /// Removes the council's link; returns the mailbox it had (`None`: it
+    /// had none, which is not an error).
+    fn unlink_mailbox(
+        &self,
+        council: &OdsCode,
+    ) -> impl Future<Output = Result<Option<MailboxId>, StoreError>> + Send;
+
+    /// The council's mailbox, read consistently.
+    fn mailbox_of(
+        &self,
+        council: &OdsCode,
+    ) -> impl Future<Output = Result<Option<MailboxId>, StoreError>> + Send;
+
+    /// The council a mailbox belongs to, read consistently.
+    fn council_of(
+        &self,
+        mailbox: &MailboxId,
+    ) -> impl Future<Output = Result<Option<OdsCode>, StoreError>> + Send;
+}
+
+/// A council's upload history (the portal's `/portal/uploads`): its
+/// receipts read back, newest first. Apart from [`UploadLedger`] so that
+/// the upload path needs nothing it does not use.
+pub trait UploadHistory: Send + Sync {
+    /// The council's receipts with the highest sequences, highest first, at
+    /// most `limit`; another council's never.
+    fn recent_receipts(
+        &self,
+        authority: &OdsCode,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<UploadReceipt>, StoreError>> + Send;
 }
 
 pub trait AuthorityDirectory: Send + Sync {
@@ -195,12 +266,15 @@ pub trait NotificationInbox: Send + Sync {
         id: &str,
     ) -> impl Future<Output = Result<Option<Asn>, StoreError>> + Send;
 
-    /// Marks it acknowledged (the first time only) and returns it.
+    /// Marks it acknowledged (the first time only: the first time is kept)
+    /// and returns it. A `note` is kept if the ASN has none yet (the first
+    /// note given stays, whichever acknowledgement carried it).
     fn acknowledge(
         &self,
         authority: &OdsCode,
         id: &str,
         at: OffsetDateTime,
+        note: Option<&AckNote>,
     ) -> impl Future<Output = Result<Option<Asn>, StoreError>> + Send;
 }
 
@@ -290,6 +364,32 @@ pub enum DeliveryError {
     /// Will not succeed as it is (configuration).
     #[error("delivery is impossible: {0}")]
     Permanent(String),
+}
+
+/// What the MESH leg did with an ASN file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileSent {
+    Sent,
+    /// Tracking found it sent before (a crash after the send, or a
+    /// duplicate delivery attempt): not sent again.
+    AlreadySent,
+}
+
+/// Sends an ASN to a council's MESH mailbox as a `REPC_MT000004GB01` file,
+/// exactly once: the MESH local id is the ASN's id, and before sending,
+/// tracking by it decides (so a crash between the send and the record of
+/// delivery does not send it twice). Errors: `Transient` (MESH unavailable:
+/// retried later), `Permanent` (this ASN can never become a valid file, or
+/// MESH refuses it: the other legs still go, and the caller logs it).
+pub trait AsnFileChannel: Send + Sync {
+    /// `council_name` is what the file names the recipient council.
+    fn send_asn_file(
+        &self,
+        mailbox: &MailboxId,
+        asn: &Asn,
+        council_name: &str,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<FileSent, DeliveryError>> + Send;
 }
 
 /// Delivers a rendered notice to a council's duty-team channels.

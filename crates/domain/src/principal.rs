@@ -43,6 +43,36 @@ pub enum AccessorKind {
     System,
 }
 
+/// An SDS job role (code system SDS JobRoleName,
+/// `2.16.840.1.113883.2.1.3.2.4.17.124`), e.g. `R0110` "Specialist
+/// Registrar": what an ASN file says the person who accessed the record was
+/// (the schema makes it mandatory for a person). From the credential's
+/// optional `job_role` and `job_role_name` claims (`docs/claims.md`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct JobRole {
+    /// `R` and four digits.
+    pub code: String,
+    /// 1 to 100 characters.
+    pub name: String,
+}
+
+impl JobRole {
+    /// Both or nothing: a code `R` and four digits, and a name of 1 to 100
+    /// characters without control characters. `None` for anything else.
+    pub fn parse(code: &str, name: &str) -> Option<Self> {
+        let code_ok = code.len() == 5
+            && code.starts_with('R')
+            && code[1..].bytes().all(|b| b.is_ascii_digit());
+        let name = name.trim();
+        let name_ok =
+            !name.is_empty() && name.chars().count() <= 100 && !name.chars().any(char::is_control);
+        (code_ok && name_ok).then(|| Self {
+            code: code.to_owned(),
+            name: name.to_owned(),
+        })
+    }
+}
+
 /// A clinician or care-setting system.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Clinician {
@@ -52,10 +82,16 @@ pub struct Clinician {
     pub organisation_ods: OdsCode,
     pub organisation_name: String,
     pub setting: String,
+    /// A person's SDS job role, when the credential carries it. Stored with
+    /// the access and its ASNs (absent in those stored before it was kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_role: Option<JobRole>,
 }
 
-/// A verified caller.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A verified caller. Serialisable so that a portal session can keep the
+/// principal its sign-in produced ([`crate::session`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Principal {
     Council {
         authority: OdsCode,
@@ -86,5 +122,33 @@ impl Principal {
             Self::Council { .. } => "council",
             Self::Clinician(c) => c.rbac.code(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::JobRole;
+
+    #[test]
+    fn a_job_role_is_an_sds_code_with_its_name() {
+        let role = JobRole::parse("R0110", " Specialist Registrar ").unwrap();
+        assert_eq!(
+            (role.code.as_str(), role.name.as_str()),
+            ("R0110", "Specialist Registrar")
+        );
+        assert!(JobRole::parse("R0110", &"é".repeat(100)).is_some());
+        for (code, name) in [
+            ("R011", "n"),
+            ("R01100", "n"),
+            ("r0110", "n"),
+            ("X0110", "n"),
+            ("R01 0", "n"),
+            ("R0110", ""),
+            ("R0110", "  "),
+            ("R0110", "a\nb"),
+        ] {
+            assert_eq!(JobRole::parse(code, name), None, "{code:?} {name:?}");
+        }
+        assert_eq!(JobRole::parse("R0110", &"n".repeat(101)), None);
     }
 }

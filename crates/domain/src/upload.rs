@@ -19,9 +19,11 @@ pub use crate::sequencing::MAX_SEQUENCE;
 pub const MAX_LOCAL_ID: usize = 64;
 
 mod parse;
+mod receive;
 mod validate;
 
 pub use parse::{parse_batch, Batch, RawRecord};
+pub use receive::{receive_upload, Received};
 
 use validate::{validate_records, validate_withdrawals};
 
@@ -80,7 +82,10 @@ where
         .iter()
         .filter(|plan| plan.is_storable(today, policy))
         .map(|plan| StoredPlan {
-            plan: plan.clone(),
+            plan: Plan {
+                upload_sequence: Some(batch.sequence),
+                ..plan.clone()
+            },
             purge_from: plan.purge_from(policy),
         })
         .collect();
@@ -164,6 +169,7 @@ where
                 sequence: batch.sequence,
                 digest: digest.clone(),
                 acknowledgement,
+                received_at: Some(now),
             },
         )
         .await?;

@@ -30,6 +30,7 @@ fn nhs(n: &str) -> NhsNumber {
 
 fn clinician(user: &str, org: &str, rbac: Rbac) -> Clinician {
     Clinician {
+        job_role: None,
         kind: AccessorKind::User,
         user_id: user.into(),
         rbac,
@@ -41,6 +42,7 @@ fn clinician(user: &str, org: &str, rbac: Rbac) -> Clinician {
 
 fn plan(authority: &str, child: &str, plan_type: PlanType) -> Plan {
     Plan {
+        upload_sequence: None,
         authority: la(authority),
         nhs_number: nhs(child),
         plan_type,

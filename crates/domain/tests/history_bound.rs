@@ -16,6 +16,7 @@ fn access(minute: i64, n: usize) -> AccessRecord {
             + Duration::days(20_000)
             + Duration::minutes(minute),
         accessor: Accessor {
+            job_role: None,
             kind: AccessorKind::User,
             user_id: format!("user{n}"),
             rbac: Rbac::B0107,

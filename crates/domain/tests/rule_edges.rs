@@ -24,6 +24,7 @@ fn la(code: &str) -> OdsCode {
 
 fn accessor(user: &str, organisation: &str) -> Accessor {
     Accessor {
+        job_role: None,
         kind: AccessorKind::User,
         user_id: user.into(),
         rbac: Rbac::B0107,

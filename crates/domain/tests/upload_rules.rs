@@ -658,3 +658,110 @@ async fn a_stored_plan_sent_again_past_its_delete_date_is_withdrawn() {
         assert_eq!(types, ["LAC"], "{mode}");
     }
 }
+
+/// The one upload use case (`receive_upload`): one audit event per upload,
+/// its outcome from the result, naming whoever sent it and the trace id;
+/// the feed moves for an accepted full snapshot only, never for its replay.
+#[tokio::test]
+async fn receiving_an_upload_audits_it_once_and_counts_only_accepted_full_snapshots() {
+    use cpis_domain::ports::AuditReader;
+    use cpis_domain::{receive_upload, AuditAction, AuditOutcome, FeedLog, Principal};
+
+    let store = MemoryStore::new();
+    let council = la("E09000033");
+    let mailbox = Principal::Council {
+        authority: council.clone(),
+        client_id: "mesh:X26ABC1".to_owned(),
+    };
+    let later = NOW + time::Duration::hours(1);
+    let send = |body: Value, trace: &'static str| {
+        let (store, council, mailbox) = (store.clone(), council.clone(), mailbox.clone());
+        async move {
+            let body = body.to_string();
+            receive_upload(
+                &store,
+                &mailbox,
+                &council,
+                body.as_bytes(),
+                if trace == "m-1" { NOW } else { later },
+                &VisibilityPolicy::default(),
+                trace,
+            )
+            .await
+        }
+    };
+    let full = json!({"sequence": 1, "mode": "full", "records": [record("9990000018", "CPP", "2026-01-01")]});
+    let first = send(full.clone(), "m-1").await;
+    assert!(first.feed_error.is_none() && first.audit_error.is_none());
+    assert!(!first.result.unwrap().replayed);
+    assert_eq!(store.last_full_snapshot(&council).await.unwrap(), Some(NOW));
+    // A replay (an hour later) is answered and audited, and the feed is
+    // not counted again.
+    assert!(send(full, "m-2").await.result.unwrap().replayed);
+    // A refused upload is audited as invalid, and is not a feed.
+    let stale = json!({"sequence": 1, "mode": "full", "records": [record("9990000026", "CPP", "2026-01-01")]});
+    assert!(matches!(
+        send(stale, "m-3").await.result,
+        Err(UploadError::SequenceReused { sequence: 1 })
+    ));
+    let delta = json!({"sequence": 2, "mode": "delta", "records": [record("9990000026", "CPP", "2026-01-01")]});
+    assert!(send(delta, "m-4").await.result.is_ok());
+    assert_eq!(store.last_full_snapshot(&council).await.unwrap(), Some(NOW));
+
+    let events = store.audit_events(100).await.unwrap();
+    let seen: Vec<(&str, AuditOutcome)> = events
+        .iter()
+        .map(|e| (e.trace_id.as_str(), e.outcome))
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            ("m-1", AuditOutcome::Allowed),
+            ("m-2", AuditOutcome::Allowed),
+            ("m-3", AuditOutcome::Invalid),
+            ("m-4", AuditOutcome::Allowed),
+        ]
+    );
+    for event in &events {
+        assert_eq!(event.action, AuditAction::Upload);
+        assert_eq!(
+            (event.actor_id.as_str(), event.organisation.as_str()),
+            ("mesh:X26ABC1", "E09000033")
+        );
+        assert_eq!(event.subject, None);
+    }
+}
+
+/// An ASN file names the upload file a plan came from: each stored plan
+/// remembers the sequence of the upload that last stored it.
+#[tokio::test]
+async fn each_stored_plan_remembers_the_upload_that_last_stored_it() {
+    let store = MemoryStore::new();
+    let body = |sequence: u64, records: Vec<Value>| json!({"sequence": sequence, "mode": "delta", "records": records});
+    upload(
+        &store,
+        "E09000033",
+        body(
+            7,
+            vec![
+                record("9990000018", "CPP", "2026-01-01"),
+                record("9990000026", "LAC", "2025-06-01"),
+            ],
+        ),
+    )
+    .await
+    .unwrap();
+    upload(
+        &store,
+        "E09000033",
+        body(8, vec![record("9990000018", "CPP", "2026-01-01")]),
+    )
+    .await
+    .unwrap();
+    let sequence_of = |nhs_number: &'static str| {
+        let store = store.clone();
+        async move { store.plans_for_child(&nhs(nhs_number)).await.unwrap()[0].upload_sequence }
+    };
+    assert_eq!(sequence_of("9990000018").await, Some(8));
+    assert_eq!(sequence_of("9990000026").await, Some(7));
+}

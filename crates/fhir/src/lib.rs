@@ -4,7 +4,7 @@
 //! Pure mapping: parsing the FHIR search inputs and building resources. The
 //! routes live in `cpis-http`.
 
-use cpis_domain::{AccessSummary, NhsNumber, PlanType, VisiblePlan};
+use cpis_domain::{AccessSummary, NhsNumber, VisiblePlan};
 use serde_json::{json, Value};
 use time::{Date, OffsetDateTime};
 
@@ -151,14 +151,6 @@ pub fn parse_unscheduled_header(value: Option<&str>) -> Result<bool, FhirError> 
     }
 }
 
-fn plan_display(plan_type: PlanType) -> &'static str {
-    match plan_type {
-        PlanType::ChildProtection => "Child Protection Plan",
-        PlanType::LookedAfter => "Looked After Child",
-        PlanType::UnbornChildProtection => "Unborn Child Protection Plan",
-    }
-}
-
 fn patient_reference(nhs: &NhsNumber) -> Value {
     json!({ "identifier": { "system": NHS_NUMBER_SYSTEM, "value": nhs.expose() } })
 }
@@ -226,9 +218,9 @@ pub fn care_team_bundle(nhs: &NhsNumber, plans: &[VisiblePlan], today: Date) -> 
                 "category": [{ "coding": [{
                     "system": PLAN_TYPE_SYSTEM,
                     "code": plan.plan_type.code(),
-                    "display": plan_display(plan.plan_type),
+                    "display": plan.plan_type.name(),
                 }]}],
-                "name": plan_display(plan.plan_type),
+                "name": plan.plan_type.name(),
                 "subject": patient_reference(nhs),
                 "period": period(plan.start_date, plan.end_date),
                 "managingOrganization": [{
@@ -257,13 +249,13 @@ pub fn flag_bundle(nhs: &NhsNumber, plans: &[VisiblePlan]) -> Value {
                 "category": [{ "coding": [{
                     "system": PLAN_TYPE_SYSTEM,
                     "code": plan.plan_type.code(),
-                    "display": plan_display(plan.plan_type),
+                    "display": plan.plan_type.name(),
                 }]}],
                 "code": { "coding": [{
                     "system": PLAN_TYPE_SYSTEM,
                     "code": plan.plan_type.code(),
-                    "display": plan_display(plan.plan_type),
-                }], "text": format!("CP-IS: {}", plan_display(plan.plan_type)) },
+                    "display": plan.plan_type.name(),
+                }], "text": format!("CP-IS: {}", plan.plan_type.name()) },
                 "subject": patient_reference(nhs),
                 "period": period(plan.start_date, plan.end_date),
                 "author": {
@@ -361,7 +353,7 @@ pub fn capability_statement(now: OffsetDateTime) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cpis_domain::{find_nhs_numbers, AuthorityContact, OdsCode};
+    use cpis_domain::{find_nhs_numbers, AuthorityContact, OdsCode, PlanType};
     use time::macros::{date, datetime};
 
     fn nhs() -> NhsNumber {

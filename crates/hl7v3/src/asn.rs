@@ -1,21 +1,13 @@
 //! The Access to Service Notification, `REPC_MT000004GB01` (root
 //! `CP-ISAccessToServiceNotification`).
 
-use cpis_domain::{AccessorKind, Asn};
+use cpis_domain::{AccessorKind, Asn, JobRole};
 use time::OffsetDateTime;
 
 use crate::xml::Xml;
 use crate::{oid, ts, RenderError};
 
 const ROOT: &str = "CP-ISAccessToServiceNotification";
-
-/// An SDS job role (`code` in codeSystem `2.16.840.1.113883.2.1.3.2.4.17.124`),
-/// e.g. `R0110` "Specialist Registrar".
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct JobRole {
-    pub code: String,
-    pub name: String,
-}
 
 /// What an ASN needs beyond the domain's [`Asn`].
 #[derive(Debug, Clone)]

@@ -85,9 +85,10 @@
 //! - Only UTF-8 files are read (an `encoding` declaration of anything else is
 //!   CPF01).
 //! - An ASN carries one access (`TotalReturnedRecords` 1); a person author
-//!   needs its SDS job role (the schema requires it; cpis's principal does
-//!   not hold one yet) and gets `nullFlavor="UNK"` for a name not given; a
-//!   system author's id must be a 12-digit ASID.
+//!   needs its SDS job role (the schema requires it; the domain keeps it
+//!   from the credential's optional `job_role` claims) and gets
+//!   `nullFlavor="UNK"` for a name not given; a system author's id must be a
+//!   12-digit ASID.
 
 mod ack;
 mod asn;
@@ -95,9 +96,13 @@ mod tree;
 mod ts;
 mod upload;
 mod xml;
+#[cfg(feature = "test-support")]
+pub mod xsd;
 
 pub use ack::{render_acknowledgement, render_file_rejection, render_rejection};
-pub use asn::{render_asn, AsnContext, JobRole};
+pub use asn::{render_asn, AsnContext};
+/// An SDS job role, as the domain keeps it from the credential.
+pub use cpis_domain::JobRole;
 pub use upload::{
     parse_upload, FileError, FileProblem, Organisation, RecordProblem, Telecom, UploadFile,
     MAX_FILE_BYTES, MAX_RECORDS,

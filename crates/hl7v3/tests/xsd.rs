@@ -2,72 +2,21 @@
 //! against NHS Digital's published CP-IS schemas (`shared/hl7v3/CPIS`),
 //! with the JDK's validator (`shared/hl7v3/validate`).
 //!
-//! The validator is found at `$CPIS_HL7V3_VALIDATE`, or at
-//! `../shared/hl7v3/validate` beside the repository. Without it (or without
-//! `java`) the test says so and passes, unless `CPIS_REQUIRE_XSD=1`: then it
-//! fails. `tests/run.sh` sets it whenever the validator and a JDK are there.
+//! The validator and when it is required: `cpis_hl7v3::xsd` (feature
+//! `test-support`), which the MESH exchange's tests use too.
 
 mod common;
-
-use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use common::*;
 use cpis_domain::{
     Accessor, AccessorKind, Asn, AsnPlan, AuthorityContact, NhsNumber, OdsCode, PlanType, Rbac,
 };
+use cpis_hl7v3::xsd::assert_valid;
 use cpis_hl7v3::{
     parse_upload, render_acknowledgement, render_asn, render_file_rejection, AsnContext, JobRole,
 };
 use cpis_store_memory::MemoryStore;
 use time::macros::datetime;
-
-fn validator() -> Option<PathBuf> {
-    let path = std::env::var_os("CPIS_HL7V3_VALIDATE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/hl7v3/validate")
-        });
-    let java = Command::new("java").arg("-version").output().is_ok();
-    (path.is_file() && java).then_some(path)
-}
-
-fn required() -> bool {
-    std::env::var("CPIS_REQUIRE_XSD").is_ok_and(|v| v == "1")
-}
-
-/// Writes each document and validates them all in one JVM run.
-fn assert_valid(message_type: &str, documents: &[(String, String)]) {
-    let Some(validate) = validator() else {
-        assert!(
-            !required(),
-            "CPIS_REQUIRE_XSD=1, but the XSD validator or java is missing \
-             (set CPIS_HL7V3_VALIDATE, or put shared/ beside the repository; install a JDK)"
-        );
-        eprintln!("SKIPPED: no XSD validator or no java; {message_type} not validated");
-        return;
-    };
-    let dir = tempfile::tempdir().unwrap();
-    let mut paths = Vec::new();
-    for (name, xml) in documents {
-        let path = dir.path().join(format!("{name}.xml"));
-        std::fs::write(&path, xml).unwrap();
-        paths.push(path);
-    }
-    let output = Command::new(&validate)
-        .arg(message_type)
-        .args(&paths)
-        .output()
-        .expect("the validator runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    let valid = stdout.lines().filter(|l| l.starts_with("VALID ")).count();
-    assert!(
-        output.status.success() && valid == documents.len(),
-        "{message_type}: {valid} of {} valid\n{stdout}\n{stderr}",
-        documents.len()
-    );
-}
 
 async fn ack_of(file: &str) -> String {
     let store = MemoryStore::new();
@@ -160,11 +109,13 @@ fn asn(kind: AccessorKind, user_id: &str, local_id: Option<&str>) -> Asn {
         authority: council(),
         nhs_number: NhsNumber::parse("9990000018").unwrap(),
         plans: vec![AsnPlan {
+            upload_sequence: None,
             plan_type: PlanType::ChildProtection,
             local_id: local_id.map(str::to_owned),
         }],
         accessed_at: datetime!(2025-03-14 09:42:10 UTC),
         accessor: Accessor {
+            job_role: None,
             kind,
             user_id: user_id.to_owned(),
             rbac: Rbac::B0107,
@@ -174,6 +125,7 @@ fn asn(kind: AccessorKind, user_id: &str, local_id: Option<&str>) -> Asn {
         },
         access_id: "0f6c2d41-8b7a-4e52-a1c3-5d4e3f2a1b00".to_owned(),
         acknowledged_at: None,
+        acknowledgement_note: None,
     }
 }
 

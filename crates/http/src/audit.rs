@@ -24,14 +24,6 @@ impl<R> Failure<R> {
         }
     }
 
-    /// Not the caller's, or not there (never said which): `Denied`.
-    pub(crate) fn denied(reply: impl Into<R>) -> Self {
-        Self {
-            class: AuditOutcome::Denied,
-            reply: reply.into(),
-        }
-    }
-
     /// A use case's typed error: classed by the domain, rendered by the
     /// dialect's one mapping of it.
     pub(crate) fn of<E: Audited + Into<R>>(error: E) -> Self {

@@ -1,12 +1,18 @@
 //! Who is calling. Tokens are verified locally (the embedded service) or by
 //! the API Gateway JWT authorizer (Lambda); either way the claims become a
 //! `Principal` through the one mapping below. Tenancy comes only from it.
+//! The local tokens and sign-in tickets themselves are `local_auth.rs`
+//! (feature `local-auth`).
 
-use cpis_domain::{AccessorKind, Clinician, OdsCode, Principal, Rbac};
+use cpis_domain::{AccessorKind, Clinician, JobRole, OdsCode, Principal, Rbac};
 use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
 
 #[cfg(feature = "local-auth")]
-use crate::local_auth::LocalVerifier;
+pub use crate::local_auth::{LocalVerifier, TicketVerifier};
+
+pub const LOCAL_ISSUER: &str = "cpis-local";
+pub const LOCAL_AUDIENCE: &str = "cpis";
 
 /// The claims cpis reads. Councils: `role = "council"`, `ods_code` is the
 /// council. Care settings: `role = "clinician" | "system"`, with `rbac`,
@@ -22,6 +28,13 @@ pub struct CallerClaims {
     pub org_name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub setting: Option<String>,
+    /// Optional, clinicians only, with `job_role_name`: the person's SDS
+    /// job role code (`R` and four digits), which an ASN file must carry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_role: Option<String>,
+    /// The job role's name (1 to 100 characters), given with `job_role`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_role_name: Option<String>,
 }
 
 /// Why verified claims do not make a principal.
@@ -37,6 +50,8 @@ pub enum ClaimsError {
     Rbac,
     #[error("the credential lacks the organisation name or setting")]
     Organisation,
+    #[error("the credential's job role is not an SDS job role code with its name")]
+    JobRole,
 }
 
 fn bounded_text(value: Option<&str>, max: usize) -> Option<String> {
@@ -70,6 +85,19 @@ impl CallerClaims {
         let organisation_name =
             bounded_text(self.org_name.as_deref(), 200).ok_or(ClaimsError::Organisation)?;
         let setting = bounded_text(self.setting.as_deref(), 64).ok_or(ClaimsError::Organisation)?;
+        // A person's job role: both claims or neither (a system's claims
+        // are not read: its ASN author is the system).
+        let job_role = match (
+            kind,
+            self.job_role.as_deref(),
+            self.job_role_name.as_deref(),
+        ) {
+            (AccessorKind::System, _, _) | (_, None, None) => None,
+            (AccessorKind::User, Some(code), Some(name)) => {
+                Some(JobRole::parse(code, name).ok_or(ClaimsError::JobRole)?)
+            }
+            _ => return Err(ClaimsError::JobRole),
+        };
         Ok(Principal::Clinician(Clinician {
             kind,
             user_id: subject,
@@ -77,7 +105,59 @@ impl CallerClaims {
             organisation_ods: ods,
             organisation_name,
             setting,
+            job_role,
         }))
+    }
+}
+
+/// The audience of a one-time portal sign-in ticket: never a bearer
+/// token's ([`LOCAL_AUDIENCE`]), so a ticket opens no API route and a token
+/// signs nobody in.
+pub const SIGN_IN_AUDIENCE: &str = "cpis-portal-sign-in";
+
+/// A verified sign-in ticket: checked for signature, issuer and audience,
+/// not yet for time (the portal checks that against its clock) or reuse.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignInTicket {
+    pub caller: CallerClaims,
+    /// The ticket's id: what its single use is recorded under.
+    pub id: String,
+    pub not_before: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+}
+
+impl SignInTicket {
+    /// Whether the ticket may be used at `now`: from its `nbf` up to, not
+    /// including, its `exp` (no leeway: the link is minted where it is used).
+    pub fn is_current(&self, now: OffsetDateTime) -> bool {
+        self.not_before <= now && now < self.expires_at
+    }
+}
+
+/// Without `local-auth` (the Lambda functions) no local token can be
+/// verified: this type has no value, so [`Authenticator::Local`] cannot be
+/// built and the JWT crates are not linked.
+#[cfg(not(feature = "local-auth"))]
+#[derive(Clone)]
+pub enum LocalVerifier {}
+
+#[cfg(not(feature = "local-auth"))]
+impl LocalVerifier {
+    pub fn verify(&self, _token: &str) -> Option<CallerClaims> {
+        match *self {}
+    }
+}
+
+/// Without `local-auth` no sign-in ticket can be verified: no value of
+/// this type exists, so the portal's ticket sign-in cannot be configured.
+#[cfg(not(feature = "local-auth"))]
+#[derive(Clone)]
+pub enum TicketVerifier {}
+
+#[cfg(not(feature = "local-auth"))]
+impl TicketVerifier {
+    pub fn verify(&self, _ticket: &str) -> Option<SignInTicket> {
+        match *self {}
     }
 }
 
@@ -85,7 +165,6 @@ impl CallerClaims {
 #[derive(Clone)]
 pub enum Authenticator {
     /// Verify `Authorization: Bearer` tokens with the local key.
-    #[cfg(feature = "local-auth")]
     Local(LocalVerifier),
     /// Trust claims the API Gateway JWT authorizer verified, placed in the
     /// request extensions as [`GatewayClaims`] by the Lambda adapter.
@@ -101,7 +180,6 @@ impl Authenticator {
     /// The caller's claims, or `None` when the request carries no valid credential.
     pub fn claims(&self, parts: &http::request::Parts) -> Option<CallerClaims> {
         match self {
-            #[cfg(feature = "local-auth")]
             Self::Local(verifier) => {
                 let header = parts
                     .headers
@@ -125,6 +203,8 @@ mod tests {
 
     fn council() -> CallerClaims {
         CallerClaims {
+            job_role: None,
+            job_role_name: None,
             sub: "client-1".into(),
             role: "council".into(),
             ods_code: "E09000033".into(),
@@ -141,6 +221,8 @@ mod tests {
             Ok(Principal::Council { .. })
         ));
         let clinician = CallerClaims {
+            job_role: None,
+            job_role_name: None,
             sub: "u1".into(),
             role: "clinician".into(),
             ods_code: "RJ1".into(),

@@ -60,6 +60,7 @@ pub(crate) fn error_response(dialect: Dialect, problem: Problem, fhir: FhirError
     match dialect {
         Dialect::Json => problem.into_response(),
         Dialect::Fhir => outcome_response(&fhir),
+        Dialect::Html => crate::portal::page::error_page(problem.status),
     }
 }
 
@@ -70,6 +71,9 @@ pub(crate) fn is_fhir(uri: &Uri) -> bool {
 
 /// The fallback for unknown paths: 404 in the path's dialect.
 pub async fn not_found(uri: Uri) -> Response {
+    if crate::portal::is_portal(uri.path()) {
+        return crate::portal::page::not_found();
+    }
     if is_fhir(&uri) {
         return outcome_response(&FhirError::UnknownEndpoint);
     }
@@ -84,7 +88,9 @@ pub async fn method_not_allowed(uri: Uri, matched: Option<MatchedPath>) -> Respo
 /// 405 in the path's dialect, with `Allow` listing the route table's
 /// methods for the matched route when it is known.
 pub(crate) fn method_not_allowed_response(uri: &Uri, route: Option<&str>) -> Response {
-    let mut response = if is_fhir(uri) {
+    let mut response = if crate::portal::is_portal(uri.path()) {
+        crate::portal::page::error_page(StatusCode::METHOD_NOT_ALLOWED)
+    } else if is_fhir(uri) {
         outcome_response(&FhirError::MethodNotAllowed)
     } else {
         Problem::new(
@@ -97,9 +103,7 @@ pub(crate) fn method_not_allowed_response(uri: &Uri, route: Option<&str>) -> Res
     };
     let allowed: Vec<&str> = route
         .map(|route| {
-            routes::ROUTES
-                .iter()
-                .chain(routes::EMBEDDED_ROUTES)
+            routes::all_routes()
                 .filter(|r| r.path == route)
                 .map(|r| r.method)
                 .collect()

@@ -22,6 +22,8 @@ pub fn gateway_claims(request: &Request) -> Option<CallerClaims> {
         rbac: get("rbac"),
         org_name: get("org_name"),
         setting: get("setting"),
+        job_role: get("job_role"),
+        job_role_name: get("job_role_name"),
     })
 }
 

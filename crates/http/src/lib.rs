@@ -4,8 +4,10 @@
 //! [`routes::ROUTES`], written once, and each is built here from its spec.
 //!
 //! Layers, each importing only those below it: `lib` (router assembly) →
-//! `handlers` → `usecase` → `audit`, `caller`, `extract`, `paging`,
-//! `dialect` → `problem`, `routes`, `state`, `request_id`, `auth`.
+//! `handlers`, `portal` → `usecase` → `audit`, `caller`, `extract`, `paging`,
+//! `dialect` → `problem`, `portal::page`, `routes`, `state`, `request_id`,
+//! `auth`. The portal (issue 14) is the API's HTML dialect: its pages run
+//! the same use cases (`portal`'s module doc).
 
 mod audit;
 pub mod auth;
@@ -19,6 +21,7 @@ pub mod lambda;
 mod local_auth;
 mod middleware;
 mod paging;
+pub mod portal;
 pub mod problem;
 mod request_id;
 pub mod routes;
@@ -33,9 +36,12 @@ use axum::routing::{on, MethodFilter, MethodRouter};
 use axum::Router;
 use cpis_domain::ports::AuditTrail;
 
-pub use auth::{Authenticator, CallerClaims, ClaimsError, GatewayClaims};
+pub use auth::{
+    Authenticator, CallerClaims, ClaimsError, GatewayClaims, LocalVerifier, SignInTicket,
+    TicketVerifier, LOCAL_AUDIENCE, LOCAL_ISSUER, SIGN_IN_AUDIENCE,
+};
 #[cfg(feature = "local-auth")]
-pub use local_auth::{KeyError, LocalKeys, LocalVerifier, LOCAL_AUDIENCE, LOCAL_ISSUER};
+pub use local_auth::{KeyError, LocalKeys};
 pub use problem::Problem;
 pub use request_id::{strict_request_id, RequestId};
 pub use routes::RouteSpec;

@@ -1,7 +1,8 @@
-//! The embedded service's own tokens (feature `local-auth`): an Ed25519
-//! key pair in its data directory mints and verifies them. The Lambda
-//! functions trust the API Gateway authorizer instead and leave this, and
-//! its JWT and curve crates (about 0.5 MB of code), out of their binaries.
+//! The embedded service's own credentials (feature `local-auth`): an
+//! Ed25519 key pair in its data directory mints and verifies its bearer
+//! tokens and the portal's one-time sign-in tickets. The Lambda functions
+//! trust the API Gateway authorizer instead and build without it: its JWT
+//! and curve crates were about 0.7 MB of each binary (BENCHMARKS.md, 5).
 
 use std::sync::Arc;
 
@@ -11,10 +12,8 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::auth::CallerClaims;
+use crate::auth::{CallerClaims, SignInTicket, LOCAL_AUDIENCE, LOCAL_ISSUER, SIGN_IN_AUDIENCE};
 
-pub const LOCAL_ISSUER: &str = "cpis-local";
-pub const LOCAL_AUDIENCE: &str = "cpis";
 /// Clock skew tolerated on `exp` and `nbf`.
 const LEEWAY_SECONDS: u64 = 30;
 
@@ -133,6 +132,94 @@ impl LocalKeys {
     }
 }
 
+/// A one-time sign-in ticket's claims (`cpis login-link`): who, the
+/// ticket's own id (redeemed once, `PortalSessions::redeem_ticket`) and
+/// its lifetime.
+#[derive(Debug, Serialize, Deserialize)]
+struct TicketClaims {
+    iss: String,
+    aud: String,
+    iat: i64,
+    nbf: i64,
+    exp: i64,
+    jti: String,
+    #[serde(flatten)]
+    caller: CallerClaims,
+}
+
+impl LocalKeys {
+    /// A one-time sign-in ticket for `caller`, usable from `now` for `ttl`
+    /// (the portal refuses it after that, or once used). `ticket_id` must be
+    /// unique: 128 random bits, as `cpis login-link` makes.
+    pub fn mint_ticket(
+        &self,
+        caller: &CallerClaims,
+        ticket_id: &str,
+        now: OffsetDateTime,
+        ttl: time::Duration,
+    ) -> Result<String, KeyError> {
+        let claims = TicketClaims {
+            iss: LOCAL_ISSUER.into(),
+            aud: SIGN_IN_AUDIENCE.into(),
+            iat: now.unix_timestamp(),
+            nbf: now.unix_timestamp(),
+            exp: (now + ttl).unix_timestamp(),
+            jti: ticket_id.to_owned(),
+            caller: caller.clone(),
+        };
+        jsonwebtoken::encode(&Header::new(Algorithm::EdDSA), &claims, &self.encoding)
+            .map_err(|_| KeyError::Sign)
+    }
+
+    /// The verifier of this key's sign-in tickets.
+    pub fn ticket_verifier(&self) -> TicketVerifier {
+        let mut validation = Validation::new(Algorithm::EdDSA);
+        validation.algorithms = vec![Algorithm::EdDSA];
+        validation.set_issuer(&[LOCAL_ISSUER]);
+        validation.set_audience(&[SIGN_IN_AUDIENCE]);
+        validation.set_required_spec_claims(&["exp", "nbf", "iss", "aud", "sub"]);
+        // Time is checked against the portal's clock (SignInTicket::is_current).
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
+        TicketVerifier {
+            key: self.decoding.clone(),
+            validation: Arc::new(validation),
+        }
+    }
+}
+
+/// Verifies one-time sign-in tickets signed by the local key.
+#[derive(Clone)]
+pub struct TicketVerifier {
+    key: Arc<DecodingKey>,
+    validation: Arc<Validation>,
+}
+
+impl TicketVerifier {
+    /// The ticket, if it is ours (signature, algorithm, issuer, audience);
+    /// why not is deliberately not said.
+    pub fn verify(&self, ticket: &str) -> Option<SignInTicket> {
+        if ticket.len() > MAX_TOKEN_BYTES {
+            return None;
+        }
+        let claims = jsonwebtoken::decode::<TicketClaims>(ticket, &self.key, &self.validation)
+            .ok()?
+            .claims;
+        let id_ok = (16..=64).contains(&claims.jti.len())
+            && claims
+                .jti
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        id_ok.then_some(())?;
+        Some(SignInTicket {
+            caller: claims.caller,
+            id: claims.jti,
+            not_before: OffsetDateTime::from_unix_timestamp(claims.nbf).ok()?,
+            expires_at: OffsetDateTime::from_unix_timestamp(claims.exp).ok()?,
+        })
+    }
+}
+
 /// Verifies bearer tokens signed by the local key.
 #[derive(Clone)]
 pub struct LocalVerifier {
@@ -162,6 +249,8 @@ mod tests {
 
     fn council() -> CallerClaims {
         CallerClaims {
+            job_role: None,
+            job_role_name: None,
             sub: "client-1".into(),
             role: "council".into(),
             ods_code: "E09000033".into(),
@@ -187,6 +276,51 @@ mod tests {
             LocalKeys::from_pem("not a key"),
             Err(KeyError::Invalid)
         ));
+    }
+
+    #[test]
+    fn tickets_and_tokens_never_stand_in_for_each_other() {
+        let keys = LocalKeys::ephemeral().unwrap();
+        let now = OffsetDateTime::now_utc();
+        let ticket = keys
+            .mint_ticket(
+                &council(),
+                "0123456789abcdef0123",
+                now,
+                time::Duration::minutes(10),
+            )
+            .unwrap();
+        let token = keys
+            .mint(&council(), now, time::Duration::hours(1))
+            .unwrap();
+        assert_eq!(
+            keys.verifier().verify(&ticket),
+            None,
+            "a ticket is no bearer token"
+        );
+        assert_eq!(
+            keys.ticket_verifier().verify(&token),
+            None,
+            "a token is no ticket"
+        );
+        let verified = keys.ticket_verifier().verify(&ticket).unwrap();
+        assert_eq!(verified.caller, council());
+        assert_eq!(verified.id, "0123456789abcdef0123");
+        assert!(verified.is_current(now));
+        assert!(
+            !verified.is_current(now + time::Duration::minutes(10)),
+            "at its expiry"
+        );
+        assert!(
+            !verified.is_current(now - time::Duration::seconds(1)),
+            "before it was made"
+        );
+        let other = LocalKeys::ephemeral().unwrap();
+        assert_eq!(other.ticket_verifier().verify(&ticket), None);
+        let short_id = keys
+            .mint_ticket(&council(), "short", now, time::Duration::minutes(10))
+            .unwrap();
+        assert_eq!(keys.ticket_verifier().verify(&short_id), None);
     }
 
     #[test]

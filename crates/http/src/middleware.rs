@@ -13,6 +13,7 @@ use cpis_domain::AuditOutcome;
 use tracing::Instrument;
 
 use crate::dialect::{error_response, is_fhir, method_not_allowed_response, outcome_response};
+use crate::portal::assets;
 use crate::problem::Problem;
 use crate::request_id::{incoming_id, RequestId, REQUEST_ID};
 use crate::routes::{self, RouteSpec};
@@ -38,6 +39,7 @@ fn oversized_head(request: &Request) -> Option<Response> {
         .map(|(name, value)| name.as_str().len() + value.len())
         .sum();
     let fhir = is_fhir(request.uri());
+    let portal = crate::portal::is_portal(request.uri().path());
     let (status, code, title, why) = if uri > MAX_URI_BYTES {
         (
             StatusCode::URI_TOO_LONG,
@@ -59,7 +61,9 @@ fn oversized_head(request: &Request) -> Option<Response> {
     } else {
         return None;
     };
-    Some(if fhir {
+    Some(if portal {
+        crate::portal::page::error_page(status)
+    } else if fhir {
         outcome_response(&cpis_fhir::FhirError::TooLarge {
             status: status.as_u16(),
             why,
@@ -85,6 +89,7 @@ pub async fn observe(mut request: Request, next: Next) -> Response {
     // Everything logged while the request runs (store errors, the dispatcher
     // hand-off) carries the request id and route through this span.
     let span = tracing::info_span!("request", request_id = %id, %method, %route);
+    let portal = crate::portal::is_portal(request.uri().path());
     let started = Instant::now();
     let mut response = match oversized_head(&request) {
         Some(refused) => refused,
@@ -102,9 +107,19 @@ pub async fn observe(mut request: Request, next: Next) -> Response {
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(REQUEST_ID, value);
     }
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    // Only the portal's content-addressed assets are worth keeping.
+    let cache = if response.extensions().get::<assets::Immutable>().is_some() {
+        "public, max-age=31536000, immutable"
+    } else {
+        "no-store"
+    };
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+    if portal {
+        for (name, value) in crate::portal::SECURITY_HEADERS {
+            headers.insert(*name, HeaderValue::from_static(value));
+        }
+    }
     response
 }
 

@@ -51,14 +51,14 @@ const DEFAULT_PAGE: usize = 100;
 const MAX_PAGE: usize = 500;
 
 /// `?cursor=..&limit=..`, read: the store's cursor (unwrapped) and the page size.
-struct PageQuery {
-    cursor: Option<String>,
-    limit: usize,
+pub(crate) struct PageQuery {
+    pub cursor: Option<String>,
+    pub limit: usize,
 }
 
 /// Reads `?cursor=..&limit=..`; anything else is refused. An empty cursor
 /// is the first page; `limit` is 1 to 500 (default 100).
-fn page_query(raw: Option<&str>) -> Result<PageQuery, Problem> {
+pub(crate) fn page_query(raw: Option<&str>) -> Result<PageQuery, Problem> {
     let invalid = |detail: &'static str| Problem::bad_request("INVALID_QUERY", detail);
     let pairs = query_pairs(raw).ok_or_else(|| invalid("the query string is not valid"))?;
     let mut cursor = None;
@@ -86,7 +86,7 @@ fn page_query(raw: Option<&str>) -> Result<PageQuery, Problem> {
 /// cursor wrapped (base64url). A store's cursor may carry an NHS number
 /// (the memory store's does), and a cursor travels back in a query string,
 /// which proxies and gateways may log.
-fn listing<T, V: From<T>>(page: Page<T>) -> (Vec<V>, Option<String>) {
+pub(crate) fn listing<T, V: From<T>>(page: Page<T>) -> (Vec<V>, Option<String>) {
     let next = page.next_cursor.map(|c| URL_SAFE_NO_PAD.encode(c));
     (page.items.into_iter().map(V::from).collect(), next)
 }

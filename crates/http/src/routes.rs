@@ -22,6 +22,8 @@ pub enum Dialect {
     Json,
     /// FHIR `OperationOutcome`.
     Fhir,
+    /// The portal: HTML pages, and NHS-style error pages.
+    Html,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -144,6 +146,71 @@ pub const ROUTES: &[RouteSpec] = &[
     FHIR_AUDIT_EVENT,
 ];
 
+/// A portal page that mirrors an API route: the same callers, and the same
+/// audit action (written once, in the API route's spec).
+const fn mirror(method: &'static str, path: &'static str, api: &RouteSpec) -> RouteSpec {
+    route(method, path, api.caller, api.action, Html)
+}
+
+// The portal (issue 14). Each page admits exactly the callers of the API
+// route it mirrors and audits as that route does; a caller it does not admit
+// gets the page for something that does not exist.
+
+/// `/portal`: to the signed-in caller's start page, or to sign-in.
+pub const PORTAL_HOME: RouteSpec = route("GET", "/portal", Anyone, None, Html);
+/// The stylesheet, scripts and icons (content-addressed names, cached a year).
+pub const PORTAL_ASSET: RouteSpec = route("GET", "/portal/assets/{file}", Anyone, None, Html);
+/// Sign-in: the page, and a one-time link's redemption (`?ticket=`).
+pub const PORTAL_SIGN_IN: RouteSpec =
+    route("GET", "/portal/sign-in", Anyone, Some(A::SignIn), Html);
+pub const PORTAL_SIGN_OUT: RouteSpec = route(
+    "POST",
+    "/portal/sign-out",
+    CouncilOrCareSetting,
+    Some(A::SignOut),
+    Html,
+);
+pub const PORTAL_INBOX: RouteSpec = mirror("GET", "/portal/notifications", &LIST_NOTIFICATIONS);
+pub const PORTAL_NOTIFICATION: RouteSpec =
+    mirror("GET", "/portal/notifications/{id}", &READ_NOTIFICATION);
+pub const PORTAL_ACKNOWLEDGE: RouteSpec = mirror(
+    "POST",
+    "/portal/notifications/{id}/acknowledge",
+    &ACK_NOTIFICATION,
+);
+pub const PORTAL_AUTHORITY: RouteSpec = mirror("GET", "/portal/authority", &READ_AUTHORITY);
+pub const PORTAL_AUTHORITY_UPDATE: RouteSpec =
+    mirror("POST", "/portal/authority", &UPDATE_AUTHORITY);
+/// A council's upload history: the callers of `POST /v1/uploads`.
+pub const PORTAL_UPLOADS: RouteSpec = route(
+    "GET",
+    "/portal/uploads",
+    UPLOAD.caller,
+    Some(A::ListUploads),
+    Html,
+);
+pub const PORTAL_CHECK_FORM: RouteSpec = mirror("GET", "/portal/check", &CHECK);
+pub const PORTAL_CHECK: RouteSpec = mirror("POST", "/portal/check", &CHECK);
+/// A check's result behind its short-lived handle (the NHS number never in a URL).
+pub const PORTAL_CHECK_RESULT: RouteSpec = mirror("GET", "/portal/check/results/{handle}", &CHECK);
+
+/// Every portal route.
+pub const PORTAL_ROUTES: &[RouteSpec] = &[
+    PORTAL_HOME,
+    PORTAL_ASSET,
+    PORTAL_SIGN_IN,
+    PORTAL_SIGN_OUT,
+    PORTAL_INBOX,
+    PORTAL_NOTIFICATION,
+    PORTAL_ACKNOWLEDGE,
+    PORTAL_AUTHORITY,
+    PORTAL_AUTHORITY_UPDATE,
+    PORTAL_UPLOADS,
+    PORTAL_CHECK_FORM,
+    PORTAL_CHECK,
+    PORTAL_CHECK_RESULT,
+];
+
 /// Readiness: served by `cpis serve` only, whose check knows its SQLite
 /// store (on AWS, Lambda and API Gateway report health themselves).
 pub const HEALTH_READY: RouteSpec = route("GET", "/health/ready", Anyone, None, Json);
@@ -153,10 +220,12 @@ pub const EMBEDDED_ROUTES: &[RouteSpec] = &[HEALTH_READY];
 
 /// The spec for a matched path and method.
 pub fn lookup(method: &str, path: &str) -> Option<&'static RouteSpec> {
-    ROUTES
-        .iter()
-        .chain(EMBEDDED_ROUTES)
-        .find(|r| r.method == method && r.path == path)
+    all_routes().find(|r| r.method == method && r.path == path)
+}
+
+/// Every route of every table: the API's, the embedded runtime's and the portal's.
+pub fn all_routes() -> impl Iterator<Item = &'static RouteSpec> {
+    ROUTES.iter().chain(EMBEDDED_ROUTES).chain(PORTAL_ROUTES)
 }
 
 impl Caller {
@@ -173,10 +242,42 @@ impl Caller {
 mod tests {
     use super::*;
 
+    /// Each page admits exactly the callers of the API route it mirrors.
+    #[test]
+    fn portal_pages_admit_the_callers_of_their_api_routes() {
+        for (page, api) in [
+            (&PORTAL_INBOX, &LIST_NOTIFICATIONS),
+            (&PORTAL_NOTIFICATION, &READ_NOTIFICATION),
+            (&PORTAL_ACKNOWLEDGE, &ACK_NOTIFICATION),
+            (&PORTAL_AUTHORITY, &READ_AUTHORITY),
+            (&PORTAL_AUTHORITY_UPDATE, &UPDATE_AUTHORITY),
+            (&PORTAL_CHECK_FORM, &CHECK),
+            (&PORTAL_CHECK, &CHECK),
+            (&PORTAL_CHECK_RESULT, &CHECK),
+        ] {
+            assert_eq!(
+                (page.caller, page.action),
+                (api.caller, api.action),
+                "{}",
+                page.path
+            );
+            assert_eq!(page.dialect, Dialect::Html);
+        }
+        assert_eq!(PORTAL_UPLOADS.caller, UPLOAD.caller);
+        let paths: Vec<_> = all_routes().map(|r| (r.method, r.path)).collect();
+        let mut unique = paths.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), paths.len(), "a route written twice");
+        for spec in PORTAL_ROUTES {
+            assert!(spec.path == "/portal" || spec.path.starts_with("/portal/"));
+        }
+    }
+
     /// [`crate::endpoint`] builds each route's method filter from its spec.
     #[test]
     fn every_spec_names_a_method_axum_routes() {
-        for spec in ROUTES.iter().chain(EMBEDDED_ROUTES) {
+        for spec in all_routes() {
             let method = axum::http::Method::from_bytes(spec.method.as_bytes());
             let filter = method.ok().map(axum::routing::MethodFilter::try_from);
             assert!(

@@ -221,8 +221,9 @@ impl NotificationInbox for Counting {
         authority: &OdsCode,
         id: &str,
         at: OffsetDateTime,
+        note: Option<&cpis_domain::AckNote>,
     ) -> Result<Option<Asn>, StoreError> {
-        self.touched().acknowledge(authority, id, at).await
+        self.touched().acknowledge(authority, id, at, note).await
     }
 }
 

@@ -68,6 +68,8 @@ fn the_contract_names_exactly_the_claims_the_mapping_reads() {
         rbac: Some("B0107".into()),
         org_name: Some("o".into()),
         setting: Some("s".into()),
+        job_role: Some("R0110".into()),
+        job_role_name: Some("n".into()),
     };
     let read: BTreeSet<String> = serde_json::to_value(&full)
         .unwrap()
@@ -93,12 +95,26 @@ fn each_role_example_maps_and_each_required_claim_is_required() {
         assert!(principal.is_ok(), "{role}: {principal:?}");
         for (claim, spec) in contract["claims"].as_object().unwrap() {
             let required = strings(&spec["required_for"]).contains(&role);
+            let optional = spec
+                .get("optional_for")
+                .is_some_and(|o| strings(o).contains(&role));
             let mut without = example.clone();
             let had = without.remove(claim).is_some();
-            assert_eq!(had, required, "{role}'s example carries exactly its claims");
+            assert!(
+                had == required || (had && optional),
+                "{role}'s example carries its claims and no other"
+            );
+            let refused = claims_from(&without).map_or(true, |c| c.principal().is_err());
             if required {
-                let refused = claims_from(&without).map_or(true, |c| c.principal().is_err());
                 assert!(refused, "{role} without {claim} must be refused");
+            }
+            // A claim given together with another: one without the other
+            // is refused, neither is accepted.
+            if let (true, Some(partner)) = (had, spec["together_with"].as_str()) {
+                assert!(refused, "{role}: {claim} without {partner} must be refused");
+                without.remove(partner);
+                let mapped = claims_from(&without).unwrap().principal();
+                assert!(mapped.is_ok(), "{role} without {claim} and {partner}");
             }
         }
     }
@@ -121,12 +137,21 @@ fn values_outside_the_contract_are_refused() {
         pattern, "^[A-Z0-9]{3,10}$",
         "the rule OdsCode::parse applies"
     );
+    assert_eq!(
+        contract["claims"]["job_role"]["pattern"], "^R[0-9]{4}$",
+        "the rule JobRole::parse applies"
+    );
     for (claim, value) in [
         ("role", "admin"),
         ("rbac", "B0264"),
         ("ods_code", "rj1"),
         ("ods_code", "AB"),
         ("ods_code", "ABCDEFGHIJK"),
+        ("job_role", "R011"),
+        ("job_role", "R01100"),
+        ("job_role", "X0110"),
+        ("job_role", "r0110"),
+        ("job_role_name", " "),
     ] {
         let mut claims = clinician.clone();
         claims.insert(claim.into(), value.into());

@@ -210,7 +210,7 @@ async fn retention_end_to_end<S: Store>(store: S, name: &str) {
             .expect("deliver");
         service
             .store
-            .acknowledge(&la, &asn.id, start())
+            .acknowledge(&la, &asn.id, start(), None)
             .await
             .expect("acknowledge");
     }

@@ -3,12 +3,34 @@
 //!
 //! - [`Mailbox`]: the port. One MESH mailbox as the exchange sees it; the
 //!   real client and the test fakes implement it.
+//! - [`exchange`]: the CP-IS mailbox's inbox turned into the domain's
+//!   uploads, acknowledged exactly once ([`exchange::poll`]).
+//! - [`MeshAsnFiles`]: the ASN leg, each ASN as a file in its council's
+//!   mailbox exactly once (the domain's `AsnFileChannel` port).
+//! - [`fake`] (feature `test-support`): an in-memory MESH with faults.
+//! - [`MeshClient`]: the port over the MESH API (`reqwest`, rustls), with
+//!   [`MeshConfig`] (where, as whom, limits; secrets as [`Secret`]).
 //!
 //! The calls, headers and limits are those of the MESH API specification
 //! (`NHSDigital/mesh-api-specification`, `mesh-api.yaml`), summarised in
 //! `shared/domain/council-interface.md` §9.
 
 use std::future::Future;
+
+mod asn;
+pub mod exchange;
+#[cfg(feature = "test-support")]
+pub mod fake;
+
+pub use asn::MeshAsnFiles;
+mod auth;
+mod client;
+mod config;
+mod wire;
+
+pub use auth::fresh_token as nhsmesh_authorization;
+pub use client::MeshClient;
+pub use config::{ClientIdentity, MeshConfig, Secret, INTERNET_CHUNK_BYTES};
 
 /// A MESH message's kind (`Mex-MessageType`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -6,14 +6,17 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use cpis_domain::ports::{
     AccessLog, AccessWrite, AsnOutbox, AsnQueue, AuditReader, AuditTrail, AuthorityDirectory,
-    CheckReceipts, DeliveryStart, NotificationInbox, Page, PlanStore, PurgeReport, QueueError,
-    Retention, StoreError, StoredPlan, UploadLedger, UploadReceipt,
+    CheckReceipts, DeliveryStart, LinkError, MailboxMap, NotificationInbox, Page, PlanStore,
+    PurgeReport, QueueError, Retention, StoreError, StoredPlan, UploadHistory, UploadLedger,
+    UploadReceipt,
 };
 use cpis_domain::{
-    AccessRecord, Asn, AsnCutoffs, AuditEvent, Authority, InboxCursor, LedgerHead, NhsNumber,
-    OdsCode, Plan, PlanCursor, PlanKey, PlanType,
+    AccessRecord, AckNote, Asn, AsnCutoffs, AuditEvent, Authority, InboxCursor, LedgerHead,
+    MailboxId, NhsNumber, OdsCode, Plan, PlanCursor, PlanKey, PlanType,
 };
 use time::{Date, Duration, OffsetDateTime};
+
+mod portal;
 
 #[derive(Debug, Clone)]
 struct OutboxState {
@@ -35,6 +38,10 @@ struct State {
     check_receipts: HashMap<(NhsNumber, OdsCode), OffsetDateTime>,
     asns: BTreeMap<String, OutboxState>,
     audit: Vec<AuditEvent>,
+    /// The operator's council ↔ MESH mailbox map, both ways, changed
+    /// together under the one lock.
+    mailboxes: HashMap<OdsCode, MailboxId>,
+    councils_by_mailbox: HashMap<MailboxId, OdsCode>,
 }
 
 impl State {
@@ -79,6 +86,8 @@ pub struct MemoryStore {
     state: Arc<Mutex<State>>,
     /// Each council's last accepted full snapshot (`cpis_domain::FeedLog`).
     feeds: Arc<Mutex<BTreeMap<OdsCode, OffsetDateTime>>>,
+    /// The portal's sessions, tickets and check results (`portal.rs`).
+    portal: Arc<Mutex<portal::PortalState>>,
 }
 
 impl MemoryStore {
@@ -218,6 +227,25 @@ impl UploadLedger for MemoryStore {
     }
 }
 
+impl UploadHistory for MemoryStore {
+    async fn recent_receipts(
+        &self,
+        authority: &OdsCode,
+        limit: usize,
+    ) -> Result<Vec<UploadReceipt>, StoreError> {
+        let state = self.state();
+        let mut receipts: Vec<UploadReceipt> = state
+            .receipts
+            .iter()
+            .filter(|((council, _), _)| council == authority)
+            .map(|(_, receipt)| receipt.clone())
+            .collect();
+        receipts.sort_by_key(|r| std::cmp::Reverse(r.sequence));
+        receipts.truncate(limit);
+        Ok(receipts)
+    }
+}
+
 impl AuthorityDirectory for MemoryStore {
     async fn authority(&self, ods_code: &OdsCode) -> Result<Option<Authority>, StoreError> {
         Ok(self.state().authorities.get(ods_code).cloned())
@@ -228,6 +256,50 @@ impl AuthorityDirectory for MemoryStore {
             .authorities
             .insert(authority.ods_code.clone(), authority.clone());
         Ok(())
+    }
+}
+
+impl MailboxMap for MemoryStore {
+    async fn link_mailbox(
+        &self,
+        council: &OdsCode,
+        mailbox: &MailboxId,
+    ) -> Result<Option<MailboxId>, LinkError> {
+        let mut state = self.state();
+        match state.councils_by_mailbox.get(mailbox) {
+            Some(holder) if holder != council => {
+                return Err(LinkError::MailboxTaken {
+                    mailbox: mailbox.clone(),
+                    council: holder.clone(),
+                })
+            }
+            _ => {}
+        }
+        let previous = state.mailboxes.insert(council.clone(), mailbox.clone());
+        if let Some(old) = previous.as_ref().filter(|old| *old != mailbox) {
+            state.councils_by_mailbox.remove(old);
+        }
+        state
+            .councils_by_mailbox
+            .insert(mailbox.clone(), council.clone());
+        Ok(previous)
+    }
+
+    async fn unlink_mailbox(&self, council: &OdsCode) -> Result<Option<MailboxId>, StoreError> {
+        let mut state = self.state();
+        let previous = state.mailboxes.remove(council);
+        if let Some(old) = &previous {
+            state.councils_by_mailbox.remove(old);
+        }
+        Ok(previous)
+    }
+
+    async fn mailbox_of(&self, council: &OdsCode) -> Result<Option<MailboxId>, StoreError> {
+        Ok(self.state().mailboxes.get(council).cloned())
+    }
+
+    async fn council_of(&self, mailbox: &MailboxId) -> Result<Option<OdsCode>, StoreError> {
+        Ok(self.state().councils_by_mailbox.get(mailbox).cloned())
     }
 }
 
@@ -364,6 +436,7 @@ impl NotificationInbox for MemoryStore {
         authority: &OdsCode,
         id: &str,
         at: OffsetDateTime,
+        note: Option<&AckNote>,
     ) -> Result<Option<Asn>, StoreError> {
         let mut state = self.state();
         let Some(entry) = state
@@ -374,6 +447,9 @@ impl NotificationInbox for MemoryStore {
             return Ok(None);
         };
         entry.asn.acknowledged_at.get_or_insert(at);
+        if let (None, Some(note)) = (&entry.asn.acknowledgement_note, note) {
+            entry.asn.acknowledgement_note = Some(note.as_str().to_owned());
+        }
         Ok(Some(entry.asn.clone()))
     }
 }

@@ -70,8 +70,8 @@ pub(crate) fn from_json<T: serde::de::DeserializeOwned>(
     serde_json::from_str(text).map_err(|_| StoreError::Corrupt(format!("{what} could not be read")))
 }
 
-pub(crate) const PLAN_COLUMNS: &str =
-    "authority, nhs_number, plan_type, start_date, end_date, delete_date, due_date, local_id";
+pub(crate) const PLAN_COLUMNS: &str = "authority, nhs_number, plan_type, start_date, end_date, \
+     delete_date, due_date, local_id, upload_sequence";
 
 pub(crate) struct PlanRow {
     authority: String,
@@ -82,6 +82,7 @@ pub(crate) struct PlanRow {
     delete_date: Option<String>,
     due_date: Option<String>,
     local_id: Option<String>,
+    upload_sequence: Option<String>,
 }
 
 pub(crate) fn plan_row(row: &Row<'_>) -> rusqlite::Result<PlanRow> {
@@ -94,6 +95,7 @@ pub(crate) fn plan_row(row: &Row<'_>) -> rusqlite::Result<PlanRow> {
         delete_date: row.get(5)?,
         due_date: row.get(6)?,
         local_id: row.get(7)?,
+        upload_sequence: row.get(8)?,
     })
 }
 
@@ -109,6 +111,11 @@ impl PlanRow {
             delete_date: opt_date(self.delete_date)?,
             due_date: opt_date(self.due_date)?,
             local_id: self.local_id,
+            upload_sequence: self
+                .upload_sequence
+                .as_deref()
+                .map(parse_sequence)
+                .transpose()?,
         })
     }
 }
@@ -125,10 +132,23 @@ pub(crate) fn asn_from(body: &str, acknowledged_at: Option<i64>) -> Result<Asn, 
     Ok(asn)
 }
 
+/// [`asn_from`] with the note kept with the acknowledgement (read by the
+/// inbox; the dispatcher's reads leave it out, as a notice never carries it).
+pub(crate) fn asn_with_note(
+    body: &str,
+    acknowledged_at: Option<i64>,
+    note: Option<String>,
+) -> Result<Asn, StoreError> {
+    let mut asn = asn_from(body, acknowledged_at)?;
+    asn.acknowledgement_note = note;
+    Ok(asn)
+}
+
 pub(crate) fn insert_asn(tx: &Connection, asn: &Asn) -> Result<(), StoreError> {
     let body = to_json(
         &Asn {
             acknowledged_at: None,
+            acknowledgement_note: None,
             ..asn.clone()
         },
         "an ASN",
@@ -152,11 +172,12 @@ pub(crate) fn insert_asn(tx: &Connection, asn: &Asn) -> Result<(), StoreError> {
     Ok(())
 }
 
-pub(crate) type AsnRow = (String, i64, String, Option<i64>);
+/// Id, accessed at, body, acknowledged at, note.
+pub(crate) type AsnRow = (String, i64, String, Option<i64>, Option<String>);
 
 /// Body, acknowledged, lease until, delivered.
 pub(crate) type DeliveryRow = (String, Option<i64>, Option<i64>, Option<i64>);
 
 pub(crate) fn asn_row(r: &Row<'_>) -> rusqlite::Result<AsnRow> {
-    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
 }

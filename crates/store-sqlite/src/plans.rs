@@ -5,7 +5,9 @@ use cpis_domain::ports::{Page, PlanStore, StoreError, StoredPlan};
 use cpis_domain::{NhsNumber, OdsCode, Plan, PlanCursor, PlanKey, PlanType};
 use rusqlite::params;
 
-use crate::codec::{collect_plans, parse_date, parse_nhs, plan_row, sql_limit, PLAN_COLUMNS};
+use crate::codec::{
+    collect_plans, parse_date, parse_nhs, plan_row, sequence_text, sql_limit, PLAN_COLUMNS,
+};
 use crate::{corrupt, failed, SqliteStore};
 
 impl PlanStore for SqliteStore {
@@ -118,6 +120,7 @@ impl PlanStore for SqliteStore {
                 p.due_date.map(iso_date),
                 p.local_id.clone(),
                 stored.purge_from.map(iso_date),
+                p.upload_sequence.map(sequence_text),
             ));
         }
         let mut doomed = Vec::with_capacity(withdrawals.len());
@@ -135,18 +138,21 @@ impl PlanStore for SqliteStore {
                 let mut upsert = tx
                     .prepare_cached(
                         "INSERT INTO plans (authority, nhs_number, plan_type, start_date, end_date,
-                                            delete_date, due_date, local_id, purge_from)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                                            delete_date, due_date, local_id, purge_from,
+                                            upload_sequence)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
                          ON CONFLICT (authority, nhs_number, plan_type, start_date) DO UPDATE SET
                             end_date = excluded.end_date, delete_date = excluded.delete_date,
                             due_date = excluded.due_date, local_id = excluded.local_id,
-                            purge_from = excluded.purge_from",
+                            purge_from = excluded.purge_from,
+                            upload_sequence = excluded.upload_sequence",
                     )
                     .map_err(failed("storing plans"))?;
-                for (nhs, plan_type, start, end, delete, due, local_id, purge) in &rows {
+                for (nhs, plan_type, start, end, delete, due, local_id, purge, sequence) in &rows {
                     upsert
                         .execute(params![
-                            authority, nhs, plan_type, start, end, delete, due, local_id, purge
+                            authority, nhs, plan_type, start, end, delete, due, local_id, purge,
+                            sequence
                         ])
                         .map_err(failed("storing a plan"))?;
                 }

@@ -107,6 +107,49 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         last_full_at  INTEGER NOT NULL
     ) WITHOUT ROWID;
     "#,
+    // 4: the operator's council <-> MESH mailbox map: one mailbox per
+    // council (the key) and one council per mailbox (UNIQUE), whichever
+    // process writes.
+    r#"
+    CREATE TABLE mesh_mailboxes (
+        authority TEXT PRIMARY KEY NOT NULL,
+        mailbox   TEXT NOT NULL UNIQUE
+    ) WITHOUT ROWID;
+    "#,
+    // 5: the upload (sequence, 20 digits) that last stored each plan: an ASN
+    // file names it. NULL for plans stored before.
+    r#"
+    ALTER TABLE plans ADD COLUMN upload_sequence TEXT;
+    "#,
+    // 6: the portal (issue 14): when each upload was received (NULL for
+    // receipts written before), the note given with an acknowledgement, and the portal's sessions, redeemed
+    // one-time sign-in tickets and check results. Ids and handles are
+    // stored as SHA-256 digests only.
+    r#"
+    ALTER TABLE upload_receipts ADD COLUMN received_at INTEGER;
+    ALTER TABLE asns ADD COLUMN acknowledgement_note TEXT;
+
+    CREATE TABLE portal_sessions (
+        id          TEXT PRIMARY KEY NOT NULL,
+        session     TEXT NOT NULL,
+        expires_at  INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX portal_sessions_by_expiry ON portal_sessions (expires_at);
+
+    CREATE TABLE portal_tickets (
+        ticket_id   TEXT PRIMARY KEY NOT NULL,
+        expires_at  INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX portal_tickets_by_expiry ON portal_tickets (expires_at);
+
+    CREATE TABLE portal_check_results (
+        handle      TEXT PRIMARY KEY NOT NULL,
+        session     TEXT NOT NULL,
+        payload     TEXT NOT NULL,
+        expires_at  INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX portal_check_results_by_expiry ON portal_check_results (expires_at);
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -1,17 +1,26 @@
 //! `UploadLedger`: receipts and the ledger head.
 
-use cpis_domain::ports::{StoreError, UploadLedger, UploadReceipt};
+use cpis_domain::ports::{StoreError, UploadHistory, UploadLedger, UploadReceipt};
 use cpis_domain::sequencing::{HeadState, LedgerHead};
 use cpis_domain::{Acknowledgement, OdsCode};
 use rusqlite::{params, OptionalExtension};
 
-use crate::codec::{from_json, from_nanos, nanos, parse_sequence, sequence_text, to_json};
+use crate::codec::{
+    from_json, from_nanos, nanos, parse_sequence, sequence_text, sql_limit, to_json,
+};
 use crate::{corrupt, failed, SqliteStore};
 
+/// A receipt row: sequence, digest, acknowledgement, received at.
+type ReceiptRow = (String, String, String, Option<i64>);
+
+const RECEIPT_COLUMNS: &str = "sequence, digest, acknowledgement, received_at";
+
+fn receipt_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ReceiptRow> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+}
+
 fn receipt_from(
-    sequence: String,
-    digest: String,
-    acknowledgement: String,
+    (sequence, digest, acknowledgement, received_at): ReceiptRow,
 ) -> Result<UploadReceipt, StoreError> {
     Ok(UploadReceipt {
         sequence: parse_sequence(&sequence)?,
@@ -20,7 +29,32 @@ fn receipt_from(
             &acknowledgement,
             "a stored acknowledgement",
         )?,
+        received_at: received_at.map(from_nanos).transpose()?,
     })
+}
+
+impl UploadHistory for SqliteStore {
+    async fn recent_receipts(
+        &self,
+        authority: &OdsCode,
+        limit: usize,
+    ) -> Result<Vec<UploadReceipt>, StoreError> {
+        let authority = authority.as_str().to_owned();
+        let rows: Vec<ReceiptRow> = self
+            .read(move |conn| {
+                conn.prepare_cached(&format!(
+                    "SELECT {RECEIPT_COLUMNS} FROM upload_receipts
+                     WHERE authority = ?1 ORDER BY sequence DESC LIMIT ?2"
+                ))
+                .and_then(|mut q| {
+                    q.query_map(params![authority, sql_limit(limit)], receipt_row)?
+                        .collect::<Result<Vec<_>, _>>()
+                })
+                .map_err(failed("reading a council's upload receipts"))
+            })
+            .await?;
+        rows.into_iter().map(receipt_from).collect()
+    }
 }
 
 impl UploadLedger for SqliteStore {
@@ -30,22 +64,20 @@ impl UploadLedger for SqliteStore {
         sequence: u64,
     ) -> Result<Option<UploadReceipt>, StoreError> {
         let authority = authority.as_str().to_owned();
-        let row: Option<(String, String, String)> = self
+        let row: Option<ReceiptRow> = self
             .read(move |conn| {
-                conn.prepare_cached(
-                    "SELECT sequence, digest, acknowledgement FROM upload_receipts
-                     WHERE authority = ?1 AND sequence = ?2",
-                )
+                conn.prepare_cached(&format!(
+                    "SELECT {RECEIPT_COLUMNS} FROM upload_receipts
+                     WHERE authority = ?1 AND sequence = ?2"
+                ))
                 .and_then(|mut q| {
-                    q.query_row(params![authority, sequence_text(sequence)], |r| {
-                        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-                    })
-                    .optional()
+                    q.query_row(params![authority, sequence_text(sequence)], receipt_row)
+                        .optional()
                 })
                 .map_err(failed("reading an upload receipt"))
             })
             .await?;
-        row.map(|(s, d, a)| receipt_from(s, d, a)).transpose()
+        row.map(receipt_from).transpose()
     }
 
     async fn record_receipt(
@@ -57,32 +89,31 @@ impl UploadLedger for SqliteStore {
         let sequence = sequence_text(receipt.sequence);
         let digest = receipt.digest.clone();
         let acknowledgement = to_json(&receipt.acknowledgement, "an acknowledgement")?;
-        let (s, d, a) = self
+        let received_at = receipt.received_at.map(nanos).transpose()?;
+        let stored = self
             .run(move |conn| {
                 let tx = conn.savepoint().map_err(failed("starting a receipt"))?;
                 // The first receipt for a sequence stays; a racing duplicate reads it back.
                 tx.prepare_cached(
-                    "INSERT INTO upload_receipts (authority, sequence, digest, acknowledgement)
-                     VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
+                    "INSERT INTO upload_receipts (authority, sequence, digest, acknowledgement, received_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
                 )
-                .and_then(|mut q| q.execute(params![authority, sequence, digest, acknowledgement]))
+                .and_then(|mut q| {
+                    q.execute(params![authority, sequence, digest, acknowledgement, received_at])
+                })
                 .map_err(failed("writing an upload receipt"))?;
-                let stored: (String, String, String) = tx
-                    .prepare_cached(
-                        "SELECT sequence, digest, acknowledgement FROM upload_receipts
-                         WHERE authority = ?1 AND sequence = ?2",
-                    )
-                    .and_then(|mut q| {
-                        q.query_row(params![authority, sequence], |r| {
-                            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-                        })
-                    })
+                let stored: ReceiptRow = tx
+                    .prepare_cached(&format!(
+                        "SELECT {RECEIPT_COLUMNS} FROM upload_receipts
+                         WHERE authority = ?1 AND sequence = ?2"
+                    ))
+                    .and_then(|mut q| q.query_row(params![authority, sequence], receipt_row))
                     .map_err(failed("reading an upload receipt back"))?;
                 tx.commit().map_err(failed("committing a receipt"))?;
                 Ok(stored)
             })
             .await?;
-        receipt_from(s, d, a)
+        receipt_from(stored)
     }
 
     async fn ledger_head(&self, authority: &OdsCode) -> Result<Option<LedgerHead>, StoreError> {

@@ -15,3 +15,6 @@ cpis_conformance::conformance_suite!(sqlite, fresh_file_store());
 cpis_conformance::conformance_suite!(sqlite_in_memory, async {
     SqliteStore::open_in_memory().expect("a fresh store")
 });
+
+// The portal's ports (sessions, sign-in tickets, check results, upload history).
+cpis_conformance::portal_conformance_suite!(sqlite_portal, fresh_file_store());

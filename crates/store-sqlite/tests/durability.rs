@@ -79,7 +79,7 @@ async fn a_reopened_file_holds_everything_written() {
         );
         store.note_check(&child(0), &la("RJ1"), NOW).await.unwrap();
         store
-            .acknowledge(&asns[0].authority, &asns[0].id, NOW)
+            .acknowledge(&asns[0].authority, &asns[0].id, NOW, None)
             .await
             .unwrap();
         store.finish_delivery(&asns[0].id, NOW).await.unwrap();
@@ -160,5 +160,39 @@ async fn a_reopened_file_holds_everything_written() {
             .await
             .unwrap(),
         AccessWrite::Collapsed
+    );
+}
+
+/// A sign-in ticket used once stays used after a restart, and a session
+/// survives one (issue 14: a reused link fails across restarts too).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn portal_tickets_and_sessions_survive_a_reopen() {
+    use cpis_domain::session::PortalSessions;
+    use cpis_domain::{PortalSession, Principal, SecretDigest};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cpis.db");
+    let expires = NOW + Duration::minutes(10);
+    let session = PortalSession::new(
+        SecretDigest::of("a session id"),
+        Principal::Council {
+            authority: la(COUNCIL_A),
+            client_id: "duty-1".into(),
+        },
+        "csrf".into(),
+        NOW,
+    );
+    {
+        let store = SqliteStore::open(&path).unwrap();
+        assert!(store.redeem_ticket("ticket-1", expires).await.unwrap());
+        store.create_session(&session).await.unwrap();
+    }
+    let store = SqliteStore::open_existing(&path).unwrap();
+    assert!(!store.redeem_ticket("ticket-1", expires).await.unwrap());
+    let touched = store
+        .touch_session(&session.id, NOW + Duration::minutes(1))
+        .await;
+    assert_eq!(
+        touched.unwrap().map(|s| s.principal),
+        Some(session.principal)
     );
 }

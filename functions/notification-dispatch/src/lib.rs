@@ -147,6 +147,7 @@ mod tests {
             .await
             .unwrap();
         let accessor = Accessor {
+            job_role: None,
             kind: AccessorKind::User,
             user_id: "u1".into(),
             rbac: Rbac::B0107,
@@ -169,6 +170,7 @@ mod tests {
                 authority: ods.clone(),
                 nhs_number: access.nhs_number,
                 plans: vec![cpis_domain::AsnPlan {
+                    upload_sequence: None,
                     plan_type: PlanType::ChildProtection,
                     local_id: None,
                 }],
@@ -176,6 +178,7 @@ mod tests {
                 accessor: access.accessor.clone(),
                 access_id: access.id.clone(),
                 acknowledged_at: None,
+                acknowledgement_note: None,
             };
             store
                 .record_access(&access, &[asn], NOW - time::Duration::hours(24))

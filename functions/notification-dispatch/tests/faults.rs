@@ -72,6 +72,7 @@ async fn world() -> World {
 
 fn clinician(user: &str) -> Clinician {
     Clinician {
+        job_role: None,
         kind: AccessorKind::User,
         user_id: user.into(),
         rbac: Rbac::B0107,

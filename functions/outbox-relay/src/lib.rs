@@ -228,6 +228,7 @@ mod tests {
         let now = datetime!(2025-03-01 10:00 UTC);
         let store = MemoryStore::new();
         let accessor = Accessor {
+            job_role: None,
             kind: AccessorKind::User,
             user_id: "u1".into(),
             rbac: Rbac::B0107,
@@ -246,6 +247,7 @@ mod tests {
             authority: OdsCode::parse("E09000033").unwrap(),
             nhs_number: access.nhs_number,
             plans: vec![cpis_domain::AsnPlan {
+                upload_sequence: None,
                 plan_type: PlanType::ChildProtection,
                 local_id: None,
             }],
@@ -253,6 +255,7 @@ mod tests {
             accessor,
             access_id: "a1".into(),
             acknowledged_at: None,
+            acknowledgement_note: None,
         };
         store
             .record_access(&access, &[asn], now - Duration::hours(24))

@@ -15,7 +15,16 @@ export interface ClaimsContract {
   readonly roles: string[];
   readonly claims: Record<
     string,
-    { readonly required_for: string[]; readonly values?: string[]; readonly pattern?: string; readonly max_length?: number }
+    {
+      readonly required_for: string[];
+      /** Roles that may carry the claim without needing it. */
+      readonly optional_for?: string[];
+      /** A claim given only together with this one. */
+      readonly together_with?: string;
+      readonly values?: string[];
+      readonly pattern?: string;
+      readonly max_length?: number;
+    }
   >;
   readonly issuer: { readonly sample: string };
   readonly examples: Record<string, Record<string, string>>;
@@ -74,11 +83,15 @@ export function validateIssuerConfig(config: IssuerConfig, contract: ClaimsContr
       if (name === 'sub') continue;
       const value = claims[name];
       const required = spec.required_for.includes(role);
+      const optional = spec.optional_for?.includes(role) ?? false;
       if (value === undefined) {
         if (required) throw new Error(`${where}: a ${role} needs ${name}`);
         continue;
       }
-      if (!required) throw new Error(`${where}: a ${role} carries no ${name}`);
+      if (!required && !optional) throw new Error(`${where}: a ${role} carries no ${name}`);
+      if (spec.together_with && claims[spec.together_with] === undefined) {
+        throw new Error(`${where}: ${name} is given with ${spec.together_with}`);
+      }
       if (typeof value !== 'string') throw new Error(`${where}: ${name} is a string`);
       if (spec.values && !spec.values.includes(value)) throw new Error(`${where}: ${name} must be one of ${spec.values.join(', ')}`);
       if (spec.pattern && !new RegExp(spec.pattern).test(value)) throw new Error(`${where}: ${name} must match ${spec.pattern}`);

@@ -4,7 +4,7 @@
 // client in SSM Parameter Store (CLAIMS_PARAMETER_PREFIX + client id), written by the stack.
 // No child data passes through here, and nothing is logged. Any other trigger source, or a
 // client without claims, is refused: Cognito then issues no token.
-const CLAIMS = ['role', 'ods_code', 'rbac', 'org_name', 'setting'];
+const CLAIMS = ['role', 'ods_code', 'rbac', 'org_name', 'setting', 'job_role', 'job_role_name'];
 const CACHE_MS = 5 * 60 * 1000;
 const cache = new Map();
 let ssm;

@@ -36,7 +36,7 @@ export function stackParameters(stack: Stack, ownIssuer: boolean) {
     type: 'String',
     allowedPattern: '^https://.+$',
     description:
-      'CPIS_VIEW_URL: where a duty team signs in to read a notification (the only link in SMS and email).',
+      'CPIS_VIEW_URL: where the ASN pages are; each SMS and email links to <ViewUrl>/<ASN id> (the only link they carry).',
   });
   const visibilityTailDays = new CfnParameter(stack, 'VisibilityTailDays', {
     type: 'String',

@@ -2,7 +2,7 @@
 
 use aws_sdk_dynamodb::types::ReturnValue;
 use cpis_domain::ports::{NotificationInbox, Page, StoreError};
-use cpis_domain::{Asn, OdsCode};
+use cpis_domain::{AckNote, Asn, OdsCode};
 use time::OffsetDateTime;
 
 use super::item::{
@@ -53,24 +53,35 @@ impl NotificationInbox for DynamoStore {
         authority: &OdsCode,
         id: &str,
         at: OffsetDateTime,
+        note: Option<&AckNote>,
     ) -> Result<Option<Asn>, StoreError> {
         if id.is_empty() || id.len() > MAX_ASN_ID {
             return Ok(None);
         }
         // Scoped by the council in the condition: another council's ASN
         // behaves exactly like a missing one.
-        let updated = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key(asn_pk(id), "ASN")))
-            .update_expression("SET acknowledged_at = if_not_exists(acknowledged_at, :at)")
-            .condition_expression("attribute_exists(pk) AND authority = :authority")
-            .expression_attribute_values(":at", nanos(at))
-            .expression_attribute_values(":authority", s(authority.as_str()))
-            .return_values(ReturnValue::AllNew)
-            .send()
-            .await;
+        // The first time and the first note given are kept.
+        let update = if note.is_some() {
+            "SET acknowledged_at = if_not_exists(acknowledged_at, :at), \
+             acknowledgement_note = if_not_exists(acknowledgement_note, :note)"
+        } else {
+            "SET acknowledged_at = if_not_exists(acknowledged_at, :at)"
+        };
+        let updated =
+            self.client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(key(asn_pk(id), "ASN")))
+                .update_expression(update)
+                .set_expression_attribute_values(note.map(|n| {
+                    std::collections::HashMap::from([(":note".to_owned(), s(n.as_str()))])
+                }))
+                .condition_expression("attribute_exists(pk) AND authority = :authority")
+                .expression_attribute_values(":at", nanos(at))
+                .expression_attribute_values(":authority", s(authority.as_str()))
+                .return_values(ReturnValue::AllNew)
+                .send()
+                .await;
         match updated {
             Ok(out) => out.attributes.as_ref().map(asn_from_item).transpose(),
             Err(e) if is_conditional_failure(&e) => Ok(None),

@@ -4,8 +4,8 @@ use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::types::AttributeValue;
 use cpis_domain::ports::{StoreError, StoredPlan};
 use cpis_domain::{
-    AccessRecord, Accessor, AccessorKind, Asn, Authority, InboxCursor, NhsNumber, OdsCode, Plan,
-    PlanCursor, PlanKey, PlanType, Rbac,
+    AccessRecord, Accessor, AccessorKind, Asn, Authority, InboxCursor, JobRole, NhsNumber, OdsCode,
+    Plan, PlanCursor, PlanKey, PlanType, Rbac,
 };
 use time::{Date, OffsetDateTime, Time};
 
@@ -148,6 +148,9 @@ pub(super) fn plan_item(stored: &StoredPlan) -> Item {
     if let Some(local_id) = &plan.local_id {
         item.insert("local_id".into(), s(local_id.as_str()));
     }
+    if let Some(sequence) = plan.upload_sequence {
+        item.insert("upload_sequence".into(), n(sequence));
+    }
     if let Some(purge_from) = stored.purge_from {
         item.insert("expires_at".into(), n(epoch_seconds_of(purge_from)));
     }
@@ -174,6 +177,9 @@ pub(super) fn plan_from_item(item: &Item) -> Result<Plan, StoreError> {
         delete_date: opt_date(item, "delete_date")?,
         due_date: opt_date(item, "due_date")?,
         local_id: opt_s(item, "local_id").map(str::to_owned),
+        upload_sequence: opt_n(item, "upload_sequence")?
+            .map(|n| u64::try_from(n).map_err(|_| corrupt("a plan's upload sequence")))
+            .transpose()?,
     })
 }
 
@@ -245,6 +251,10 @@ pub(super) fn access_item(access: &AccessRecord) -> Item {
     item.insert("organisation_ods".into(), s(a.organisation_ods.as_str()));
     item.insert("organisation_name".into(), s(a.organisation_name.as_str()));
     item.insert("setting".into(), s(a.setting.as_str()));
+    if let Some(role) = &a.job_role {
+        item.insert("job_role".into(), s(role.code.as_str()));
+        item.insert("job_role_name".into(), s(role.name.as_str()));
+    }
     item
 }
 
@@ -265,6 +275,13 @@ pub(super) fn access_from_item(item: &Item) -> Result<AccessRecord, StoreError> 
             organisation_ods: parse_ods(get_s(item, "organisation_ods")?)?,
             organisation_name: get_s(item, "organisation_name")?.to_owned(),
             setting: get_s(item, "setting")?.to_owned(),
+            job_role: match (opt_s(item, "job_role"), opt_s(item, "job_role_name")) {
+                (Some(code), Some(name)) => Some(
+                    JobRole::parse(code, name)
+                        .ok_or_else(|| corrupt("a stored job role is not valid"))?,
+                ),
+                _ => None,
+            },
         },
     })
 }
@@ -289,6 +306,15 @@ pub(super) fn asn_from_item(item: &Item) -> Result<Asn, StoreError> {
     let mut asn: Asn = serde_json::from_str(get_s(item, "asn")?)
         .map_err(|_| corrupt("a stored ASN could not be read"))?;
     asn.acknowledged_at = opt_time(item, "acknowledged_at")?;
+    asn.acknowledgement_note = match item.get("acknowledgement_note") {
+        Some(value) => Some(
+            value
+                .as_s()
+                .map_err(|_| corrupt("a stored acknowledgement note is not text"))?
+                .clone(),
+        ),
+        None => None,
+    };
     Ok(asn)
 }
 

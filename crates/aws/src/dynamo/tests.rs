@@ -37,6 +37,7 @@ fn listing_keys_sort_like_the_reference_order() {
 fn plan_cursors_round_trip_and_bad_ones_are_refused() {
     let nhs = NhsNumber::parse("9990000018").unwrap();
     let plan = Plan {
+        upload_sequence: None,
         authority: OdsCode::parse("E09000033").unwrap(),
         nhs_number: nhs,
         plan_type: PlanType::LookedAfter,

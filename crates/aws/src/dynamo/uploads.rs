@@ -16,7 +16,7 @@ const RECEIPT_PART_BYTES: usize = 300_000;
 const LEDGER_SK: &str = "LEDGER";
 
 impl DynamoStore {
-    async fn receipt_parts(
+    pub(super) async fn receipt_parts(
         &self,
         authority: &OdsCode,
         sequence: u64,
@@ -42,6 +42,7 @@ impl DynamoStore {
             sequence,
             digest,
             acknowledgement,
+            received_at: opt_time(head, "received_at")?,
         })
     }
 }
@@ -107,6 +108,9 @@ impl UploadLedger for DynamoStore {
         head.insert("sequence".into(), n(receipt.sequence));
         head.insert("digest".into(), s(receipt.digest.as_str()));
         head.insert("parts".into(), n(parts.len()));
+        if let Some(at) = receipt.received_at {
+            head.insert("received_at".into(), nanos(at));
+        }
         head.insert(
             "acknowledgement".into(),
             s(parts.first().copied().unwrap_or_default()),

@@ -95,6 +95,7 @@ where
 pub(super) fn clinician(rng: &mut StdRng) -> Clinician {
     let hospital = rng.gen_range(0..40);
     Clinician {
+        job_role: None,
         kind: if rng.gen_bool(0.1) {
             AccessorKind::System
         } else {

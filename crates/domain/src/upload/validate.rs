@@ -231,6 +231,8 @@ pub(super) fn parse_record(
         delete_date,
         due_date,
         local_id,
+        // Set when the plan is stored (`process_upload`).
+        upload_sequence: None,
     })
 }
 

@@ -5,16 +5,18 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use cpis_domain::{AuditAction, Authority, AuthorityUpdate, OdsCode};
+use cpis_domain::feed::Freshness;
+use cpis_domain::{AuditAction, Authority, AuthorityUpdate};
 use serde::Serialize;
 
-use crate::audit::{Audit, Failure};
+use crate::audit::Audit;
 use crate::caller::Council;
 use crate::dialect::json_answer;
 use crate::extract::parse_json;
 use crate::problem::Problem;
 use crate::request_id::RequestId;
 use crate::state::{AppState, CouncilStore, Queue};
+use crate::usecase;
 
 #[derive(Serialize)]
 struct AuthorityView {
@@ -39,7 +41,7 @@ struct FeedView {
 }
 
 impl AuthorityView {
-    fn new(a: Authority, feed: Option<FeedView>) -> Self {
+    fn new(a: Authority, feed: Option<Freshness>) -> Self {
         Self {
             ods_code: a.ods_code.to_string(),
             name: a.name,
@@ -47,59 +49,27 @@ impl AuthorityView {
             emergency_duty_phone: a.emergency_duty_phone,
             notify_emails: a.notify_emails,
             notify_sms: a.notify_sms,
-            feed,
+            feed: feed.map(|f| FeedView {
+                last_full_snapshot_at: f.last_full_snapshot_at,
+                seconds_since_last_full_snapshot: f.age.map(|age| age.whole_seconds()),
+            }),
         }
     }
 }
 
-/// The council's feed freshness, where the store keeps it.
-async fn feed_view<S: CouncilStore, Q>(
-    state: &AppState<S, Q>,
-    council: &OdsCode,
-) -> Result<Option<FeedView>, Failure<Problem>> {
-    if !state.store.tracks_feeds() {
-        return Ok(None);
-    }
-    let last = state
-        .store
-        .last_full_snapshot(council)
-        .await
-        .map_err(Failure::of)?;
-    let now = state.clock.now();
-    Ok(Some(FeedView {
-        last_full_snapshot_at: last,
-        seconds_since_last_full_snapshot: last
-            .map(|at| cpis_domain::feed::age(at, now).whole_seconds()),
-    }))
-}
-
-/// The entry, or 404 before the council's first `PUT`. Reading one's own
-/// entry that is not there yet is a permitted read that found nothing:
-/// audited `Allowed`, not as a denial.
+/// The entry, or 404 before the council's first `PUT` (audited `Allowed`:
+/// see [`usecase::read_authority`]).
 pub(crate) async fn read_authority<S: CouncilStore, Q: Queue>(
     State(state): State<AppState<S, Q>>,
     caller: Council,
     request_id: RequestId,
 ) -> Response {
-    let result = async {
-        let Some(authority) = state
-            .store
-            .authority(&caller.authority)
-            .await
-            .map_err(Failure::of)?
-        else {
-            return Ok(None);
-        };
-        let feed = feed_view(&state, &caller.authority).await?;
-        Ok(Some(AuthorityView::new(authority, feed)))
-    }
-    .await;
     let audit = Audit::new(&caller.principal, AuditAction::ReadAuthority, &request_id);
-    match audit.record(&state, None, result).await {
+    match usecase::read_authority::<_, _, Problem>(&state, &audit, &caller.authority).await {
         Ok(None) => {
             Problem::not_found("directory entry: PUT /v1/authority creates it").into_response()
         }
-        found => json_answer(found),
+        found => json_answer(found.map(|f| f.map(|(a, feed)| AuthorityView::new(a, feed)))),
     }
 }
 
@@ -110,31 +80,16 @@ pub(crate) async fn update_authority<S: CouncilStore, Q: Queue>(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let result = async {
-        let update: AuthorityUpdate = parse_json(
-            &headers,
-            body,
-            "name, office_hours_phone, emergency_duty_phone, notify_emails, notify_sms",
-        )
-        .map_err(Failure::invalid)?;
-        let authority = update.validate(&caller.authority).map_err(|errors| {
-            Failure::invalid(
-                Problem::bad_request(
-                    "INVALID_DIRECTORY_ENTRY",
-                    "some fields are not valid; see errors",
-                )
-                .with_errors(errors),
-            )
-        })?;
-        state
-            .store
-            .put_authority(&authority)
-            .await
-            .map_err(Failure::of)?;
-        let feed = feed_view(&state, &caller.authority).await?;
-        Ok(AuthorityView::new(authority, feed))
-    }
-    .await;
     let audit = Audit::new(&caller.principal, AuditAction::UpdateAuthority, &request_id);
-    json_answer(audit.record(&state, None, result).await)
+    let update: AuthorityUpdate = match parse_json(
+        &headers,
+        body,
+        "name, office_hours_phone, emergency_duty_phone, notify_emails, notify_sms",
+    ) {
+        Ok(update) => update,
+        Err(problem) => return audit.invalid(&state, problem).await.into_response(),
+    };
+    let stored =
+        usecase::update_authority::<_, _, Problem>(&state, &audit, &caller.authority, update).await;
+    json_answer(stored.map(|(a, feed)| AuthorityView::new(a, feed)))
 }

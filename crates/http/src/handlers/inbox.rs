@@ -1,19 +1,23 @@
 //! The council's ASN inbox: `GET /v1/notifications`, one ASN, and its
 //! acknowledgement.
 
-use axum::extract::rejection::PathRejection;
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Path, RawQuery, State};
-use axum::response::Response;
-use cpis_domain::{Asn, AsnPlan, AuditAction};
-use serde::Serialize;
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use cpis_domain::{AckNote, Asn, AsnPlan, AuditAction};
+use serde::{Deserialize, Serialize};
 
-use crate::audit::{Audit, Failure};
+use crate::audit::Audit;
 use crate::caller::Council;
 use crate::dialect::json_answer;
+use crate::extract::parse_json;
 use crate::paging::council_listing;
 use crate::problem::Problem;
 use crate::request_id::RequestId;
 use crate::state::{AppState, CouncilStore, Queue};
+use crate::usecase::{self, AsnAccess};
 
 #[derive(Serialize)]
 struct AccessorView {
@@ -25,30 +29,50 @@ struct AccessorView {
     setting: String,
 }
 
+/// A plan as the inbox shows it (the stored [`AsnPlan`] also keeps the
+/// upload it came from, for the council's ASN file).
+#[derive(Clone, Serialize)]
+struct AsnPlanView {
+    plan_type: cpis_domain::PlanType,
+    local_id: Option<String>,
+}
+
+impl From<&AsnPlan> for AsnPlanView {
+    fn from(plan: &AsnPlan) -> Self {
+        Self {
+            plan_type: plan.plan_type,
+            local_id: plan.local_id.clone(),
+        }
+    }
+}
+
 #[derive(Serialize)]
 struct AsnView {
     id: String,
     nhs_number: String,
     /// `plan_type` and `local_id` of the plan the ASN is about (the first).
     #[serde(flatten)]
-    first_plan: Option<AsnPlan>,
-    plans: Vec<AsnPlan>,
+    first_plan: Option<AsnPlanView>,
+    plans: Vec<AsnPlanView>,
     #[serde(with = "time::serde::rfc3339")]
     accessed_at: time::OffsetDateTime,
     accessor: AccessorView,
     acknowledged: bool,
     #[serde(with = "time::serde::rfc3339::option")]
     acknowledged_at: Option<time::OffsetDateTime>,
+    /// The note given with the acknowledgement, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    acknowledgement_note: Option<String>,
 }
 
 impl From<Asn> for AsnView {
     fn from(a: Asn) -> Self {
-        let first_plan = a.first_plan().cloned();
+        let plans: Vec<AsnPlanView> = a.plans.iter().map(AsnPlanView::from).collect();
         Self {
             id: a.id,
             nhs_number: a.nhs_number.expose(),
-            first_plan,
-            plans: a.plans,
+            first_plan: plans.first().cloned(),
+            plans,
             accessed_at: a.accessed_at,
             accessor: AccessorView {
                 kind: a.accessor.kind,
@@ -60,6 +84,7 @@ impl From<Asn> for AsnView {
             },
             acknowledged: a.acknowledged_at.is_some(),
             acknowledged_at: a.acknowledged_at,
+            acknowledgement_note: a.acknowledgement_note,
         }
     }
 }
@@ -98,52 +123,12 @@ pub(crate) async fn list_notifications<S: CouncilStore, Q: Queue>(
     .await
 }
 
-/// What a request does to one ASN of the caller's inbox.
-enum AsnAccess {
-    Read,
-    Acknowledge,
-}
-
-/// Reads or acknowledges one ASN. An id that is not in the council's inbox
-/// (another council's, none at all, or one that cannot be an ASN id) is the
-/// same 404, audited `Denied`: the answer never says which.
-async fn one_asn<S: CouncilStore, Q: Queue>(
-    state: &AppState<S, Q>,
-    caller: &Council,
-    request_id: &RequestId,
-    id: Result<Path<String>, PathRejection>,
-    access: AsnAccess,
-) -> Response {
-    let id = id.map(|Path(id)| id).unwrap_or_default();
-    let result = async {
-        let found = if plausible_id(&id) {
-            match access {
-                AsnAccess::Read => state.store.notification(&caller.authority, &id).await,
-                AsnAccess::Acknowledge => {
-                    let now = state.clock.now();
-                    state.store.acknowledge(&caller.authority, &id, now).await
-                }
-            }
-            .map_err(Failure::of)?
-        } else {
-            None
-        };
-        found
-            .map(AsnView::from)
-            .ok_or_else(|| Failure::denied(Problem::not_found("notification")))
-    }
-    .await;
-    let action = match access {
-        AsnAccess::Read => AuditAction::ReadNotification,
-        AsnAccess::Acknowledge => AuditAction::AcknowledgeNotification,
-    };
-    let audit = Audit::new(&caller.principal, action, request_id);
-    json_answer(audit.record(state, None, result).await)
-}
-
-/// An id that cannot be an ASN id is answered exactly like a missing one.
-fn plausible_id(id: &str) -> bool {
-    (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+/// `POST /v1/notifications/{id}/ack`'s optional body: the duty team's note.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AckRequest {
+    #[serde(default)]
+    note: Option<String>,
 }
 
 pub(crate) async fn read_notification<S: CouncilStore, Q: Queue>(
@@ -152,14 +137,68 @@ pub(crate) async fn read_notification<S: CouncilStore, Q: Queue>(
     request_id: RequestId,
     id: Result<Path<String>, PathRejection>,
 ) -> Response {
-    one_asn(&state, &caller, &request_id, id, AsnAccess::Read).await
+    let id = id.map(|Path(id)| id).unwrap_or_default();
+    let audit = Audit::new(
+        &caller.principal,
+        AuditAction::ReadNotification,
+        &request_id,
+    );
+    let read = usecase::notification::<_, _, Problem>(
+        &state,
+        &audit,
+        &caller.authority,
+        &id,
+        AsnAccess::Read,
+    );
+    json_answer(read.await.map(AsnView::from))
 }
 
+/// Acknowledges one ASN; the body is optional (none, or `{"note": "..."}`,
+/// at most 1,000 characters, kept with the ASN: [`AckNote`]).
 pub(crate) async fn acknowledge_notification<S: CouncilStore, Q: Queue>(
     State(state): State<AppState<S, Q>>,
     caller: Council,
     request_id: RequestId,
     id: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    one_asn(&state, &caller, &request_id, id, AsnAccess::Acknowledge).await
+    let id = id.map(|Path(id)| id).unwrap_or_default();
+    let audit = Audit::new(
+        &caller.principal,
+        AuditAction::AcknowledgeNotification,
+        &request_id,
+    );
+    let note = match ack_note(&headers, body) {
+        Ok(note) => note,
+        Err(problem) => return audit.invalid(&state, problem).await.into_response(),
+    };
+    let acknowledged = usecase::notification::<_, _, Problem>(
+        &state,
+        &audit,
+        &caller.authority,
+        &id,
+        AsnAccess::Acknowledge(note.as_ref()),
+    );
+    json_answer(acknowledged.await.map(AsnView::from))
+}
+
+/// The note of an acknowledgement: none for an empty body.
+fn ack_note(
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Option<AckNote>, Problem> {
+    if body.as_ref().is_ok_and(|b| b.is_empty()) {
+        return Ok(None);
+    }
+    let request: AckRequest = parse_json(headers, body, "note (string, optional)")?;
+    request
+        .note
+        .as_deref()
+        .map(AckNote::parse)
+        .transpose()
+        .map(Option::flatten)
+        .map_err(|error| {
+            Problem::bad_request("INVALID_NOTE", error.to_string()).with_pointer("/note")
+        })
 }

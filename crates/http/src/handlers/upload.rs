@@ -7,8 +7,7 @@ use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use cpis_domain::upload::UploadResult;
-use cpis_domain::{process_upload, AuditAction, OdsCode, Plan, MAX_SEQUENCE};
+use cpis_domain::{receive_upload, AuditAction, OdsCode, Plan, Received, MAX_SEQUENCE};
 use serde::{Deserialize, Serialize};
 use time::Date;
 
@@ -28,19 +27,28 @@ pub(crate) async fn upload<S: CouncilStore, Q: Queue>(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let result = async {
-        let body = body.map_err(|r| Failure::invalid(upload_body_problem(r)))?;
-        require_json(&headers).map_err(Failure::invalid)?;
-        let now = state.clock.now();
-        let result = process_upload(&state.store, &caller.authority, &body, now, &state.policy)
-            .await
-            .map_err(Failure::of)?;
-        record_feed(&state, &caller.authority, &result, now).await;
-        Ok(result)
-    }
-    .await;
     let audit = Audit::new(&caller.principal, AuditAction::Upload, &request_id);
-    match audit.record(&state, None, result).await {
+    let body = match body.map_err(upload_body_problem).and_then(|body| {
+        require_json(&headers)?;
+        Ok(body)
+    }) {
+        Ok(body) => body,
+        Err(problem) => return Problem::into_response(audit.invalid(&state, problem).await),
+    };
+    // The one upload use case (the MESH exchange runs it too): the upload,
+    // the council's feed, the audit event.
+    let received = receive_upload(
+        &state.store,
+        &caller.principal,
+        &caller.authority,
+        &body,
+        state.clock.now(),
+        &state.policy,
+        &request_id.0,
+    )
+    .await;
+    report_side_records(&received, &caller.authority, &request_id.0);
+    match received.result {
         Ok(result) => {
             let mut response = Json(result.acknowledgement).into_response();
             if result.replayed {
@@ -50,25 +58,19 @@ pub(crate) async fn upload<S: CouncilStore, Q: Queue>(
             }
             response
         }
-        Err(problem) => Problem::into_response(problem),
+        Err(error) => Problem::from(error).into_response(),
     }
 }
 
-/// Feed freshness: an accepted full snapshot is recorded after the upload
-/// is stored. A failure to record it is logged at error level and does not
-/// fail the upload, which is already on disk (the store's readiness shows
-/// the failed write).
-async fn record_feed<S: CouncilStore, Q>(
-    state: &AppState<S, Q>,
-    council: &OdsCode,
-    result: &UploadResult,
-    now: time::OffsetDateTime,
-) {
-    if !cpis_domain::feed::is_accepted_full_snapshot(&result.acknowledgement, result.replayed) {
-        return;
-    }
-    if let Err(error) = state.store.record_full_snapshot(council, now).await {
+/// The upload is on disk either way: a failed feed or audit record is
+/// logged at error level, never shown to the caller (the store's readiness
+/// shows the failed write).
+fn report_side_records(received: &Received, council: &OdsCode, request_id: &str) {
+    if let Some(error) = &received.feed_error {
         tracing::error!(%error, %council, "could not record the council's full snapshot; its feed may be reported stale");
+    }
+    if let Some(error) = &received.audit_error {
+        tracing::error!(request_id, %error, action = ?AuditAction::Upload, "could not write the audit event");
     }
 }
 

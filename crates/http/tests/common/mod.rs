@@ -96,6 +96,8 @@ pub fn start() -> OffsetDateTime {
 
 pub fn council(ods: &str) -> CallerClaims {
     CallerClaims {
+        job_role: None,
+        job_role_name: None,
         sub: format!("client-{ods}"),
         role: "council".into(),
         ods_code: ods.into(),
@@ -107,6 +109,8 @@ pub fn council(ods: &str) -> CallerClaims {
 
 pub fn clinician(user: &str, ods: &str, rbac: &str) -> CallerClaims {
     CallerClaims {
+        job_role: None,
+        job_role_name: None,
         sub: user.into(),
         role: "clinician".into(),
         ods_code: ods.into(),
