@@ -50,11 +50,13 @@ pub struct AccessSummary {
 }
 
 impl AccessRecord {
-    pub fn summary(&self) -> AccessSummary {
+    /// What both sides see of it. Moves the strings out (the check and the
+    /// history drop the record anyway), so nothing is copied.
+    pub fn into_summary(self) -> AccessSummary {
         AccessSummary {
-            organisation_ods: self.accessor.organisation_ods.clone(),
-            organisation_name: self.accessor.organisation_name.clone(),
-            setting: self.accessor.setting.clone(),
+            organisation_ods: self.accessor.organisation_ods,
+            organisation_name: self.accessor.organisation_name,
+            setting: self.accessor.setting,
             accessed_at: self.accessed_at,
         }
     }

@@ -12,7 +12,9 @@ use crate::{NhsNumber, Principal};
 /// under one key, and the number cannot be recovered without the key.
 #[derive(Clone)]
 pub struct Pseudonymiser {
-    key: Vec<u8>,
+    /// The HMAC already keyed: each pseudonym clones it, so the key's two
+    /// pad blocks are hashed once, not once per request.
+    mac: Hmac<Sha256>,
 }
 
 impl std::fmt::Debug for Pseudonymiser {
@@ -30,24 +32,24 @@ impl Pseudonymiser {
         if key.len() < 32 {
             return Err(WeakKey);
         }
-        Ok(Self { key: key.to_vec() })
+        // HMAC accepts keys of any length, so this cannot fail past the check above.
+        let mac = Hmac::<Sha256>::new_from_slice(key).map_err(|_| WeakKey)?;
+        Ok(Self { mac })
     }
 
     pub fn pseudonym(&self, nhs_number: &NhsNumber) -> String {
-        let mut mac = match Hmac::<Sha256>::new_from_slice(&self.key) {
-            Ok(mac) => mac,
-            // HMAC accepts keys of any length; unreachable in practice.
-            Err(_) => return String::from("unavailable"),
-        };
+        let mut mac = self.mac.clone();
         mac.update(nhs_number.expose().as_bytes());
         // Letters only (a..p per nibble), so a pseudonym can never look like an
         // NHS number to the privacy scans.
-        let letters: String = mac.finalize().into_bytes()[..16]
-            .iter()
-            .flat_map(|b| [b >> 4, b & 0x0f])
-            .map(|nibble| char::from(b'a' + nibble))
-            .collect();
-        format!("p1-{letters}")
+        let mut pseudonym = String::with_capacity(3 + 32);
+        pseudonym.push_str("p1-");
+        for byte in &mac.finalize().into_bytes()[..16] {
+            for nibble in [byte >> 4, byte & 0x0f] {
+                pseudonym.push(char::from(b'a' + nibble));
+            }
+        }
+        pseudonym
     }
 }
 

@@ -187,8 +187,8 @@ async fn history_summaries<S: AccessLog>(
 ) -> Result<Vec<AccessSummary>, StoreError> {
     let records = store.recent_accesses(nhs_number, HISTORY_LIMIT).await?;
     Ok(most_recent(records)
-        .iter()
-        .map(AccessRecord::summary)
+        .into_iter()
+        .map(AccessRecord::into_summary)
         .collect())
 }
 

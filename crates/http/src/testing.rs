@@ -48,14 +48,65 @@ where
         .unwrap_or_else(|e| match e {});
     let status = response.status();
     let headers = response.headers().clone();
-    capture_headers(&headers);
     let bytes = response
         .into_body()
         .collect()
         .await
         .unwrap_or_else(|e| panic!("reading the body: {e}"))
         .to_bytes();
-    let text = String::from_utf8_lossy(&bytes).into_owned();
+    answer(status, headers, &bytes)
+}
+
+/// One API Gateway event through a router as a Lambda function runs it
+/// ([`crate::lambda::respond`]), and its payload 2.0 answer read back:
+/// the status, the headers (each `cookies` entry as a `set-cookie`) and the
+/// body, decoded when it came as base64.
+#[cfg(feature = "lambda")]
+pub async fn invoke(router: &Router, event: lambda_http::request::LambdaRequest) -> Response {
+    use base64::Engine as _;
+    cpis_telemetry::capture::tracing();
+    let event = lambda_http::LambdaEvent::new(event, lambda_http::Context::default());
+    let raw = crate::lambda::respond(router.clone(), event)
+        .await
+        .unwrap_or_else(|e| panic!("the invocation failed: {e}"));
+    let envelope: serde_json::Value =
+        serde_json::from_str(raw.get()).unwrap_or_else(|e| panic!("the answer is not JSON: {e}"));
+    let status = envelope["statusCode"]
+        .as_u64()
+        .and_then(|code| StatusCode::from_u16(u16::try_from(code).ok()?).ok())
+        .unwrap_or_else(|| panic!("no status code: {envelope}"));
+    let mut headers = HeaderMap::new();
+    let named = envelope["headers"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(name, value)| (name.as_str(), value));
+    let cookies = envelope["cookies"].as_array().into_iter().flatten();
+    for (name, value) in named.chain(cookies.map(|cookie| ("set-cookie", cookie))) {
+        let name = http::HeaderName::from_bytes(name.as_bytes())
+            .unwrap_or_else(|e| panic!("header name {name}: {e}"));
+        let value = value
+            .as_str()
+            .and_then(|v| http::HeaderValue::from_str(v).ok())
+            .unwrap_or_else(|| panic!("header {name}: {value}"));
+        headers.append(name, value);
+    }
+    let body = envelope["body"].as_str().unwrap_or_default();
+    let bytes = if envelope["isBase64Encoded"] == true {
+        base64::engine::general_purpose::STANDARD
+            .decode(body)
+            .unwrap_or_else(|e| panic!("the body is not base64: {e}"))
+    } else {
+        body.as_bytes().to_vec()
+    };
+    answer(status, headers, &bytes)
+}
+
+/// The answer read whole, its headers and any error body handed to the
+/// privacy capture.
+fn answer(status: StatusCode, headers: HeaderMap, bytes: &[u8]) -> Response {
+    capture_headers(&headers);
+    let text = String::from_utf8_lossy(bytes).into_owned();
     if status.is_client_error() || status.is_server_error() {
         cpis_telemetry::capture::error_body(&text);
     }

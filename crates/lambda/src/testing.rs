@@ -1,7 +1,7 @@
 //! Test support (feature `test-support`): API Gateway HTTP API (payload v2)
-//! event fixtures as requests, through the same conversion `lambda_http::run`
-//! applies to a real invocation; and the start-up check of a function's
-//! binary. Tests only: these helpers panic on a malformed fixture.
+//! event fixtures through the same conversion and answer as a real
+//! invocation (`cpis_http::lambda::respond`); and the start-up check of a
+//! function's binary. Tests only: these helpers panic on a malformed fixture.
 
 use std::sync::Arc;
 
@@ -23,15 +23,15 @@ pub fn state_at<S, Q>(now: OffsetDateTime, store: S, queue: Q) -> AppState<S, Q>
     }
 }
 
-/// The request a Lambda invocation with this event would hand the router.
-pub fn gateway_request(event_json: &str) -> lambda_http::Request {
+/// The event of a fixture, which must be an HTTP API payload v2 event.
+pub fn gateway_event(event_json: &str) -> LambdaRequest {
     let event: LambdaRequest = serde_json::from_str(event_json)
         .unwrap_or_else(|e| panic!("not an API Gateway event: {e}"));
     assert!(
         matches!(event, LambdaRequest::ApiGatewayV2(_)),
         "the fixture must be an HTTP API payload v2 event"
     );
-    lambda_http::Request::from(event)
+    event
 }
 
 /// The fixture with one authorizer claim replaced (for instance the council's
@@ -68,9 +68,11 @@ pub fn with_path(event_json: &str, path: &str) -> String {
 /// A response, read whole (error bodies go to the privacy scan).
 pub use cpis_http::testing::Response as Answer;
 
-/// Runs one event through a function's router.
+/// Runs one event through a function's router as its runtime does
+/// ([`cpis_http::lambda::respond`]), and reads the answer back from the
+/// payload 2.0 response.
 pub async fn invoke(router: &Router, event_json: &str) -> Answer {
-    cpis_http::testing::respond(router, gateway_request(event_json)).await
+    cpis_http::testing::invoke(router, gateway_event(event_json)).await
 }
 
 /// A fixed pseudonymisation key for tests.

@@ -19,5 +19,5 @@ async fn run() -> Result<(), StartError> {
     // them to the dispatcher (the relay sends any the queue missed).
     let queue = clients.queue(&settings.asn_queue_url);
     let state = cpis_lambda::gateway_state(settings.api.visibility, pseudonymiser, store, queue);
-    Ok(lambda_http::run(attendance_check::app(state)).await?)
+    Ok(cpis_http::lambda::run(attendance_check::app(state)).await?)
 }

@@ -17,5 +17,5 @@ async fn run() -> Result<(), StartError> {
     // Reads only (and audit appends): its IAM policy grants no other write.
     let store = clients.store(&settings.tables);
     let state = cpis_lambda::gateway_state(settings.visibility, pseudonymiser, store, NoQueue);
-    Ok(lambda_http::run(history_query::app(state)).await?)
+    Ok(cpis_http::lambda::run(history_query::app(state)).await?)
 }

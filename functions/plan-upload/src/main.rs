@@ -19,5 +19,5 @@ async fn run() -> Result<(), StartError> {
         .store(&settings.api.tables)
         .with_topic_sync(clients.topic_sync(&settings.topic_sync));
     let state = cpis_lambda::gateway_state(settings.api.visibility, pseudonymiser, store, NoQueue);
-    Ok(lambda_http::run(plan_upload::app(state)).await?)
+    Ok(cpis_http::lambda::run(plan_upload::app(state)).await?)
 }

@@ -5,12 +5,12 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use cpis_domain::{AccessSummary, AuditAction, AuthorityContact, VisiblePlan};
 use serde::{Deserialize, Serialize};
 
 use crate::audit::Audit;
 use crate::caller::CareSetting;
+use crate::dialect::json_ok;
 use crate::extract::{parse_json, parse_nhs_number};
 use crate::problem::Problem;
 use crate::request_id::RequestId;
@@ -69,15 +69,14 @@ pub(crate) async fn check<S: CheckStore, Q: Queue>(
         Err(problem) => return audit.invalid(&state, problem).await.into_response(),
     };
     match usecase::check(&state, &audit, &caller.clinician, &nhs_number, unscheduled).await {
-        Ok(result) => Json(CheckResponse {
+        Ok(result) => json_ok(&CheckResponse {
             plans: result
                 .plans
                 .into_iter()
                 .map(VisiblePlanView::from)
                 .collect(),
             access_history: result.access_history,
-        })
-        .into_response(),
+        }),
         Err(error) => Problem::from(error).into_response(),
     }
 }

@@ -1,11 +1,11 @@
 //! The history query: `POST /v1/history`.
 
+use crate::dialect::json_ok;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use cpis_domain::{AccessSummary, AuditAction};
 use serde::{Deserialize, Serialize};
 
@@ -43,7 +43,7 @@ pub(crate) async fn history<S: HistoryStore, Q: Queue>(
         Err(problem) => return audit.invalid(&state, problem).await.into_response(),
     };
     match usecase::history(&state, &audit, &nhs_number).await {
-        Ok(access_history) => Json(HistoryResponse { access_history }).into_response(),
+        Ok(access_history) => json_ok(&HistoryResponse { access_history }),
         Err(error) => Problem::from(error).into_response(),
     }
 }
