@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Every figure of BENCHMARKS.md, one command each: `crates/bench/run-all.sh
+# <figure>`, or `all`. Each prints its own same-run baseline beside it and the
+# commit it measured. Not run by CI (benchmarks assert nothing timed).
+#
+#   sizes      the five Lambda binaries (cargo lambda, x86_64; arm64 too when
+#              its rust-std is installed), against the 8,000,000-byte budget
+#   check      benchmark 1 (criterion + per-call p50/p99), then callgrind
+#              instruction counts of the check and of the parse baseline
+#   upload     benchmark 2 (10,000 and 250,000 records, raw-insert baseline)
+#   load       benchmark 3 (crates/bench/load.sh)
+#   dispatch   benchmark 4 (needs moto: CPIS_MOTO_ENDPOINT, as the tests)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+export CARGO_INCREMENTAL=0
+echo "commit $(git rev-parse --short HEAD)$(git diff --quiet || echo ' (modified)')"
+functions=(attendance-check history-query notification-dispatch outbox-relay plan-upload)
+
+sizes() {
+  python3 -m pip install --quiet --disable-pip-version-check 'cargo-lambda==1.9.2'
+  local arches=(--x86-64)
+  rustup target list --installed 2>/dev/null | grep -q aarch64-unknown-linux-gnu && arches+=(--arm64)
+  for arch in "${arches[@]}"; do
+    cargo lambda build --release "$arch" $(printf -- '-p %s ' "${functions[@]}") >/dev/null
+    for f in "${functions[@]}"; do
+      bytes=$(stat -c %s "target/lambda/$f/bootstrap")
+      printf '%-8s %-22s %10d bytes  %.2f of 8,000,000\n' "$arch" "$f" "$bytes" "$(echo "$bytes/8000000" | bc -l)"
+    done
+  done
+}
+
+check() {
+  CARGO_PROFILE_BENCH_STRIP=false CARGO_PROFILE_BENCH_DEBUG=line-tables-only \
+    cargo build --profile bench -p cpis-bench --bench check_path
+  local bin
+  bin=$(ls -t target/release/deps/check_path-* | grep -v '\.d$' | head -1)
+  "$bin" --bench | grep -E 'per-call|ratio|time:'
+  for what in parse memory; do
+    CPIS_BENCH_PROFILE=$what:300 valgrind --tool=callgrind --callgrind-out-file="target/callgrind.$what" \
+      --toggle-collect='*profile_checks*' "$bin" 2>&1 | sed -n "s/.*Collected : \([0-9]*\)/$what: \1 instructions for 300 (\/300 per call)/p"
+  done
+}
+
+upload() {
+  cargo bench -p cpis-bench --bench bulk_upload
+  cargo build --release -p cpis-bench --bin upload-national
+  for mode in route raw; do
+    /usr/bin/time -f "$mode: %e s, peak RSS %M KB" target/release/upload-national "$mode"
+  done
+}
+
+load() { crates/bench/load.sh; }
+dispatch() { cargo bench -p notification-dispatch --bench dispatch_batch; }
+
+case "${1:-all}" in
+  all) sizes; check; upload; load; dispatch ;;
+  sizes|check|upload|load|dispatch) "$1" ;;
+  *) echo "usage: $0 [all|sizes|check|upload|load|dispatch]" >&2; exit 2 ;;
+esac
