@@ -178,6 +178,72 @@ pub struct ServeArgs {
     pub max_connections: u64,
     #[command(flatten)]
     pub mesh: MeshArgs,
+    #[command(flatten)]
+    pub oidc: OidcArgs,
+}
+
+/// `cpis serve`'s production sign-in: OpenID Connect's authorization code
+/// flow with PKCE against one issuer (NHS CIS2, a council's own identity
+/// provider). Without `--oidc-issuer` only one-time links sign in.
+#[derive(Debug, Args)]
+pub struct OidcArgs {
+    /// The issuer's identifier, exactly as its discovery document gives it
+    /// (https; http only on loopback). Its discovery document and keys are
+    /// read at start: an issuer that cannot be reached stops the service.
+    #[arg(long, env = "CPIS_OIDC_ISSUER", value_name = "URL",
+          requires_all = ["oidc_client_id", "oidc_client_secret_file", "oidc_redirect_base"])]
+    pub oidc_issuer: Option<String>,
+    /// The portal's client id at the issuer.
+    #[arg(
+        long,
+        env = "CPIS_OIDC_CLIENT_ID",
+        value_name = "ID",
+        requires = "oidc_issuer"
+    )]
+    pub oidc_client_id: Option<String>,
+    /// A file holding the client secret (owner-only; read at start).
+    #[arg(
+        long,
+        env = "CPIS_OIDC_CLIENT_SECRET_FILE",
+        value_name = "PATH",
+        requires = "oidc_issuer"
+    )]
+    pub oidc_client_secret_file: Option<PathBuf>,
+    /// The portal's address as browsers reach it (e.g.
+    /// https://cpis.example.org): the redirect URI registered with the
+    /// issuer is `<base>/portal/sign-in/callback`, exactly.
+    #[arg(
+        long,
+        env = "CPIS_OIDC_REDIRECT_BASE",
+        value_name = "URL",
+        requires = "oidc_issuer"
+    )]
+    pub oidc_redirect_base: Option<String>,
+    /// Scopes asked for besides `openid`, space-separated (CIS2:
+    /// `profile nationalrbacaccess selectedrole`).
+    #[arg(
+        long,
+        env = "CPIS_OIDC_SCOPES",
+        value_name = "SCOPES",
+        default_value = ""
+    )]
+    pub oidc_scopes: String,
+    /// Also read the issuer's UserInfo endpoint (CIS2 gives roles only there).
+    #[arg(long, env = "CPIS_OIDC_USERINFO")]
+    pub oidc_userinfo: bool,
+    /// How the issuer's claims map to the claims contract: `FIELD=SOURCE`,
+    /// comma-separated (README, "Production sign-in"). Default: each field
+    /// from the claim of its own name.
+    #[arg(long, env = "CPIS_OIDC_CLAIMS", value_name = "MAP", default_value = "")]
+    pub oidc_claims: String,
+    /// The sign-in button's text.
+    #[arg(
+        long,
+        env = "CPIS_OIDC_LABEL",
+        value_name = "TEXT",
+        default_value = "Sign in with your organisation's account"
+    )]
+    pub oidc_label: String,
 }
 
 #[derive(Debug, Args)]

@@ -6,6 +6,7 @@ mod cli;
 mod data_dir;
 mod demo;
 mod listener;
+mod oidc;
 mod readiness;
 
 use std::process::ExitCode;
@@ -120,8 +121,12 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
         .clone()
         .unwrap_or_else(|| default_view_url(addr));
     let keys = data.local_keys()?;
+    let oidc = oidc::sign_in(&args.oidc).await?;
     let portal = PortalConfig {
-        sign_in: SignIn::Ticket(keys.ticket_verifier()),
+        sign_in: SignIn {
+            ticket: Some(keys.ticket_verifier()),
+            oidc,
+        },
         // Plain HTTP is only for loopback; anywhere else the cookie must
         // travel over TLS (a proxy in front terminates it).
         secure_cookies: !addr.ip().is_loopback(),

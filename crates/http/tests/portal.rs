@@ -20,7 +20,10 @@ use time::Duration;
 fn portal_router(app: &TestApp) -> Router {
     let state = app.state();
     let config = PortalConfig {
-        sign_in: SignIn::Ticket(app.keys.ticket_verifier()),
+        sign_in: SignIn {
+            ticket: Some(app.keys.ticket_verifier()),
+            oidc: None,
+        },
         secure_cookies: false,
         feed_stale_after: Duration::hours(48),
     };

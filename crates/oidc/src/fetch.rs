@@ -92,6 +92,21 @@ fn basic(settings: &Settings) -> String {
     format!("Basic {}", STANDARD.encode(pair))
 }
 
+/// The token request's form (a sync fn: the serializer is not Send, and
+/// must not live across an await).
+fn token_form(metadata: &Metadata, settings: &Settings, code: &str, verifier: &str) -> String {
+    let mut form = form_urlencoded::Serializer::new(String::new());
+    form.append_pair("grant_type", "authorization_code")
+        .append_pair("code", code)
+        .append_pair("redirect_uri", &settings.redirect_uri)
+        .append_pair("code_verifier", verifier);
+    if metadata.secret_in_body {
+        form.append_pair("client_id", &settings.client_id)
+            .append_pair("client_secret", &settings.client_secret);
+    }
+    form.finish()
+}
+
 pub(crate) async fn exchange(
     http: &reqwest::Client,
     metadata: &Metadata,
@@ -100,23 +115,15 @@ pub(crate) async fn exchange(
     verifier: &str,
 ) -> Result<Tokens, OidcError> {
     let what = "the token endpoint";
-    let mut form = form_urlencoded::Serializer::new(String::new());
-    form.append_pair("grant_type", "authorization_code")
-        .append_pair("code", code)
-        .append_pair("redirect_uri", &settings.redirect_uri)
-        .append_pair("code_verifier", verifier);
     let mut request = http
         .post(&metadata.token_endpoint)
         .header(ACCEPT, "application/json")
         .header(CONTENT_TYPE, "application/x-www-form-urlencoded");
-    if metadata.secret_in_body {
-        form.append_pair("client_id", &settings.client_id)
-            .append_pair("client_secret", &settings.client_secret);
-    } else {
+    if !metadata.secret_in_body {
         request = request.header(AUTHORIZATION, basic(settings));
     }
     let response = request
-        .body(form.finish())
+        .body(token_form(metadata, settings, code, verifier))
         .send()
         .await
         .map_err(|e| unreachable(what, &e))?;

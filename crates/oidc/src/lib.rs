@@ -255,6 +255,15 @@ pub fn pkce_challenge(verifier: &str) -> String {
 mod tests {
     use super::*;
 
+    /// Axum handlers run these: their futures must be Send.
+    #[allow(dead_code)]
+    fn the_flows_futures_are_send(p: &Provider) {
+        fn is_send<T: Send>(_: T) {}
+        let now = time::OffsetDateTime::now_utc();
+        is_send(p.sign_in("", "", "", now));
+        is_send(p.verify_id_token("", "", now));
+    }
+
     #[test]
     fn the_challenge_is_rfc_7636s() {
         // RFC 7636, appendix B.

@@ -7,8 +7,9 @@
 //! case ([`crate::usecase`]) and renders its typed result. Who is calling
 //! comes from a portal session ([`session`]), made by a sign-in that yields
 //! the same [`cpis_domain::Principal`] an API token yields ([`sign_in`]):
-//! today a one-time link (`cpis login-link`); OpenID Connect is to plug in
-//! beside it ([`SignIn`]).
+//! a one-time link (`cpis login-link`), or OpenID Connect's authorization
+//! code flow with PKCE against a configured issuer ([`oidc`]); [`SignIn`]
+//! says which are on.
 //!
 //! Security, for every page: the session cookie is HttpOnly, SameSite=Strict
 //! and Secure off loopback; sessions end when idle; every POST carries the
@@ -20,6 +21,7 @@ pub(crate) mod assets;
 mod check;
 mod council;
 mod inbox;
+mod oidc;
 pub(crate) mod page;
 pub(crate) mod session;
 
@@ -46,6 +48,7 @@ use crate::state::{AppState, CheckStore, CouncilStore, Queue};
 use crate::usecase::AsnError;
 
 pub use assets::NHSUK_FRONTEND_VERSION;
+pub use oidc::OidcSignIn;
 
 /// The URL the portal serves a built asset at (e.g. `nhsuk-frontend.css`).
 pub fn assets_url(logical: &str) -> String {
@@ -73,12 +76,14 @@ pub const SECURITY_HEADERS: &[(&str, &str)] = &[
     ),
 ];
 
-/// How people sign in to the portal.
-#[derive(Clone)]
-pub enum SignIn {
+/// How people sign in to the portal: either way, or both.
+#[derive(Clone, Default)]
+pub struct SignIn {
     /// One-time links from `cpis login-link`, signed by the data
     /// directory's key (the embedded service).
-    Ticket(TicketVerifier),
+    pub ticket: Option<TicketVerifier>,
+    /// OpenID Connect against the configured issuer (production).
+    pub oidc: Option<OidcSignIn>,
 }
 
 /// The portal's settings.
@@ -158,6 +163,14 @@ pub fn router<S: PortalStore, Q: Queue>(app: AppState<S, Q>, config: PortalConfi
         .route(
             PORTAL_SIGN_IN.path,
             page_route(s, &PORTAL_SIGN_IN, sign_in::sign_in::<S, Q>),
+        )
+        .route(
+            PORTAL_OIDC_START.path,
+            page_route(s, &PORTAL_OIDC_START, oidc::start::<S, Q>),
+        )
+        .route(
+            PORTAL_OIDC_CALLBACK.path,
+            page_route(s, &PORTAL_OIDC_CALLBACK, oidc::callback::<S, Q>),
         )
         .route(
             PORTAL_SIGN_OUT.path,
