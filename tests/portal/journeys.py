@@ -54,15 +54,16 @@ def expect(condition, what):
 
 
 class Service:
-    """`cpis serve --demo` on a free loopback port with a fresh data directory."""
+    """`cpis serve --demo` on a free loopback port (or `addr`) with a fresh data
+    directory, and any `extra` options."""
 
-    def __init__(self, cpis, work):
+    def __init__(self, cpis, work, addr="127.0.0.1:0", extra=()):
         self.cpis = cpis
         self.data = os.path.join(work, "data")
         self.log_path = os.path.join(work, "serve.log")
         self.log = open(self.log_path, "w")
         self.process = subprocess.Popen(
-            [cpis, "serve", "--demo", "--addr", "127.0.0.1:0", "--data", self.data],
+            [cpis, "serve", "--demo", "--addr", addr, "--data", self.data, *extra],
             stdout=self.log, stderr=subprocess.STDOUT,
             env={**os.environ, "RUST_LOG": "info"},
         )
