@@ -61,6 +61,29 @@ impl Clients {
         )
     }
 
+    /// A Secrets Manager secret's string, read once at init. A failure
+    /// names `variable` (the one that gave `arn`) and the AWS error code,
+    /// never the secret.
+    pub async fn secret_string(
+        &self,
+        arn: &str,
+        variable: &'static str,
+    ) -> Result<String, ConfigError> {
+        let out = aws_sdk_secretsmanager::Client::new(&self.sdk)
+            .get_secret_value()
+            .secret_id(arn)
+            .send()
+            .await
+            .map_err(|e| {
+                use aws_sdk_secretsmanager::error::ProvideErrorMetadata;
+                ConfigError::SecretOf(variable, e.code().unwrap_or("no response").to_owned())
+            })?;
+        out.secret_string()
+            .map(|s| s.trim_end_matches(['\n', '\r']).to_owned())
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| ConfigError::SecretOf(variable, "the secret has no string".to_owned()))
+    }
+
     /// The pseudonymiser, reading the secret once if the key lives in
     /// Secrets Manager. A failure names the secret's variable and the AWS
     /// error code, never the key.

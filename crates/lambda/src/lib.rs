@@ -5,6 +5,8 @@
 //! - [`clients`]: the one `SdkConfig` and the adapters built from it, once;
 //! - [`gateway`]: the API Gateway JWT authorizer's claims, and the state of
 //!   an HTTP function;
+//! - [`portal`]: the portal function's settings and its OpenID Connect
+//!   sign-in, built at init;
 //! - [`start`]: the init, with any start-up failure written as one JSON
 //!   error line naming the variable (never its value) and a non-zero exit;
 //! - `testing` (feature `test-support`): API Gateway event fixtures.
@@ -14,6 +16,7 @@
 
 pub mod clients;
 pub mod gateway;
+pub mod portal;
 pub mod settings;
 #[cfg(feature = "test-support")]
 pub mod testing;
@@ -25,6 +28,7 @@ use cpis_telemetry::{event, Style};
 
 pub use clients::Clients;
 pub use gateway::{gateway_app, gateway_state, NoQueue};
+pub use portal::PortalSettings;
 pub use settings::{
     ApiSettings, CheckSettings, ConfigError, DispatchSettings, RelaySettings, UploadSettings,
 };

@@ -15,6 +15,13 @@ pub enum ConfigError {
     Invalid(&'static str, &'static str),
     #[error("the pseudonymisation key could not be read: {0}")]
     Secret(String),
+    /// A Secrets Manager secret other than the pseudonymisation key: the
+    /// variable naming it, and the AWS error code (never the secret).
+    #[error("the secret named by {0} could not be read: {1}")]
+    SecretOf(&'static str, String),
+    /// The OpenID Connect issuer could not be used (discovery, keys).
+    #[error("the OpenID Connect issuer could not be used: {0}")]
+    Issuer(String),
 }
 
 impl ConfigError {
@@ -23,6 +30,8 @@ impl ConfigError {
         match self {
             Self::Missing(name) | Self::Invalid(name, _) => name,
             Self::Secret(_) => PSEUDONYM_SECRET_ARN,
+            Self::SecretOf(name, _) => name,
+            Self::Issuer(_) => crate::portal::OIDC_ISSUER,
         }
     }
 }
@@ -37,7 +46,7 @@ const VIEW_URL: &str = "CPIS_VIEW_URL";
 const VISIBILITY_TAIL_DAYS: &str = "CPIS_VISIBILITY_TAIL_DAYS";
 const PSEUDONYM_KEY: &str = "CPIS_PSEUDONYM_KEY";
 const PSEUDONYM_SECRET_ARN: &str = "CPIS_PSEUDONYM_SECRET_ARN";
-const FEED_STALE_AFTER_HOURS: &str = "CPIS_FEED_STALE_AFTER_HOURS";
+pub(crate) const FEED_STALE_AFTER_HOURS: &str = "CPIS_FEED_STALE_AFTER_HOURS";
 
 /// The environment, read through `lookup`; an empty value counts as unset.
 pub struct Env<L>(L);
@@ -55,16 +64,16 @@ impl<L: Fn(&str) -> Option<String>> Env<L> {
         Env(lookup)
     }
 
-    fn optional(&self, name: &str) -> Option<String> {
+    pub(crate) fn optional(&self, name: &str) -> Option<String> {
         (self.0)(name).filter(|v| !v.trim().is_empty())
     }
 
-    fn required(&self, name: &'static str) -> Result<String, ConfigError> {
+    pub(crate) fn required(&self, name: &'static str) -> Result<String, ConfigError> {
         self.optional(name).ok_or(ConfigError::Missing(name))
     }
 
     /// A whole number in `range`, or `default` when unset.
-    fn whole_number(
+    pub(crate) fn whole_number(
         &self,
         name: &'static str,
         range: std::ops::RangeInclusive<i64>,
