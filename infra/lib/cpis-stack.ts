@@ -20,6 +20,7 @@ import { serviceFunctions } from './stack/functions';
 import { messaging, operationsTopic } from './stack/messaging';
 import { monitoring } from './stack/monitoring';
 import { stackParameters } from './stack/parameters';
+import { portalSignIn } from './stack/portal';
 
 export {
   AUDIT_WRITERS,
@@ -112,6 +113,14 @@ export class CpisStack extends Stack {
       attendanceCheck: fns.attendanceCheck,
       historyQuery: fns.historyQuery,
     });
+    const { clientSecret } = portalSignIn(this, {
+      params,
+      api,
+      portal: fns.portal,
+      dispatcher: fns.dispatcher,
+      dataKey,
+      tables,
+    });
     const { operations, dashboard, relayAlarms } = monitoring(this, {
       params,
       api,
@@ -144,6 +153,15 @@ export class CpisStack extends Stack {
         description: 'Point the custom domain (CNAME or alias) here',
       });
     }
+    new CfnOutput(this, 'PortalUrl', { value: `${api.url}portal`, description: 'The web portal' });
+    new CfnOutput(this, 'PortalRedirectUri', {
+      value: `${api.url}portal/sign-in/callback`,
+      description: 'Register this redirect URI with the portal\'s OpenID Connect issuer',
+    });
+    new CfnOutput(this, 'PortalOidcClientSecretArn', {
+      value: clientSecret.secretArn,
+      description: 'Put the issuer\'s client secret here: aws secretsmanager put-secret-value --secret-id <this> --secret-string <secret>',
+    });
     new CfnOutput(this, 'DashboardName', { value: dashboard.dashboardName });
 
     new CfnOutput(this, 'TableName', { value: tables.table.tableName });

@@ -91,6 +91,7 @@ export const FUNCTIONS = [
   'history-query',
   'notification-dispatch',
   'outbox-relay',
+  'portal',
 ];
 
 /** `arn:<partition>:sns:<region>:<account>:cpis-la-*` as the template writes it. */

@@ -26,13 +26,19 @@ export const SERVICE_TABLE_ACTIONS: Record<string, string[]> = {
   // feed check (Query on FEEDS); the channel check (directory GetItem per council
   // with a feed); the daily purge (Scan, then BatchWriteItem deletes).
   'outbox-relay': ['dynamodb:BatchWriteItem', 'dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:Scan', 'dynamodb:UpdateItem'],
+  // The portal's pages run the API's use cases: the check (as attendance-check), the inbox and
+  // its acknowledgement, the directory, the upload history (Query, GetItem); and its own
+  // sessions, sign-in attempts and check results (PutItem, GetItem, a conditional PutItem for a
+  // touch; crates/aws/src/dynamo/portal.rs). Its DeleteItem (sign-out, a sign-in attempt taken)
+  // is granted on its own items only (stack/portal.ts).
+  portal: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query', 'dynamodb:UpdateItem'],
 };
 
 /** The enumeration watch's defaults, as in crates/domain/src/volume.rs (VolumePolicy). */
 export const CHECK_VOLUME = { threshold: 100, periodMinutes: 10 };
 
-/** Functions that pseudonymise children for the audit trail: the API functions. */
-export const PSEUDONYM_READERS = ['plan-upload', 'attendance-check', 'history-query'];
+/** Functions that pseudonymise children for the audit trail: the API functions and the portal. */
+export const PSEUDONYM_READERS = ['plan-upload', 'attendance-check', 'history-query', 'portal'];
 
 /**
  * Functions that append audit events (PutItem only; no function reads the audit table):
@@ -49,7 +55,7 @@ export const CHANNEL_STATUS_ACTIONS = { onCouncilTopics: ['sns:ListSubscriptions
  */
 export const OUTBOX_AGE_ALARM_SECONDS = 900;
 
-/** What plan-upload's TopicSync calls (crates/aws/src/sns.rs). */
+/** What plan-upload's (and the portal's directory page's) TopicSync calls (crates/aws/src/sns.rs). */
 export const TOPIC_SYNC_ACTIONS = [
   'sns:CreateTopic',
   'sns:ListSubscriptionsByTopic',

@@ -35,7 +35,7 @@ export interface ServiceFunctionsProps {
   readonly councilTopics: string;
 }
 
-/** The five functions, their permissions (explicit statements only), their triggers but the API. */
+/** The six functions, their permissions (explicit statements only), their triggers but the API. */
 export function serviceFunctions(stack: Stack, p: ServiceFunctionsProps) {
   const { manifestPath, placeholderCode, tables, pseudonymSecret, dataKey, messagingKey, logsKey, opsTopic, asnQueue, snsDlq, topicArnPrefix, councilTopics } = p;
   const { logLevel, viewUrl, visibilityTailDays } = p.params;
@@ -92,10 +92,18 @@ export function serviceFunctions(stack: Stack, p: ServiceFunctionsProps) {
     // The channel check reads each council topic's subscriptions.
     CPIS_SNS_TOPIC_ARN_PREFIX: topicArnPrefix,
   });
+  // The web portal: the check's and the directory's settings; its sign-in (CPIS_OIDC_*) is
+  // added with its routes (stack/portal.ts).
+  const portal = define('portal', 'cpis: the web portal (OpenID Connect sign-in, sessions in DynamoDB)', TIMEOUTS.api, {
+    ...apiCommon,
+    CPIS_ASN_QUEUE_URL: asnQueue.queue.queueUrl,
+    CPIS_SNS_KMS_KEY_ID: messagingKey.keyArn,
+    CPIS_SNS_DLQ_ARN: snsDlq.queue.queueArn,
+  });
 
   // ---- Permissions: explicit statements only ------------------------------------------------------
   const tableResources = [tables.table.tableArn, `${tables.table.tableArn}/index/*`];
-  const writers = new Set(['plan-upload', 'attendance-check', 'notification-dispatch', 'outbox-relay']);
+  const writers = new Set(['plan-upload', 'attendance-check', 'notification-dispatch', 'outbox-relay', 'portal']);
   for (const [name, fn] of Object.entries(functions)) {
     fn.allow(
       new iam.PolicyStatement({
@@ -146,7 +154,7 @@ export function serviceFunctions(stack: Stack, p: ServiceFunctionsProps) {
   tables.restrictPutItemTo(AUDIT_WRITERS.map((name) => functions[name].role.roleArn));
 
   // Senders to the ASN queue.
-  for (const fn of [attendanceCheck, relay]) {
+  for (const fn of [attendanceCheck, relay, portal]) {
     fn.allow(
       new iam.PolicyStatement({
         sid: 'AsnQueueSend',
@@ -204,14 +212,17 @@ export function serviceFunctions(stack: Stack, p: ServiceFunctionsProps) {
   });
   mapping.node.addDependency(dispatcher.policy);
 
-  // plan-upload keeps each council's topic and subscriptions in step (TopicSync).
-  planUpload.allow(
-    new iam.PolicyStatement({
-      sid: 'CouncilTopicsSync',
-      actions: TOPIC_SYNC_ACTIONS,
-      resources: [councilTopics],
-    }),
-  );
+  // plan-upload and the portal's directory page keep each council's topic and subscriptions
+  // in step (TopicSync).
+  for (const fn of [planUpload, portal]) {
+    fn.allow(
+      new iam.PolicyStatement({
+        sid: 'CouncilTopicsSync',
+        actions: TOPIC_SYNC_ACTIONS,
+        resources: [councilTopics],
+      }),
+    );
+  }
 
   // The relay's channel check: read-only, on council topics, plus the account's opted-out
   // numbers (an action with no resource-level permissions).
@@ -256,7 +267,7 @@ export function serviceFunctions(stack: Stack, p: ServiceFunctionsProps) {
     ],
   });
 
-  return { functions, planUpload, attendanceCheck, historyQuery, dispatcher, relay };
+  return { functions, planUpload, attendanceCheck, historyQuery, dispatcher, relay, portal };
 }
 
 function toId(crateName: string): string {
