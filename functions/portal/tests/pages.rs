@@ -14,7 +14,11 @@ const HEALTH: &str = include_str!("../../../events/apigw/health.json");
 const COUNCIL_INBOX: &str = include_str!("../../../events/apigw/list-notifications-council.json");
 
 fn app() -> axum::Router {
-    let state = state_at(FIXTURE_TIME, MemoryStore::new(), RecordingQueue::default());
+    app_on(MemoryStore::new())
+}
+
+fn app_on(store: MemoryStore) -> axum::Router {
+    let state = state_at(FIXTURE_TIME, store, RecordingQueue::default());
     portal::app(
         state,
         PortalConfig {
@@ -75,4 +79,33 @@ async fn the_sign_in_page_offers_no_one_time_links_and_the_api_is_not_here() {
         StatusCode::NOT_FOUND,
         "the API is not served here"
     );
+}
+
+#[tokio::test]
+async fn a_session_cookie_arrives_in_the_events_cookies_and_opens_the_councils_pages() {
+    use cpis_domain::{OdsCode, PortalSession, PortalSessions, Principal, SecretDigest};
+    let store = MemoryStore::new();
+    let id = "A".repeat(43);
+    let principal = Principal::Council {
+        authority: OdsCode::parse("E09000033").unwrap(),
+        client_id: "duty-1".into(),
+    };
+    let session = PortalSession::new(
+        SecretDigest::of(&id),
+        principal,
+        "c".repeat(43),
+        FIXTURE_TIME,
+    );
+    store.create_session(&session).await.unwrap();
+    let app = app_on(store);
+    // API Gateway (payload v2) hands cookies over in `cookies`, not as a header.
+    let mut event: serde_json::Value = serde_json::from_str(&get("/portal/notifications")).unwrap();
+    event["cookies"] = serde_json::json!([format!("__Host-cpis-session={id}")]);
+    let page = invoke(&app, &event.to_string()).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+    assert!(page.text.contains("Notifications"));
+    // The loopback name is not the HTTPS one: no session.
+    event["cookies"] = serde_json::json!([format!("cpis-session={id}")]);
+    let page = invoke(&app, &event.to_string()).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
 }
