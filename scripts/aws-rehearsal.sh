@@ -81,9 +81,14 @@ templates=("$work"/cdk.out/*.template.json)
     || fail synth "expected one template in cdk.out, found: ${templates[*]##*/}"
 template=${templates[0]}
 echo "ok synth: $(basename "$template")"
-# ViewUrl is the one parameter without a default (where a duty team signs in).
+# ViewUrl: where a duty team signs in (by default the portal's pages, whose API
+# Gateway URL a rehearsal has not). The portal function needs an issuer and
+# API Gateway, neither of which is here: it is not run, so its environment is
+# not written (its own tests: functions/portal/tests; tests/suites/66-portal-oidc.sh).
+# shellcheck disable=SC2046 # one -f per function
 python3 scripts/rehearsal_resources.py "$template" "$endpoint" "$work/env" \
-    -p ViewUrl=https://cpis.example.org/notifications
+    -p ViewUrl=https://cpis.example.org/notifications \
+    $(printf -- '-f %s ' "${functions[@]}")
 
 # ---- Functions ------------------------------------------------------------------------------
 # Built first, one at a time and exactly as `cargo lambda watch` runs them

@@ -48,6 +48,8 @@ def main():
     parser.add_argument("out_dir")
     parser.add_argument("-p", "--parameter", action="append", default=[],
                         help="NAME=VALUE for a template parameter without a default")
+    parser.add_argument("-f", "--function", action="append", default=[],
+                        help="write the environment of this function only (repeatable; default all)")
     args = parser.parse_args()
 
     with open(args.template, encoding="utf-8") as f:
@@ -100,6 +102,10 @@ def main():
             if logical in created and attribute in created[logical]:
                 return created[logical][attribute]
             raise Unresolvable(f"GetAtt {logical}.{attribute}")
+        if fn == "Fn::If":
+            # Only the branch the condition picks is resolved, as CloudFormation does.
+            name, when_true, when_false = arg
+            return resolve(when_true if condition(name) else when_false)
         if fn == "Fn::Join":
             sep, parts = arg
             return sep.join(resolve(p) for p in parts)
@@ -108,6 +114,26 @@ def main():
                 {"Fn::GetAtt": m.group(1).split(".", 1)} if "." in m.group(1) and m.group(1) not in pseudo
                 else {"Ref": m.group(1)}), arg)
         raise Unresolvable(f"{fn} is not supported here")
+
+    def condition(name):
+        """A template condition: Fn::Equals, Fn::Not, Fn::And, Fn::Or over resolvable values."""
+        def holds(expr):
+            (fn, arg), = expr.items()
+            if fn == "Fn::Equals":
+                return resolve(arg[0]) == resolve(arg[1])
+            if fn == "Fn::Not":
+                return not holds(arg[0])
+            if fn == "Fn::And":
+                return all(holds(a) for a in arg)
+            if fn == "Fn::Or":
+                return any(holds(a) for a in arg)
+            if fn == "Condition":
+                return condition(arg)
+            raise Unresolvable(f"condition {fn} is not supported here")
+        spec = template.get("Conditions", {}).get(name)
+        if spec is None:
+            raise Unresolvable(f"condition {name} is not in the template")
+        return holds(spec)
 
     of_type = lambda t: sorted(k for k, v in resources.items() if v["Type"] == t)  # noqa: E731
 
@@ -183,6 +209,8 @@ def main():
         if not path.startswith("Cpis/") or not path.endswith("/Function/Resource"):
             continue  # CDK's own helper functions, if any
         name = crate_name(path)
+        if args.function and name not in args.function:
+            continue  # a function the rehearsal does not run
         variables = res.get("Properties", {}).get("Environment", {}).get("Variables", {})
         try:
             env = {k: resolve(v) for k, v in sorted(variables.items())}
