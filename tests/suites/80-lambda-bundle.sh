@@ -4,17 +4,16 @@
 # infra/test/bundling.test.ts), so that a deploy's build is proven in CI, not
 # only its synthesis with placeholder code. x86_64 here (arm64 stays the
 # deploy default: this machine has no arm64 linker). CPIS_BUNDLE_FUNCTION
-# picks the functions (default: outbox-relay and portal).
+# picks the functions, space-separated (default: portal, the one that links
+# most: the AWS SDK, the Lambda runtime, and the OpenID Connect client's
+# reqwest with rustls; each further function adds a release build with LTO).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 # cargo-lambda from PyPI, with the Zig it builds with.
 python3 -m pip install --quiet --disable-pip-version-check 'cargo-lambda==1.9.2'
 
-# outbox-relay (the AWS SDK functions' shape) and portal (which alone links the
-# OpenID Connect client: reqwest with rustls beside the SDK's). One cargo
-# target directory: the second build reuses what the first compiled.
-for function in ${CPIS_BUNDLE_FUNCTION:-outbox-relay portal}; do
+for function in ${CPIS_BUNDLE_FUNCTION:-portal}; do
     flags=$(cd infra && node -e "
       require('ts-node/register');
       const { cargoLambdaFlags } = require('./lib/constructs/rust-function');
