@@ -81,7 +81,7 @@ mod tests {
         let none = serve_args(&[]).unwrap();
         assert!(sign_in(&none).await.unwrap().is_none());
         let half = serve_args(&["--oidc-issuer", "https://idp.example.org"]);
-        let error = half.err().expect("refused").to_string();
+        let error = half.expect_err("refused").to_string();
         assert!(error.contains("--oidc-client-id"), "{error}");
         let orphan = serve_args(&["--oidc-client-id", "x"]);
         assert!(orphan.is_err(), "a client id without an issuer");

@@ -21,6 +21,7 @@ pub(crate) mod assets;
 mod check;
 mod council;
 mod inbox;
+#[cfg(feature = "oidc")]
 mod oidc;
 pub(crate) mod page;
 pub(crate) mod session;
@@ -48,6 +49,7 @@ use crate::state::{AppState, CheckStore, CouncilStore, Queue};
 use crate::usecase::AsnError;
 
 pub use assets::NHSUK_FRONTEND_VERSION;
+#[cfg(feature = "oidc")]
 pub use oidc::OidcSignIn;
 
 /// The URL the portal serves a built asset at (e.g. `nhsuk-frontend.css`).
@@ -82,8 +84,21 @@ pub struct SignIn {
     /// One-time links from `cpis login-link`, signed by the data
     /// directory's key (the embedded service).
     pub ticket: Option<TicketVerifier>,
-    /// OpenID Connect against the configured issuer (production).
+    /// OpenID Connect against the configured issuer (production; feature
+    /// `oidc`).
+    #[cfg(feature = "oidc")]
     pub oidc: Option<OidcSignIn>,
+}
+
+impl SignIn {
+    /// The OpenID Connect button's text, when that way in is on.
+    pub(crate) fn oidc_label(&self) -> Option<&str> {
+        #[cfg(feature = "oidc")]
+        if let Some(oidc) = &self.oidc {
+            return Some(&oidc.label);
+        }
+        None
+    }
 }
 
 /// The portal's settings.
@@ -151,7 +166,20 @@ pub fn router<S: PortalStore, Q: Queue>(app: AppState<S, Q>, config: PortalConfi
         config: Arc::new(config),
     };
     let s = &state;
-    Router::new()
+    let router = Router::new();
+    // Without the feature the two sign-in routes are not served: the
+    // portal's 404 page, as for an issuer not configured.
+    #[cfg(feature = "oidc")]
+    let router = router
+        .route(
+            PORTAL_OIDC_START.path,
+            page_route(s, &PORTAL_OIDC_START, oidc::start::<S, Q>),
+        )
+        .route(
+            PORTAL_OIDC_CALLBACK.path,
+            page_route(s, &PORTAL_OIDC_CALLBACK, oidc::callback::<S, Q>),
+        );
+    router
         .route(
             PORTAL_HOME.path,
             page_route(s, &PORTAL_HOME, sign_in::home::<S, Q>),
@@ -163,14 +191,6 @@ pub fn router<S: PortalStore, Q: Queue>(app: AppState<S, Q>, config: PortalConfi
         .route(
             PORTAL_SIGN_IN.path,
             page_route(s, &PORTAL_SIGN_IN, sign_in::sign_in::<S, Q>),
-        )
-        .route(
-            PORTAL_OIDC_START.path,
-            page_route(s, &PORTAL_OIDC_START, oidc::start::<S, Q>),
-        )
-        .route(
-            PORTAL_OIDC_CALLBACK.path,
-            page_route(s, &PORTAL_OIDC_CALLBACK, oidc::callback::<S, Q>),
         )
         .route(
             PORTAL_SIGN_OUT.path,

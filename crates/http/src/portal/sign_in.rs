@@ -45,7 +45,7 @@ pub(crate) fn sign_in_page<S, Q>(
     signed_out: bool,
 ) -> Response {
     let sign_in = &state.config.sign_in;
-    let oidc = sign_in.oidc.as_ref().map(|oidc| {
+    let oidc = sign_in.oidc_label().map(|label| {
         let href = match &next {
             Some(next) => {
                 let query = form_urlencoded::Serializer::new(String::new())
@@ -55,7 +55,7 @@ pub(crate) fn sign_in_page<S, Q>(
             }
             None => "/portal/sign-in/oidc".to_owned(),
         };
-        (oidc.label.clone(), href)
+        (label.to_owned(), href)
     });
     html(
         status,
