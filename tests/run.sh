@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of the project on a fresh machine: installs what it needs
-# (Python test tools from PyPI, npm packages for infra/), starts moto server on
-# 127.0.0.1, runs the Rust workspace tests and the infrastructure tests.
+# (Python test tools from PyPI, npm packages for infra/), starts moto server and
+# NHS England's MESH sandbox on 127.0.0.1, runs the Rust workspace tests and the
+# infrastructure tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -19,12 +20,25 @@ moto_log=$(mktemp)
 moto_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
 python3 tests/moto_server.py -H 127.0.0.1 -p "$moto_port" >"$moto_log" 2>&1 &
 moto_pid=$!
-trap 'kill $moto_pid 2>/dev/null || true' EXIT
+# Ends moto and the MESH sandbox (started below), whatever happens.
+trap 'kill $moto_pid 2>/dev/null || true; bash tests/mesh_sandbox.sh stop >/dev/null 2>&1 || true' EXIT
 for _ in $(seq 1 100); do
   if python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$moto_port/moto-api/')" 2>/dev/null; then break; fi
   sleep 0.2
 done
 export CPIS_MOTO_ENDPOINT="http://127.0.0.1:$moto_port"
+
+# Tests that run the service write what it put out (logs, error bodies, SMS,
+# email) here; tests/suites/90-privacy-scan.sh scans it afterwards. Made before
+# the MESH sandbox starts: its log goes here too.
+CPIS_PRIVACY_CAPTURE_DIR=$(mktemp -d)
+export CPIS_PRIVACY_CAPTURE_DIR
+
+step "MESH sandbox (NHS England's mesh-sandbox, own venv under target/) on 127.0.0.1"
+CPIS_MESH_SANDBOX_URL=$(bash tests/mesh_sandbox.sh start)
+export CPIS_MESH_SANDBOX_URL
+# Tests that need the sandbox fail, rather than skip, without it.
+export CPIS_REQUIRE_MESH_SANDBOX=1
 
 step "The HL7 v3 schema validator (../shared/hl7v3: the official CP-IS XSDs, run by a JDK)"
 if ! command -v java >/dev/null 2>&1; then
@@ -41,10 +55,6 @@ else
 fi
 
 step "Rust workspace tests"
-# Tests that run the service write what it put out (logs, error bodies, SMS,
-# email) here; tests/suites/90-privacy-scan.sh scans it afterwards.
-CPIS_PRIVACY_CAPTURE_DIR=$(mktemp -d)
-export CPIS_PRIVACY_CAPTURE_DIR
 cargo test --workspace --all-targets --locked
 cargo test --workspace --doc --locked
 

@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 use time::macros::datetime;
 use time::OffsetDateTime;
 
+pub mod hl7v3;
 pub mod loadgen;
 pub mod upload;
 

@@ -91,7 +91,7 @@ pub fn render_acknowledgement(
                     .unwrap_or("");
                 (
                     format!("{code}: {}", detail_text(&code)),
-                    row.xpath_for(relative).to_owned(),
+                    row.xpath_for(relative),
                 )
             }
         };

@@ -1,11 +1,13 @@
 //! A streaming reader that hands out the document element's children one at
-//! a time, each as a small owned tree: memory is bounded by the largest child
-//! (one `record`), not by the file.
+//! a time, each as a small tree borrowing the file: memory beyond the file
+//! is bounded by the largest child (one `record`), not by the file's size.
 //!
 //! No DTD is read: a `<!DOCTYPE` anywhere is refused, and the only entity
 //! references resolved are XML's five predefined ones and character
 //! references; any other `&name;` is refused (undefined in a document
 //! without a DTD, so not well-formed).
+
+use std::borrow::Cow;
 
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::name::ResolveResult;
@@ -32,28 +34,120 @@ pub(crate) enum Ns {
     Other,
 }
 
-/// One element: namespace, local name, unprefixed attributes, children, text.
-#[derive(Clone)]
-pub(crate) struct Node {
-    pub ns: Ns,
-    pub name: String,
-    pub attrs: Vec<(String, String)>,
-    pub children: Vec<Node>,
-    /// Character data directly inside the element (whitespace kept).
-    pub text: String,
+/// One child of the document element, whole: its elements in document
+/// order in one arena, each naming where its subtree ends. Names, attribute
+/// values and text borrow the file wherever XML needs no rewriting of them
+/// (no reference, no line end to normalise), so reading a record allocates
+/// almost nothing; the arena is reused from one record to the next.
+#[derive(Default)]
+pub(crate) struct Tree<'a> {
+    nodes: Vec<NodeData<'a>>,
+    attrs: Vec<(&'a str, Cow<'a, str>)>,
 }
 
-impl Node {
-    pub fn attr(&self, name: &str) -> Option<&str> {
-        self.attrs
+struct NodeData<'a> {
+    ns: Ns,
+    name: &'a str,
+    /// This element's attributes: `attrs[attrs_from..attrs_to]`.
+    attrs_from: u32,
+    attrs_to: u32,
+    /// Character data directly inside the element (whitespace kept).
+    text: Cow<'a, str>,
+    /// The index after this element's last descendant.
+    end: u32,
+}
+
+impl<'a> Tree<'a> {
+    /// The subtree's top element. Only called on a tree `next_child` filled.
+    pub fn root(&self) -> Node<'_> {
+        Node { tree: self, at: 0 }
+    }
+}
+
+/// One element of a [`Tree`]: namespace, local name, unprefixed attributes,
+/// children, text.
+#[derive(Clone, Copy)]
+pub(crate) struct Node<'t> {
+    tree: &'t Tree<'t>,
+    at: u32,
+}
+
+impl<'t> Node<'t> {
+    fn data(&self) -> &'t NodeData<'t> {
+        &self.tree.nodes[self.at as usize]
+    }
+
+    pub fn ns(&self) -> Ns {
+        self.data().ns
+    }
+
+    pub fn name(&self) -> &'t str {
+        self.data().name
+    }
+
+    pub fn text(&self) -> &'t str {
+        &self.data().text
+    }
+
+    pub fn attr(&self, name: &str) -> Option<&'t str> {
+        let data = self.data();
+        self.tree.attrs[data.attrs_from as usize..data.attrs_to as usize]
             .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| &**v)
     }
 
     pub fn has_text(&self) -> bool {
-        !self.text.trim().is_empty()
+        !self.text().trim().is_empty()
     }
+
+    /// The element's children, in document order.
+    pub fn children(&self) -> Children<'t> {
+        Children {
+            tree: self.tree,
+            next: self.at + 1,
+            end: self.data().end,
+        }
+    }
+
+    pub fn first_child(&self) -> Option<Node<'t>> {
+        self.children().next()
+    }
+}
+
+pub(crate) struct Children<'t> {
+    tree: &'t Tree<'t>,
+    next: u32,
+    end: u32,
+}
+
+impl<'t> Iterator for Children<'t> {
+    type Item = Node<'t>;
+
+    fn next(&mut self) -> Option<Node<'t>> {
+        if self.next >= self.end {
+            return None;
+        }
+        let node = Node {
+            tree: self.tree,
+            at: self.next,
+        };
+        self.next = self.tree.nodes[self.next as usize].end;
+        Some(node)
+    }
+}
+
+/// `part` as a slice of `input` when it lies inside it (the reader lends
+/// out slices of the file), so it can outlive the event it came in.
+fn within<'a>(input: &'a str, part: &str) -> Option<&'a str> {
+    let offset = (part.as_ptr() as usize).checked_sub(input.as_ptr() as usize)?;
+    input.get(offset..offset.checked_add(part.len())?)
+}
+
+/// The document element as [`Stream::open`] reads it: no children.
+pub(crate) struct Root {
+    pub ns: Ns,
+    pub name: String,
 }
 
 /// Why the document could not be read. Carries positions and element names
@@ -79,8 +173,11 @@ pub(crate) enum XmlError {
 }
 
 pub(crate) struct Stream<'a> {
+    input: &'a str,
     reader: NsReader<&'a [u8]>,
     finished: bool,
+    /// Indexes into the tree of the elements open in `next_child`.
+    open: Vec<u32>,
 }
 
 fn ns_of(resolved: &ResolveResult<'_>) -> Ns {
@@ -94,7 +191,7 @@ fn ns_of(resolved: &ResolveResult<'_>) -> Ns {
 impl<'a> Stream<'a> {
     /// Opens the document and reads up to its document element, which is
     /// returned without children.
-    pub fn open(bytes: &'a [u8]) -> Result<(Self, Node), XmlError> {
+    pub fn open(bytes: &'a [u8]) -> Result<(Self, Root), XmlError> {
         let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
         let text = std::str::from_utf8(bytes).map_err(|_| XmlError::NotUtf8)?;
         let mut reader = NsReader::from_str(text);
@@ -103,8 +200,10 @@ impl<'a> Stream<'a> {
         config.check_end_names = true;
         config.check_comments = true;
         let mut stream = Self {
+            input: text,
             reader,
             finished: false,
+            open: Vec::new(),
         };
         loop {
             let (ns, event) = stream.next_event()?;
@@ -123,8 +222,12 @@ impl<'a> Stream<'a> {
                     }
                 }
                 Event::Start(start) => {
-                    let root = stream.node(ns, &start, "")?;
-                    return Ok((stream, root));
+                    // Its attributes (namespace declarations) are checked
+                    // for well-formedness and dropped.
+                    let mut scratch = Tree::default();
+                    stream.push_node(&mut scratch, ns, &start, "")?;
+                    let name = scratch.nodes[0].name.to_owned();
+                    return Ok((stream, Root { ns, name }));
                 }
                 Event::Text(t) if t.xml10_content().trim().is_empty() => {}
                 Event::Comment(_) | Event::PI(_) => {}
@@ -155,10 +258,18 @@ impl<'a> Stream<'a> {
         Ok((ns, event))
     }
 
-    fn node(&self, ns: Ns, start: &BytesStart<'_>, path: &str) -> Result<Node, XmlError> {
+    /// Appends the element `start` opens to `tree` (its subtree's end is
+    /// set when it closes).
+    fn push_node(
+        &self,
+        tree: &mut Tree<'a>,
+        ns: Ns,
+        start: &BytesStart<'a>,
+        path: &str,
+    ) -> Result<(), XmlError> {
         let position = self.position();
-        let name = start.local_name().as_ref().to_owned();
-        let mut attrs = Vec::new();
+        let name = self.borrowed(start.local_name().as_ref())?;
+        let attrs_from = tree.attrs.len() as u32;
         for attr in start.attributes() {
             let attr = attr.map_err(|_| XmlError::NotWellFormed { position })?;
             if attr.key.as_namespace_binding().is_some() || attr.key.prefix().is_some() {
@@ -166,68 +277,94 @@ impl<'a> Stream<'a> {
                 // not part of the CP-IS model: ignored.
                 continue;
             }
-            let value = attr
-                .normalized_value(XmlVersion::Implicit1_0)
-                .map_err(|e| match e {
-                    quick_xml::Error::Escape(_) => XmlError::UndefinedEntity,
-                    _ => XmlError::NotWellFormed { position },
-                })?;
+            // Attribute-value normalisation (XML 1.0 §3.3.3) changes only
+            // references and whitespace characters; anything else is the
+            // file's own bytes.
+            let raw: &str = &attr.value;
+            let value = match raw.bytes().any(|b| b"&\t\n\r".contains(&b)) {
+                false => Cow::Borrowed(self.borrowed(raw)?),
+                true => Cow::Owned(
+                    attr.normalized_value(XmlVersion::Implicit1_0)
+                        .map_err(|e| match e {
+                            quick_xml::Error::Escape(_) => XmlError::UndefinedEntity,
+                            _ => XmlError::NotWellFormed { position },
+                        })?
+                        .into_owned(),
+                ),
+            };
             if value.len() > MAX_ATTRIBUTE {
                 return Err(XmlError::TooLarge {
-                    path: format!("{path}/{name}"),
+                    path: format!("{path}/{}", shown(name)),
                 });
             }
-            let key = attr.key.local_name().as_ref().to_owned();
-            attrs.push((key, value.into_owned()));
+            let key = self.borrowed(attr.key.local_name().as_ref())?;
+            tree.attrs.push((key, value));
         }
-        Ok(Node {
+        tree.nodes.push(NodeData {
             ns,
             name,
-            attrs,
-            children: Vec::new(),
-            text: String::new(),
+            attrs_from,
+            attrs_to: tree.attrs.len() as u32,
+            text: Cow::Borrowed(""),
+            end: u32::MAX,
+        });
+        Ok(())
+    }
+
+    /// A name or value the reader lent from the file, as a slice of it.
+    fn borrowed(&self, part: &str) -> Result<&'a str, XmlError> {
+        within(self.input, part).ok_or(XmlError::NotWellFormed {
+            position: self.position(),
         })
     }
 
-    /// The next child of the document element, whole, or `None` after the
-    /// document element's end (the rest of the document is checked too).
-    /// `path` names the document element for [`XmlError::TooLarge`].
-    pub fn next_child(&mut self, path: &str) -> Result<Option<Node>, XmlError> {
+    /// Reads the next child of the document element, whole, into `tree`
+    /// (emptied first); `false` after the document element's end (the rest
+    /// of the document is checked too). `path` names the document element
+    /// for [`XmlError::TooLarge`].
+    pub fn next_child(&mut self, path: &str, tree: &mut Tree<'a>) -> Result<bool, XmlError> {
+        tree.nodes.clear();
+        tree.attrs.clear();
+        self.open.clear();
         if self.finished {
-            return Ok(None);
+            return Ok(false);
         }
         // Text directly in the document element is read and must be blank.
-        let mut stack: Vec<Node> = Vec::new();
-        let mut count = 0usize;
         loop {
             let (ns, event) = self.next_event()?;
             match event {
                 Event::Start(start) => {
-                    count += 1;
-                    let here = format!("{path}/{}", local(&start));
-                    if stack.len() >= MAX_DEPTH || count > MAX_NODES {
-                        return Err(XmlError::TooLarge { path: here });
+                    if self.open.len() >= MAX_DEPTH || tree.nodes.len() >= MAX_NODES {
+                        return Err(XmlError::TooLarge {
+                            path: format!("{path}/{}", local(&start)),
+                        });
                     }
-                    let node = self.node(ns, &start, path)?;
-                    stack.push(node);
+                    self.open.push(tree.nodes.len() as u32);
+                    self.push_node(tree, ns, &start, path)?;
                 }
-                Event::End(_) => match stack.pop() {
+                Event::End(_) => match self.open.pop() {
                     None => {
                         self.finish()?;
-                        return Ok(None);
+                        return Ok(false);
                     }
-                    Some(done) => match stack.last_mut() {
-                        Some(parent) => parent.children.push(done),
-                        None => return Ok(Some(done)),
-                    },
+                    Some(done) => {
+                        tree.nodes[done as usize].end = tree.nodes.len() as u32;
+                        if self.open.is_empty() {
+                            return Ok(true);
+                        }
+                    }
                 },
                 Event::Text(t) => {
-                    let content = t.xml10_content();
-                    self.push_text(&mut stack, &content, path)?;
+                    let raw: &str = &t;
+                    let content = match raw.contains('\r') {
+                        false => Cow::Borrowed(self.borrowed(raw)?),
+                        true => Cow::Owned(t.xml10_content().into_owned()),
+                    };
+                    self.push_text(tree, content, path)?;
                 }
                 Event::CData(t) => {
-                    let content = t.xml10_content();
-                    self.push_text(&mut stack, &content, path)?;
+                    let content = Cow::Owned(t.xml10_content().into_owned());
+                    self.push_text(tree, content, path)?;
                 }
                 Event::GeneralRef(r) => {
                     let resolved = if r.is_char_ref() {
@@ -241,7 +378,7 @@ impl<'a> Stream<'a> {
                             .ok_or(XmlError::UndefinedEntity)?
                             .to_owned()
                     };
-                    self.push_text(&mut stack, &resolved, path)?;
+                    self.push_text(tree, Cow::Owned(resolved), path)?;
                 }
                 Event::Comment(_) | Event::PI(_) => {}
                 // Empty elements are expanded into Start and End.
@@ -254,13 +391,23 @@ impl<'a> Stream<'a> {
         }
     }
 
-    fn push_text(&self, stack: &mut [Node], content: &str, path: &str) -> Result<(), XmlError> {
-        match stack.last_mut() {
-            Some(node) => {
-                node.text.push_str(content);
+    fn push_text(
+        &self,
+        tree: &mut Tree<'a>,
+        content: Cow<'a, str>,
+        path: &str,
+    ) -> Result<(), XmlError> {
+        match self.open.last() {
+            Some(&open) => {
+                let node = &mut tree.nodes[open as usize];
+                if node.text.is_empty() {
+                    node.text = content;
+                } else {
+                    node.text.to_mut().push_str(&content);
+                }
                 if node.text.len() > MAX_TEXT {
                     return Err(XmlError::TooLarge {
-                        path: format!("{path}/{}", shown(&node.name)),
+                        path: format!("{path}/{}", shown(node.name)),
                     });
                 }
                 Ok(())

@@ -4,11 +4,12 @@
 use std::fmt;
 
 use cpis_domain::{OdsCode, UploadMode};
-use serde_json::{Map, Value};
+use serde::Serialize;
 
-use crate::tree::{shown, Ns, Stream};
+use crate::tree::{shown, Ns, Stream, Tree};
 
 mod envelope;
+mod path;
 mod record;
 
 use envelope::*;
@@ -20,10 +21,6 @@ pub const MAX_FILE_BYTES: usize = 32 * 1024 * 1024;
 /// Most records (and most plans: a record carries up to three) one file may
 /// carry; the domain takes at most this many records a batch.
 pub const MAX_RECORDS: usize = 10_000;
-/// The marker member that makes the domain reject a record whose XML could
-/// not be read whole (it fails as an unexpected field): the record still has
-/// its own CPR07 outcome, and a full snapshot still protects its child.
-pub(crate) const RECORD_ERROR_MEMBER: &str = "hl7v3_record_error";
 /// Longest file id read (the sequence is at most 2^53 - 1: 16 digits, and
 /// councils may zero-pad).
 const MAX_FILE_ID: usize = 20;
@@ -226,28 +223,134 @@ impl fmt::Debug for UploadFile {
 pub(crate) struct Row {
     /// 0-based index of the `record` element.
     pub record: usize,
-    pub value: Map<String, Value>,
-    /// JSON member name → XPath of the element or attribute it came from
-    /// (or, when missing, of the element that should hold it).
-    pub locations: Vec<(&'static str, String)>,
-    /// XPath of the plan as a whole (`pertinentInformation[m]`).
-    pub whole: String,
+    pub value: RowValue,
+    pub paths: RowPaths,
     pub problem: Option<(RecordProblem, String)>,
+}
+
+/// The domain record, as the JSON route takes it. Members in sorted order
+/// (as `serde_json`'s map writes them): a batch's bytes, and so its digest
+/// in the sequence ledger, stay what earlier versions wrote.
+#[derive(Clone, Default, PartialEq, Serialize)]
+pub(crate) struct RowValue {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delete_date: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub end_date: Option<String>,
+    /// The marker member that makes the domain reject a record whose XML could
+    /// not be read whole (it fails as an unexpected field): the record still has
+    /// its own CPR07 outcome, and a full snapshot still protects its child.
+    #[serde(rename = "hl7v3_record_error", skip_serializing_if = "is_false")]
+    pub record_error: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub local_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nhs_number: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plan_type: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub start_date: Option<String>,
+}
+
+fn is_false(b: &bool) -> bool {
+    !b
+}
+
+/// Where a row's fields are in the file, kept as positions: an XPath is
+/// written only when the domain rejects a field.
+#[derive(Clone, PartialEq)]
+pub(crate) enum RowPaths {
+    /// A plan: `pertinentInformation[info + 1]/<kind's template>`.
+    Plan {
+        kind: PlanKind,
+        info: usize,
+        /// Which of start, end and delete dates the file gives.
+        dates: [bool; 3],
+        /// The subject the plan is held against, if the record gave one.
+        subject: Option<SubjectPath>,
+    },
+    /// A record none of whose plans could be read (it always has a fault).
+    Record,
+}
+
+#[derive(Clone, PartialEq)]
+pub(crate) struct SubjectPath {
+    pub index: usize,
+    pub unborn: bool,
+    /// 0-based indexes of the `id` elements that gave each identifier.
+    pub nhs_id: Option<usize>,
+    pub local_id: Option<usize>,
 }
 
 impl Row {
     /// The XPath for a domain outcome's pointer relative to the record
-    /// (`/end_date`, or empty for the record as a whole).
-    pub fn xpath_for(&self, relative: &str) -> &str {
+    /// (`/end_date`, or empty for the record as a whole): the field's
+    /// element or attribute, or (when missing) the element that should hold
+    /// it; a record with a structural fault, the fault's.
+    pub fn xpath_for(&self, relative: &str) -> String {
         if let Some((_, at)) = &self.problem {
-            return at;
+            return at.clone();
         }
         let field = relative.strip_prefix('/').unwrap_or(relative);
-        self.locations
-            .iter()
-            .find(|(name, _)| *name == field)
-            .map_or(&self.whole, |(_, at)| at)
+        let file = path::At::file();
+        let record = file.nth("record", self.record + 1);
+        let at = record.child("CP-ISRecord");
+        let RowPaths::Plan {
+            kind,
+            info,
+            dates,
+            subject,
+        } = &self.paths
+        else {
+            return at.xpath();
+        };
+        let info_at = at.nth("pertinentInformation", info + 1);
+        let plan_at = info_at.child(kind.element());
+        let date = |which: usize| match dates[which] {
+            true => plan_at
+                .child(record::DATE_COMPONENTS[which])
+                .child(kind.date_element(which))
+                .join("value/@value"),
+            false => plan_at.xpath(),
+        };
+        let id = |j: usize, s: &SubjectPath| {
+            let subject_at = at.nth("subject", s.index + 1);
+            let template_at = subject_at.child(record::subject_template(s.unborn));
+            let holder = template_at.child("parentMotherPerson");
+            let holder = holder.child("playedMother");
+            let holder = if s.unborn { &holder } else { &template_at };
+            holder.nth("id", j + 1).join("@extension")
+        };
+        match (field, subject) {
+            ("start_date", _) => date(0),
+            ("end_date", _) => date(1),
+            ("delete_date", _) => date(2),
+            ("nhs_number", None) => at
+                .child("subject")
+                .join(record::subject_template(*kind == PlanKind::Ucp)),
+            ("nhs_number", Some(s)) => match s.nhs_id {
+                Some(j) => id(j, s),
+                None => at
+                    .nth("subject", s.index + 1)
+                    .join(record::subject_template(s.unborn)),
+            },
+            (
+                "local_id",
+                Some(SubjectPath {
+                    local_id: Some(j), ..
+                }),
+            ) => id(*j, subject.as_ref().unwrap_or_else(|| unreachable!())),
+            _ => plan_at.xpath(),
+        }
     }
+}
+
+/// The batch as the JSON route takes it; members in sorted order.
+#[derive(Serialize)]
+struct Batch<'r> {
+    mode: &'static str,
+    records: Vec<&'r RowValue>,
+    sequence: u64,
 }
 
 impl UploadFile {
@@ -263,30 +366,16 @@ impl UploadFile {
     /// sequence ledger: a replayed file is answered from the stored
     /// acknowledgement). Names and dates of birth are not in it.
     pub fn batch_json(&self, mode: UploadMode) -> Vec<u8> {
-        // Members inserted in sorted order: the same bytes whether or not
-        // serde_json's `preserve_order` is enabled anywhere in the build.
-        let sorted = |map: &Map<String, Value>| {
-            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
-            entries.sort_by(|a, b| a.0.cmp(b.0));
-            entries
-                .into_iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect::<Map<String, Value>>()
+        let batch = Batch {
+            mode: match mode {
+                UploadMode::Delta => "delta",
+                UploadMode::Full => "full",
+            },
+            records: self.rows.iter().map(|row| &row.value).collect(),
+            sequence: self.sequence,
         };
-        let records: Vec<Value> = self
-            .rows
-            .iter()
-            .map(|row| Value::Object(sorted(&row.value)))
-            .collect();
-        let mode = match mode {
-            UploadMode::Delta => "delta",
-            UploadMode::Full => "full",
-        };
-        let mut body = Map::new();
-        body.insert("mode".into(), Value::from(mode));
-        body.insert("records".into(), Value::Array(records));
-        body.insert("sequence".into(), Value::from(self.sequence));
-        serde_json::to_vec(&Value::Object(body)).unwrap_or_default()
+        // Strings, booleans and integers only: serialising cannot fail.
+        serde_json::to_vec(&batch).unwrap_or_default()
     }
 }
 
@@ -364,6 +453,16 @@ impl PlanKind {
         }
     }
 
+    /// Its start (0), end (1) or delete (2) date element, e.g. `cPPStartDate`.
+    pub fn date_element(self, which: usize) -> &'static str {
+        const NAMES: [[&str; 3]; 3] = [
+            ["lACStartDate", "lACEndDate", "lACDeleteDate"],
+            ["cPPStartDate", "cPPEndDate", "cPPDeleteDate"],
+            ["uCPStartDate", "uCPEndDate", "uCPDeleteDate"],
+        ];
+        NAMES[self as usize][which.min(2)]
+    }
+
     /// The prefix of its date elements: `lAC`, `cPP`, `uCP`.
     pub fn prefix(self) -> &'static str {
         match self {
@@ -402,11 +501,13 @@ pub(crate) fn read(bytes: &[u8], echo: bool) -> Result<(UploadFile, Vec<RecordEc
     let mut echoes = Vec::new();
     let mut records = 0usize;
     let mut seen: Vec<&'static str> = Vec::new();
-    while let Some(child) = stream
-        .next_child("/File")
+    let mut tree = Tree::default();
+    while stream
+        .next_child("/File", &mut tree)
         .map_err(|e| xml_fail(e, &envelope))?
     {
-        let name = match (child.ns, child.name.as_str()) {
+        let child = tree.root();
+        let name = match (child.ns(), child.name()) {
             (Ns::Hl7, "creationTime") => "creationTime",
             (Ns::Hl7, "id") => "id",
             (Ns::Hl7, "transmissionQuantity") => "transmissionQuantity",
@@ -415,7 +516,7 @@ pub(crate) fn read(bytes: &[u8], echo: bool) -> Result<(UploadFile, Vec<RecordEc
             _ => {
                 return Err(fail(
                     FileProblem::UnexpectedElement,
-                    &format!("/File/{}", shown(&child.name)),
+                    &format!("/File/{}", shown(child.name())),
                     &envelope,
                 ))
             }
@@ -429,7 +530,7 @@ pub(crate) fn read(bytes: &[u8], echo: bool) -> Result<(UploadFile, Vec<RecordEc
                     &envelope,
                 ));
             }
-            let (record_rows, record_echo) = read_record(&child, records - 1, echo);
+            let (record_rows, record_echo) = read_record(child, records - 1, echo);
             rows.extend(record_rows);
             if rows.len() > MAX_RECORDS {
                 return Err(fail(
@@ -452,7 +553,7 @@ pub(crate) fn read(bytes: &[u8], echo: bool) -> Result<(UploadFile, Vec<RecordEc
         }
         seen.push(name);
         envelope
-            .read(name, &child)
+            .read(name, child)
             .map_err(|(problem, at)| fail(problem, &at, &envelope))?;
     }
     for name in [

@@ -491,6 +491,14 @@ async fn record_faults_are_cpr07_with_the_xpath_of_the_element() {
         (
             edited(
                 r#"<id root="2.16.840.1.113883.2.1.4.1" extension="9990000034"/>"#,
+                r#"<id root="2.16.840.1.113883.2.1.4.1" extension="9990000035"/>"#,
+            ),
+            "INVALID_NHS_NUMBER",
+            "/File/record[3]/CP-ISRecord/subject[1]/COCT_TP145100GB01.UnbornChild/parentMotherPerson/playedMother/id[1]/@extension".to_owned(),
+        ),
+        (
+            edited(
+                r#"<id root="2.16.840.1.113883.2.1.4.1" extension="9990000034"/>"#,
                 "",
             ),
             "MISSING_MOTHERS_NHS_NUMBER",

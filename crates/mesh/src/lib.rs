@@ -8,6 +8,8 @@
 //! - [`MeshAsnFiles`]: the ASN leg, each ASN as a file in its council's
 //!   mailbox exactly once (the domain's `AsnFileChannel` port).
 //! - [`fake`] (feature `test-support`): an in-memory MESH with faults.
+//! - [`MeshClient`]: the port over the MESH API (`reqwest`, rustls), with
+//!   [`MeshConfig`] (where, as whom, limits; secrets as [`Secret`]).
 //!
 //! The calls, headers and limits are those of the MESH API specification
 //! (`NHSDigital/mesh-api-specification`, `mesh-api.yaml`), summarised in
@@ -21,6 +23,14 @@ pub mod exchange;
 pub mod fake;
 
 pub use asn::MeshAsnFiles;
+mod auth;
+mod client;
+mod config;
+mod wire;
+
+pub use auth::fresh_token as nhsmesh_authorization;
+pub use client::MeshClient;
+pub use config::{ClientIdentity, MeshConfig, Secret, INTERNET_CHUNK_BYTES};
 
 /// A MESH message's kind (`Mex-MessageType`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -40,11 +40,11 @@ pub(super) struct Envelope {
 
 pub(super) type EnvelopeFault = (FileProblem, String);
 
-pub(super) fn no_children(node: &Node, at: &str) -> Result<(), EnvelopeFault> {
-    if let Some(child) = node.children.first() {
+pub(super) fn no_children(node: Node<'_>, at: &str) -> Result<(), EnvelopeFault> {
+    if let Some(child) = node.first_child() {
         return Err((
             FileProblem::UnexpectedElement,
-            format!("{at}/{}", shown(&child.name)),
+            format!("{at}/{}", shown(child.name())),
         ));
     }
     if node.has_text() {
@@ -54,7 +54,7 @@ pub(super) fn no_children(node: &Node, at: &str) -> Result<(), EnvelopeFault> {
 }
 
 pub(super) fn required_attr<'n>(
-    node: &'n Node,
+    node: Node<'n>,
     name: &str,
     at: &str,
 ) -> Result<&'n str, EnvelopeFault> {
@@ -63,7 +63,7 @@ pub(super) fn required_attr<'n>(
 }
 
 impl Envelope {
-    pub(super) fn read(&mut self, name: &'static str, node: &Node) -> Result<(), EnvelopeFault> {
+    pub(super) fn read(&mut self, name: &'static str, node: Node<'_>) -> Result<(), EnvelopeFault> {
         let at = format!("/File/{name}");
         match name {
             "creationTime" => {
@@ -105,13 +105,13 @@ impl Envelope {
     }
 }
 
-pub(super) fn read_sender(node: &Node, at: &str) -> Result<Organisation, EnvelopeFault> {
+pub(super) fn read_sender(node: Node<'_>, at: &str) -> Result<Organisation, EnvelopeFault> {
     let mut organisation = None;
-    for child in &node.children {
-        if child.ns != Ns::Hl7 || child.name != "organisation" {
+    for child in node.children() {
+        if child.ns() != Ns::Hl7 || child.name() != "organisation" {
             return Err((
                 FileProblem::UnexpectedElement,
-                format!("{at}/{}", shown(&child.name)),
+                format!("{at}/{}", shown(child.name())),
             ));
         }
         if organisation.is_some() {
@@ -129,8 +129,8 @@ pub(super) fn read_sender(node: &Node, at: &str) -> Result<Organisation, Envelop
         organisation.ok_or_else(|| (FileProblem::MissingElement, format!("{at}/organisation")))?;
     let at = format!("{at}/organisation");
     let (mut id, mut name, mut telecoms) = (None, None, Vec::new());
-    for child in &org.children {
-        match (child.ns, child.name.as_str()) {
+    for child in org.children() {
+        match (child.ns(), child.name()) {
             (Ns::Hl7, "id") => {
                 let here = format!("{at}/id");
                 if id.is_some() {
@@ -151,13 +151,13 @@ pub(super) fn read_sender(node: &Node, at: &str) -> Result<Organisation, Envelop
                 if name.is_some() {
                     return Err((FileProblem::RepeatedElement, format!("{at}/name[2]")));
                 }
-                if let Some(c) = child.children.first() {
+                if let Some(c) = child.first_child() {
                     return Err((
                         FileProblem::UnexpectedElement,
-                        format!("{here}/{}", shown(&c.name)),
+                        format!("{here}/{}", shown(c.name())),
                     ));
                 }
-                let text = child.text.trim();
+                let text = child.text().trim();
                 if text.is_empty() || text.chars().any(char::is_control) {
                     return Err((FileProblem::InvalidValue, here));
                 }
@@ -191,7 +191,7 @@ pub(super) fn read_sender(node: &Node, at: &str) -> Result<Organisation, Envelop
             _ => {
                 return Err((
                     FileProblem::UnexpectedElement,
-                    format!("{at}/{}", shown(&child.name)),
+                    format!("{at}/{}", shown(child.name())),
                 ))
             }
         }

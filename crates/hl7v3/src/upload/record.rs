@@ -1,11 +1,10 @@
 //! One record of the file: its shape checked element by element (CPR07 with
 //! the XPath of the first fault), its plans read into domain records.
 
-use serde_json::{Map, Value};
-
 use crate::tree::{shown, Node, Ns};
 use crate::{oid, ts};
 
+use super::path::At;
 use super::*;
 
 /// Collects the first structural fault of a record.
@@ -21,18 +20,15 @@ impl Faults {
     }
 
     /// Text directly in an element that holds elements only.
-    pub(super) fn no_text(&mut self, node: &Node, at: &str) {
+    pub(super) fn no_text(&mut self, node: Node<'_>, at: &At<'_>) {
         if node.has_text() {
-            self.add(RecordProblem::UnexpectedElement, format!("{at}/text()"));
+            self.add(RecordProblem::UnexpectedElement, at.join("text()"));
         }
     }
 
-    pub(super) fn leaf(&mut self, node: &Node, at: &str) {
-        if let Some(c) = node.children.first() {
-            self.add(
-                RecordProblem::UnexpectedElement,
-                format!("{at}/{}", shown(&c.name)),
-            );
+    pub(super) fn leaf(&mut self, node: Node<'_>, at: &At<'_>) {
+        if let Some(c) = node.first_child() {
+            self.add(RecordProblem::UnexpectedElement, at.join(shown(c.name())));
         }
         self.no_text(node, at);
     }
@@ -40,56 +36,73 @@ impl Faults {
 
 /// The single HL7 child of `node` named `name`: a fault if missing or repeated.
 pub(super) fn one<'n>(
-    node: &'n Node,
+    node: Node<'n>,
     name: &str,
-    at: &str,
+    at: &At<'_>,
     faults: &mut Faults,
-) -> Option<&'n Node> {
+) -> Option<Node<'n>> {
     let mut found = None;
-    for child in node.children.iter().filter(|c| c.name == name) {
+    for child in node.children().filter(|c| c.name() == name) {
         if found.is_some() {
-            faults.add(RecordProblem::RepeatedElement, format!("{at}/{name}[2]"));
+            faults.add(RecordProblem::RepeatedElement, at.nth(name, 2).xpath());
             break;
         }
         found = Some(child);
     }
     if found.is_none() {
-        faults.add(RecordProblem::MissingElement, format!("{at}/{name}"));
+        faults.add(RecordProblem::MissingElement, at.join(name));
     }
     found
 }
 
 /// Faults any child not named in `allowed` (or not in the HL7 namespace).
-pub(super) fn only(node: &Node, allowed: &[&str], at: &str, faults: &mut Faults) {
-    for child in &node.children {
-        let contentid = child.ns == Ns::Npfit && child.name == "contentId";
-        let known = child.ns == Ns::Hl7 && allowed.contains(&child.name.as_str());
+pub(super) fn only(node: Node<'_>, allowed: &[&str], at: &At<'_>, faults: &mut Faults) {
+    for child in node.children() {
+        let contentid = child.ns() == Ns::Npfit && child.name() == "contentId";
+        let known = child.ns() == Ns::Hl7 && allowed.contains(&child.name());
         if !(known || contentid && allowed.contains(&"npfitlc:contentId")) {
             faults.add(
                 RecordProblem::UnexpectedElement,
-                format!("{at}/{}", shown(&child.name)),
+                at.join(shown(child.name())),
             );
         }
     }
     faults.no_text(node, at);
 }
 
+/// A subject read: which of the record's `subject` elements, and the
+/// position of each identifier it gave.
 pub(super) struct SubjectRead {
     pub(super) unborn: bool,
-    /// XPath of the subject's template element.
-    pub(super) at: String,
-    pub(super) nhs: Option<(String, String)>,
-    pub(super) local: Option<(String, String)>,
+    /// 0-based index of the `subject` element.
+    pub(super) index: usize,
+    /// The NHS number and the 0-based index of its `id`.
+    pub(super) nhs: Option<(String, usize)>,
+    pub(super) local: Option<(String, usize)>,
     pub(super) echo: Option<SubjectEcho>,
 }
 
-pub(super) fn read_record(node: &Node, index: usize, echo: bool) -> (Vec<Row>, Option<RecordEcho>) {
-    let at = format!("/File/record[{}]", index + 1);
+/// The subject template element of a child or an unborn child.
+pub(super) fn subject_template(unborn: bool) -> &'static str {
+    if unborn {
+        "COCT_TP145100GB01.UnbornChild"
+    } else {
+        "COCT_TP145101GB01.Child"
+    }
+}
+
+pub(super) fn read_record(
+    node: Node<'_>,
+    index: usize,
+    echo: bool,
+) -> (Vec<Row>, Option<RecordEcho>) {
+    let file = At::file();
+    let record_at = file.nth("record", index + 1);
     let mut faults = Faults { first: None };
-    only(node, &["CP-ISRecord"], &at, &mut faults);
-    let record = one(node, "CP-ISRecord", &at, &mut faults);
-    let at = format!("{at}/CP-ISRecord");
-    let mut plans: Vec<(PlanKind, String, PlanRead)> = Vec::new();
+    only(node, &["CP-ISRecord"], &record_at, &mut faults);
+    let record = one(node, "CP-ISRecord", &record_at, &mut faults);
+    let at = record_at.child("CP-ISRecord");
+    let mut plans: Vec<(PlanKind, usize, PlanRead<'_>)> = Vec::new();
     let mut subjects: Vec<SubjectRead> = Vec::new();
     if let Some(record) = record {
         only(
@@ -98,44 +111,45 @@ pub(super) fn read_record(node: &Node, index: usize, echo: bool) -> (Vec<Row>, O
             &at,
             &mut faults,
         );
-        let infos: Vec<&Node> = record
-            .children
-            .iter()
-            .filter(|c| c.name == "pertinentInformation")
-            .collect();
-        if infos.is_empty() {
+        let mut infos = record
+            .children()
+            .filter(|c| c.name() == "pertinentInformation")
+            .peekable();
+        if infos.peek().is_none() {
             faults.add(
                 RecordProblem::MissingElement,
-                format!("{at}/pertinentInformation"),
+                at.join("pertinentInformation"),
             );
         }
-        for (m, info) in infos.iter().enumerate() {
-            let here = format!("{at}/pertinentInformation[{}]", m + 1);
+        for (m, info) in infos.enumerate() {
+            let here = at.nth("pertinentInformation", m + 1);
             if m >= 3 {
-                faults.add(RecordProblem::RepeatedElement, here);
+                faults.add(RecordProblem::RepeatedElement, here.xpath());
                 break;
             }
-            if let Some((kind, plan_at, plan)) = read_plan(info, &here, &mut faults) {
-                plans.push((kind, plan_at, plan));
+            if let Some((kind, plan)) = read_plan(info, &here, &mut faults) {
+                plans.push((kind, m, plan));
             }
         }
-        let subject_nodes: Vec<&Node> = record
-            .children
-            .iter()
-            .filter(|c| c.name == "subject")
-            .collect();
-        if subject_nodes.is_empty() {
-            faults.add(RecordProblem::MissingElement, format!("{at}/subject"));
+        let mut subject_nodes = record
+            .children()
+            .filter(|c| c.name() == "subject")
+            .peekable();
+        if subject_nodes.peek().is_none() {
+            faults.add(RecordProblem::MissingElement, at.join("subject"));
         }
-        for (k, subject) in subject_nodes.iter().enumerate() {
-            let here = format!("{at}/subject[{}]", k + 1);
+        for (k, subject) in subject_nodes.enumerate() {
+            let here = at.nth("subject", k + 1);
             if k >= 2 {
-                faults.add(RecordProblem::RepeatedElement, here);
+                faults.add(RecordProblem::RepeatedElement, here.xpath());
                 break;
             }
-            if let Some(read) = read_subject(subject, &here, echo, &mut faults) {
+            if let Some(read) = read_subject(subject, k, &here, echo, &mut faults) {
                 if subjects.iter().any(|s| s.unborn == read.unborn) {
-                    faults.add(RecordProblem::RepeatedElement, read.at.clone());
+                    faults.add(
+                        RecordProblem::RepeatedElement,
+                        here.join(subject_template(read.unborn)),
+                    );
                 } else {
                     subjects.push(read);
                 }
@@ -144,78 +158,58 @@ pub(super) fn read_record(node: &Node, index: usize, echo: bool) -> (Vec<Row>, O
     }
 
     let mut rows = Vec::new();
-    for (kind, plan_at, plan) in &plans {
+    for (kind, m, plan) in &plans {
         let subject = subjects
             .iter()
             .find(|s| s.unborn == (*kind == PlanKind::Ucp));
-        let mut value = Map::new();
-        let mut locations = Vec::new();
-        value.insert("plan_type".into(), Value::from(kind.plan_type()));
-        match subject {
-            Some(s) => {
-                match &s.nhs {
-                    Some((number, number_at)) => {
-                        value.insert("nhs_number".into(), Value::from(number.as_str()));
-                        locations.push(("nhs_number", number_at.clone()));
-                    }
-                    None => locations.push(("nhs_number", s.at.clone())),
-                }
-                if let Some((local, local_at)) = &s.local {
-                    value.insert("local_id".into(), Value::from(local.as_str()));
-                    locations.push(("local_id", local_at.clone()));
-                }
-            }
-            None => {
-                let template = if *kind == PlanKind::Ucp {
-                    "COCT_TP145100GB01.UnbornChild"
-                } else {
-                    "COCT_TP145101GB01.Child"
-                };
-                locations.push(("nhs_number", format!("{at}/subject/{template}")));
-            }
-        }
-        for (member, date) in [
-            ("start_date", &plan.start),
-            ("end_date", &plan.end),
-            ("delete_date", &plan.delete),
-        ] {
-            match date {
-                Some((raw, date_at)) => {
-                    let iso = ts::plan_date(raw).map_or_else(String::new, |d| d.iso);
-                    value.insert(member.into(), Value::from(iso));
-                    locations.push((member, date_at.clone()));
-                }
-                None => locations.push((member, plan_at.clone())),
-            }
-        }
-        if faults.first.is_some() {
-            value.insert(RECORD_ERROR_MEMBER.into(), Value::Bool(true));
-        }
+        let date =
+            |d: &Option<&str>| d.map(|raw| ts::plan_date(raw).map_or_else(String::new, |d| d.iso));
         rows.push(Row {
             record: index,
-            value,
-            locations,
-            whole: plan_at.clone(),
+            value: RowValue {
+                delete_date: date(&plan.delete),
+                end_date: date(&plan.end),
+                record_error: faults.first.is_some(),
+                local_id: subject.and_then(|s| s.local.as_ref().map(|(l, _)| l.clone())),
+                nhs_number: subject.and_then(|s| s.nhs.as_ref().map(|(n, _)| n.clone())),
+                plan_type: Some(kind.plan_type()),
+                start_date: date(&plan.start),
+            },
+            paths: RowPaths::Plan {
+                kind: *kind,
+                info: *m,
+                dates: [
+                    plan.start.is_some(),
+                    plan.end.is_some(),
+                    plan.delete.is_some(),
+                ],
+                subject: subject.map(|s| SubjectPath {
+                    index: s.index,
+                    unborn: s.unborn,
+                    nhs_id: s.nhs.as_ref().map(|(_, j)| *j),
+                    local_id: s.local.as_ref().map(|(_, j)| *j),
+                }),
+            },
             problem: faults.first.clone(),
         });
     }
     if rows.is_empty() {
         // No plan could be read: one failing domain record stands for the
         // record (its child, if named, is still protected in a snapshot).
-        let mut value = Map::new();
-        if let Some((number, _)) = subjects.iter().find_map(|s| s.nhs.as_ref()) {
-            value.insert("nhs_number".into(), Value::from(number.as_str()));
-        }
-        value.insert(RECORD_ERROR_MEMBER.into(), Value::Bool(true));
         let fault = faults.first.clone().unwrap_or((
             RecordProblem::MissingElement,
-            format!("{at}/pertinentInformation"),
+            at.join("pertinentInformation"),
         ));
         rows.push(Row {
             record: index,
-            value,
-            locations: Vec::new(),
-            whole: at.clone(),
+            value: RowValue {
+                nhs_number: subjects
+                    .iter()
+                    .find_map(|s| s.nhs.as_ref().map(|(n, _)| n.clone())),
+                record_error: true,
+                ..RowValue::default()
+            },
+            paths: RowPaths::Record,
             problem: Some(fault),
         });
     }
@@ -224,10 +218,10 @@ pub(super) fn read_record(node: &Node, index: usize, echo: bool) -> (Vec<Row>, O
         let plan_echoes: Vec<PlanEcho> = plans
             .iter()
             .filter_map(|(kind, _, plan)| {
-                let date = |d: &Option<(String, String)>| -> Option<Option<String>> {
+                let date = |d: &Option<&str>| -> Option<Option<String>> {
                     match d {
                         None => Some(None),
-                        Some((raw, _)) => ts::plan_date(raw).map(|d| Some(d.twelve)),
+                        Some(raw) => ts::plan_date(raw).map(|d| Some(d.twelve)),
                     }
                 };
                 Some(PlanEcho {
@@ -256,31 +250,34 @@ pub(super) fn read_record(node: &Node, index: usize, echo: bool) -> (Vec<Row>, O
     (rows, echo)
 }
 
-pub(super) struct PlanRead {
-    pub(super) start: Option<(String, String)>,
-    pub(super) end: Option<(String, String)>,
-    pub(super) delete: Option<(String, String)>,
+/// A plan's dates as the file gives them (`value/@value`).
+pub(super) struct PlanRead<'t> {
+    pub(super) start: Option<&'t str>,
+    pub(super) end: Option<&'t str>,
+    pub(super) delete: Option<&'t str>,
 }
 
-pub(super) fn read_plan(
-    info: &Node,
-    at: &str,
+/// The components holding a plan's start, end and delete dates.
+pub(super) const DATE_COMPONENTS: [&str; 3] = ["component", "component1", "component2"];
+
+pub(super) fn read_plan<'t>(
+    info: Node<'t>,
+    at: &At<'_>,
     faults: &mut Faults,
-) -> Option<(PlanKind, String, PlanRead)> {
+) -> Option<(PlanKind, PlanRead<'t>)> {
     let mut template = None;
-    for child in &info.children {
-        if child.ns == Ns::Npfit && child.name == "contentId" {
+    for child in info.children() {
+        if child.ns() == Ns::Npfit && child.name() == "contentId" {
             continue;
         }
-        match (child.ns, PlanKind::from_element(&child.name)) {
+        match (child.ns(), PlanKind::from_element(child.name())) {
             (Ns::Hl7, Some(kind)) if template.is_none() => template = Some((kind, child)),
-            (Ns::Hl7, Some(_)) => faults.add(
-                RecordProblem::RepeatedElement,
-                format!("{at}/{}", shown(&child.name)),
-            ),
+            (Ns::Hl7, Some(_)) => {
+                faults.add(RecordProblem::RepeatedElement, at.join(shown(child.name())))
+            }
             _ => faults.add(
                 RecordProblem::UnexpectedElement,
-                format!("{at}/{}", shown(&child.name)),
+                at.join(shown(child.name())),
             ),
         }
     }
@@ -288,25 +285,20 @@ pub(super) fn read_plan(
     let Some((kind, plan)) = template else {
         faults.add(
             RecordProblem::MissingElement,
-            format!("{at}/COCT_TP146101GB01.CPPInformation"),
+            at.join("COCT_TP146101GB01.CPPInformation"),
         );
         return None;
     };
-    let plan_at = format!("{at}/{}", kind.element());
-    only(
-        plan,
-        &["component", "component1", "component2"],
-        &plan_at,
-        faults,
-    );
-    let prefix = kind.prefix();
-    let mut date = |component: &str, suffix: &str, required: bool| {
+    let plan_at = at.child(kind.element());
+    only(plan, &DATE_COMPONENTS, &plan_at, faults);
+    let mut date = |which: usize, required: bool| {
+        let component = DATE_COMPONENTS[which];
         let mut found = None;
-        for c in plan.children.iter().filter(|c| c.name == component) {
+        for c in plan.children().filter(|c| c.name() == component) {
             if found.is_some() {
                 faults.add(
                     RecordProblem::RepeatedElement,
-                    format!("{plan_at}/{component}[2]"),
+                    plan_at.nth(component, 2).xpath(),
                 );
                 break;
             }
@@ -314,61 +306,56 @@ pub(super) fn read_plan(
         }
         let Some(c) = found else {
             if required {
-                faults.add(
-                    RecordProblem::MissingElement,
-                    format!("{plan_at}/{component}"),
-                );
+                faults.add(RecordProblem::MissingElement, plan_at.join(component));
             }
             return None;
         };
-        let c_at = format!("{plan_at}/{component}");
-        let name = format!("{prefix}{suffix}");
-        only(c, &[name.as_str()], &c_at, faults);
-        let inner = one(c, &name, &c_at, faults)?;
-        let inner_at = format!("{c_at}/{name}");
+        let c_at = plan_at.child(component);
+        let name = kind.date_element(which);
+        only(c, &[name], &c_at, faults);
+        let inner = one(c, name, &c_at, faults)?;
+        let inner_at = c_at.child(name);
         only(inner, &["value"], &inner_at, faults);
         let value = one(inner, "value", &inner_at, faults)?;
-        let value_at = format!("{inner_at}/value");
+        let value_at = inner_at.child("value");
         faults.leaf(value, &value_at);
         let Some(raw) = value.attr("value") else {
-            faults.add(RecordProblem::MissingElement, format!("{value_at}/@value"));
+            faults.add(RecordProblem::MissingElement, value_at.join("@value"));
             return None;
         };
-        Some((raw.to_owned(), format!("{value_at}/@value")))
+        Some(raw)
     };
-    let start = date("component", "StartDate", true);
-    let end = date("component1", "EndDate", kind == PlanKind::Ucp);
-    let delete = date("component2", "DeleteDate", false);
-    Some((kind, plan_at, PlanRead { start, end, delete }))
+    let start = date(0, true);
+    let end = date(1, kind == PlanKind::Ucp);
+    let delete = date(2, false);
+    Some((kind, PlanRead { start, end, delete }))
 }
 
 pub(super) fn read_subject(
-    subject: &Node,
-    at: &str,
+    subject: Node<'_>,
+    index: usize,
+    at: &At<'_>,
     echo: bool,
     faults: &mut Faults,
 ) -> Option<SubjectRead> {
     let mut template = None;
-    for child in &subject.children {
-        if child.ns == Ns::Npfit && child.name == "contentId" {
+    for child in subject.children() {
+        if child.ns() == Ns::Npfit && child.name() == "contentId" {
             continue;
         }
-        let unborn = match (child.ns, child.name.as_str()) {
+        let unborn = match (child.ns(), child.name()) {
             (Ns::Hl7, "COCT_TP145101GB01.Child") => false,
             (Ns::Hl7, "COCT_TP145100GB01.UnbornChild") => true,
             _ => {
                 faults.add(
                     RecordProblem::UnexpectedElement,
-                    format!("{at}/{}", shown(&child.name)),
+                    at.join(shown(child.name())),
                 );
                 continue;
             }
         };
         if template.is_some() {
-            faults.add(
-                RecordProblem::RepeatedElement,
-                format!("{at}/{}", shown(&child.name)),
-            );
+            faults.add(RecordProblem::RepeatedElement, at.join(shown(child.name())));
         } else {
             template = Some((unborn, child));
         }
@@ -377,17 +364,23 @@ pub(super) fn read_subject(
     let Some((unborn, node)) = template else {
         faults.add(
             RecordProblem::MissingElement,
-            format!("{at}/COCT_TP145101GB01.Child"),
+            at.join("COCT_TP145101GB01.Child"),
         );
         return None;
     };
-    let t_at = format!("{at}/{}", node.name);
+    let t_at = at.child(subject_template(unborn));
     // Child: id[1..2], childPerson. UnbornChild: parentMotherPerson, whose
     // playedMother holds the ids.
-    let (person, person_at, id_holder, id_holder_at) = if unborn {
+    let person_step = if unborn {
+        "parentMotherPerson"
+    } else {
+        "childPerson"
+    };
+    let person_at = t_at.child(person_step);
+    let mother_at = person_at.child("playedMother");
+    let (person, id_holder, id_holder_at) = if unborn {
         only(node, &["parentMotherPerson"], &t_at, faults);
         let person = one(node, "parentMotherPerson", &t_at, faults);
-        let person_at = format!("{t_at}/parentMotherPerson");
         let holder = person.and_then(|p| {
             only(
                 p,
@@ -396,57 +389,50 @@ pub(super) fn read_subject(
                 faults,
             );
             let mother = one(p, "playedMother", &person_at, faults)?;
-            only(
-                mother,
-                &["id"],
-                &format!("{person_at}/playedMother"),
-                faults,
-            );
+            only(mother, &["id"], &mother_at, faults);
             Some(mother)
         });
-        let holder_at = format!("{person_at}/playedMother");
-        (person, person_at, holder, holder_at)
+        (person, holder, &mother_at)
     } else {
         only(node, &["id", "childPerson"], &t_at, faults);
         let person = one(node, "childPerson", &t_at, faults);
-        let person_at = format!("{t_at}/childPerson");
         if let Some(p) = person {
             only(p, &["birthTime", "name"], &person_at, faults);
         }
-        (person, person_at, Some(node), t_at.clone())
+        (person, Some(node), &t_at)
     };
     let mut nhs = None;
     let mut local = None;
     let mut ids = Vec::new();
     if let Some(holder) = id_holder {
-        let id_nodes: Vec<&Node> = holder.children.iter().filter(|c| c.name == "id").collect();
-        if id_nodes.is_empty() {
-            faults.add(RecordProblem::MissingElement, format!("{id_holder_at}/id"));
+        let mut id_nodes = holder.children().filter(|c| c.name() == "id").peekable();
+        if id_nodes.peek().is_none() {
+            faults.add(RecordProblem::MissingElement, id_holder_at.join("id"));
         }
-        for (j, id) in id_nodes.iter().enumerate() {
-            let id_at = format!("{id_holder_at}/id[{}]", j + 1);
+        for (j, id) in id_nodes.enumerate() {
+            let id_at = id_holder_at.nth("id", j + 1);
             if j >= 2 {
-                faults.add(RecordProblem::RepeatedElement, id_at);
+                faults.add(RecordProblem::RepeatedElement, id_at.xpath());
                 break;
             }
             faults.leaf(id, &id_at);
             let (Some(root), Some(extension)) = (id.attr("root"), id.attr("extension")) else {
-                faults.add(RecordProblem::MissingElement, id_at);
+                faults.add(RecordProblem::MissingElement, id_at.xpath());
                 continue;
             };
             let slot = match root {
                 oid::NHS_NUMBER => &mut nhs,
                 oid::LOCAL_ID => &mut local,
                 _ => {
-                    faults.add(RecordProblem::InvalidValue, format!("{id_at}/@root"));
+                    faults.add(RecordProblem::InvalidValue, id_at.join("@root"));
                     continue;
                 }
             };
             if slot.is_some() {
-                faults.add(RecordProblem::RepeatedElement, id_at);
+                faults.add(RecordProblem::RepeatedElement, id_at.xpath());
                 continue;
             }
-            *slot = Some((extension.to_owned(), format!("{id_at}/@extension")));
+            *slot = Some((extension.to_owned(), j));
             if echo {
                 ids.push(IdEcho {
                     root: if root == oid::NHS_NUMBER {
@@ -466,38 +452,36 @@ pub(super) fn read_subject(
     if let Some(person) = person {
         let birth = one(person, "birthTime", &person_at, faults);
         let birth_time = birth.and_then(|b| {
-            let b_at = format!("{person_at}/birthTime");
+            let b_at = person_at.child("birthTime");
             faults.leaf(b, &b_at);
             match b.attr("value") {
                 Some(v) if ts::is_ts(v) => Some(v),
                 Some(_) => {
-                    faults.add(RecordProblem::InvalidValue, format!("{b_at}/@value"));
+                    faults.add(RecordProblem::InvalidValue, b_at.join("@value"));
                     None
                 }
                 None => {
-                    faults.add(RecordProblem::MissingElement, format!("{b_at}/@value"));
+                    faults.add(RecordProblem::MissingElement, b_at.join("@value"));
                     None
                 }
             }
         });
-        let name_at = format!("{person_at}/name");
+        let name_at = person_at.child("name");
         let name = one(person, "name", &person_at, faults).and_then(|n| {
             only(n, &["given", "family"], &name_at, faults);
             let given = one(n, "given", &name_at, faults);
             let family = one(n, "family", &name_at, faults);
-            for (part, part_at) in [(given, "given"), (family, "family")] {
+            for (part, step) in [(given, "given"), (family, "family")] {
                 if let Some(p) = part {
-                    if let Some(c) = p.children.first() {
+                    let part_at = name_at.child(step);
+                    if let Some(c) = p.first_child() {
                         faults.add(
                             RecordProblem::UnexpectedElement,
-                            format!("{name_at}/{part_at}/{}", shown(&c.name)),
+                            part_at.join(shown(c.name())),
                         );
                     }
-                    if p.text.trim().is_empty() {
-                        faults.add(
-                            RecordProblem::MissingElement,
-                            format!("{name_at}/{part_at}/text()"),
-                        );
+                    if p.text().trim().is_empty() {
+                        faults.add(RecordProblem::MissingElement, part_at.join("text()"));
                     }
                 }
             }
@@ -507,8 +491,8 @@ pub(super) fn read_subject(
             if let (Some(b), Some((g, f))) = (birth_time, name) {
                 demographics = Some((
                     b.to_owned(),
-                    g.text.trim().to_owned(),
-                    f.text.trim().to_owned(),
+                    g.text().trim().to_owned(),
+                    f.text().trim().to_owned(),
                 ));
             }
         }
@@ -525,7 +509,7 @@ pub(super) fn read_subject(
     };
     Some(SubjectRead {
         unborn,
-        at: t_at,
+        index,
         nhs,
         local,
         echo,
