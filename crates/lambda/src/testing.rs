@@ -1,9 +1,12 @@
 //! Test support (feature `test-support`): API Gateway HTTP API (payload v2)
 //! event fixtures as requests, through the same conversion `lambda_http::run`
 //! applies to a real invocation; and the start-up check of a function's
-//! binary. Tests only: these helpers panic on a malformed fixture.
+//! binary; MESH sandbox support (`mesh`). Tests only: these helpers panic on
+//! a malformed fixture.
 
 use std::sync::Arc;
+
+pub mod mesh;
 
 use axum::Router;
 use cpis_domain::{ManualClock, Pseudonymiser, VisibilityPolicy};
