@@ -101,6 +101,19 @@ pub fn with_tables(extra: &[(&'static str, &'static str)]) -> Vec<(&'static str,
     vars
 }
 
+/// What a function's binary needs to reach moto at `endpoint` as a deployed
+/// function reaches AWS, for start-up cases past the settings (a secret to
+/// read). [`startup_failure`] clears the rest of the environment: no HOME,
+/// so no AWS profile.
+pub fn moto_env(endpoint: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("AWS_ENDPOINT_URL", endpoint.to_owned()),
+        ("AWS_ACCESS_KEY_ID", "testing".into()),
+        ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+        ("AWS_REGION", "eu-west-2".into()),
+    ]
+}
+
 /// A start-up case: the whole environment, and the variable its refusal names.
 pub type StartupCase = (Vec<(&'static str, &'static str)>, &'static str);
 

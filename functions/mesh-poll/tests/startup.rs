@@ -6,7 +6,9 @@
 //! binary, against moto's Secrets Manager and the MESH sandbox.
 
 use cpis_lambda::testing::mesh::{put_secret, sandbox_url, secret_json, CPIS_MAILBOX};
-use cpis_lambda::testing::{assert_startup_refusals, startup_failure, variable_named, with_tables};
+use cpis_lambda::testing::{
+    assert_startup_refusals, moto_env, startup_failure, variable_named, with_tables,
+};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_mesh-poll");
 const URL: (&str, &str) = ("CPIS_MESH_URL", "https://mesh.example.nhs.uk");
@@ -41,23 +43,11 @@ fn a_missing_or_malformed_variable_is_one_json_error_line_naming_it() {
     assert_startup_refusals(BINARY, &cases);
 }
 
-/// What the binary needs to reach moto, as a deployed function reaches AWS
-/// (the environment is otherwise empty: no HOME, so no AWS profile).
-fn aws_env() -> Vec<(&'static str, String)> {
-    let endpoint = cpis_aws::moto::endpoint().to_owned();
-    vec![
-        ("AWS_ENDPOINT_URL", endpoint),
-        ("AWS_ACCESS_KEY_ID", "testing".into()),
-        ("AWS_SECRET_ACCESS_KEY", "testing".into()),
-        ("AWS_REGION", cpis_aws::moto::REGION.into()),
-    ]
-}
-
 /// Runs the binary with the tables, `url` and the secret `arn`; answers the
 /// refusal's line, which must name the secret's variable and hold none of
 /// `never`.
 fn refused_with_secret(url: &str, arn: &str, never: &[&str]) -> serde_json::Value {
-    let aws = aws_env();
+    let aws = moto_env(cpis_aws::moto::endpoint());
     let mut vars: Vec<(&str, &str)> = with_tables(&[]);
     vars.extend(aws.iter().map(|(k, v)| (*k, v.as_str())));
     vars.push(("CPIS_MESH_URL", url));
