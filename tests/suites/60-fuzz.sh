@@ -5,12 +5,12 @@
 # Each target's CI time is below, weighted by how much code it reaches (the
 # figures: docs/assurance/bad-input.md); CPIS_FUZZ_SECONDS sets one time for
 # every target (the long run used 600), CPIS_FUZZ_TARGETS which targets
-# (space-separated; default all four).
+# (space-separated; default all five).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-declare -A budget=([upload_body]=30 [check_body]=20 [strict_json]=15 [nhs_number]=10)
-read -r -a targets <<<"${CPIS_FUZZ_TARGETS:-upload_body nhs_number check_body strict_json}"
+declare -A budget=([upload_body]=30 [check_body]=20 [strict_json]=15 [nhs_number]=10 [hl7v3_upload]=20)
+read -r -a targets <<<"${CPIS_FUZZ_TARGETS:-upload_body nhs_number check_body strict_json hl7v3_upload}"
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
     cargo install cargo-fuzz --locked --version 0.13.2

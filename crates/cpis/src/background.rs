@@ -1,4 +1,6 @@
-//! The embedded service's background work: the ASN dispatcher and the purge sweep.
+//! The embedded service's background work: the ASN dispatcher (SMS, email
+//! and, for councils with a MESH mailbox, ASN files), the purge sweep and the
+//! feed watch. The MESH inbox's poll loop is `cpis::mesh::run_poller`.
 
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
@@ -8,7 +10,8 @@ use cpis_domain::ports::{
     AsnOutbox, AuditTrail, AuthorityDirectory, NotificationChannel, PurgeReport, Retention,
 };
 use cpis_domain::{
-    deliver_pending, AuditAction, AuditEvent, AuditOutcome, Clock, FeedLog, OdsCode,
+    deliver_pending_with, AuditAction, AuditEvent, AuditOutcome, Clock, FeedLog, FileLeg, OdsCode,
+    SweepReport,
 };
 use tokio::sync::watch;
 
@@ -23,9 +26,11 @@ const PURGE_INTERVAL: StdDuration = StdDuration::from_secs(3600);
 
 /// Delivers undelivered ASNs until shutdown: on every wake-up from a check,
 /// and every couple of seconds to pick up retries and anything left by a crash.
-pub async fn run_dispatcher<S, C>(
+/// `files` is the MESH leg (`NoFiles` when MESH is off).
+pub async fn run_dispatcher<S, C, F>(
     store: S,
     channel: C,
+    files: F,
     clock: Arc<dyn Clock>,
     wake: WakeDispatcher,
     view_url: String,
@@ -33,22 +38,21 @@ pub async fn run_dispatcher<S, C>(
 ) where
     S: AsnOutbox + AuthorityDirectory + AuditTrail,
     C: NotificationChannel,
+    F: FileLeg,
 {
     loop {
-        match deliver_pending(&store, &channel, clock.now(), SWEEP_BATCH, &view_url).await {
+        let swept = deliver_pending_with(
+            &store,
+            &channel,
+            &files,
+            clock.now(),
+            SWEEP_BATCH,
+            &view_url,
+        )
+        .await;
+        match swept {
             Ok(report) => {
-                if report.failed > 0 {
-                    tracing::warn!(
-                        failed = report.failed,
-                        "some notifications could not be delivered; they will be retried"
-                    );
-                }
-                if report.unaudited > 0 {
-                    tracing::error!(
-                        unaudited = report.unaudited,
-                        "notifications were delivered but their audit events could not be written"
-                    );
-                }
+                log_sweep(&report);
                 if report.claimed == SWEEP_BATCH {
                     continue;
                 }
@@ -60,6 +64,31 @@ pub async fn run_dispatcher<S, C>(
             _ = tokio::time::sleep(SWEEP_INTERVAL) => {}
             _ = shutdown.changed() => return,
         }
+    }
+}
+
+/// What a sweep needs operators to see: retries coming, deliveries not
+/// audited, and each ASN whose file could not be sent (its id and why; the
+/// ASN is in the council's inbox, and its SMS and email went).
+pub fn log_sweep(report: &SweepReport) {
+    if report.failed > 0 {
+        tracing::warn!(
+            failed = report.failed,
+            "some notifications could not be delivered; they will be retried"
+        );
+    }
+    if report.unaudited > 0 {
+        tracing::error!(
+            unaudited = report.unaudited,
+            "notifications were delivered but their audit events could not be written"
+        );
+    }
+    for (asn_id, why) in &report.files_impossible {
+        tracing::error!(
+            asn_id = %asn_id,
+            reason = %why,
+            "the ASN could not be sent as a file to the council's MESH mailbox; it is in the council's inbox"
+        );
     }
 }
 

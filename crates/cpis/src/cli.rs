@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use cpis_domain::{MailboxId, OdsCode};
 
 /// Longest token lifetime `cpis token` mints: a week.
 pub const MAX_TTL_MINUTES: i64 = 7 * 24 * 60;
@@ -27,6 +28,91 @@ pub enum Command {
     Token(TokenArgs),
     /// Seed the two demonstration councils' directory entries that are missing, and exit.
     Demo(DataArgs),
+    /// The operator's map of councils to MESH mailboxes (usable while `cpis serve` runs).
+    #[command(subcommand)]
+    Mesh(MeshCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MeshCommand {
+    /// Link a council to its MESH mailbox: its HL7 v3 files are taken from
+    /// that mailbox, and its ASNs go to it as files. Replaces the council's
+    /// previous mailbox; refused if another council holds this one.
+    Link(LinkArgs),
+    /// Remove a council's MESH mailbox: its files are no longer taken, and
+    /// its ASNs no longer sent as files.
+    Unlink(UnlinkArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct LinkArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// The council's ODS code.
+    #[arg(long, value_name = "ODS", value_parser = parse_ods)]
+    pub council: OdsCode,
+    /// The MESH mailbox id (upper-case letters and digits, e.g. X26ABC1).
+    #[arg(long, value_name = "ID", value_parser = parse_mailbox)]
+    pub mailbox: MailboxId,
+}
+
+#[derive(Debug, Args)]
+pub struct UnlinkArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// The council's ODS code.
+    #[arg(long, value_name = "ODS", value_parser = parse_ods)]
+    pub council: OdsCode,
+}
+
+fn parse_ods(value: &str) -> Result<OdsCode, String> {
+    OdsCode::parse(value).map_err(|e| e.to_string())
+}
+
+fn parse_mailbox(value: &str) -> Result<MailboxId, String> {
+    MailboxId::parse(value).map_err(|e| e.to_string())
+}
+
+/// `cpis serve`'s MESH settings: without `--mesh-url`, MESH is off.
+#[derive(Debug, Args)]
+pub struct MeshArgs {
+    /// The MESH API's base URL (e.g. https://msg.intspineservices.nhs.uk,
+    /// or a local mesh-sandbox). Without it, MESH is off.
+    #[arg(long, env = "CPIS_MESH_URL", value_name = "URL",
+          requires_all = ["mesh_mailbox", "mesh_password_file", "mesh_shared_key_file"])]
+    pub mesh_url: Option<String>,
+    /// The CP-IS mailbox id: where councils' files arrive, and what
+    /// acknowledgements and ASN files are sent from.
+    #[arg(long, env = "CPIS_MESH_MAILBOX", value_name = "ID", value_parser = parse_mailbox)]
+    pub mesh_mailbox: Option<MailboxId>,
+    /// A file holding the mailbox's password (owner-only; read at start).
+    #[arg(long, env = "CPIS_MESH_PASSWORD_FILE", value_name = "PATH")]
+    pub mesh_password_file: Option<PathBuf>,
+    /// A file holding the MESH environment's shared key (owner-only; read at start).
+    #[arg(long, env = "CPIS_MESH_SHARED_KEY_FILE", value_name = "PATH")]
+    pub mesh_shared_key_file: Option<PathBuf>,
+    /// Seconds between two polls of the inbox (10 to 86400; MESH asks for
+    /// no more than one poll every 5 minutes).
+    #[arg(long, env = "CPIS_MESH_POLL_SECONDS", default_value_t = 300,
+          value_parser = clap::value_parser!(u64).range(10..=86_400))]
+    pub mesh_poll_seconds: u64,
+    /// Workflow id of the councils' LA Upload files.
+    #[arg(
+        long,
+        env = "CPIS_MESH_WORKFLOW_UPLOAD",
+        default_value = "CPIS_LA_UPLOAD"
+    )]
+    pub mesh_workflow_upload: String,
+    /// Workflow id of the acknowledgements sent back.
+    #[arg(
+        long,
+        env = "CPIS_MESH_WORKFLOW_ACK",
+        default_value = "CPIS_LA_UPLOAD_ACK"
+    )]
+    pub mesh_workflow_ack: String,
+    /// Workflow id of the ASN files sent to councils.
+    #[arg(long, env = "CPIS_MESH_WORKFLOW_ASN", default_value = "CPIS_ASN")]
+    pub mesh_workflow_asn: String,
 }
 
 #[derive(Debug, Args)]
@@ -85,6 +171,8 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 512, env = "CPIS_MAX_CONNECTIONS",
           value_parser = clap::value_parser!(u64).range(1..=100_000))]
     pub max_connections: u64,
+    #[command(flatten)]
+    pub mesh: MeshArgs,
 }
 
 #[derive(Debug, Args)]

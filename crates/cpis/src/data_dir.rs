@@ -93,7 +93,12 @@ impl DataDir {
     }
 
     pub fn database(&self) -> PathBuf {
-        self.root.join("cpis.sqlite3")
+        Self::database_in(&self.root)
+    }
+
+    /// The database file of the data directory `root`.
+    pub fn database_in(root: &Path) -> PathBuf {
+        root.join("cpis.sqlite3")
     }
 
     /// Written once the database has been created: from then on a missing

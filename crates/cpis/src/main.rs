@@ -17,8 +17,12 @@ use cpis_http::{AppState, Authenticator, CallerClaims};
 use cpis_telemetry::Style;
 use tokio::sync::watch;
 
-use cli::{Cli, Command, ServeArgs, TokenArgs};
+use cli::{Cli, Command, MeshArgs, MeshCommand, ServeArgs, TokenArgs};
 use cpis::delivery::{FileChannel, WakeDispatcher};
+use cpis::mesh::{read_secret, MeshSettings};
+use cpis_domain::{MeshFiles, NoFiles};
+use cpis_mesh::exchange::ExchangeConfig;
+use cpis_mesh::{MeshAsnFiles, MeshClient, MeshConfig};
 use data_dir::DataDir;
 
 type Failure = Box<dyn std::error::Error + Send + Sync>;
@@ -53,6 +57,10 @@ fn main() -> ExitCode {
                 );
                 Ok(())
             }
+            Command::Mesh(command) => {
+                cpis_telemetry::init(Style::Console);
+                mesh_command(command).await
+            }
         }
     });
     match result {
@@ -66,6 +74,29 @@ fn main() -> ExitCode {
 
 async fn serve(args: ServeArgs) -> Result<(), Failure> {
     cpis_telemetry::init(Style::Server);
+    let policy = VisibilityPolicy {
+        tail_days: args.tail_days,
+        ..VisibilityPolicy::default()
+    };
+    // The MESH client is built, and the mailbox's handshake made, before
+    // anything starts: a wrong URL, password or key stops the service here.
+    let mesh = match mesh_settings(&args.mesh, policy)? {
+        None => None,
+        Some(settings) => {
+            let config = MeshConfig::new(
+                settings.url.clone(),
+                settings.mailbox.as_str(),
+                settings.password.clone(),
+                settings.shared_key.clone(),
+            );
+            let client = MeshClient::new(config).map_err(|e| format!("MESH: {e}"))?;
+            client
+                .handshake()
+                .await
+                .map_err(|e| format!("MESH handshake for mailbox {}: {e}", settings.mailbox))?;
+            Some((client, settings))
+        }
+    };
     let data = DataDir::open(&args.data.data)?;
     let store = open_store(&data)?;
     if args.demo {
@@ -91,10 +122,7 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
         store: store.clone(),
         queue: wake.clone(),
         clock: clock.clone(),
-        policy: VisibilityPolicy {
-            tail_days: args.tail_days,
-            ..VisibilityPolicy::default()
-        },
+        policy,
         pseudonymiser: data.pseudonymiser()?,
         auth: Authenticator::Local(keys.verifier()),
         volume: Default::default(),
@@ -105,14 +133,49 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
     let router = cpis_http::service_router_with(state, readiness::router(store.clone()));
 
     let (stop, stopped) = watch::channel(false);
-    let dispatcher = tokio::spawn(background::run_dispatcher(
-        store.clone(),
-        channel,
-        clock.clone(),
-        wake,
-        view_url,
-        stopped.clone(),
-    ));
+    let (dispatcher, poller) = match mesh {
+        None => (
+            tokio::spawn(background::run_dispatcher(
+                store.clone(),
+                channel,
+                NoFiles,
+                clock.clone(),
+                wake,
+                view_url,
+                stopped.clone(),
+            )),
+            None,
+        ),
+        Some((client, settings)) => {
+            tracing::info!(
+                mailbox = %settings.mailbox,
+                poll_seconds = settings.poll_every.as_secs(),
+                "MESH on: polling the CP-IS mailbox and sending ASN files to linked councils"
+            );
+            let files = MeshFiles {
+                map: store.clone(),
+                channel: MeshAsnFiles::new(client.clone(), settings.asn_workflow),
+            };
+            let dispatcher = tokio::spawn(background::run_dispatcher(
+                store.clone(),
+                channel,
+                files,
+                clock.clone(),
+                wake,
+                view_url,
+                stopped.clone(),
+            ));
+            let poller = tokio::spawn(cpis::mesh::run_poller(
+                client,
+                store.clone(),
+                settings.exchange,
+                clock.clone(),
+                settings.poll_every,
+                stopped.clone(),
+            ));
+            (dispatcher, Some(poller))
+        }
+    };
     let feeds = tokio::spawn(background::run_feed_watch(
         store.clone(),
         clock.clone(),
@@ -135,8 +198,76 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
     tracing::info!("shutting down: finishing background work");
     let _ = stop.send(true);
     let _ = dispatcher.await;
+    if let Some(poller) = poller {
+        let _ = poller.await;
+    }
     let _ = purge.await;
     let _ = feeds.await;
+    Ok(())
+}
+
+/// The MESH settings, with the password and shared key read from their
+/// files; `None` without `--mesh-url` (clap requires the rest with it).
+fn mesh_settings(
+    args: &MeshArgs,
+    policy: VisibilityPolicy,
+) -> Result<Option<MeshSettings>, Failure> {
+    let Some(url) = args.mesh_url.clone() else {
+        return Ok(None);
+    };
+    let (Some(mailbox), Some(password), Some(shared_key)) = (
+        args.mesh_mailbox.clone(),
+        args.mesh_password_file.as_deref(),
+        args.mesh_shared_key_file.as_deref(),
+    ) else {
+        return Err(
+            "--mesh-url needs --mesh-mailbox, --mesh-password-file and --mesh-shared-key-file"
+                .into(),
+        );
+    };
+    Ok(Some(MeshSettings {
+        url,
+        mailbox,
+        password: read_secret(password, "MESH password")?,
+        shared_key: read_secret(shared_key, "MESH shared key")?,
+        poll_every: std::time::Duration::from_secs(args.mesh_poll_seconds),
+        exchange: ExchangeConfig {
+            upload_workflow: args.mesh_workflow_upload.clone(),
+            ack_workflow: args.mesh_workflow_ack.clone(),
+            policy,
+        },
+        asn_workflow: args.mesh_workflow_asn.clone(),
+    }))
+}
+
+/// `cpis mesh link` and `cpis mesh unlink`, on the data directory's database
+/// (which a running `cpis serve` shares: it reads the map at every message).
+async fn mesh_command(command: MeshCommand) -> Result<(), Failure> {
+    let data = match &command {
+        MeshCommand::Link(args) => &args.data.data,
+        MeshCommand::Unlink(args) => &args.data.data,
+    };
+    // The map is the running service's: a mistyped --data must not create
+    // a new database the service never reads.
+    let database = DataDir::database_in(data);
+    if !database.is_file() {
+        return Err(format!(
+            "no cpis database at {}: give the --data directory cpis serve uses",
+            database.display()
+        )
+        .into());
+    }
+    let data = DataDir::open(data)?;
+    let store = open_store(&data)?;
+    let message = match command {
+        MeshCommand::Link(args) => cpis::mesh::link(&store, &args.council, &args.mailbox)
+            .await
+            .map_err(|e| e.to_string())?,
+        MeshCommand::Unlink(args) => cpis::mesh::unlink(&store, &args.council)
+            .await
+            .map_err(|e| e.to_string())?,
+    };
+    println!("{message}");
     Ok(())
 }
 

@@ -85,9 +85,10 @@
 //! - Only UTF-8 files are read (an `encoding` declaration of anything else is
 //!   CPF01).
 //! - An ASN carries one access (`TotalReturnedRecords` 1); a person author
-//!   needs its SDS job role (the schema requires it; cpis's principal does
-//!   not hold one yet) and gets `nullFlavor="UNK"` for a name not given; a
-//!   system author's id must be a 12-digit ASID.
+//!   needs its SDS job role (the schema requires it; the domain keeps it
+//!   from the credential's optional `job_role` claims) and gets
+//!   `nullFlavor="UNK"` for a name not given; a system author's id must be a
+//!   12-digit ASID.
 
 mod ack;
 mod asn;

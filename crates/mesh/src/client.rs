@@ -19,7 +19,8 @@ use crate::{InboxPage, Mailbox, MeshConfig, MeshError, Message, MessageType, Out
 const MESH_V2: &str = "application/vnd.mesh.v2+json";
 
 /// A MESH mailbox reached over the MESH API. Cheap to share (`&self`
-/// methods; the connection pool is inside).
+/// methods; the connection pool is inside, and a clone shares it).
+#[derive(Clone)]
 pub struct MeshClient {
     http: reqwest::Client,
     base: Url,

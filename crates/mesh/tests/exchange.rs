@@ -315,6 +315,7 @@ async fn an_unreadable_file_of_a_council_without_a_directory_entry_waits() {
     let report = world.poll().await;
     assert_eq!(counts(&report), [0, 0, 0, 0, 0, 1, 0]);
     assert!(world.mesh.sent_to("X26ABC9").is_empty());
+    assert!(world.store.audit_events(10).await.unwrap().is_empty());
     assert_eq!(
         world.mesh.inbox_of(CPIS).len(),
         1,

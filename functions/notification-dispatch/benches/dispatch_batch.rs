@@ -82,6 +82,7 @@ async fn seed_batch<S: AccessLog>(store: &S, ods: &OdsCode, serial: &mut u64) ->
             organisation_ods: OdsCode::parse("RJ1").expect("valid"),
             organisation_name: "St Example's Hospital".into(),
             setting: "Emergency department".into(),
+            job_role: None,
         };
         let access = AccessRecord {
             id: format!("access-{}", moto::unique("a")),
@@ -96,6 +97,7 @@ async fn seed_batch<S: AccessLog>(store: &S, ods: &OdsCode, serial: &mut u64) ->
             plans: vec![cpis_domain::AsnPlan {
                 plan_type: PlanType::ChildProtection,
                 local_id: None,
+                upload_sequence: None,
             }],
             accessed_at: now,
             accessor,

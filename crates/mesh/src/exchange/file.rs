@@ -91,7 +91,6 @@ where
     let trace_id = format!("mesh:{}", shown(id));
     let reply = match parse_upload(&message.body) {
         Err(error) => {
-            audit_refusal(store, &principal, now, &trace_id).await;
             tracing::warn!(
                 %from, %council, message_id = shown(id),
                 problem = error.problem.code(), location = %error.location,
@@ -102,11 +101,14 @@ where
                 None => Authority::unlisted_contact(council),
             };
             match render_file_rejection(&error, &contact, now) {
-                Ok(xml) => Reply {
-                    xml,
-                    file_id: error.file_id.clone().unwrap_or_else(|| "-1".to_owned()),
-                    outcome: Handled::Refused,
-                },
+                Ok(xml) => {
+                    audit_refusal(store, &principal, now, &trace_id).await;
+                    Reply {
+                        xml,
+                        file_id: error.file_id.clone().unwrap_or_else(|| "-1".to_owned()),
+                        outcome: Handled::Refused,
+                    }
+                }
                 Err(why) => {
                     tracing::error!(
                         %council, message_id = shown(id), error = %why,
@@ -117,7 +119,6 @@ where
             }
         }
         Ok(file) if &file.sender.ods_code != council => {
-            audit_refusal(store, &principal, now, &trace_id).await;
             tracing::error!(
                 %from, %council, file_sender = %file.sender.ods_code, message_id = shown(id),
                 file_id = %file.file_id,
@@ -125,7 +126,10 @@ where
             );
             let reason = "SENDER_MISMATCH: the file's sending organisation is not the council this MESH mailbox belongs to";
             match refuse(&file, council, reason, SENDER_ID, now) {
-                Some(reply) => reply,
+                Some(reply) => {
+                    audit_refusal(store, &principal, now, &trace_id).await;
+                    reply
+                }
                 None => return Ok(Handled::Deferred),
             }
         }
@@ -299,7 +303,9 @@ fn outcome_code(outcome: UploadOutcome) -> &'static str {
 }
 
 /// A file refused before the upload use case ran is audited as the JSON
-/// route audits a body it cannot read: `Upload`, `Invalid`.
+/// route audits a body it cannot read: `Upload`, `Invalid`; once its
+/// refusal is rendered (one that waits in the inbox is audited when it is
+/// answered).
 async fn audit_refusal<S: AuditTrail>(
     store: &S,
     principal: &Principal,

@@ -55,6 +55,8 @@ impl World {
     /// Councils A and B linked to their mailboxes, with directory entries;
     /// the stranger's mailbox registered but linked to nobody.
     pub async fn new() -> Self {
+        // Log lines not read by `logged` go to the privacy scan's capture.
+        cpis_telemetry::capture::tracing();
         let mesh = FakeMesh::new();
         let cpis = mesh.mailbox(CPIS);
         for m in [MAILBOX_A, MAILBOX_B, STRANGER] {
@@ -195,9 +197,9 @@ pub fn file_457() -> String {
     )
 }
 
-/// Runs `work` with this thread's log lines written to a buffer, and returns
-/// them with its result, after checking them: no NHS number (any grouping),
-/// and not the fixture's name or date of birth.
+/// Runs `work` with this thread's log lines written to a buffer (instead of
+/// the capture), and returns them with its result, after checking them: no
+/// NHS number (any grouping), and not the fixture's name or date of birth.
 pub async fn logged<T>(work: impl std::future::Future<Output = T>) -> (T, String) {
     let lines = Lines::default();
     let subscriber = cpis_telemetry::subscriber(
