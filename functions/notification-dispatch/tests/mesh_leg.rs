@@ -267,7 +267,7 @@ async fn an_asn_file_arrives_once_through_a_crash_between_send_and_record_and_a_
     assert_eq!(w.published().await, 1);
 
     // The same ASN id queued again (an SQS duplicate, a relay's re-queue).
-    w.queue.enqueue(&[id.clone()]).await.unwrap();
+    w.queue.enqueue(std::slice::from_ref(&id)).await.unwrap();
     let (event, messages) = w.receive().await;
     assert_eq!(event.records.len(), 1);
     let response = w.dispatch(&event, NOW + DELIVERY_LEASE * 2).await;
