@@ -3,6 +3,7 @@
 //! - [`settings`]: one typed settings struct per function kind, parsed whole
 //!   from the environment at init (a value exists only by parsing);
 //! - [`clients`]: the one `SdkConfig` and the adapters built from it, once;
+//! - [`emf`]: the operators' metrics as embedded-metric-format lines;
 //! - [`gateway`]: the API Gateway JWT authorizer's claims, and the state of
 //!   an HTTP function;
 //! - [`start`]: the init, with any start-up failure written as one JSON
@@ -13,6 +14,7 @@
 //! binary.
 
 pub mod clients;
+pub mod emf;
 pub mod gateway;
 pub mod settings;
 #[cfg(feature = "test-support")]
@@ -26,7 +28,8 @@ use cpis_telemetry::{event, Style};
 pub use clients::Clients;
 pub use gateway::{gateway_app, gateway_state, NoQueue};
 pub use settings::{
-    ApiSettings, CheckSettings, ConfigError, DispatchSettings, RelaySettings, UploadSettings,
+    ApiSettings, AsnFileSettings, CheckSettings, ConfigError, DispatchSettings, MeshSettings,
+    PollSettings, RelaySettings, UploadSettings,
 };
 
 /// Why a function stopped.
