@@ -131,10 +131,11 @@ describe('audit table (append-only)', () => {
     expect(breakGlassStatements).toBe(1);
   });
 
-  test('the audit writers are the three API functions, the portal and the dispatcher (the relay audits nothing)', () => {
+  test('the audit writers are the three API functions, the portal, the dispatcher and, with MESH, mesh-poll (the relay audits nothing)', () => {
     expect(AUDIT_WRITERS.slice().sort()).toEqual([
       'attendance-check',
       'history-query',
+      'mesh-poll',
       'notification-dispatch',
       'plan-upload',
       'portal',

@@ -141,16 +141,18 @@ describe('outbox-relay\'s own signals: the outbox\'s age and councils a notifica
     );
   const expectRelaySignal = (p: Record<string, unknown>) => {
     // The EMF line's directive: namespace CPIS, one dimension set [Service], Service=cpis
-    // (functions/outbox-relay/src/lib.rs, emf_line; its Rust tests parse the line).
+    // (crates/lambda/src/emf.rs, emf_line, which the relay and mesh-poll print through; their Rust
+    // tests parse the lines).
     expect(p.Namespace).toBe('CPIS');
     expect(p.Dimensions).toEqual([{ Name: 'Service', Value: 'cpis' }]);
     expect(p.Statistic).toBe('Maximum');
     expect(p.AlarmActions).toEqual([{ Ref: logicalId(s.stack, s.stack.opsTopic) }]);
     expect(p.OKActions).toEqual([{ Ref: logicalId(s.stack, s.stack.opsTopic) }]);
-    const lib = relayLib();
+    const emf = repo('crates', 'lambda', 'src', 'emf.rs');
     for (const part of ['"Namespace": "CPIS"', '"Dimensions": [["Service"]]', '"Service": "cpis"']) {
-      expect(lib.slice(lib.indexOf('fn emf_line'))).toContain(part);
+      expect(emf.slice(emf.indexOf('pub fn emf_line'))).toContain(part);
     }
+    expect(relayLib()).toContain('use cpis_lambda::emf::emf_line;');
   };
 
   test('OldestUndeliveredAsnAge at the threshold, and the relay going silent, alarm', () => {

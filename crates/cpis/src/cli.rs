@@ -23,7 +23,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the whole service: API, SQLite store, dispatcher, local SMS/email delivery.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Print a bearer token signed by the data directory's local key.
     Token(TokenArgs),
     /// Print a one-time link that signs the caller in to the portal of the
@@ -95,10 +95,33 @@ pub struct MeshArgs {
     /// A file holding the MESH environment's shared key (owner-only; read at start).
     #[arg(long, env = "CPIS_MESH_SHARED_KEY_FILE", value_name = "PATH")]
     pub mesh_shared_key_file: Option<PathBuf>,
-    /// Seconds between two polls of the inbox (10 to 86400; MESH asks for
-    /// no more than one poll every 5 minutes).
+    /// A file holding the client certificate (PEM, with its chain) live
+    /// MESH requires for mutual TLS (with --mesh-client-key-file; read at start).
+    #[arg(
+        long,
+        env = "CPIS_MESH_CLIENT_CERT_FILE",
+        value_name = "PATH",
+        requires = "mesh_client_key_file"
+    )]
+    pub mesh_client_cert_file: Option<PathBuf>,
+    /// A file holding the client certificate's private key (PEM: PKCS#8,
+    /// PKCS#1 or SEC1; owner-only; read at start).
+    #[arg(
+        long,
+        env = "CPIS_MESH_CLIENT_KEY_FILE",
+        value_name = "PATH",
+        requires = "mesh_client_cert_file"
+    )]
+    pub mesh_client_key_file: Option<PathBuf>,
+    /// A file of CA certificates (PEM bundle) trusted for the MESH server,
+    /// besides the system's (live MESH's chain to NHS CAs; read at start).
+    #[arg(long, env = "CPIS_MESH_CA_FILE", value_name = "PATH")]
+    pub mesh_ca_file: Option<PathBuf>,
+    /// Seconds between two polls of the inbox (1 to 86400). MESH asks for
+    /// about one poll every 5 minutes: below that is for test rigs such as
+    /// mesh-sandbox.
     #[arg(long, env = "CPIS_MESH_POLL_SECONDS", default_value_t = 300,
-          value_parser = clap::value_parser!(u64).range(10..=86_400))]
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub mesh_poll_seconds: u64,
     /// Workflow id of the councils' LA Upload files.
     #[arg(

@@ -3,6 +3,7 @@
 //! - [`settings`]: one typed settings struct per function kind, parsed whole
 //!   from the environment at init (a value exists only by parsing);
 //! - [`clients`]: the one `SdkConfig` and the adapters built from it, once;
+//! - [`emf`]: the operators' metrics as embedded-metric-format lines;
 //! - [`gateway`]: the API Gateway JWT authorizer's claims, and the state of
 //!   an HTTP function;
 //! - [`portal`]: the portal function's settings and its OpenID Connect
@@ -15,6 +16,7 @@
 //! binary.
 
 pub mod clients;
+pub mod emf;
 pub mod gateway;
 pub mod portal;
 pub mod settings;
@@ -30,7 +32,8 @@ pub use clients::Clients;
 pub use gateway::{gateway_app, gateway_state, NoQueue};
 pub use portal::PortalSettings;
 pub use settings::{
-    ApiSettings, CheckSettings, ConfigError, DispatchSettings, RelaySettings, UploadSettings,
+    ApiSettings, AsnFileSettings, CheckSettings, ConfigError, DispatchSettings, MeshSettings,
+    PollSettings, RelaySettings, UploadSettings,
 };
 
 /// Why a function stopped.

@@ -120,7 +120,7 @@ impl OidcSettings {
     /// issuer discovered and its keys read. Each failure names its variable.
     pub async fn sign_in(&self, clients: &Clients) -> Result<OidcSignIn, ConfigError> {
         let client_secret = clients
-            .secret_string(&self.client_secret_arn, OIDC_CLIENT_SECRET_ARN)
+            .secret_setting(&self.client_secret_arn, OIDC_CLIENT_SECRET_ARN)
             .await?;
         let settings = cpis_oidc::Settings {
             issuer: self.issuer.clone(),

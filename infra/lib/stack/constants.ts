@@ -32,7 +32,33 @@ export const SERVICE_TABLE_ACTIONS: Record<string, string[]> = {
   // touch; crates/aws/src/dynamo/portal.rs). Its DeleteItem (sign-out, a sign-in attempt taken)
   // is granted on its own items only (stack/portal.ts).
   portal: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query', 'dynamodb:UpdateItem'],
+  // The upload use case as plan-upload runs it (a MESH file is an upload), the directory
+  // (GetItem) and the operator's mailbox map (GetItem; PutItem in a transaction; DeleteItem,
+  // scoped: MESH_MAP_DELETE).
+  'mesh-poll': [
+    'dynamodb:BatchGetItem',
+    'dynamodb:BatchWriteItem',
+    'dynamodb:GetItem',
+    'dynamodb:PutItem',
+    'dynamodb:Query',
+    'dynamodb:UpdateItem',
+  ],
 };
+
+/**
+ * mesh-poll (with MESH on): polled every `everyMinutes`, one invocation at a time (reserved
+ * concurrency 1), each within `timeoutSeconds` (less than the schedule, so a slow poll is over
+ * before the next is due); the operator is told when no poll has succeeded for `alarmMinutes`.
+ */
+export const MESH_POLL = { everyMinutes: 5, timeoutSeconds: 240, alarmMinutes: 30 } as const;
+
+/**
+ * mesh-poll's table actions beyond the upload path's (which are plan-upload's): the operator's
+ * map writes two items in one TransactWriteItems, and a relink or unlink deletes them
+ * (crates/aws/src/dynamo/mailboxes.rs). DeleteItem is granted only on items whose partition key
+ * is a council's (`LA#<ODS>`) or a mailbox's (`MESH#<id>`), never a child's plans.
+ */
+export const MESH_MAP_DELETE = { actions: ['dynamodb:DeleteItem'], leadingKeys: ['LA#*', 'MESH#*'] };
 
 /** The enumeration watch's defaults, as in crates/domain/src/volume.rs (VolumePolicy). */
 export const CHECK_VOLUME = { threshold: 100, periodMinutes: 10 };
@@ -42,9 +68,10 @@ export const PSEUDONYM_READERS = ['plan-upload', 'attendance-check', 'history-qu
 
 /**
  * Functions that append audit events (PutItem only; no function reads the audit table):
- * the API functions, and the dispatcher, which audits each delivery to a duty team.
+ * the API functions, the dispatcher, which audits each delivery to a duty team, and mesh-poll
+ * (when MESH is on), which audits each council's upload file as the JSON route does.
  */
-export const AUDIT_WRITERS = [...PSEUDONYM_READERS, 'notification-dispatch'];
+export const AUDIT_WRITERS = [...PSEUDONYM_READERS, 'notification-dispatch', 'mesh-poll'];
 
 /** What outbox-relay's channel check calls (crates/aws/src/sns_status.rs). */
 export const CHANNEL_STATUS_ACTIONS = { onCouncilTopics: ['sns:ListSubscriptionsByTopic'], account: ['sns:ListPhoneNumbersOptedOut'] };
