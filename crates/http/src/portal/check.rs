@@ -130,7 +130,6 @@ pub(crate) async fn check<S: PortalStore, Q: Queue>(
         // An answer that refuses the form never carries the NHS number
         // (privacy: nothing personal in an error); the clinician types it
         // again.
-        drop(typed);
         let sent = Sent {
             nhs_number: String::new(),
             unscheduled,
