@@ -237,7 +237,10 @@ def journey_clinician(service, browser):
     expect("Select whether the child is here for unscheduled care" in text_of(page),
            "no error for the missing answer")
     browser.check_page("check-form-error")
+    # The refusal never carries the NHS number: it is typed again.
+    expect(page.input_value("#nhs_number") == "", "the NHS number is echoed in the refusal")
     from_top(page)
+    keys(page, "#nhs_number", text="999 000 0018")
     keys(page, "#unscheduled", "Space")
     keys(page, "button.nhsuk-button", "Enter")
     page.wait_for_url(re.compile(r"/portal/check/results/"))

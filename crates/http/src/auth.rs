@@ -476,7 +476,7 @@ mod tests {
         let ticket = keys
             .mint_ticket(
                 &council(),
-                "0123456789abcdef0123",
+                "fedcba98abcdef012345",
                 now,
                 time::Duration::minutes(10),
             )
@@ -496,7 +496,7 @@ mod tests {
         );
         let verified = keys.ticket_verifier().verify(&ticket).unwrap();
         assert_eq!(verified.caller, council());
-        assert_eq!(verified.id, "0123456789abcdef0123");
+        assert_eq!(verified.id, "fedcba98abcdef012345");
         assert!(verified.is_current(now));
         assert!(
             !verified.is_current(now + time::Duration::minutes(10)),

@@ -205,7 +205,7 @@ async fn a_ticket_signs_in_once_and_only_within_its_ten_minutes() {
         .unwrap()
         .mint_ticket(
             &council(COUNCIL_A),
-            "0123456789abcdef",
+            "fedcba98abcdef01",
             now,
             Duration::minutes(10),
         )

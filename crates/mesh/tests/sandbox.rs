@@ -451,7 +451,7 @@ async fn wrong_credentials_are_refused_and_not_echoed() {
             mailbox.handshake().await.map(|_| ()),
             mailbox.inbox(None).await.map(|_| ()),
             mailbox
-                .download("0123456789ABCDEF0123456789ABCDEF")
+                .download("FEDCBA98ABCDEF01FEDCBA98ABCDEF01")
                 .await
                 .map(|_| ()),
             mailbox.track("anything").await.map(|_| ()),
