@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The AWS path rehearsed locally, with no AWS account (issue 15): moto on
-# 127.0.0.1, the resources of the synthesized CloudFormation template created
-# on it, each function under `cargo lambda watch`, and the README's invokes
-# replayed with events dated today and their answers checked.
+# 127.0.0.1, the resources of the synthesized CloudFormation template (MESH on)
+# created on it, NHS England's mesh-sandbox, each function under `cargo lambda
+# watch`, and the README's invokes replayed with events dated today and their
+# answers checked.
 #
 # Prints one `ok STEP: ...` / `FAIL STEP: ...` line per step and exits
 # non-zero on any FAIL. No response body is printed (they carry NHS numbers).
@@ -11,13 +12,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Every function of the stack (the README's table).
-functions=(plan-upload attendance-check history-query notification-dispatch outbox-relay)
+# Every function of the stack with MESH on (the README's tables).
+functions=(plan-upload attendance-check history-query notification-dispatch outbox-relay mesh-poll)
 
 work=$(mktemp -d)
 pids=()
 status=1
+mesh_dir=""
 stop() {
+    # Our own MESH sandbox, by the pid its script wrote.
+    [[ -n $mesh_dir ]] && bash tests/mesh_sandbox.sh stop-at "$mesh_dir" >/dev/null 2>&1 || true
     # Our own children only, by pid: watches (and the functions they run, in
     # their process groups) and moto.
     for pid in "${pids[@]}"; do
@@ -70,10 +74,23 @@ done
 curl --silent --fail --output /dev/null "$endpoint/moto-api/" || fail moto "no answer on $endpoint"
 echo "ok moto: listening on 127.0.0.1:$moto_port"
 
+# ---- MESH sandbox ---------------------------------------------------------------------------
+# Its own, as moto is (NHS England's mesh-sandbox, tests/mesh_sandbox.sh): the
+# councils' files reach the CP-IS mailbox X26ABC2 there, and X26ABC1 is the council's.
+mesh_dir="$work/mesh-sandbox"
+mesh_url=$(bash tests/mesh_sandbox.sh start-at "$mesh_dir" 2>"$work/mesh-sandbox-start.log") \
+    || fail mesh-sandbox "tests/mesh_sandbox.sh start-at failed (log in $work/mesh-sandbox-start.log)"
+echo "ok mesh-sandbox: listening on ${mesh_url#http://}"
+# The operator's MESH secret (README, "MESH on AWS"): imported by the stack by
+# its ARN, so given to the synth as context and created on moto below.
+mesh_secret_arn="arn:aws:secretsmanager:eu-west-2:123456789012:secret:cpis-rehearsal-mesh-AbCdEf"
+printf '{"mailbox": "X26ABC2", "password": "password", "shared_key": "TestKey"}' >"$work/mesh-secret.json"
+
 # ---- Resources, from the template -----------------------------------------------------------
 # Placeholder code: the template is what a deploy would create, without
 # building release bundles (infra/package.json, synth:nobundle).
-(cd infra && npx cdk synth --quiet -c cpis:placeholderCode=true --output "$work/cdk.out" >"$work/synth.log" 2>&1) \
+(cd infra && npx cdk synth --quiet -c cpis:placeholderCode=true --output "$work/cdk.out" \
+    -c cpis:meshSecretArn="$mesh_secret_arn" -c cpis:meshUrl="$mesh_url" >"$work/synth.log" 2>&1) \
     || fail synth "cdk synth failed (log in $work/synth.log)"
 templates=("$work"/cdk.out/*.template.json)
 # One stack today; a second one would hold resources this rehearsal would miss.
@@ -81,9 +98,15 @@ templates=("$work"/cdk.out/*.template.json)
     || fail synth "expected one template in cdk.out, found: ${templates[*]##*/}"
 template=${templates[0]}
 echo "ok synth: $(basename "$template")"
-# ViewUrl is the one parameter without a default (where a duty team signs in).
+# ViewUrl: where a duty team signs in (by default the portal's pages, whose API
+# Gateway URL a rehearsal has not). The portal function needs an issuer and
+# API Gateway, neither of which is here: it is not run, so its environment is
+# not written (its own tests: functions/portal/tests; tests/suites/66-portal-oidc.sh).
+# shellcheck disable=SC2046 # one -f per function
 python3 scripts/rehearsal_resources.py "$template" "$endpoint" "$work/env" \
-    -p ViewUrl=https://cpis.example.org/notifications
+    -p ViewUrl=https://cpis.example.org/notifications \
+    --imported-secret "$mesh_secret_arn=$work/mesh-secret.json" \
+    $(printf -- '-f %s ' "${functions[@]}")
 
 # ---- Functions ------------------------------------------------------------------------------
 # Built first, one at a time and exactly as `cargo lambda watch` runs them

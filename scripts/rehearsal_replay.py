@@ -9,6 +9,12 @@ Prints one `ok STEP: ...` or `FAIL STEP: ...` line per step and exits 1 on
 any FAIL. It never prints a response body, an event or a queue message: they
 carry NHS numbers (synthetic, 999 range, but the rule has no exceptions).
 Only status codes, problem codes, counts and ids are shown.
+
+The MESH steps come last (the stack is synthesised with MESH on): the
+operator links the council to its mailbox by invoking mesh-poll, the council
+(NHS England's mesh-client, tests/mesh_council.py) sends an LA Upload file
+that the scheduled poll takes in and acknowledges, and a check's ASN reaches
+the council's mailbox as a file through the dispatcher.
 """
 
 import datetime
@@ -154,6 +160,99 @@ def sqs_event(messages, queue_arn):
         "eventSourceARN": queue_arn,
         "awsRegion": REGION,
     } for m in messages]}
+
+
+MESH_COUNCIL_MAILBOX = "X26ABC1"
+MESH_FIXTURE = "crates/hl7v3/tests/fixtures/upload-000457.xml"
+
+
+def council(*args):
+    """The council's MESH client (tests/mesh_council.py, NHS England's
+    mesh-client) against the rehearsal's sandbox: its exit status and the
+    lines it printed (message ids, or the paths of the files it received)."""
+    url = env_of("mesh-poll")["CPIS_MESH_URL"]
+    done = subprocess.run(["python3", os.path.join(ROOT, "tests", "mesh_council.py"), *args, "--url", url],
+                          capture_output=True, text=True, timeout=300)
+    return done.returncode, done.stdout.split()
+
+
+def council_files(workflow, name):
+    """What the council's mailbox holds of `workflow`: (body, Mex-* headers)
+    per file, collected and acknowledged by the council."""
+    rc, paths = council("receive", "--mailbox", MESH_COUNCIL_MAILBOX, "--workflow", workflow,
+                        "--out", os.path.join(work, f"mesh-{name}"))
+    if rc != 0:
+        report(name, False, f"tests/mesh_council.py receive exited {rc}")
+        return None
+    files = []
+    for path in paths:
+        with open(path, encoding="utf-8") as f, open(path + ".json", encoding="utf-8") as h:
+            files.append((f.read(), json.load(h)))
+    return files
+
+
+def mesh_steps(now, schedule, earlier_asn_ids):
+    """The councils' HL7 v3 files over MESH (issue 13), on the stack's defaults."""
+    poll_env = env_of("mesh-poll")
+    upload_workflow = poll_env["CPIS_MESH_WORKFLOW_UPLOAD"]
+    ack_workflow = poll_env["CPIS_MESH_WORKFLOW_ACK"]
+    asn_workflow = env_of("notification-dispatch")["CPIS_MESH_WORKFLOW_ASN"]
+
+    # 11. The operator links the council to its MESH mailbox (README, "MESH on AWS").
+    answer = invoke("mesh-poll", {"action": "link", "council": COUNCIL, "mailbox": MESH_COUNCIL_MAILBOX},
+                    "mesh-link")
+    if answer is None or not report("mesh-link", answer.get("ok") is True and answer.get("mailbox") == MESH_COUNCIL_MAILBOX,
+                                     f"{COUNCIL} linked to MESH mailbox {answer.get('mailbox')} by the operator's invocation"):
+        return
+
+    # 12. The council's case system sends its LA Upload file (file 000457: a CPP, an
+    # ended LAC, an unborn child plan ending before it starts); the scheduled poll
+    # applies it and acknowledges it to the sending mailbox: CPF03, one CPR07.
+    path = os.path.join(work, "upload-000457.xml")
+    with open(os.path.join(ROOT, MESH_FIXTURE), encoding="utf-8") as src, open(path, "w", encoding="utf-8") as dst:
+        dst.write(src.read())
+    rc, sent = council("send", "--mailbox", MESH_COUNCIL_MAILBOX, "--to", "X26ABC2", "--workflow",
+                       upload_workflow, "--file", path)
+    if rc != 0 or len(sent) != 1:
+        report("mesh-upload", False, f"tests/mesh_council.py send exited {rc}")
+        return
+    answer = invoke("mesh-poll", schedule, "mesh-upload")
+    acks = council_files(ack_workflow, "mesh-upload")
+    if answer is not None and acks is not None:
+        codes = [re.findall(r'code="(CPF0\d)"', body) for body, _ in acks]
+        local_ids = [headers.get("mex-localid") for _, headers in acks]
+        rejected = [body.count("CPR07") for body, _ in acks]
+        report("mesh-upload", answer.get("ok") is True and answer.get("applied") == 1
+               and answer.get("acknowledged") == 1 and codes == [["CPF03"]] and rejected == [1]
+               and local_ids == [f"ACK_{sent[0]}"],
+               f"poll applied {answer.get('applied')}, acknowledged {answer.get('acknowledged')}; "
+               f"{len(acks)} acknowledgement in {MESH_COUNCIL_MAILBOX}, outcome {codes}, "
+               f"{sum(rejected)} record rejected (CPR07), local id ACK_<message id>: {local_ids == [f'ACK_{sent[0]}']}")
+
+    # 13. A clinician whose credential names an SDS job role checks the child: the
+    # council gets the ASN as a file in its mailbox (MESH local id = the ASN id), and
+    # its duty team the SMS and email, through the one dispatcher.
+    check_event = fresh(load("events/apigw/check-clinician-b0107.json"), now)
+    claims = check_event["requestContext"]["authorizer"]["jwt"]["claims"]
+    claims.update({"sub": "dr-mesh-0002", "job_role": "R8000", "job_role_name": "Clinical Practitioner Access Role"})
+    status, body = http("attendance-check", check_event, "mesh-asn-file")
+    if status is None or not expect_status("mesh-asn-file", status, body, 200):
+        return
+    asn_queue = env_of("attendance-check")["CPIS_ASN_QUEUE_URL"]
+    asn_queue_arn = sqs.get_queue_attributes(QueueUrl=asn_queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    # Only this check's ASN: the earlier ones, delivered already, may be back on
+    # the queue once their visibility timeout has passed (nothing here deletes them).
+    messages = [m for m in drain(asn_queue, want=1)
+                if json.loads(m["Body"]).get("asn_id") not in earlier_asn_ids]
+    asn_ids = [json.loads(m["Body"]).get("asn_id") for m in messages]
+    answer = invoke("notification-dispatch", sqs_event(messages, asn_queue_arn), "mesh-asn-file")
+    files = council_files(asn_workflow, "mesh-asn-file")
+    if answer is not None and files is not None:
+        local_ids = [headers.get("mex-localid") for _, headers in files]
+        report("mesh-asn-file", len(messages) == 1 and failed_ids(answer) == [] and local_ids == asn_ids
+               and all("<CP-ISAccessToServiceNotification" in body for body, _ in files),
+               f"{len(messages)} ASN, {len(failed_ids(answer))} batchItemFailures, {len(files)} ASN file in "
+               f"{MESH_COUNCIL_MAILBOX} named by its ASN id: {local_ids == asn_ids}")
 
 
 def failed_ids(answer):
@@ -306,6 +405,7 @@ def main():
         held = len(body.get("plans", []))
         report("plans-after-purge", held == 3, f"GET /v1/plans 200, {held} plans held")
 
+    mesh_steps(now, schedule, asn_ids)
     return 1 if failures else 0
 
 

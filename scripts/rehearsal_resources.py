@@ -3,6 +3,7 @@
 writes each function's environment with the template's references resolved.
 
 Usage: rehearsal_resources.py TEMPLATE ENDPOINT OUT_DIR [-p NAME=VALUE ...]
+                              [--imported-secret ARN=FILE ...]
 
 The template is the one source of truth (issue 15): DynamoDB tables (key
 schema, GSIs, TTL), SQS queues (redrive included), KMS keys and Secrets
@@ -10,6 +11,10 @@ Manager secrets are created as it declares them, and every
 `AWS::Lambda::Function`'s `Environment.Variables` is resolved against what
 was created. A function's variable that refers to anything else fails the run
 with its name, so a new resource in the stack cannot be silently missed here.
+A secret the stack imports by ARN (the operator's MESH secret, given by
+context) is not in the template: `--imported-secret ARN=FILE` creates it on
+moto with FILE's text, and every environment naming ARN names moto's instead
+(moto chooses a secret's ARN suffix itself).
 
 Writes OUT_DIR/<crate>.env (KEY=VALUE lines, for `cargo lambda watch
 --env-file`) per function and OUT_DIR/resources.json (logical id -> name,
@@ -48,6 +53,10 @@ def main():
     parser.add_argument("out_dir")
     parser.add_argument("-p", "--parameter", action="append", default=[],
                         help="NAME=VALUE for a template parameter without a default")
+    parser.add_argument("-f", "--function", action="append", default=[],
+                        help="write the environment of this function only (repeatable; default all)")
+    parser.add_argument("--imported-secret", action="append", default=[],
+                        help="ARN=FILE: a secret the stack imports, created on moto from FILE")
     args = parser.parse_args()
 
     with open(args.template, encoding="utf-8") as f:
@@ -100,6 +109,10 @@ def main():
             if logical in created and attribute in created[logical]:
                 return created[logical][attribute]
             raise Unresolvable(f"GetAtt {logical}.{attribute}")
+        if fn == "Fn::If":
+            # Only the branch the condition picks is resolved, as CloudFormation does.
+            name, when_true, when_false = arg
+            return resolve(when_true if condition(name) else when_false)
         if fn == "Fn::Join":
             sep, parts = arg
             return sep.join(resolve(p) for p in parts)
@@ -108,6 +121,26 @@ def main():
                 {"Fn::GetAtt": m.group(1).split(".", 1)} if "." in m.group(1) and m.group(1) not in pseudo
                 else {"Ref": m.group(1)}), arg)
         raise Unresolvable(f"{fn} is not supported here")
+
+    def condition(name):
+        """A template condition: Fn::Equals, Fn::Not, Fn::And, Fn::Or over resolvable values."""
+        def holds(expr):
+            (fn, arg), = expr.items()
+            if fn == "Fn::Equals":
+                return resolve(arg[0]) == resolve(arg[1])
+            if fn == "Fn::Not":
+                return not holds(arg[0])
+            if fn == "Fn::And":
+                return all(holds(a) for a in arg)
+            if fn == "Fn::Or":
+                return any(holds(a) for a in arg)
+            if fn == "Condition":
+                return condition(arg)
+            raise Unresolvable(f"condition {fn} is not supported here")
+        spec = template.get("Conditions", {}).get(name)
+        if spec is None:
+            raise Unresolvable(f"condition {name} is not in the template")
+        return holds(spec)
 
     of_type = lambda t: sorted(k for k, v in resources.items() if v["Type"] == t)  # noqa: E731
 
@@ -174,6 +207,15 @@ def main():
             dynamodb.update_time_to_live(TableName=name, TimeToLiveSpecification=ttl)
         created[logical] = {"Ref": name, "Arn": arn}
 
+    # Imported secrets: the template names them by ARN only.
+    imported = {}
+    for spec in args.imported_secret:
+        arn, path = spec.split("=", 1)
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+        name = "cpis-rehearsal-imported-" + arn.rsplit(":", 1)[1].rsplit("-", 1)[0].replace("/", "-")
+        imported[arn] = sm.create_secret(Name=name, SecretString=text)["ARN"]
+
     os.makedirs(args.out_dir, exist_ok=True)
     functions = of_type("AWS::Lambda::Function")
     written = []
@@ -183,9 +225,11 @@ def main():
         if not path.startswith("Cpis/") or not path.endswith("/Function/Resource"):
             continue  # CDK's own helper functions, if any
         name = crate_name(path)
+        if args.function and name not in args.function:
+            continue  # a function the rehearsal does not run
         variables = res.get("Properties", {}).get("Environment", {}).get("Variables", {})
         try:
-            env = {k: resolve(v) for k, v in sorted(variables.items())}
+            env = {k: imported.get(resolve(v), resolve(v)) for k, v in sorted(variables.items())}
         except Unresolvable as e:
             sys.exit(f"FAIL resources: {name}: cannot resolve an environment variable: {e}")
         with open(os.path.join(args.out_dir, f"{name}.env"), "w", encoding="utf-8") as f:
@@ -199,7 +243,7 @@ def main():
 
     print(f"ok resources: {len(tables)} tables, {len(of_type('AWS::SQS::Queue'))} queues, "
           f"{len(of_type('AWS::KMS::Key'))} KMS keys, {len(of_type('AWS::SecretsManager::Secret'))} "
-          f"secret(s) from the template; environments of {', '.join(written)}")
+          f"secret(s) from the template, {len(imported)} imported; environments of {', '.join(written)}")
 
 
 def resolve_tree(value, resolve):

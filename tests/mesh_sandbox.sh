@@ -9,6 +9,9 @@
 #   tests/mesh_sandbox.sh venv    make target/mesh-venv (mesh-sandbox, mesh-client)
 #   tests/mesh_sandbox.sh start   start it on a free port; prints its URL
 #   tests/mesh_sandbox.sh stop    stop the one `start` started
+#   tests/mesh_sandbox.sh start-at DIR   another, plain http, with its store, pid and
+#                                 URL in DIR (scripts/aws-rehearsal.sh: its own, like its moto)
+#   tests/mesh_sandbox.sh stop-at DIR
 #   tests/mesh_sandbox.sh start-tls DIR   another on https that demands a
 #                                 client certificate (certificates made in DIR)
 #   tests/mesh_sandbox.sh stop-tls DIR
@@ -140,6 +143,16 @@ start() {
   launch "$state" "$(log_file mesh-sandbox "$state/sandbox.log")" http
 }
 
+# Another plain sandbox, all of its state in DIR: one that a script starts and
+# stops for itself without touching the one `start` started.
+start_at() {
+  local dir=${1:?usage: $0 start-at DIR}
+  make_venv
+  mkdir -p "$dir"
+  dir=$(cd "$dir" && pwd)
+  launch "$dir" "$(log_file "mesh-sandbox-$(basename "$dir")" "$dir/sandbox.log")" http
+}
+
 # A second sandbox that speaks TLS and demands a client certificate, as live
 # MESH does (mesh-sandbox itself asks for none): throwaway CA, server and
 # client certificates in DIR (tests/mesh_tls_certs.py).
@@ -158,7 +171,9 @@ case "${1:-}" in
   venv) make_venv ;;
   start) start ;;
   stop) stop_in "$state" ;;
+  start-at) start_at "${2:-}" ;;
+  stop-at) stop_in "${2:?usage: $0 stop-at DIR}" ;;
   start-tls) start_tls "${2:-}" ;;
   stop-tls) stop_in "${2:?usage: $0 stop-tls DIR}" ;;
-  *) echo "usage: $0 venv | start | stop | start-tls DIR | stop-tls DIR" >&2; exit 2 ;;
+  *) echo "usage: $0 venv | start | stop | start-at DIR | stop-at DIR | start-tls DIR | stop-tls DIR" >&2; exit 2 ;;
 esac

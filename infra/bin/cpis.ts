@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { App } from 'aws-cdk-lib';
-import { architectureFrom, existingDataFrom, regionFrom } from '../lib/context';
+import { architectureFrom, existingDataFrom, meshFrom, regionFrom } from '../lib/context';
 import { issuerFromContext } from '../lib/constructs/issuer';
 import { CpisStack } from '../lib/cpis-stack';
 import { applyNag } from '../lib/nag';
@@ -18,6 +18,8 @@ const app = new App();
 //                                  the stack's own token issuer (README, "First credentials")
 //   -c cpis:existingTableName=… -c cpis:existingAuditTableName=… -c cpis:existingDataKeyArn=…
 //   -c cpis:existingPseudonymSecretArn=…   deploy onto retained or restored data (README, "Runbook")
+//   -c cpis:meshSecretArn=… -c cpis:meshUrl=https://…   MESH on: mesh-poll and ASN files (README,
+//                                  "MESH on AWS"); -c cpis:meshWorkflowUpload|Ack|Asn=… the workflow ids
 const domainName = app.node.tryGetContext('domainName') as string | undefined;
 const certificateArn = app.node.tryGetContext('certificateArn') as string | undefined;
 if ((domainName && !certificateArn) || (!domainName && certificateArn)) {
@@ -35,6 +37,7 @@ new CpisStack(app, (app.node.tryGetContext('stackName') as string | undefined) ?
   architecture: architectureFrom(app.node.tryGetContext('cpis:architecture')),
   customDomain: domainName && certificateArn ? { domainName, certificateArn } : undefined,
   existingData: existingDataFrom((key) => app.node.tryGetContext(key)),
+  mesh: meshFrom((key) => app.node.tryGetContext(key)),
   issuer: issuerFromContext(
     app.node.tryGetContext('cpis:issuer'),
     app.node.tryGetContext('cpis:issuerDomainPrefix'),

@@ -95,3 +95,78 @@ export function existingDataFrom(get: (key: string) => unknown): ExistingData | 
     ),
   };
 }
+
+/**
+ * MESH on AWS (issue 13): the councils' HL7 v3 files. Off unless both are given; then the stack
+ * adds the mesh-poll function and gives the dispatcher the ASN files' leg. The secret is the
+ * operator's, created before the deploy and imported here by its complete ARN (README, "MESH on
+ * AWS"): MESH credentials are issued by NHS England at onboarding, and a stack-made secret would
+ * hold a placeholder that every cold start refused until someone replaced it.
+ */
+export interface MeshContext {
+  /** `cpis:meshSecretArn`: the secret's complete ARN (with its six-character suffix). */
+  readonly secretArn: string;
+  /** `cpis:meshUrl`: the MESH API's base URL; https, or plain http on the loopback for a sandbox. */
+  readonly url: string;
+  /** `Mex-WorkflowID`s; defaults as crates/lambda/src/settings/mesh.rs (the real ones are not public). */
+  readonly workflows: MeshWorkflows;
+}
+
+export interface MeshWorkflows {
+  readonly upload: string;
+  readonly ack: string;
+  readonly asn: string;
+}
+
+/** The defaults of `cpis serve --mesh-workflow-*` and of the functions' settings. */
+export const DEFAULT_MESH_WORKFLOWS: MeshWorkflows = {
+  upload: 'CPIS_LA_UPLOAD',
+  ack: 'CPIS_LA_UPLOAD_ACK',
+  asn: 'CPIS_ASN',
+};
+
+export const MESH_CONTEXT = {
+  secretArn: 'cpis:meshSecretArn',
+  url: 'cpis:meshUrl',
+  upload: 'cpis:meshWorkflowUpload',
+  ack: 'cpis:meshWorkflowAck',
+  asn: 'cpis:meshWorkflowAsn',
+} as const;
+
+/** Reads the `cpis:mesh*` context values (see `MeshContext`); `undefined` when MESH is off. */
+export function meshFrom(get: (key: string) => unknown): MeshContext | undefined {
+  const secretArn = get(MESH_CONTEXT.secretArn);
+  const url = get(MESH_CONTEXT.url);
+  const workflowKeys = [MESH_CONTEXT.upload, MESH_CONTEXT.ack, MESH_CONTEXT.asn];
+  if (secretArn === undefined && url === undefined) {
+    const stray = workflowKeys.filter((k) => get(k) !== undefined);
+    if (stray.length > 0) throw new Error(`${stray.join(', ')} without ${MESH_CONTEXT.secretArn} and ${MESH_CONTEXT.url}: MESH is off`);
+    return undefined;
+  }
+  if (secretArn === undefined || url === undefined) {
+    throw new Error(`MESH needs both ${MESH_CONTEXT.secretArn} and ${MESH_CONTEXT.url}, or neither`);
+  }
+  if (typeof secretArn !== 'string' || !/^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+-[A-Za-z0-9]{6}$/.test(secretArn)) {
+    throw new Error(`${MESH_CONTEXT.secretArn} must be the secret's complete ARN (ending in its six-character suffix), not ${JSON.stringify(secretArn)}`);
+  }
+  const loopback = /^http:\/\/(127\.0\.0\.1|localhost)(:\d{1,5})?\/?$/;
+  if (typeof url !== 'string' || !(/^https:\/\/[A-Za-z0-9.-]+(:\d{1,5})?\/?$/.test(url) || loopback.test(url))) {
+    throw new Error(`${MESH_CONTEXT.url} must be the MESH API's https base URL (plain http only on the loopback, for a sandbox), not ${JSON.stringify(url)}`);
+  }
+  const workflow = (key: string, fallback: string) => {
+    const value = get(key) ?? fallback;
+    if (typeof value !== 'string' || !/^[A-Za-z0-9_.-]{1,100}$/.test(value)) {
+      throw new Error(`${key} must be 1 to 100 letters, digits, '_', '-' or '.', not ${JSON.stringify(value)}`);
+    }
+    return value;
+  };
+  const workflows = {
+    upload: workflow(MESH_CONTEXT.upload, DEFAULT_MESH_WORKFLOWS.upload),
+    ack: workflow(MESH_CONTEXT.ack, DEFAULT_MESH_WORKFLOWS.ack),
+    asn: workflow(MESH_CONTEXT.asn, DEFAULT_MESH_WORKFLOWS.asn),
+  };
+  if (workflows.upload === workflows.ack) {
+    throw new Error(`${MESH_CONTEXT.ack} must differ from the upload workflow (the poller would read its own acknowledgements)`);
+  }
+  return { secretArn, url: url.replace(/\/$/, ''), workflows };
+}

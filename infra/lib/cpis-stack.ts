@@ -7,7 +7,7 @@ import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import { NagSuppressions } from 'cdk-nag';
 import { Construct } from 'constructs';
-import { assertRegionAllowed, ExistingData } from './context';
+import { assertRegionAllowed, ExistingData, MeshContext } from './context';
 import { CpisHttpApi, CustomDomain } from './constructs/http-api';
 import { CognitoIssuer, IssuerConfig } from './constructs/issuer';
 import { OperationsAlarms } from './constructs/operations';
@@ -20,11 +20,14 @@ import { serviceFunctions } from './stack/functions';
 import { messaging, operationsTopic } from './stack/messaging';
 import { monitoring } from './stack/monitoring';
 import { stackParameters } from './stack/parameters';
+import { portalSignIn } from './stack/portal';
 
 export {
   AUDIT_WRITERS,
   CHANNEL_STATUS_ACTIONS,
   CHECK_VOLUME,
+  MESH_MAP_DELETE,
+  MESH_POLL,
   OUTBOX_AGE_ALARM_SECONDS,
   PSEUDONYM_READERS,
   SERVICE_TABLE_ACTIONS,
@@ -52,6 +55,11 @@ export interface CpisStackProps extends StackProps {
    * the tables, the data key and the pseudonymisation secret are imported, not created.
    */
   readonly existingData?: ExistingData;
+  /**
+   * MESH on (`-c cpis:meshSecretArn=… -c cpis:meshUrl=…`): the mesh-poll function on a
+   * schedule, and the dispatcher's ASN files (README, "MESH on AWS"). Off by default.
+   */
+  readonly mesh?: MeshContext;
 }
 
 export class CpisStack extends Stack {
@@ -70,6 +78,8 @@ export class CpisStack extends Stack {
   public readonly issuer?: CognitoIssuer;
   /** outbox-relay's own signals: the outbox's age and councils a notification cannot reach. */
   public readonly relayAlarms: { outboxAge: cloudwatch.Alarm; withoutDirectoryEntry: cloudwatch.Alarm; withoutConfirmedChannel: cloudwatch.Alarm };
+  /** With MESH on: no successful poll of the CP-IS mailbox for MESH_POLL.alarmMinutes. */
+  public readonly meshPollAlarm?: cloudwatch.Alarm;
 
   constructor(scope: Construct, id: string, props: CpisStackProps = {}) {
     super(scope, id, props);
@@ -101,6 +111,7 @@ export class CpisStack extends Stack {
       snsDlq,
       topicArnPrefix,
       councilTopics,
+      mesh: props.mesh,
     });
     Object.assign(this.functions, fns.functions);
     const { api, issuer } = httpApi(this, {
@@ -112,7 +123,15 @@ export class CpisStack extends Stack {
       attendanceCheck: fns.attendanceCheck,
       historyQuery: fns.historyQuery,
     });
-    const { operations, dashboard, relayAlarms } = monitoring(this, {
+    const { clientSecret } = portalSignIn(this, {
+      params,
+      api,
+      portal: fns.portal,
+      dispatcher: fns.dispatcher,
+      dataKey,
+      tables,
+    });
+    const { operations, dashboard, relayAlarms, meshPollAlarm } = monitoring(this, {
       params,
       api,
       tables,
@@ -121,6 +140,7 @@ export class CpisStack extends Stack {
       snsDlq,
       functions: this.functions,
       attendanceCheck: fns.attendanceCheck,
+      meshPoll: fns.meshPoll,
     });
 
     new CfnOutput(this, 'ApiUrl', { value: api.url, description: 'Base URL of the HTTP API' });
@@ -144,7 +164,22 @@ export class CpisStack extends Stack {
         description: 'Point the custom domain (CNAME or alias) here',
       });
     }
+    new CfnOutput(this, 'PortalUrl', { value: `${api.url}portal`, description: 'The web portal' });
+    new CfnOutput(this, 'PortalRedirectUri', {
+      value: `${api.url}portal/sign-in/callback`,
+      description: 'Register this redirect URI with the portal\'s OpenID Connect issuer',
+    });
+    new CfnOutput(this, 'PortalOidcClientSecretArn', {
+      value: clientSecret.secretArn,
+      description: 'Put the issuer\'s client secret here: aws secretsmanager put-secret-value --secret-id <this> --secret-string <secret>',
+    });
     new CfnOutput(this, 'DashboardName', { value: dashboard.dashboardName });
+    if (fns.meshPoll) {
+      new CfnOutput(this, 'MeshPollFunctionName', {
+        value: fns.meshPoll.function.functionName,
+        description: 'The operator links councils to MESH mailboxes by invoking it (qualifier live): README, "MESH on AWS"',
+      });
+    }
 
     new CfnOutput(this, 'TableName', { value: tables.table.tableName });
     new CfnOutput(this, 'AuditTableName', { value: tables.auditTable.tableName });
@@ -190,6 +225,7 @@ export class CpisStack extends Stack {
     this.operations = operations;
     this.issuer = issuer;
     this.relayAlarms = relayAlarms;
+    this.meshPollAlarm = meshPollAlarm;
 
     // Stack-wide wildcard findings, each scoped by appliesTo.
     NagSuppressions.addStackSuppressions(this, [

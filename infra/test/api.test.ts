@@ -1,4 +1,5 @@
 import { Match } from 'aws-cdk-lib/assertions';
+import { PORTAL_ROUTES } from '../lib/stack/portal';
 import { ACCESS_LOG_FORMAT } from '../lib/constructs/http-api';
 import { logicalId, refersTo, synth, Synthesised } from './helpers';
 
@@ -51,12 +52,16 @@ function integrationTarget(routeProps: { Target: unknown }): string {
   return fnId!;
 }
 
+const PORTAL_ROUTE_KEYS = PORTAL_ROUTES.map(([method, path]) => `${method} ${path}`);
+
 describe('HTTP API routes', () => {
   test('exactly the issue\'s routes exist, plus GET /health', () => {
     const keys = Object.values(s.template.findResources('AWS::ApiGatewayV2::Route'))
       .map((r) => r.Properties.RouteKey)
       .sort();
-    expect(keys).toEqual([...ROUTES.map(([k]) => k), 'GET /health', 'GET /FHIR/R4/metadata'].sort());
+    expect(keys).toEqual(
+      [...ROUTES.map(([k]) => k), 'GET /health', 'GET /FHIR/R4/metadata', ...PORTAL_ROUTE_KEYS].sort(),
+    );
   });
 
   test.each(ROUTES)('%s goes to %s behind the JWT authorizer', (routeKey, crate) => {
@@ -90,13 +95,20 @@ describe('HTTP API routes', () => {
     });
   });
 
-  test('API Gateway may invoke only the three API functions, through their live alias', () => {
+  test.each(PORTAL_ROUTE_KEYS)('%s: the portal, outside the JWT authorizer (its own sessions)', (routeKey) => {
+    const props = route(routeKey);
+    expect(props.AuthorizationType).toBe('NONE');
+    expect(props.AuthorizerId).toBeUndefined();
+    expect(integrationTarget(props)).toBe(logicalId(s.stack, s.stack.functions['portal'].function));
+  });
+
+  test('API Gateway may invoke only the three API functions and the portal, through their live alias', () => {
     const targets = new Set(
       Object.values(s.template.findResources('AWS::Lambda::Permission'))
         .filter((p) => p.Properties.Principal === 'apigateway.amazonaws.com')
         .map((p) => JSON.stringify(p.Properties.FunctionName)),
     );
-    const api = ['plan-upload', 'attendance-check', 'history-query'].map((c) =>
+    const api = ['plan-upload', 'attendance-check', 'history-query', 'portal'].map((c) =>
       JSON.stringify({ Ref: logicalId(s.stack, s.stack.functions[c].alias) }),
     );
     expect([...targets].sort()).toEqual(api.sort());

@@ -33,7 +33,7 @@ jest.mock('child_process', () => {
 import * as path from 'path';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { architectureFrom } from '../lib/context';
-import { FUNCTIONS, logicalId, synth } from './helpers';
+import { FUNCTIONS, logicalId, MESH, MESH_FUNCTIONS, synth } from './helpers';
 
 const REPO = path.join(__dirname, '..', '..');
 
@@ -74,12 +74,22 @@ describe('bundling with cargo-lambda', () => {
     }
   });
 
+  test('with MESH on, mesh-poll is built the same way, by its own package', () => {
+    builds.length = 0;
+    synth({ placeholderCode: false, mesh: MESH });
+    const byPackage = buildsOf(builds);
+    expect(Object.keys(byPackage).sort()).toEqual([...MESH_FUNCTIONS].sort());
+    const words = byPackage['mesh-poll'];
+    expect(words[words.indexOf('--bin') + 1]).toBe('mesh-poll');
+    expect(words).toContain('--arm64');
+  });
+
   test('the workspace root hides functions/* from a build that names no package', () => {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const fs = require('fs') as typeof import('fs');
     const manifest = fs.readFileSync(path.join(REPO, 'Cargo.toml'), 'utf-8');
     expect(manifest).toMatch(/default-members\s*=\s*\["crates\/\*"\]/);
-    for (const crate of FUNCTIONS) {
+    for (const crate of MESH_FUNCTIONS) {
       const own = fs.readFileSync(path.join(REPO, 'functions', crate, 'Cargo.toml'), 'utf-8');
       expect(own).toMatch(new RegExp(`name\\s*=\\s*"${crate}"`));
     }

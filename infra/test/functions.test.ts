@@ -24,7 +24,24 @@ const ENV: Record<string, () => Record<string, unknown>> = {
   'notification-dispatch': () => ({
     ...common(),
     CPIS_SNS_TOPIC_ARN_PREFIX: COUNCIL_TOPIC_PREFIX,
-    CPIS_VIEW_URL: { Ref: 'ViewUrl' },
+    // ViewUrl when given, else the deployed portal's ASN pages.
+    CPIS_VIEW_URL: {
+      'Fn::If': ['ViewUrlGiven', { Ref: 'ViewUrl' }, { 'Fn::Join': ['', apiUrlParts('/portal/notifications')] }],
+    },
+  }),
+  portal: () => ({
+    ...apiCommon(),
+    CPIS_ASN_QUEUE_URL: ref(s.stack.asnQueue.queue),
+    CPIS_SNS_KMS_KEY_ID: { 'Fn::GetAtt': [logicalId(s.stack, s.stack.messagingKey), 'Arn'] },
+    CPIS_SNS_DLQ_ARN: { 'Fn::GetAtt': [logicalId(s.stack, s.stack.snsDeliveryDlq.queue), 'Arn'] },
+    CPIS_OIDC_ISSUER: { Ref: 'PortalOidcIssuer' },
+    CPIS_OIDC_CLIENT_ID: { Ref: 'PortalOidcClientId' },
+    CPIS_OIDC_CLIENT_SECRET_ARN: { Ref: logicalId(s.stack, s.stack.node.findChild('PortalOidcClientSecret') as never) },
+    CPIS_OIDC_REDIRECT_BASE: { 'Fn::Join': ['', apiUrlParts()] },
+    CPIS_OIDC_SCOPES: { Ref: 'PortalOidcScopes' },
+    CPIS_OIDC_USERINFO: { Ref: 'PortalOidcUserinfo' },
+    CPIS_OIDC_CLAIMS: { Ref: 'PortalOidcClaims' },
+    CPIS_OIDC_LABEL: { Ref: 'PortalOidcLabel' },
   }),
   'outbox-relay': () => ({
     ...common(),
@@ -32,6 +49,14 @@ const ENV: Record<string, () => Record<string, unknown>> = {
     CPIS_SNS_TOPIC_ARN_PREFIX: COUNCIL_TOPIC_PREFIX,
   }),
 };
+/** The execute-api URL of the $default stage, as the template joins it. */
+const apiUrlParts = (path = '/') => [
+  'https://',
+  { Ref: logicalId(s.stack, s.stack.httpApi.api) },
+  '.execute-api.eu-west-2.',
+  { Ref: 'AWS::URLSuffix' },
+  path,
+];
 const common = () => ({
   CPIS_TABLE_NAME: ref(s.stack.tables.table),
   CPIS_AUDIT_TABLE_NAME: ref(s.stack.tables.auditTable),
@@ -53,13 +78,21 @@ const KNOWN_VARIABLES = [
   'CPIS_VIEW_URL',
   'CPIS_VISIBILITY_TAIL_DAYS',
   'CPIS_PSEUDONYM_SECRET_ARN',
+  'CPIS_OIDC_ISSUER',
+  'CPIS_OIDC_CLIENT_ID',
+  'CPIS_OIDC_CLIENT_SECRET_ARN',
+  'CPIS_OIDC_REDIRECT_BASE',
+  'CPIS_OIDC_SCOPES',
+  'CPIS_OIDC_USERINFO',
+  'CPIS_OIDC_CLAIMS',
+  'CPIS_OIDC_LABEL',
   'RUST_LOG',
 ];
 
 describe('functions', () => {
-  test('exactly the five functions of functions/', () => {
+  test('exactly the six functions of functions/', () => {
     expect(Object.keys(s.stack.functions).sort()).toEqual([...FUNCTIONS].sort());
-    s.template.resourceCountIs('AWS::Lambda::Function', 5);
+    s.template.resourceCountIs('AWS::Lambda::Function', 6);
   });
 
   test.each(FUNCTIONS)('%s: arm64, provided.al2023, bootstrap, 256 MB, X-Ray active', (crate) => {
@@ -77,6 +110,7 @@ describe('functions', () => {
     ['history-query', TIMEOUTS.api],
     ['notification-dispatch', TIMEOUTS.dispatcher],
     ['outbox-relay', TIMEOUTS.relay],
+    ['portal', TIMEOUTS.api],
   ])('%s times out after %i s', (crate, seconds) => {
     expect(fnProps(crate).Timeout).toBe(seconds);
   });

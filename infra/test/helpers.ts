@@ -1,5 +1,6 @@
 import { App, Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
+import { MeshContext } from '../lib/context';
 import { CpisStack, CpisStackProps } from '../lib/cpis-stack';
 import { applyNag } from '../lib/nag';
 
@@ -91,7 +92,18 @@ export const FUNCTIONS = [
   'history-query',
   'notification-dispatch',
   'outbox-relay',
+  'portal',
 ];
+
+/** MESH on, as `-c cpis:meshSecretArn=… -c cpis:meshUrl=…` gives it (default workflows). */
+export const MESH: MeshContext = {
+  secretArn: 'arn:aws:secretsmanager:eu-west-2:111122223333:secret:cpis/mesh-AbCdEf',
+  url: 'https://msg.intspineservices.nhs.uk',
+  workflows: { upload: 'CPIS_LA_UPLOAD', ack: 'CPIS_LA_UPLOAD_ACK', asn: 'CPIS_ASN' },
+};
+
+/** Every function of a stack with MESH on. */
+export const MESH_FUNCTIONS = [...FUNCTIONS, 'mesh-poll'];
 
 /** `arn:<partition>:sns:<region>:<account>:cpis-la-*` as the template writes it. */
 export const COUNCIL_TOPICS_ARN = {

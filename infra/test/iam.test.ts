@@ -44,12 +44,15 @@ const EXPECTED_TABLE: Record<string, string[]> = {
   'history-query': ['dynamodb:BatchGetItem', 'dynamodb:GetItem', 'dynamodb:Query'],
   'notification-dispatch': ['dynamodb:GetItem', 'dynamodb:UpdateItem'],
   'outbox-relay': ['dynamodb:BatchWriteItem', 'dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:Scan', 'dynamodb:UpdateItem'],
+  portal: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query', 'dynamodb:UpdateItem'],
 };
+/** DeleteItem on the portal's own items only (sign-out, a sign-in attempt taken). */
+const PORTAL_DELETE = 'dynamodb:DeleteItem';
 
 describe('service table', () => {
   test.each(FUNCTIONS)('%s has exactly the DynamoDB actions its ports call', (crate) => {
     const onTable = actionsOn(s, crate, tableId()).filter((a) => a.startsWith('dynamodb:'));
-    expect(onTable).toEqual(EXPECTED_TABLE[crate]);
+    expect(onTable.filter((a) => crate !== 'portal' || a !== PORTAL_DELETE)).toEqual(EXPECTED_TABLE[crate]);
     expect(SERVICE_TABLE_ACTIONS[crate].slice().sort()).toEqual(EXPECTED_TABLE[crate]);
   });
 
@@ -77,11 +80,20 @@ describe('service table', () => {
     for (const crate of FUNCTIONS) {
       const dynamo = allActions(crate).filter((a) => a.startsWith('dynamodb:'));
       for (const a of dynamo) {
+        if (crate === 'portal' && a === PORTAL_DELETE) continue; // below: its own items only
         expect(a).not.toMatch(/\*|DeleteItem|PartiQL|Table$/);
         if (crate !== 'outbox-relay') expect(a).not.toMatch(/Scan/);
       }
     }
   });
+});
+
+test('the portal may DeleteItem only its own items (partition keys PORTAL#...), on the service table only', () => {
+  const deletes = statementsOf(s, 'portal').filter((st) => asList(st.Action).includes(PORTAL_DELETE));
+  expect(deletes).toHaveLength(1);
+  expect(deletes[0].Resource).toEqual({ 'Fn::GetAtt': [tableId(), 'Arn'] });
+  expect(deletes[0].Condition).toEqual({ 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['PORTAL#*'] } });
+  expect(asList(deletes[0].Action)).toEqual([PORTAL_DELETE]);
 });
 
 describe('audit table (append-only)', () => {
@@ -119,12 +131,14 @@ describe('audit table (append-only)', () => {
     expect(breakGlassStatements).toBe(1);
   });
 
-  test('the audit writers are the three API functions and the dispatcher (the relay audits nothing)', () => {
+  test('the audit writers are the three API functions, the portal, the dispatcher and, with MESH, mesh-poll (the relay audits nothing)', () => {
     expect(AUDIT_WRITERS.slice().sort()).toEqual([
       'attendance-check',
       'history-query',
+      'mesh-poll',
       'notification-dispatch',
       'plan-upload',
+      'portal',
     ]);
   });
 });

@@ -161,10 +161,10 @@ describe('council topics and the SNS delivery DLQ', () => {
 
   test('every alarm notifies the ops topic, on alarm and on recovery', () => {
     const alarms = Object.values(s.template.findResources('AWS::CloudWatch::Alarm'));
-    // 5 functions x (errors, throttles, error-level logs) + ASN DLQ + ASN age + SNS DLQ + check volume
+    // 6 functions x (errors, throttles, error-level logs) + ASN DLQ + ASN age + SNS DLQ + check volume
     // + API 5xx + API latency + 2 tables' throttles + SMS spend + stale feeds + outbox age
     // + councils without a directory entry + councils without a confirmed channel
-    expect(alarms).toHaveLength(28);
+    expect(alarms).toHaveLength(31);
     for (const a of alarms) {
       expect(a.Properties.AlarmActions).toEqual([opsTopicRef()]);
       expect(a.Properties.OKActions).toEqual([opsTopicRef()]);

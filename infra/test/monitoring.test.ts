@@ -1,7 +1,7 @@
 import { readFileSync } from 'fs';
 import * as path from 'path';
 import { CHECK_VOLUME, OUTBOX_AGE_ALARM_SECONDS } from '../lib/cpis-stack';
-import { logicalId, refersTo, synth, Synthesised } from './helpers';
+import { FUNCTIONS, logicalId, refersTo, synth, Synthesised } from './helpers';
 
 let s: Synthesised;
 beforeAll(() => {
@@ -67,7 +67,7 @@ describe('enumeration watch (hazard H6)', () => {
       }
     };
     walk(s.template.toJSON().Resources, '');
-    expect(uses.length).toBe(5);
+    expect(uses.length).toBe(FUNCTIONS.length);
     for (const use of uses) {
       expect(use).toMatch(/\.Properties\.Environment\.Variables\.RUST_LOG$/);
     }
@@ -141,16 +141,18 @@ describe('outbox-relay\'s own signals: the outbox\'s age and councils a notifica
     );
   const expectRelaySignal = (p: Record<string, unknown>) => {
     // The EMF line's directive: namespace CPIS, one dimension set [Service], Service=cpis
-    // (functions/outbox-relay/src/lib.rs, emf_line; its Rust tests parse the line).
+    // (crates/lambda/src/emf.rs, emf_line, which the relay and mesh-poll print through; their Rust
+    // tests parse the lines).
     expect(p.Namespace).toBe('CPIS');
     expect(p.Dimensions).toEqual([{ Name: 'Service', Value: 'cpis' }]);
     expect(p.Statistic).toBe('Maximum');
     expect(p.AlarmActions).toEqual([{ Ref: logicalId(s.stack, s.stack.opsTopic) }]);
     expect(p.OKActions).toEqual([{ Ref: logicalId(s.stack, s.stack.opsTopic) }]);
-    const lib = relayLib();
+    const emf = repo('crates', 'lambda', 'src', 'emf.rs');
     for (const part of ['"Namespace": "CPIS"', '"Dimensions": [["Service"]]', '"Service": "cpis"']) {
-      expect(lib.slice(lib.indexOf('fn emf_line'))).toContain(part);
+      expect(emf.slice(emf.indexOf('pub fn emf_line'))).toContain(part);
     }
+    expect(relayLib()).toContain('use cpis_lambda::emf::emf_line;');
   };
 
   test('OldestUndeliveredAsnAge at the threshold, and the relay going silent, alarm', () => {

@@ -143,7 +143,7 @@ describe('dashboard', () => {
     expect(dashboards).toHaveLength(1);
     const body = dashboards[0].Properties.DashboardBody;
     const alarmIds = Object.keys(s.template.findResources('AWS::CloudWatch::Alarm'));
-    expect(alarmIds.length).toBe(28);
+    expect(alarmIds.length).toBe(31);
     for (const id of alarmIds) {
       expect(refersTo(body, id)).toBe(true);
     }

@@ -54,15 +54,16 @@ def expect(condition, what):
 
 
 class Service:
-    """`cpis serve --demo` on a free loopback port with a fresh data directory."""
+    """`cpis serve --demo` on a free loopback port (or `addr`) with a fresh data
+    directory, and any `extra` options."""
 
-    def __init__(self, cpis, work):
+    def __init__(self, cpis, work, addr="127.0.0.1:0", extra=()):
         self.cpis = cpis
         self.data = os.path.join(work, "data")
         self.log_path = os.path.join(work, "serve.log")
         self.log = open(self.log_path, "w")
         self.process = subprocess.Popen(
-            [cpis, "serve", "--demo", "--addr", "127.0.0.1:0", "--data", self.data],
+            [cpis, "serve", "--demo", "--addr", addr, "--data", self.data, *extra],
             stdout=self.log, stderr=subprocess.STDOUT,
             env={**os.environ, "RUST_LOG": "info"},
         )
@@ -236,7 +237,10 @@ def journey_clinician(service, browser):
     expect("Select whether the child is here for unscheduled care" in text_of(page),
            "no error for the missing answer")
     browser.check_page("check-form-error")
+    # The refusal never carries the NHS number: it is typed again.
+    expect(page.input_value("#nhs_number") == "", "the NHS number is echoed in the refusal")
     from_top(page)
+    keys(page, "#nhs_number", text="999 000 0018")
     keys(page, "#unscheduled", "Space")
     keys(page, "button.nhsuk-button", "Enter")
     page.wait_for_url(re.compile(r"/portal/check/results/"))

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The operators' rehearsal of the AWS path (issue 15), scripts/aws-rehearsal.sh:
-# its own moto, the synthesized template's resources, the functions under
+# its own moto and MESH sandbox, the synthesized template's resources (MESH on), the functions under
 # `cargo lambda watch`, the README's invokes replayed and checked. It must
 # pass, and take every step: a step that vanished from the script (so could
 # no longer fail) fails here. The functions' logs go to
@@ -20,13 +20,13 @@ import sys
 
 lines = open(sys.argv[1], encoding="utf-8").read().splitlines()
 steps = [l.split(":")[0] for l in lines if l.startswith(("ok ", "FAIL "))]
-want = ["ok moto", "ok synth", "ok resources",
+want = ["ok moto", "ok mesh-sandbox", "ok synth", "ok resources",
         "ok build plan-upload", "ok build attendance-check", "ok build history-query",
-        "ok build notification-dispatch", "ok build outbox-relay", "ok watch",
+        "ok build notification-dispatch", "ok build outbox-relay", "ok build mesh-poll", "ok watch",
         "ok directory", "ok topic", "ok upload", "ok plans", "ok check", "ok check-second-child",
         "ok check-forbidden", "ok history", "ok asn-queue", "ok normal-batch",
         "ok duplicate-delivery", "ok poison-message", "ok relay-sweep", "ok relay-purge",
-        "ok plans-after-purge", "ok rehearsal"]
+        "ok plans-after-purge", "ok mesh-link", "ok mesh-upload", "ok mesh-asn-file", "ok rehearsal"]
 problems = []
 if sys.argv[2] != "0":
     problems.append(f"scripts/aws-rehearsal.sh exited {sys.argv[2]}")

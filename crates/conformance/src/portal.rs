@@ -6,7 +6,7 @@
 
 use cpis_domain::ports::UploadHistory;
 use cpis_domain::session::{PortalSessions, IDLE_TIMEOUT, MAX_SESSION_AGE};
-use cpis_domain::{PortalSession, Principal, SecretDigest, StoredCheckResult};
+use cpis_domain::{PortalSession, Principal, SecretDigest, SignInAttempt, StoredCheckResult};
 use time::Duration;
 
 use crate::fixtures::*;
@@ -120,6 +120,82 @@ pub async fn a_sign_in_ticket_is_redeemed_once<S: PortalStore>(store: &S) {
         .expect("redeem"));
 }
 
+fn attempt(state: &str, expires_at: time::OffsetDateTime) -> SignInAttempt {
+    SignInAttempt {
+        state: SecretDigest::of(state),
+        browser: SecretDigest::of(&format!("browser of {state}")),
+        nonce: format!("nonce-{state}"),
+        pkce_verifier: "v".repeat(43),
+        next: Some("/portal/notifications/abc".to_owned()),
+        expires_at,
+    }
+}
+
+pub async fn a_sign_in_attempt_is_taken_once<S: PortalStore>(store: &S) {
+    let ends = NOW + Duration::minutes(10);
+    let a = attempt("state a", ends);
+    let mut b = attempt("state b", ends);
+    b.next = None;
+    store.put_sign_in_attempt(&a).await.expect("put");
+    store.put_sign_in_attempt(&b).await.expect("put");
+    let unknown = SecretDigest::of("never sent");
+    assert_eq!(
+        store
+            .take_sign_in_attempt(&unknown, NOW)
+            .await
+            .expect("take"),
+        None
+    );
+    // Whole, the first time; nothing ever after (a replayed callback).
+    assert_eq!(
+        store
+            .take_sign_in_attempt(&a.state, NOW)
+            .await
+            .expect("take"),
+        Some(a.clone())
+    );
+    assert_eq!(
+        store
+            .take_sign_in_attempt(&a.state, NOW)
+            .await
+            .expect("take"),
+        None
+    );
+    assert_eq!(
+        store
+            .take_sign_in_attempt(&b.state, NOW)
+            .await
+            .expect("take"),
+        Some(b),
+        "one without a next"
+    );
+    // Four callbacks at once: exactly one gets it.
+    let c = attempt("state c", ends);
+    store.put_sign_in_attempt(&c).await.expect("put");
+    let take = || store.take_sign_in_attempt(&c.state, NOW);
+    let (w, x, y, z) = tokio::join!(take(), take(), take(), take());
+    let got = [w, x, y, z].map(|r| r.expect("take"));
+    assert_eq!(got.iter().filter(|g| g.is_some()).count(), 1, "{got:?}");
+    // At its end itself it is refused, and gone.
+    let d = attempt("state d", ends);
+    store.put_sign_in_attempt(&d).await.expect("put");
+    assert_eq!(
+        store
+            .take_sign_in_attempt(&d.state, ends)
+            .await
+            .expect("take"),
+        None
+    );
+    assert_eq!(
+        store
+            .take_sign_in_attempt(&d.state, NOW)
+            .await
+            .expect("take"),
+        None,
+        "an ended attempt is removed, not kept for a clock stepped back"
+    );
+}
+
 pub async fn a_check_result_opens_only_for_its_session_until_it_expires<S: PortalStore>(store: &S) {
     let (mine, theirs) = (SecretDigest::of("mine"), SecretDigest::of("theirs"));
     let handle = SecretDigest::of("handle");
@@ -186,9 +262,20 @@ pub async fn the_portal_purge_takes_only_what_has_ended<S: PortalStore>(store: &
             .await
             .expect("put");
     }
+    store
+        .put_sign_in_attempt(&attempt("old", NOW + Duration::minutes(10)))
+        .await
+        .expect("put");
+    let new_attempt = attempt("new", NOW + Duration::hours(2));
+    store.put_sign_in_attempt(&new_attempt).await.expect("put");
     let at = NOW + IDLE_TIMEOUT;
     let purged = store.purge_portal(at).await.expect("purge");
-    let counts = (purged.sessions, purged.tickets, purged.check_results);
+    let counts = (
+        purged.sessions,
+        purged.tickets,
+        purged.check_results,
+        purged.sign_in_attempts,
+    );
     // What lives stays, and nothing ended is served, purged or not.
     assert!(store
         .touch_session(&b.id, at)
@@ -206,17 +293,32 @@ pub async fn the_portal_purge_takes_only_what_has_ended<S: PortalStore>(store: &
     );
     let h2_payload = store.check_result(&h2, &a.id, at).await.expect("read");
     assert_eq!(h2_payload.as_deref(), Some("{}"));
+    let old_state = SecretDigest::of("old");
+    assert_eq!(
+        store
+            .take_sign_in_attempt(&old_state, at)
+            .await
+            .expect("take"),
+        None
+    );
+    let taken = store.take_sign_in_attempt(&new_attempt.state, at).await;
+    assert_eq!(taken.expect("take"), Some(new_attempt));
     if store.expires_by_itself() {
-        assert_eq!(counts, (0, 0, 0), "TTL is the purge");
+        assert_eq!(counts, (0, 0, 0, 0), "TTL is the purge");
         return;
     }
-    assert_eq!(counts, (1, 1, 1));
+    assert_eq!(counts, (1, 1, 1, 1));
     let old_again = store.redeem_ticket("old", at + Duration::minutes(10));
     assert!(old_again.await.expect("redeem"), "purged");
     let again = store.purge_portal(at).await.expect("purge");
     assert_eq!(
-        (again.sessions, again.tickets, again.check_results),
-        (0, 0, 0)
+        (
+            again.sessions,
+            again.tickets,
+            again.check_results,
+            again.sign_in_attempts
+        ),
+        (0, 0, 0, 0)
     );
 }
 
@@ -291,6 +393,7 @@ macro_rules! portal_conformance_suite {
                 sessions_live_while_used_and_end_when_idle,
                 a_session_ends_at_its_whole_age_and_at_sign_out,
                 a_sign_in_ticket_is_redeemed_once,
+                a_sign_in_attempt_is_taken_once,
                 a_check_result_opens_only_for_its_session_until_it_expires,
                 the_portal_purge_takes_only_what_has_ended,
                 upload_history_is_the_councils_own_newest_first,

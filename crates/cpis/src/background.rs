@@ -107,6 +107,7 @@ where
                 sessions = purged.sessions,
                 tickets = purged.tickets,
                 check_results = purged.check_results,
+                sign_in_attempts = purged.sign_in_attempts,
                 "portal purge finished"
             ),
             Err(error) => tracing::error!(%error, "portal purge failed"),

@@ -23,7 +23,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the whole service: API, SQLite store, dispatcher, local SMS/email delivery.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Print a bearer token signed by the data directory's local key.
     Token(TokenArgs),
     /// Print a one-time link that signs the caller in to the portal of the
@@ -95,10 +95,33 @@ pub struct MeshArgs {
     /// A file holding the MESH environment's shared key (owner-only; read at start).
     #[arg(long, env = "CPIS_MESH_SHARED_KEY_FILE", value_name = "PATH")]
     pub mesh_shared_key_file: Option<PathBuf>,
-    /// Seconds between two polls of the inbox (10 to 86400; MESH asks for
-    /// no more than one poll every 5 minutes).
+    /// A file holding the client certificate (PEM, with its chain) live
+    /// MESH requires for mutual TLS (with --mesh-client-key-file; read at start).
+    #[arg(
+        long,
+        env = "CPIS_MESH_CLIENT_CERT_FILE",
+        value_name = "PATH",
+        requires = "mesh_client_key_file"
+    )]
+    pub mesh_client_cert_file: Option<PathBuf>,
+    /// A file holding the client certificate's private key (PEM: PKCS#8,
+    /// PKCS#1 or SEC1; owner-only; read at start).
+    #[arg(
+        long,
+        env = "CPIS_MESH_CLIENT_KEY_FILE",
+        value_name = "PATH",
+        requires = "mesh_client_cert_file"
+    )]
+    pub mesh_client_key_file: Option<PathBuf>,
+    /// A file of CA certificates (PEM bundle) trusted for the MESH server,
+    /// besides the system's (live MESH's chain to NHS CAs; read at start).
+    #[arg(long, env = "CPIS_MESH_CA_FILE", value_name = "PATH")]
+    pub mesh_ca_file: Option<PathBuf>,
+    /// Seconds between two polls of the inbox (1 to 86400). MESH asks for
+    /// about one poll every 5 minutes: below that is for test rigs such as
+    /// mesh-sandbox.
     #[arg(long, env = "CPIS_MESH_POLL_SECONDS", default_value_t = 300,
-          value_parser = clap::value_parser!(u64).range(10..=86_400))]
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub mesh_poll_seconds: u64,
     /// Workflow id of the councils' LA Upload files.
     #[arg(
@@ -178,6 +201,72 @@ pub struct ServeArgs {
     pub max_connections: u64,
     #[command(flatten)]
     pub mesh: MeshArgs,
+    #[command(flatten)]
+    pub oidc: OidcArgs,
+}
+
+/// `cpis serve`'s production sign-in: OpenID Connect's authorization code
+/// flow with PKCE against one issuer (NHS CIS2, a council's own identity
+/// provider). Without `--oidc-issuer` only one-time links sign in.
+#[derive(Debug, Args)]
+pub struct OidcArgs {
+    /// The issuer's identifier, exactly as its discovery document gives it
+    /// (https; http only on loopback). Its discovery document and keys are
+    /// read at start: an issuer that cannot be reached stops the service.
+    #[arg(long, env = "CPIS_OIDC_ISSUER", value_name = "URL",
+          requires_all = ["oidc_client_id", "oidc_client_secret_file", "oidc_redirect_base"])]
+    pub oidc_issuer: Option<String>,
+    /// The portal's client id at the issuer.
+    #[arg(
+        long,
+        env = "CPIS_OIDC_CLIENT_ID",
+        value_name = "ID",
+        requires = "oidc_issuer"
+    )]
+    pub oidc_client_id: Option<String>,
+    /// A file holding the client secret (owner-only; read at start).
+    #[arg(
+        long,
+        env = "CPIS_OIDC_CLIENT_SECRET_FILE",
+        value_name = "PATH",
+        requires = "oidc_issuer"
+    )]
+    pub oidc_client_secret_file: Option<PathBuf>,
+    /// The portal's address as browsers reach it (e.g.
+    /// https://cpis.example.org): the redirect URI registered with the
+    /// issuer is `<base>/portal/sign-in/callback`, exactly.
+    #[arg(
+        long,
+        env = "CPIS_OIDC_REDIRECT_BASE",
+        value_name = "URL",
+        requires = "oidc_issuer"
+    )]
+    pub oidc_redirect_base: Option<String>,
+    /// Scopes asked for besides `openid`, space-separated (CIS2:
+    /// `profile nationalrbacaccess selectedrole`).
+    #[arg(
+        long,
+        env = "CPIS_OIDC_SCOPES",
+        value_name = "SCOPES",
+        default_value = ""
+    )]
+    pub oidc_scopes: String,
+    /// Also read the issuer's UserInfo endpoint (CIS2 gives roles only there).
+    #[arg(long, env = "CPIS_OIDC_USERINFO")]
+    pub oidc_userinfo: bool,
+    /// How the issuer's claims map to the claims contract: `FIELD=SOURCE`,
+    /// comma-separated (README, "Production sign-in"). Default: each field
+    /// from the claim of its own name.
+    #[arg(long, env = "CPIS_OIDC_CLAIMS", value_name = "MAP", default_value = "")]
+    pub oidc_claims: String,
+    /// The sign-in button's text.
+    #[arg(
+        long,
+        env = "CPIS_OIDC_LABEL",
+        value_name = "TEXT",
+        default_value = "Sign in with your organisation's account"
+    )]
+    pub oidc_label: String,
 }
 
 #[derive(Debug, Args)]

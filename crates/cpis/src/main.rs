@@ -6,6 +6,7 @@ mod cli;
 mod data_dir;
 mod demo;
 mod listener;
+mod oidc;
 mod readiness;
 
 use std::process::ExitCode;
@@ -20,10 +21,10 @@ use tokio::sync::watch;
 
 use cli::{CallerArgs, Cli, Command, LoginLinkArgs, MeshArgs, MeshCommand, ServeArgs, TokenArgs};
 use cpis::delivery::{FileChannel, WakeDispatcher};
-use cpis::mesh::{read_secret, MeshSettings};
+use cpis::mesh::{read_secret, DailyHandshake, MeshSettings, MeshTls};
 use cpis_domain::{MeshFiles, NoFiles};
 use cpis_mesh::exchange::ExchangeConfig;
-use cpis_mesh::{MeshAsnFiles, MeshClient, MeshConfig};
+use cpis_mesh::MeshAsnFiles;
 use data_dir::DataDir;
 
 type Failure = Box<dyn std::error::Error + Send + Sync>;
@@ -42,7 +43,7 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Serve(args) => serve(args).await,
+            Command::Serve(args) => serve(*args).await,
             Command::Token(args) => {
                 cpis_telemetry::init(Style::Console);
                 token(args)
@@ -88,18 +89,13 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
     let mesh = match mesh_settings(&args.mesh, policy)? {
         None => None,
         Some(settings) => {
-            let config = MeshConfig::new(
-                settings.url.clone(),
-                settings.mailbox.as_str(),
-                settings.password.clone(),
-                settings.shared_key.clone(),
-            );
-            let client = MeshClient::new(config).map_err(|e| format!("MESH: {e}"))?;
+            let client = settings.client()?;
             client
                 .handshake()
                 .await
                 .map_err(|e| format!("MESH handshake for mailbox {}: {e}", settings.mailbox))?;
-            Some((client, settings))
+            let handshaken = SystemClock.now();
+            Some((client, settings, handshaken))
         }
     };
     let data = DataDir::open(&args.data.data)?;
@@ -120,8 +116,12 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
         .clone()
         .unwrap_or_else(|| default_view_url(addr));
     let keys = data.local_keys()?;
+    let oidc = oidc::sign_in(&args.oidc).await?;
     let portal = PortalConfig {
-        sign_in: SignIn::Ticket(keys.ticket_verifier()),
+        sign_in: SignIn {
+            ticket: Some(keys.ticket_verifier()),
+            oidc,
+        },
         // Plain HTTP is only for loopback; anywhere else the cookie must
         // travel over TLS (a proxy in front terminates it).
         secure_cookies: !addr.ip().is_loopback(),
@@ -160,7 +160,7 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
             )),
             None,
         ),
-        Some((client, settings)) => {
+        Some((client, settings, handshaken)) => {
             tracing::info!(
                 mailbox = %settings.mailbox,
                 poll_seconds = settings.poll_every.as_secs(),
@@ -180,7 +180,11 @@ async fn serve(args: ServeArgs) -> Result<(), Failure> {
                 stopped.clone(),
             ));
             let poller = tokio::spawn(cpis::mesh::run_poller(
-                client,
+                client.clone(),
+                DailyHandshake {
+                    handshake: client,
+                    last: handshaken,
+                },
                 store.clone(),
                 settings.exchange,
                 clock.clone(),
@@ -244,6 +248,11 @@ fn mesh_settings(
         mailbox,
         password: read_secret(password, "MESH password")?,
         shared_key: read_secret(shared_key, "MESH shared key")?,
+        tls: MeshTls::read(
+            args.mesh_client_cert_file.as_deref(),
+            args.mesh_client_key_file.as_deref(),
+            args.mesh_ca_file.as_deref(),
+        )?,
         poll_every: std::time::Duration::from_secs(args.mesh_poll_seconds),
         exchange: ExchangeConfig {
             upload_workflow: args.mesh_workflow_upload.clone(),

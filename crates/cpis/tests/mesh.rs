@@ -7,12 +7,13 @@
 mod common;
 
 use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration as StdDuration;
 
 use common::*;
 use cpis::delivery::{FileChannel, WakeDispatcher};
-use cpis::mesh::run_poller;
+use cpis::mesh::{run_poller, DailyHandshake, Handshake};
 use cpis_domain::ports::{AuthorityDirectory, MailboxMap, PlanStore};
 use cpis_domain::{
     check, deliver_pending_with, AccessorKind, Authority, Clinician, JobRole, MailboxId,
@@ -24,6 +25,17 @@ use cpis_mesh::MeshAsnFiles;
 use cpis_store_sqlite::SqliteStore;
 use time::macros::datetime;
 use tokio::sync::watch;
+
+/// A handshake that counts how often it was made.
+#[derive(Clone, Default)]
+struct Counted(Arc<AtomicUsize>);
+
+impl Handshake for Counted {
+    async fn handshake(&self) -> Result<(), cpis_mesh::MeshError> {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+}
 
 fn run(args: &[&str]) -> (i32, String, String) {
     let output = Command::new(env!("CARGO_BIN_EXE_cpis"))
@@ -179,9 +191,10 @@ fn the_mesh_options_are_checked_before_anything_starts() {
         "--mesh-shared-key-file",
         k,
         "--mesh-poll-seconds",
-        "1",
+        "0",
     ]);
     assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--mesh-poll-seconds"), "{err}");
     // A missing secret file is named; its neighbour's content never shown.
     let missing = dir.path().join("nope");
     let (code, _, err) = run(&[
@@ -226,6 +239,121 @@ fn the_mesh_options_are_checked_before_anything_starts() {
     assert!(!data.join("cpis.sqlite3").exists(), "nothing started");
 }
 
+#[test]
+fn the_client_certificate_options_are_checked_before_anything_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let file = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.to_str().unwrap().to_owned()
+    };
+    let password = file("password", "password\n");
+    let key = file("key", "TestKey\n");
+    // PEM blocks whose content is not a certificate or a key; the key's
+    // text must never be shown.
+    let bad_cert = file(
+        "bad-cert.pem",
+        "-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydA==\n-----END CERTIFICATE-----\n",
+    );
+    let bad_key = file(
+        "bad-key.pem",
+        "-----BEGIN PRIVATE KEY-----\nc2VjcmV0LWtleS1ieXRlcw==\n-----END PRIVATE KEY-----\n",
+    );
+    let no_pem = file("no-pem.pem", "s3cr3t-not-pem\n");
+    let missing = dir.path().join("missing.pem").to_str().unwrap().to_owned();
+    let serve = |extra: &[&str]| {
+        let mut args = vec![
+            "serve",
+            "--data",
+            data.to_str().unwrap(),
+            "--mesh-url",
+            "https://127.0.0.1:9",
+            "--mesh-mailbox",
+            "X26ABC2",
+            "--mesh-password-file",
+            &password,
+            "--mesh-shared-key-file",
+            &key,
+        ];
+        args.extend_from_slice(extra);
+        run(&args)
+    };
+    // The certificate and its key go together.
+    let (code, _, err) = serve(&["--mesh-client-cert-file", &bad_cert]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--mesh-client-key-file"), "{err}");
+    let (code, _, err) = serve(&["--mesh-client-key-file", &bad_key]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--mesh-client-cert-file"), "{err}");
+    // Unreadable files, and files without PEM, are named.
+    for (flags, named) in [
+        (
+            [
+                "--mesh-client-cert-file",
+                &missing,
+                "--mesh-client-key-file",
+                &bad_key,
+            ],
+            &missing,
+        ),
+        (
+            [
+                "--mesh-client-cert-file",
+                &bad_cert,
+                "--mesh-client-key-file",
+                &no_pem,
+            ],
+            &no_pem,
+        ),
+    ] {
+        let (code, _, err) = serve(&flags);
+        assert_eq!(code, 1, "{err}");
+        assert!(err.contains(named.as_str()), "{err}");
+        assert!(!err.contains("s3cr3t"), "{err}");
+    }
+    let (code, _, err) = serve(&["--mesh-ca-file", &missing]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("MESH CA") && err.contains(&missing), "{err}");
+    // PEM that does not parse stops the start, naming the files given.
+    let (code, _, err) = serve(&[
+        "--mesh-client-cert-file",
+        &bad_cert,
+        "--mesh-client-key-file",
+        &bad_key,
+    ]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("MESH configuration") && err.contains(&bad_cert) && err.contains(&bad_key),
+        "{err}"
+    );
+    assert!(
+        !err.contains("c2VjcmV0") && !err.contains("TestKey"),
+        "{err}"
+    );
+    let (code, _, err) = serve(&["--mesh-ca-file", &bad_cert]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("MESH configuration") && err.contains(&bad_cert),
+        "{err}"
+    );
+    // The same from the environment.
+    let output = Command::new(env!("CARGO_BIN_EXE_cpis"))
+        .args(["serve", "--data", data.to_str().unwrap()])
+        .env("CPIS_MESH_URL", "https://127.0.0.1:9")
+        .env("CPIS_MESH_MAILBOX", "X26ABC2")
+        .env("CPIS_MESH_PASSWORD_FILE", &password)
+        .env("CPIS_MESH_SHARED_KEY_FILE", &key)
+        .env("CPIS_MESH_CLIENT_CERT_FILE", &bad_cert)
+        .env("CPIS_MESH_CLIENT_KEY_FILE", &missing)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{err}");
+    assert!(err.contains(&missing), "{err}");
+    assert!(!data.join("cpis.sqlite3").exists(), "nothing started");
+}
+
 /// The loop `cpis serve` runs, and its dispatcher's MESH leg, on SQLite:
 /// a council's file over MESH becomes plans and an acknowledgement; a check
 /// then reaches the council as an ASN file and as its duty team's SMS.
@@ -267,8 +395,14 @@ async fn the_poll_loop_and_the_dispatchers_mesh_leg_run_on_sqlite() {
         ack_workflow: "CPIS_LA_UPLOAD_ACK".to_owned(),
         policy: VisibilityPolicy::default(),
     };
+    // The last handshake was a day and a minute ago: this poll makes one.
+    let handshakes = Counted::default();
     run_poller(
         cpis_mailbox.clone(),
+        DailyHandshake {
+            handshake: handshakes.clone(),
+            last: now - time::Duration::minutes(24 * 60 + 1),
+        },
         store.clone(),
         config,
         clock.clone(),
@@ -276,6 +410,7 @@ async fn the_poll_loop_and_the_dispatchers_mesh_leg_run_on_sqlite() {
         stopped.clone(),
     )
     .await;
+    assert_eq!(handshakes.0.load(Ordering::SeqCst), 1);
     assert_eq!(
         store.plan_keys_for_authority(&council).await.unwrap().len(),
         2

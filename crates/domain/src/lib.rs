@@ -48,7 +48,7 @@ pub use page::{InboxCursor, InvalidCursor, Page, PlanCursor};
 pub use plan::{Plan, PlanKey, PlanType, VisibilityPolicy};
 pub use principal::{AccessorKind, Clinician, JobRole, Principal, Rbac};
 pub use sequencing::{LedgerHead, MAX_SEQUENCE};
-pub use session::{PortalSession, PortalSessions, SecretDigest, StoredCheckResult};
+pub use session::{PortalSession, PortalSessions, SecretDigest, SignInAttempt, StoredCheckResult};
 pub use upload::{
     process_upload, receive_upload, rewind_sequence, Received, Rewind, RewindError, UploadError,
     UploadResult,

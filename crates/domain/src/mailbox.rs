@@ -75,7 +75,7 @@ mod tests {
 
     #[test]
     fn mesh_ids_are_upper_case_letters_and_digits_of_bounded_length() {
-        for ok in ["X26ABC1", "YGM24OT001", "ABC", "A1234567890123456789"] {
+        for ok in ["X26ABC1", "YGM24OT001", "ABC", "AB12CD34EF56GH78IJ90"] {
             assert_eq!(MailboxId::parse(ok).unwrap().as_str(), ok);
         }
         for bad in [
@@ -86,7 +86,7 @@ mod tests {
             " X26ABC1",
             "X26-ABC1",
             "X26ABC1\n",
-            "A12345678901234567890",
+            "AB12CD34EF56GH78IJ90K",
             "X26ÄBC1",
             "../X26",
         ] {

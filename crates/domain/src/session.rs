@@ -33,6 +33,10 @@ pub const SIGN_IN_TICKET_TTL: Duration = Duration::minutes(10);
 /// of a shared machine opens nothing later. Only the session that made it
 /// may open it.
 pub const CHECK_RESULT_TTL: Duration = Duration::minutes(10);
+/// An OpenID Connect sign-in must come back from the identity provider
+/// within this long (the time to type a password and a second factor; a
+/// smartcard's PIN for NHS CIS2).
+pub const SIGN_IN_ATTEMPT_TTL: Duration = Duration::minutes(10);
 
 /// The SHA-256 digest (64 lower-case hex digits) of a secret: what the
 /// store keeps instead of a session id or a result handle.
@@ -125,12 +129,35 @@ pub struct StoredCheckResult {
     pub expires_at: OffsetDateTime,
 }
 
+/// An OpenID Connect sign-in under way: what the portal sent the browser
+/// to the identity provider with, kept here (never only in a cookie) until
+/// the provider sends it back (OpenID Connect Core 1.0 §3.1.2.1, §15.5.2;
+/// RFC 7636 for PKCE). Taken once: a callback replayed finds nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignInAttempt {
+    /// The digest of the `state` parameter: the attempt's key.
+    pub state: SecretDigest,
+    /// The digest of the value in the browser's sign-in cookie: only the
+    /// browser that started the attempt may finish it (no login CSRF).
+    pub browser: SecretDigest,
+    /// The `nonce` the ID token must carry.
+    pub nonce: String,
+    /// The PKCE `code_verifier` (43 to 128 characters, RFC 7636 §4.1).
+    pub pkce_verifier: String,
+    /// The portal page to land on once signed in (a path checked before it
+    /// was stored, and again when used).
+    pub next: Option<String>,
+    /// When the attempt ends unused ([`SIGN_IN_ATTEMPT_TTL`] after it began).
+    pub expires_at: OffsetDateTime,
+}
+
 /// What [`PortalSessions::purge_portal`] removed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PortalPurge {
     pub sessions: usize,
     pub tickets: usize,
     pub check_results: usize,
+    pub sign_in_attempts: usize,
 }
 
 /// The portal's storage: sessions, redeemed sign-in tickets and check
@@ -183,6 +210,23 @@ pub trait PortalSessions: Send + Sync {
         now: OffsetDateTime,
     ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
 
+    /// Stores an OpenID Connect sign-in under way (its `state` is fresh:
+    /// 256 random bits).
+    fn put_sign_in_attempt(
+        &self,
+        attempt: &SignInAttempt,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Removes and returns the attempt whose `state` digest this is, if it
+    /// has not ended at `now`; `None` if there is none or it has ended.
+    /// At most one caller ever gets it (atomic across every process sharing
+    /// the store): a callback replayed, or raced, finds nothing.
+    fn take_sign_in_attempt(
+        &self,
+        state: &SecretDigest,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<Option<SignInAttempt>, StoreError>> + Send;
+
     /// Whether the store removes ended records by itself, in the background
     /// (DynamoDB's TTL): then [`PortalSessions::purge_portal`] removes
     /// nothing, and every read still refuses what has ended.
@@ -190,8 +234,8 @@ pub trait PortalSessions: Send + Sync {
         false
     }
 
-    /// Removes every session, redeemed ticket and check result that has
-    /// ended at `now`.
+    /// Removes every session, redeemed ticket, check result and sign-in
+    /// attempt that has ended at `now`.
     fn purge_portal(
         &self,
         now: OffsetDateTime,

@@ -12,6 +12,7 @@
 mod audit;
 pub mod auth;
 pub mod caller;
+pub mod claim_map;
 mod dialect;
 mod extract;
 mod handlers;

@@ -285,7 +285,7 @@ mod tests {
         let ticket = keys
             .mint_ticket(
                 &council(),
-                "0123456789abcdef0123",
+                "fedcba98abcdef012345",
                 now,
                 time::Duration::minutes(10),
             )
@@ -305,7 +305,7 @@ mod tests {
         );
         let verified = keys.ticket_verifier().verify(&ticket).unwrap();
         assert_eq!(verified.caller, council());
-        assert_eq!(verified.id, "0123456789abcdef0123");
+        assert_eq!(verified.id, "fedcba98abcdef012345");
         assert!(verified.is_current(now));
         assert!(
             !verified.is_current(now + time::Duration::minutes(10)),

@@ -163,6 +163,16 @@ pub const PORTAL_ASSET: RouteSpec = route("GET", "/portal/assets/{file}", Anyone
 /// Sign-in: the page, and a one-time link's redemption (`?ticket=`).
 pub const PORTAL_SIGN_IN: RouteSpec =
     route("GET", "/portal/sign-in", Anyone, Some(A::SignIn), Html);
+/// OpenID Connect: off to the issuer (`?next=` kept server-side).
+pub const PORTAL_OIDC_START: RouteSpec = route("GET", "/portal/sign-in/oidc", Anyone, None, Html);
+/// OpenID Connect: the issuer's redirect back (the registered redirect URI).
+pub const PORTAL_OIDC_CALLBACK: RouteSpec = route(
+    "GET",
+    "/portal/sign-in/callback",
+    Anyone,
+    Some(A::SignIn),
+    Html,
+);
 pub const PORTAL_SIGN_OUT: RouteSpec = route(
     "POST",
     "/portal/sign-out",
@@ -199,6 +209,8 @@ pub const PORTAL_ROUTES: &[RouteSpec] = &[
     PORTAL_HOME,
     PORTAL_ASSET,
     PORTAL_SIGN_IN,
+    PORTAL_OIDC_START,
+    PORTAL_OIDC_CALLBACK,
     PORTAL_SIGN_OUT,
     PORTAL_INBOX,
     PORTAL_NOTIFICATION,

@@ -20,7 +20,10 @@ use time::Duration;
 fn portal_router(app: &TestApp) -> Router {
     let state = app.state();
     let config = PortalConfig {
-        sign_in: SignIn::Ticket(app.keys.ticket_verifier()),
+        sign_in: SignIn {
+            ticket: Some(app.keys.ticket_verifier()),
+            oidc: None,
+        },
         secure_cookies: false,
         feed_stale_after: Duration::hours(48),
     };
@@ -202,7 +205,7 @@ async fn a_ticket_signs_in_once_and_only_within_its_ten_minutes() {
         .unwrap()
         .mint_ticket(
             &council(COUNCIL_A),
-            "0123456789abcdef",
+            "fedcba98abcdef01",
             now,
             Duration::minutes(10),
         )

@@ -8,7 +8,12 @@ use aws_types::SdkConfig;
 use cpis_aws::{ChannelStatus, DynamoStore, SnsChannel, SqsQueue, TopicSync};
 use cpis_domain::Pseudonymiser;
 
-use crate::settings::{decode_key, ConfigError, PseudonymKeySource, Tables, TopicSyncSettings};
+use cpis_mesh::MeshClient;
+
+use crate::settings::{
+    decode_key, mesh_config, ConfigError, MeshSettings, MeshTimeouts, PseudonymKeySource, Tables,
+    TopicSyncSettings,
+};
 
 const REGION: &str = "AWS_REGION";
 const DEFAULT_REGION: &str = "AWS_DEFAULT_REGION";
@@ -105,6 +110,64 @@ impl Clients {
         )
     }
 
+    /// The CP-IS mailbox's MESH client, from the secret `settings` names
+    /// (read once, at init). Every failure (the secret unreadable, not the
+    /// expected JSON, PEM that does not parse) is a [`ConfigError::MeshSecret`]
+    /// naming `CPIS_MESH_SECRET_ARN` and saying why, never the content.
+    pub async fn mesh_client(
+        &self,
+        settings: &MeshSettings,
+        timeouts: MeshTimeouts,
+    ) -> Result<MeshClient, ConfigError> {
+        let text = self
+            .secret_string(&settings.secret_arn)
+            .await
+            .map_err(ConfigError::MeshSecret)?;
+        let config = mesh_config(&settings.url, &text, timeouts)?;
+        MeshClient::new(config).map_err(|e| ConfigError::MeshSecret(e.to_string()))
+    }
+
+    /// A secret's string; the error is the AWS error code or what is
+    /// missing, never the secret.
+    async fn secret_string(&self, arn: &str) -> Result<String, String> {
+        let out = aws_sdk_secretsmanager::Client::new(&self.sdk)
+            .get_secret_value()
+            .secret_id(arn)
+            .send()
+            .await
+            .map_err(|e| {
+                use aws_sdk_secretsmanager::error::ProvideErrorMetadata;
+                format!(
+                    "the secret could not be read ({})",
+                    e.code().unwrap_or("no response")
+                )
+            })?;
+        out.secret_string()
+            .map(str::to_owned)
+            .ok_or_else(|| "the secret has no string".to_owned())
+    }
+
+    /// A secret's string for the setting `variable` names (the portal's
+    /// OpenID Connect client secret), read once at init: one line, not
+    /// empty. A failure names `variable` and the AWS error code, never the
+    /// secret.
+    pub async fn secret_setting(
+        &self,
+        arn: &str,
+        variable: &'static str,
+    ) -> Result<String, ConfigError> {
+        let text = self
+            .secret_string(arn)
+            .await
+            .map_err(|why| ConfigError::SecretOf(variable, why))?;
+        Some(text.trim_end_matches(['\n', '\r']).to_owned())
+            .filter(|s| !s.is_empty() && !s.contains(['\n', '\r']))
+            .ok_or(ConfigError::SecretOf(
+                variable,
+                "the secret is not one line".to_owned(),
+            ))
+    }
+
     /// The pseudonymiser, reading the secret once if the key lives in
     /// Secrets Manager. A failure names the secret's variable and the AWS
     /// error code, never the key.
@@ -115,19 +178,8 @@ impl Clients {
         let key = match source {
             PseudonymKeySource::Inline(key) => key.clone(),
             PseudonymKeySource::Secret(arn) => {
-                let out = aws_sdk_secretsmanager::Client::new(&self.sdk)
-                    .get_secret_value()
-                    .secret_id(arn)
-                    .send()
-                    .await
-                    .map_err(|e| {
-                        use aws_sdk_secretsmanager::error::ProvideErrorMetadata;
-                        ConfigError::Secret(e.code().unwrap_or("no response").to_owned())
-                    })?;
-                let text = out
-                    .secret_string()
-                    .ok_or_else(|| ConfigError::Secret("the secret has no string".to_owned()))?;
-                decode_key(text, "CPIS_PSEUDONYM_SECRET_ARN")?
+                let text = self.secret_string(arn).await.map_err(ConfigError::Secret)?;
+                decode_key(&text, "CPIS_PSEUDONYM_SECRET_ARN")?
             }
         };
         Pseudonymiser::new(&key).map_err(|_| {

@@ -3,8 +3,11 @@
 //! - [`settings`]: one typed settings struct per function kind, parsed whole
 //!   from the environment at init (a value exists only by parsing);
 //! - [`clients`]: the one `SdkConfig` and the adapters built from it, once;
+//! - [`emf`]: the operators' metrics as embedded-metric-format lines;
 //! - [`gateway`]: the API Gateway JWT authorizer's claims, and the state of
 //!   an HTTP function;
+//! - [`portal`]: the portal function's settings and its OpenID Connect
+//!   sign-in, built at init;
 //! - [`start`]: the init, with any start-up failure written as one JSON
 //!   error line naming the variable (never its value) and a non-zero exit;
 //! - `testing` (feature `test-support`): API Gateway event fixtures.
@@ -13,7 +16,9 @@
 //! binary.
 
 pub mod clients;
+pub mod emf;
 pub mod gateway;
+pub mod portal;
 pub mod settings;
 #[cfg(feature = "test-support")]
 pub mod testing;
@@ -25,8 +30,10 @@ use cpis_telemetry::{event, Style};
 
 pub use clients::Clients;
 pub use gateway::{gateway_app, gateway_state, NoQueue};
+pub use portal::PortalSettings;
 pub use settings::{
-    ApiSettings, CheckSettings, ConfigError, DispatchSettings, RelaySettings, UploadSettings,
+    ApiSettings, AsnFileSettings, CheckSettings, ConfigError, DispatchSettings, MeshSettings,
+    PollSettings, RelaySettings, UploadSettings,
 };
 
 /// Why a function stopped.

@@ -7,6 +7,12 @@
 
 use cpis_domain::VisibilityPolicy;
 
+mod mesh;
+
+pub use mesh::{
+    mesh_config, AsnFileSettings, MeshSettings, MeshTimeouts, PollSettings, MESH_SECRET_ARN,
+};
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("environment variable {0} is required")]
@@ -15,6 +21,17 @@ pub enum ConfigError {
     Invalid(&'static str, &'static str),
     #[error("the pseudonymisation key could not be read: {0}")]
     Secret(String),
+    /// A Secrets Manager secret other than the pseudonymisation key: the
+    /// variable naming it, and the AWS error code (never the secret).
+    #[error("the secret named by {0} could not be used: {1}")]
+    SecretOf(&'static str, String),
+    /// The OpenID Connect issuer could not be used (discovery, keys).
+    #[error("the OpenID Connect issuer could not be used: {0}")]
+    Issuer(String),
+    /// The MESH secret could not be read or used: why, naming its members,
+    /// never their values.
+    #[error("the MESH credentials could not be used: {0}")]
+    MeshSecret(String),
 }
 
 impl ConfigError {
@@ -23,6 +40,9 @@ impl ConfigError {
         match self {
             Self::Missing(name) | Self::Invalid(name, _) => name,
             Self::Secret(_) => PSEUDONYM_SECRET_ARN,
+            Self::SecretOf(name, _) => name,
+            Self::Issuer(_) => crate::portal::OIDC_ISSUER,
+            Self::MeshSecret(_) => MESH_SECRET_ARN,
         }
     }
 }
@@ -37,7 +57,7 @@ const VIEW_URL: &str = "CPIS_VIEW_URL";
 const VISIBILITY_TAIL_DAYS: &str = "CPIS_VISIBILITY_TAIL_DAYS";
 const PSEUDONYM_KEY: &str = "CPIS_PSEUDONYM_KEY";
 const PSEUDONYM_SECRET_ARN: &str = "CPIS_PSEUDONYM_SECRET_ARN";
-const FEED_STALE_AFTER_HOURS: &str = "CPIS_FEED_STALE_AFTER_HOURS";
+pub(crate) const FEED_STALE_AFTER_HOURS: &str = "CPIS_FEED_STALE_AFTER_HOURS";
 
 /// The environment, read through `lookup`; an empty value counts as unset.
 pub struct Env<L>(L);
@@ -55,16 +75,16 @@ impl<L: Fn(&str) -> Option<String>> Env<L> {
         Env(lookup)
     }
 
-    fn optional(&self, name: &str) -> Option<String> {
+    pub(crate) fn optional(&self, name: &str) -> Option<String> {
         (self.0)(name).filter(|v| !v.trim().is_empty())
     }
 
-    fn required(&self, name: &'static str) -> Result<String, ConfigError> {
+    pub(crate) fn required(&self, name: &'static str) -> Result<String, ConfigError> {
         self.optional(name).ok_or(ConfigError::Missing(name))
     }
 
     /// A whole number in `range`, or `default` when unset.
-    fn whole_number(
+    pub(crate) fn whole_number(
         &self,
         name: &'static str,
         range: std::ops::RangeInclusive<i64>,
@@ -169,22 +189,29 @@ pub struct ApiSettings {
 impl FromEnv for ApiSettings {
     fn from_env_with<L: Fn(&str) -> Option<String>>(env: &Env<L>) -> Result<Self, ConfigError> {
         let tables = Tables::from_env_with(env)?;
-        let default = VisibilityPolicy::default();
-        let tail_days = env.whole_number(
-            VISIBILITY_TAIL_DAYS,
-            0..=3650,
-            default.tail_days,
-            "a whole number of days from 0 to 3650",
-        )?;
         Ok(Self {
             tables,
-            visibility: VisibilityPolicy {
-                tail_days,
-                ..default
-            },
+            visibility: visibility(env)?,
             pseudonym_key: PseudonymKeySource::from_env_with(env)?,
         })
     }
+}
+
+/// `CPIS_VISIBILITY_TAIL_DAYS` (0 to 3650, default the policy's).
+fn visibility<L: Fn(&str) -> Option<String>>(
+    env: &Env<L>,
+) -> Result<VisibilityPolicy, ConfigError> {
+    let default = VisibilityPolicy::default();
+    let tail_days = env.whole_number(
+        VISIBILITY_TAIL_DAYS,
+        0..=3650,
+        default.tail_days,
+        "a whole number of days from 0 to 3650",
+    )?;
+    Ok(VisibilityPolicy {
+        tail_days,
+        ..default
+    })
 }
 
 /// history-query: the API settings and nothing more.
@@ -237,8 +264,8 @@ impl FromEnv for CheckSettings {
     }
 }
 
-/// notification-dispatch: the tables, the council topics and the link each
-/// notice carries.
+/// notification-dispatch: the tables, the council topics, the link each
+/// notice carries and, when the deployment has MESH, the ASN files' leg.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DispatchSettings {
     pub tables: Tables,
@@ -246,6 +273,10 @@ pub struct DispatchSettings {
     pub topic_arn_prefix: String,
     /// `CPIS_VIEW_URL`: where a duty team signs in (the only link in SMS and email).
     pub view_url: String,
+    /// `CPIS_MESH_SECRET_ARN`, `CPIS_MESH_URL`, `CPIS_MESH_WORKFLOW_ASN`:
+    /// `None` (no secret) when the deployment has no MESH, and then no
+    /// council gets ASN files.
+    pub asn_files: Option<AsnFileSettings>,
 }
 
 impl FromEnv for DispatchSettings {
@@ -254,6 +285,7 @@ impl FromEnv for DispatchSettings {
             tables: Tables::from_env_with(env)?,
             topic_arn_prefix: env.required(SNS_TOPIC_ARN_PREFIX)?,
             view_url: env.required(VIEW_URL)?,
+            asn_files: AsnFileSettings::optional(env)?,
         })
     }
 }

@@ -1,9 +1,12 @@
 //! Test support (feature `test-support`): API Gateway HTTP API (payload v2)
 //! event fixtures through the same conversion and answer as a real
-//! invocation (`cpis_http::lambda::respond`); and the start-up check of a
-//! function's binary. Tests only: these helpers panic on a malformed fixture.
+//! invocation (`cpis_http::lambda::respond`); the start-up check of a
+//! function's binary; MESH sandbox support (`mesh`). Tests only: these
+//! helpers panic on a malformed fixture.
 
 use std::sync::Arc;
+
+pub mod mesh;
 
 use axum::Router;
 use cpis_domain::{ManualClock, Pseudonymiser, VisibilityPolicy};
@@ -98,6 +101,19 @@ pub fn with_tables(extra: &[(&'static str, &'static str)]) -> Vec<(&'static str,
     let mut vars = TABLES.to_vec();
     vars.extend_from_slice(extra);
     vars
+}
+
+/// What a function's binary needs to reach moto at `endpoint` as a deployed
+/// function reaches AWS, for start-up cases past the settings (a secret to
+/// read). [`startup_failure`] clears the rest of the environment: no HOME,
+/// so no AWS profile.
+pub fn moto_env(endpoint: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("AWS_ENDPOINT_URL", endpoint.to_owned()),
+        ("AWS_ACCESS_KEY_ID", "testing".into()),
+        ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+        ("AWS_REGION", "eu-west-2".into()),
+    ]
 }
 
 /// A start-up case: the whole environment, and the variable its refusal names.

@@ -55,6 +55,7 @@ impl MeshClient {
         if config.chunk_bytes == 0 {
             return Err(refused("the chunk size is 0"));
         }
+        crate::use_ring_for_tls();
         let mut builder = reqwest::Client::builder()
             .connect_timeout(config.connect_timeout)
             .read_timeout(config.read_timeout)

@@ -111,6 +111,9 @@ pub struct PollReport {
     pub reports: usize,
     /// Left in the inbox on purpose: from an unlinked mailbox, or another workflow.
     pub left: usize,
+    /// Of `left`, those from a mailbox no council is linked to (or whose
+    /// sender is not a mailbox id): what an operator's link would take in.
+    pub unlinked: usize,
     /// Left for the next poll: could not be finished now, or a later file of
     /// a council whose earlier one could not.
     pub deferred: usize,
@@ -236,7 +239,7 @@ where
             message_id = shown(id),
             "a MESH file's sending mailbox is not a MESH mailbox id; nothing changed, the file is left in the inbox"
         );
-        return Ok(Handled::Left);
+        return Ok(Handled::Unlinked);
     };
     let Some(council) = store.council_of(&from).await? else {
         tracing::error!(
@@ -244,7 +247,7 @@ where
             message_id = shown(id),
             "a file from a MESH mailbox no council is linked to: nothing changed, and it is left in the inbox (link it with `cpis mesh link`; MESH reports non-delivery to the sender after 5 days)"
         );
-        return Ok(Handled::Left);
+        return Ok(Handled::Unlinked);
     };
     if meta.workflow_id.as_deref() != Some(config.upload_workflow.as_str()) {
         tracing::error!(

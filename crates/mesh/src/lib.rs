@@ -32,6 +32,15 @@ pub use auth::fresh_token as nhsmesh_authorization;
 pub use client::MeshClient;
 pub use config::{ClientIdentity, MeshConfig, Secret, INTERNET_CHUNK_BYTES};
 
+/// Makes rustls's `ring` provider the process default, once (a default
+/// already installed stays). reqwest is built without a provider of its own
+/// so that ring, which the AWS SDK's client links, is the only crypto library
+/// in a function (workspace `Cargo.toml`); a reqwest client built before a
+/// default exists panics, so every one is built after this.
+pub fn use_ring_for_tls() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// A MESH message's kind (`Mex-MessageType`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MessageType {

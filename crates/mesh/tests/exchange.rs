@@ -193,6 +193,7 @@ async fn a_file_from_an_unlinked_mailbox_changes_nothing_and_waits_for_a_link() 
     let id = world.send(STRANGER, &file_457());
     let (report, logs) = logged(world.poll()).await;
     assert_eq!(counts(&report), [0, 0, 0, 0, 1, 0, 0]);
+    assert_eq!(report.unlinked, 1, "counted as unlinked");
     assert_eq!(plan_count(&world, COUNCIL_A).await, 0);
     assert!(world.store.audit_events(10).await.unwrap().is_empty());
     assert!(world.mesh.sent_to(STRANGER).is_empty());
@@ -227,6 +228,7 @@ async fn a_file_with_another_workflow_is_not_processed_and_stays() {
     );
     let (report, logs) = logged(world.poll()).await;
     assert_eq!(counts(&report), [0, 0, 0, 0, 1, 0, 0]);
+    assert_eq!(report.unlinked, 0, "its mailbox is linked");
     assert_eq!(plan_count(&world, COUNCIL_A).await, 0);
     assert!(world.mesh.sent_to(MAILBOX_A).is_empty());
     assert_eq!(world.mesh.inbox_of(CPIS).len(), 1);

@@ -29,6 +29,8 @@ const WORKFLOW: &str = "CPIS_MESH_CLIENT_TEST";
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn sandbox() -> Option<String> {
+    // The raw requests below build reqwest clients of their own.
+    cpis_mesh::use_ring_for_tls();
     match std::env::var("CPIS_MESH_SANDBOX_URL") {
         Ok(url) if !url.trim().is_empty() => Some(url.trim().trim_end_matches('/').to_owned()),
         _ => {
@@ -451,7 +453,7 @@ async fn wrong_credentials_are_refused_and_not_echoed() {
             mailbox.handshake().await.map(|_| ()),
             mailbox.inbox(None).await.map(|_| ()),
             mailbox
-                .download("0123456789ABCDEF0123456789ABCDEF")
+                .download("FEDCBA98ABCDEF01FEDCBA98ABCDEF01")
                 .await
                 .map(|_| ()),
             mailbox.track("anything").await.map(|_| ()),

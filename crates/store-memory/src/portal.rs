@@ -5,7 +5,7 @@ use std::sync::MutexGuard;
 
 use cpis_domain::ports::StoreError;
 use cpis_domain::session::{PortalPurge, PortalSessions};
-use cpis_domain::{PortalSession, SecretDigest, StoredCheckResult};
+use cpis_domain::{PortalSession, SecretDigest, SignInAttempt, StoredCheckResult};
 use time::OffsetDateTime;
 
 use crate::MemoryStore;
@@ -16,6 +16,7 @@ pub(crate) struct PortalState {
     /// Redeemed tickets, until their own expiry.
     tickets: HashMap<String, OffsetDateTime>,
     check_results: HashMap<SecretDigest, StoredCheckResult>,
+    sign_in_attempts: HashMap<SecretDigest, SignInAttempt>,
 }
 
 impl MemoryStore {
@@ -92,20 +93,42 @@ impl PortalSessions for MemoryStore {
             .map(|r| r.payload.clone()))
     }
 
+    async fn put_sign_in_attempt(&self, attempt: &SignInAttempt) -> Result<(), StoreError> {
+        self.portal()
+            .sign_in_attempts
+            .insert(attempt.state.clone(), attempt.clone());
+        Ok(())
+    }
+
+    async fn take_sign_in_attempt(
+        &self,
+        state: &SecretDigest,
+        now: OffsetDateTime,
+    ) -> Result<Option<SignInAttempt>, StoreError> {
+        Ok(self
+            .portal()
+            .sign_in_attempts
+            .remove(state)
+            .filter(|a| a.expires_at > now))
+    }
+
     async fn purge_portal(&self, now: OffsetDateTime) -> Result<PortalPurge, StoreError> {
         let mut portal = self.portal();
-        let (sessions, tickets, results) = (
+        let (sessions, tickets, results, attempts) = (
             portal.sessions.len(),
             portal.tickets.len(),
             portal.check_results.len(),
+            portal.sign_in_attempts.len(),
         );
         portal.sessions.retain(|_, s| s.expires_at() > now);
         portal.tickets.retain(|_, expires_at| *expires_at > now);
         portal.check_results.retain(|_, r| r.expires_at > now);
+        portal.sign_in_attempts.retain(|_, a| a.expires_at > now);
         Ok(PortalPurge {
             sessions: sessions - portal.sessions.len(),
             tickets: tickets - portal.tickets.len(),
             check_results: results - portal.check_results.len(),
+            sign_in_attempts: attempts - portal.sign_in_attempts.len(),
         })
     }
 }

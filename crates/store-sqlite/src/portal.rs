@@ -3,11 +3,11 @@
 
 use cpis_domain::ports::StoreError;
 use cpis_domain::session::{PortalPurge, PortalSessions};
-use cpis_domain::{PortalSession, SecretDigest, StoredCheckResult};
+use cpis_domain::{PortalSession, SecretDigest, SignInAttempt, StoredCheckResult};
 use rusqlite::{params, OptionalExtension};
 use time::OffsetDateTime;
 
-use crate::codec::{from_json, nanos, nanos_clamped, to_json};
+use crate::codec::{from_json, from_nanos, nanos, nanos_clamped, to_json};
 use crate::{failed, SqliteStore};
 
 impl PortalSessions for SqliteStore {
@@ -140,6 +140,73 @@ impl PortalSessions for SqliteStore {
         .await
     }
 
+    async fn put_sign_in_attempt(&self, attempt: &SignInAttempt) -> Result<(), StoreError> {
+        let a = attempt.clone();
+        let expires_at = nanos(a.expires_at)?;
+        self.run(move |conn| {
+            conn.prepare_cached(
+                "INSERT INTO portal_sign_in_attempts
+                 (state, browser, nonce, pkce_verifier, next, expires_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )
+            .and_then(|mut q| {
+                q.execute(params![
+                    a.state.as_str(),
+                    a.browser.as_str(),
+                    a.nonce,
+                    a.pkce_verifier,
+                    a.next,
+                    expires_at
+                ])
+            })
+            .map_err(failed("writing a sign-in attempt"))?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn take_sign_in_attempt(
+        &self,
+        state: &SecretDigest,
+        now: OffsetDateTime,
+    ) -> Result<Option<SignInAttempt>, StoreError> {
+        let key = state.as_str().to_owned();
+        let now = nanos_clamped(now);
+        // One statement: the row is gone for whoever comes next, even if
+        // this attempt has ended and is not returned.
+        let row: Option<(String, String, String, Option<String>, i64)> = self
+            .run(move |conn| {
+                conn.prepare_cached(
+                    "DELETE FROM portal_sign_in_attempts WHERE state = ?1
+                     RETURNING browser, nonce, pkce_verifier, next, expires_at",
+                )
+                .and_then(|mut q| {
+                    q.query_row([&key], |r| {
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                    })
+                    .optional()
+                })
+                .map_err(failed("taking a sign-in attempt"))
+            })
+            .await?;
+        let Some((browser, nonce, pkce_verifier, next, expires_at)) = row else {
+            return Ok(None);
+        };
+        if expires_at <= now {
+            return Ok(None);
+        }
+        let browser = SecretDigest::parse(&browser)
+            .ok_or_else(|| StoreError::Corrupt("a sign-in attempt's browser digest".into()))?;
+        Ok(Some(SignInAttempt {
+            state: state.clone(),
+            browser,
+            nonce,
+            pkce_verifier,
+            next,
+            expires_at: from_nanos(expires_at)?,
+        }))
+    }
+
     async fn purge_portal(&self, now: OffsetDateTime) -> Result<PortalPurge, StoreError> {
         let now = nanos_clamped(now);
         self.run(move |conn| {
@@ -154,6 +221,7 @@ impl PortalSessions for SqliteStore {
                 sessions: purge("portal_sessions")?,
                 tickets: purge("portal_tickets")?,
                 check_results: purge("portal_check_results")?,
+                sign_in_attempts: purge("portal_sign_in_attempts")?,
             })
         })
         .await

@@ -150,6 +150,19 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     CREATE INDEX portal_check_results_by_expiry ON portal_check_results (expires_at);
     "#,
+    // 7: OpenID Connect sign-ins under way (issue 14), by the digest of
+    // their `state`; taken once by the callback.
+    r#"
+    CREATE TABLE portal_sign_in_attempts (
+        state          TEXT PRIMARY KEY NOT NULL,
+        browser        TEXT NOT NULL,
+        nonce          TEXT NOT NULL,
+        pkce_verifier  TEXT NOT NULL,
+        next           TEXT,
+        expires_at     INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX portal_sign_in_attempts_by_expiry ON portal_sign_in_attempts (expires_at);
+    "#,
 ];
 
 /// The schema version this build writes.

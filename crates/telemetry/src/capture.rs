@@ -30,6 +30,7 @@ const OUR_CRATES: &[&str] = &[
     "history_query",
     "notification_dispatch",
     "outbox_relay",
+    "mesh_poll",
 ];
 
 /// The capture's level: INFO, and DEBUG for our crates.

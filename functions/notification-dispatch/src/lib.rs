@@ -1,10 +1,14 @@
 //! The dispatcher's handler: one SQS batch of ASN ids in, one SNS publish per
-//! ASN out (through the domain's idempotent `dispatch`), and a partial batch
-//! response naming only the messages to retry.
+//! ASN out (through the domain's idempotent `dispatch_with`), and a partial
+//! batch response naming only the messages to retry. Where the deployment has
+//! MESH, a council the operator linked to a mailbox also gets each ASN as a
+//! file, sent first (the domain's `MeshFiles` over `cpis_mesh::MeshAsnFiles`;
+//! tracking by the ASN id makes it idempotent); without MESH the file leg is
+//! `NoFiles` and nothing else changes.
 //!
 //! Which messages are reported as failures (and so come back after the
 //! visibility timeout, and reach the DLQ after maxReceiveCount):
-//! - a store or SNS error: worth retrying;
+//! - a store, SNS or MESH-unavailable error: worth retrying;
 //! - `InProgress`: another invocation holds the delivery lease; if it
 //!   crashed, the lease lapses and the retry delivers;
 //! - `Unknown` and unparseable bodies (poison): retrying cannot help, but
@@ -18,7 +22,7 @@
 
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use cpis_domain::ports::{AsnOutbox, AuditTrail, AuthorityDirectory, NotificationChannel};
-use cpis_domain::{dispatch, DispatchError, DispatchOutcome};
+use cpis_domain::{dispatch_with, DispatchError, DispatchOutcome, FileDelivery, FileLeg, NoFiles};
 use cpis_telemetry::event;
 use time::OffsetDateTime;
 use tracing::Instrument;
@@ -38,7 +42,8 @@ impl MessageResult {
     }
 }
 
-/// Handles one message body.
+/// Handles one message body without the MESH leg ([`handle_message_with`]
+/// and `NoFiles`).
 pub async fn handle_message<S, C>(
     store: &S,
     channel: &C,
@@ -50,13 +55,40 @@ where
     S: AsnOutbox + AuthorityDirectory + AuditTrail,
     C: NotificationChannel,
 {
+    handle_message_with(store, channel, &NoFiles, view_url, body, now).await
+}
+
+/// Handles one message body: the file leg `files` first, then SMS and email.
+/// An ASN whose file cannot be made or that MESH refuses is logged at error
+/// level (its id and why, no personal data); its SMS and email still go and
+/// it stays in the council's inbox.
+pub async fn handle_message_with<S, C, F>(
+    store: &S,
+    channel: &C,
+    files: &F,
+    view_url: &str,
+    body: Option<&str>,
+    now: OffsetDateTime,
+) -> MessageResult
+where
+    S: AsnOutbox + AuthorityDirectory + AuditTrail,
+    C: NotificationChannel,
+    F: FileLeg,
+{
     let Some(id) = body.and_then(cpis_aws::parse_message_body) else {
         return MessageResult::Poison;
     };
-    match dispatch(store, channel, &id, now, view_url).await {
-        Ok(DispatchOutcome::Unknown) => MessageResult::Poison,
-        Ok(outcome @ DispatchOutcome::InProgress) => MessageResult::Retry(outcome),
-        Ok(outcome) => MessageResult::Done(outcome),
+    match dispatch_with(store, channel, files, &id, now, view_url).await {
+        Ok(dispatched) => {
+            if let FileDelivery::Impossible(why) = &dispatched.file {
+                tracing::error!(asn_id = %id, why = %why, "the ASN file could not be sent to the council's MESH mailbox; its SMS and email went, and it stays in the council's inbox");
+            }
+            match dispatched.outcome {
+                DispatchOutcome::Unknown => MessageResult::Poison,
+                outcome @ DispatchOutcome::InProgress => MessageResult::Retry(outcome),
+                outcome => MessageResult::Done(outcome),
+            }
+        }
         Err(DispatchError::Audit { outcome, source }) => {
             tracing::error!(event = event::DELIVERY_AUDIT_FAILED, asn_id = %id, error = %source, "delivery finished but its audit event could not be written");
             MessageResult::Done(outcome)
@@ -68,10 +100,7 @@ where
     }
 }
 
-/// Handles a batch in order (a duplicate later in the same batch then finds
-/// the delivery recorded) and reports only the failed message ids. Each
-/// message runs in a span of its own (`asn_message`, with its SQS message
-/// id), so every line its delivery logs says which message it belongs to.
+/// Handles a batch without the MESH leg ([`handle_batch_with`] and `NoFiles`).
 pub async fn handle_batch<S, C>(
     store: &S,
     channel: &C,
@@ -83,13 +112,34 @@ where
     S: AsnOutbox + AuthorityDirectory + AuditTrail,
     C: NotificationChannel,
 {
+    handle_batch_with(store, channel, &NoFiles, view_url, event, now).await
+}
+
+/// Handles a batch in order (a duplicate later in the same batch then finds
+/// the delivery recorded) and reports only the failed message ids. Each
+/// message runs in a span of its own (`asn_message`, with its SQS message
+/// id), so every line its delivery logs says which message it belongs to.
+pub async fn handle_batch_with<S, C, F>(
+    store: &S,
+    channel: &C,
+    files: &F,
+    view_url: &str,
+    event: &SqsEvent,
+    now: OffsetDateTime,
+) -> SqsBatchResponse
+where
+    S: AsnOutbox + AuthorityDirectory + AuditTrail,
+    C: NotificationChannel,
+    F: FileLeg,
+{
     let mut response = SqsBatchResponse::default();
     for record in &event.records {
         let message_id = record.message_id.as_deref().unwrap_or_default();
         let span = tracing::info_span!("asn_message", message_id);
-        let result = handle_message(store, channel, view_url, record.body.as_deref(), now)
-            .instrument(span.clone())
-            .await;
+        let result =
+            handle_message_with(store, channel, files, view_url, record.body.as_deref(), now)
+                .instrument(span.clone())
+                .await;
         span.in_scope(|| {
             tracing::info!(event = event::ASN_MESSAGE_HANDLED, message_id, result = ?result, "ASN message handled");
         });

@@ -9,6 +9,7 @@ use cpis_domain::feed::stale_feeds;
 use cpis_domain::ports::AuthorityDirectory;
 use cpis_domain::ports::{AsnOutbox, AsnQueue, PurgeReport, QueueError, Retention, StoreError};
 use cpis_domain::{FeedLog, OdsCode};
+use cpis_lambda::emf::emf_line;
 use time::{Date, Duration, OffsetDateTime};
 
 /// How long a relayed ASN is left to the dispatcher before it is relayed
@@ -118,30 +119,6 @@ pub fn stale_feeds_metric(stale: usize, now: OffsetDateTime) -> String {
         "StaleFeeds": stale,
     })
     .to_string()
-}
-
-/// One CloudWatch embedded-metric-format line in namespace `CPIS` with
-/// dimension `Service=cpis`: the shape every relay metric shares.
-fn emf_line(now: OffsetDateTime, metrics: &[(&str, &str, serde_json::Value)]) -> String {
-    let millis = now.unix_timestamp_nanos() / 1_000_000;
-    let mut line = serde_json::json!({
-        "_aws": {
-            "Timestamp": millis,
-            "CloudWatchMetrics": [{
-                "Namespace": "CPIS",
-                "Dimensions": [["Service"]],
-                "Metrics": metrics
-                    .iter()
-                    .map(|(name, unit, _)| serde_json::json!({ "Name": name, "Unit": unit }))
-                    .collect::<Vec<_>>(),
-            }],
-        },
-        "Service": "cpis",
-    });
-    for (name, _, value) in metrics {
-        line[*name] = value.clone();
-    }
-    line.to_string()
 }
 
 /// `OldestUndeliveredAsnAge` (seconds): the oldest ASN this sweep found

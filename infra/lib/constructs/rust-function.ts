@@ -48,6 +48,8 @@ export interface CpisFunctionProps {
   readonly description: string;
   readonly timeout: Duration;
   readonly memorySize?: number;
+  /** Reserved concurrency: 1 for a function whose invocations must never overlap (mesh-poll). */
+  readonly reservedConcurrentExecutions?: number;
   /** Exactly the variables `crates/aws/src/config.rs` reads (plus RUST_LOG). */
   readonly environment: Record<string, string>;
   /** The Cargo workspace manifest (`<repo>/Cargo.toml`). */
@@ -129,6 +131,7 @@ export class CpisFunction extends Construct {
       architecture: props.architecture,
       memorySize: props.memorySize ?? 256,
       timeout: props.timeout,
+      reservedConcurrentExecutions: props.reservedConcurrentExecutions,
       // Lambda would add X-Ray's statement to an inline policy; it is in `policy` instead.
       role: this.role.withoutPolicyUpdates(),
       environment: props.environment,
@@ -237,12 +240,12 @@ export class CpisFunction extends Construct {
       {
         id: 'HIPAA.Security-LambdaConcurrency',
         reason:
-          'Load is bounded upstream instead: HTTP API stage throttling for the API functions, the SQS event source maximum concurrency for the dispatcher, one schedule a minute for the relay. Reserved concurrency would fail deployment in new accounts (default account concurrency of 10).',
+          'Load is bounded upstream instead: HTTP API stage throttling for the API functions, the SQS event source maximum concurrency for the dispatcher, one schedule a minute for the relay. Reserved concurrency would fail deployment in new accounts (default account concurrency of 10). mesh-poll, deployed only with MESH, reserves 1 so that two polls never overlap.',
       },
       {
         id: 'HIPAA.Security-LambdaDLQ',
         reason:
-          'No function is invoked asynchronously with an event worth keeping: API functions are synchronous, the dispatcher is fed by an SQS event source mapping (the queue has its own DLQ), and the relay\'s scheduled event carries nothing (a missed run is repeated a minute later and the outbox in DynamoDB holds the work).',
+          'No function is invoked asynchronously with an event worth keeping: API functions are synchronous, the dispatcher is fed by an SQS event source mapping (the queue has its own DLQ), and the scheduled events of the relay and mesh-poll carry nothing (a missed run is repeated at the next, and the work is held in DynamoDB or in the MESH inbox).',
       },
     ]);
   }

@@ -10,8 +10,10 @@ import * as sns from 'aws-cdk-lib/aws-sns';
 import { DeadLetterQueue, ResilientQueue } from '../constructs/resilient-queue';
 import { CpisFunction } from '../constructs/rust-function';
 import { ServiceTables } from '../constructs/service-tables';
+import { MeshContext } from '../context';
 import { StackParameters } from './parameters';
-import { AUDIT_WRITERS, CHANNEL_STATUS_ACTIONS, PSEUDONYM_READERS, SERVICE_TABLE_ACTIONS, TIMEOUTS, TOPIC_SYNC_ACTIONS } from './constants';
+import { AUDIT_WRITERS, CHANNEL_STATUS_ACTIONS, MESH_POLL, PSEUDONYM_READERS, SERVICE_TABLE_ACTIONS, TIMEOUTS, TOPIC_SYNC_ACTIONS } from './constants';
+import { dispatcherMeshEnvironment, meshSecret, meshWiring, pollerMeshEnvironment } from './mesh';
 
 // Builders, not constructs: each creates its resources directly in the stack's scope, so the
 // logical IDs (and so the deployed resources, retained tables included) are those the stack had
@@ -33,9 +35,14 @@ export interface ServiceFunctionsProps {
   readonly snsDlq: DeadLetterQueue;
   readonly topicArnPrefix: string;
   readonly councilTopics: string;
+  /** MESH on: mesh-poll, and the dispatcher's ASN files. */
+  readonly mesh?: MeshContext;
 }
 
-/** The five functions, their permissions (explicit statements only), their triggers but the API. */
+/**
+ * The six functions (seven with MESH: mesh-poll), their permissions (explicit statements only),
+ * their triggers but the API.
+ */
 export function serviceFunctions(stack: Stack, p: ServiceFunctionsProps) {
   const { manifestPath, placeholderCode, tables, pseudonymSecret, dataKey, messagingKey, logsKey, opsTopic, asnQueue, snsDlq, topicArnPrefix, councilTopics } = p;
   const { logLevel, viewUrl, visibilityTailDays } = p.params;
@@ -52,9 +59,17 @@ export function serviceFunctions(stack: Stack, p: ServiceFunctionsProps) {
     CPIS_VISIBILITY_TAIL_DAYS: visibilityTailDays.valueAsString,
   };
 
-  const define = (crateName: string, description: string, timeout: number, environment: Record<string, string>) => {
+  const secret = p.mesh ? meshSecret(stack, p.mesh) : undefined;
+  const define = (
+    crateName: string,
+    description: string,
+    timeout: number,
+    environment: Record<string, string>,
+    reservedConcurrentExecutions?: number,
+  ) => {
     const fn = new CpisFunction(stack, toId(crateName), {
       crateName,
+      reservedConcurrentExecutions,
       description,
       timeout: Duration.seconds(timeout),
       environment,
@@ -85,6 +100,7 @@ export function serviceFunctions(stack: Stack, p: ServiceFunctionsProps) {
     ...common,
     CPIS_SNS_TOPIC_ARN_PREFIX: topicArnPrefix,
     CPIS_VIEW_URL: viewUrl.valueAsString,
+    ...(p.mesh && secret ? dispatcherMeshEnvironment(p.mesh, secret) : {}),
   });
   const relay = define('outbox-relay', 'cpis: re-queues undelivered ASNs every minute', TIMEOUTS.relay, {
     ...common,
@@ -92,10 +108,31 @@ export function serviceFunctions(stack: Stack, p: ServiceFunctionsProps) {
     // The channel check reads each council topic's subscriptions.
     CPIS_SNS_TOPIC_ARN_PREFIX: topicArnPrefix,
   });
+  // The web portal: the check's and the directory's settings; its sign-in (CPIS_OIDC_*) is
+  // added with its routes (stack/portal.ts).
+  const portal = define('portal', 'cpis: the web portal (OpenID Connect sign-in, sessions in DynamoDB)', TIMEOUTS.api, {
+    ...apiCommon,
+    CPIS_ASN_QUEUE_URL: asnQueue.queue.queueUrl,
+    CPIS_SNS_KMS_KEY_ID: messagingKey.keyArn,
+    CPIS_SNS_DLQ_ARN: snsDlq.queue.queueArn,
+  });
+
+  // One poll at a time (reserved concurrency 1): the exchange is idempotent, but two pollers
+  // could each find an acknowledgement untracked and send it twice (README decisions).
+  const meshPoll =
+    p.mesh && secret
+      ? define(
+          'mesh-poll',
+          "cpis: polls the CP-IS MESH mailbox (councils' LA Upload files in, acknowledgements out); the operator's council-mailbox map",
+          MESH_POLL.timeoutSeconds,
+          { ...common, CPIS_VISIBILITY_TAIL_DAYS: visibilityTailDays.valueAsString, ...pollerMeshEnvironment(p.mesh, secret) },
+          1,
+        )
+      : undefined;
 
   // ---- Permissions: explicit statements only ------------------------------------------------------
   const tableResources = [tables.table.tableArn, `${tables.table.tableArn}/index/*`];
-  const writers = new Set(['plan-upload', 'attendance-check', 'notification-dispatch', 'outbox-relay']);
+  const writers = new Set(['plan-upload', 'attendance-check', 'notification-dispatch', 'outbox-relay', 'mesh-poll', 'portal']);
   for (const [name, fn] of Object.entries(functions)) {
     fn.allow(
       new iam.PolicyStatement({
@@ -143,10 +180,10 @@ export function serviceFunctions(stack: Stack, p: ServiceFunctionsProps) {
     }
   }
 
-  tables.restrictPutItemTo(AUDIT_WRITERS.map((name) => functions[name].role.roleArn));
+  tables.restrictPutItemTo(AUDIT_WRITERS.filter((name) => functions[name]).map((name) => functions[name].role.roleArn));
 
   // Senders to the ASN queue.
-  for (const fn of [attendanceCheck, relay]) {
+  for (const fn of [attendanceCheck, relay, portal]) {
     fn.allow(
       new iam.PolicyStatement({
         sid: 'AsnQueueSend',
@@ -204,14 +241,17 @@ export function serviceFunctions(stack: Stack, p: ServiceFunctionsProps) {
   });
   mapping.node.addDependency(dispatcher.policy);
 
-  // plan-upload keeps each council's topic and subscriptions in step (TopicSync).
-  planUpload.allow(
-    new iam.PolicyStatement({
-      sid: 'CouncilTopicsSync',
-      actions: TOPIC_SYNC_ACTIONS,
-      resources: [councilTopics],
-    }),
-  );
+  // plan-upload and the portal's directory page keep each council's topic and subscriptions
+  // in step (TopicSync).
+  for (const fn of [planUpload, portal]) {
+    fn.allow(
+      new iam.PolicyStatement({
+        sid: 'CouncilTopicsSync',
+        actions: TOPIC_SYNC_ACTIONS,
+        resources: [councilTopics],
+      }),
+    );
+  }
 
   // The relay's channel check: read-only, on council topics, plus the account's opted-out
   // numbers (an action with no resource-level permissions).
@@ -256,7 +296,10 @@ export function serviceFunctions(stack: Stack, p: ServiceFunctionsProps) {
     ],
   });
 
-  return { functions, planUpload, attendanceCheck, historyQuery, dispatcher, relay };
+  const meshSchedule =
+    meshPoll && secret ? meshWiring(stack, { secret, dataKey, tables, meshPoll, dispatcher }) : undefined;
+
+  return { functions, planUpload, attendanceCheck, historyQuery, dispatcher, relay, meshPoll, meshSchedule, portal };
 }
 
 function toId(crateName: string): string {

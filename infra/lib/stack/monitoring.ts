@@ -8,7 +8,7 @@ import { DeadLetterQueue, ResilientQueue } from '../constructs/resilient-queue';
 import { CpisFunction } from '../constructs/rust-function';
 import { ServiceTables } from '../constructs/service-tables';
 import { StackParameters } from './parameters';
-import { CHECK_VOLUME, OUTBOX_AGE_ALARM_SECONDS } from './constants';
+import { CHECK_VOLUME, MESH_POLL, OUTBOX_AGE_ALARM_SECONDS } from './constants';
 
 // Builders, not constructs: each creates its resources directly in the stack's scope, so the
 // logical IDs (and so the deployed resources, retained tables included) are those the stack had
@@ -24,6 +24,8 @@ export interface MonitoringProps {
   readonly snsDlq: DeadLetterQueue;
   readonly functions: Record<string, CpisFunction>;
   readonly attendanceCheck: CpisFunction;
+  /** With MESH on. */
+  readonly meshPoll?: CpisFunction;
 }
 
 /**
@@ -152,10 +154,44 @@ export function monitoring(stack: Stack, p: MonitoringProps) {
     alarm.addOkAction(new cwActions.SnsAction(opsTopic));
   }
 
-  // ---- Dashboard: every alarm of the stack, then the signals behind them -----------------------
-  const allAlarms = stack.node.findAll().filter((c): c is cloudwatch.Alarm => c instanceof cloudwatch.Alarm);
   const graph = (title: string, metrics: cloudwatch.IMetric[]) =>
     new cloudwatch.GraphWidget({ title, left: metrics, width: 8 });
+
+  // ---- MESH (with MESH on): the councils' files -------------------------------------------------
+  // mesh-poll prints one EMF line per poll (functions/mesh-poll/src/lib.rs, poll_metrics):
+  // MeshPollSucceeded is 1 for a poll that went through the inbox and 0 for one that stopped.
+  // Their sum over the window is 0 when every poll failed, and missing when none ran (the
+  // schedule or the function is gone): both breach. Failed polls also fail their invocations
+  // (the function's errors alarm); this one says the councils' files have stopped moving.
+  const meshMetric = (metricName: string, statistic: string, period: Duration) =>
+    new cloudwatch.Metric({ namespace: 'CPIS', metricName, dimensionsMap: { Service: 'cpis' }, statistic, period });
+  let meshPollAlarm: cloudwatch.Alarm | undefined;
+  const meshGraphs: cloudwatch.IWidget[] = [];
+  if (p.meshPoll) {
+    meshPollAlarm = new cloudwatch.Alarm(stack, 'MeshPollAlarm', {
+      alarmDescription: `mesh-poll: no successful poll of the CP-IS MESH mailbox for ${MESH_POLL.alarmMinutes} minutes (MESH unreachable or refusing, the store failing, or the poller stopped): councils' upload files wait unacknowledged; see mesh-poll's errors and log`,
+      metric: meshMetric('MeshPollSucceeded', 'Sum', Duration.minutes(MESH_POLL.alarmMinutes)),
+      threshold: 1,
+      comparisonOperator: cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+      evaluationPeriods: 1,
+      treatMissingData: cloudwatch.TreatMissingData.BREACHING,
+    });
+    meshPollAlarm.addAlarmAction(new cwActions.SnsAction(opsTopic));
+    meshPollAlarm.addOkAction(new cwActions.SnsAction(opsTopic));
+    const fiveMinutes = Duration.minutes(MESH_POLL.everyMinutes);
+    meshGraphs.push(
+      graph('MESH: successful polls', [meshMetric('MeshPollSucceeded', 'Sum', fiveMinutes)]),
+      graph('MESH: files received, acknowledged, from unlinked mailboxes; reports', [
+        meshMetric('MeshFilesReceived', 'Sum', fiveMinutes),
+        meshMetric('MeshFilesAcknowledged', 'Sum', fiveMinutes),
+        meshMetric('MeshFilesUnlinked', 'Maximum', fiveMinutes),
+        meshMetric('MeshReports', 'Sum', fiveMinutes),
+      ]),
+    );
+  }
+
+  // ---- Dashboard: every alarm of the stack, then the signals behind them -----------------------
+  const allAlarms = stack.node.findAll().filter((c): c is cloudwatch.Alarm => c instanceof cloudwatch.Alarm);
   const dashboard = operationsDashboard(stack, {
     name: `${stack.stackName}-operations`,
     alarms: allAlarms,
@@ -173,6 +209,7 @@ export function monitoring(stack: Stack, p: MonitoringProps) {
       graph('Councils with a stale feed (H2)', [staleFeedsAlarm.metric]),
       graph('Oldest undelivered ASN (s)', [outboxAgeAlarm.metric]),
       graph('Councils without a directory entry or a confirmed channel', [noDirectoryAlarm.metric, noChannelAlarm.metric]),
+      ...meshGraphs,
     ],
   });
 
@@ -180,5 +217,6 @@ export function monitoring(stack: Stack, p: MonitoringProps) {
     operations,
     dashboard,
     relayAlarms: { outboxAge: outboxAgeAlarm, withoutDirectoryEntry: noDirectoryAlarm, withoutConfirmedChannel: noChannelAlarm },
+    meshPollAlarm,
   };
 }

@@ -34,9 +34,10 @@ export function stackParameters(stack: Stack, ownIssuer: boolean) {
   });
   const viewUrl = new CfnParameter(stack, 'ViewUrl', {
     type: 'String',
-    allowedPattern: '^https://.+$',
+    default: '',
+    allowedPattern: '^(https://.+)?$',
     description:
-      'CPIS_VIEW_URL: where the ASN pages are; each SMS and email links to <ViewUrl>/<ASN id> (the only link they carry).',
+      'Optional CPIS_VIEW_URL: where the ASN pages are; each SMS and email links to <ViewUrl>/<ASN id> (the only link they carry). Default: the deployed portal\'s, <ApiUrl>portal/notifications.',
   });
   const visibilityTailDays = new CfnParameter(stack, 'VisibilityTailDays', {
     type: 'String',

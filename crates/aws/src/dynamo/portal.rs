@@ -3,16 +3,18 @@
 //! `UploadHistory` (a council's receipts, newest first).
 //!
 //! Each portal item is a partition of its own (`PORTAL#SESSION#<digest>`,
-//! `PORTAL#TICKET#<id>`, `PORTAL#RESULT#<digest>`), with the exact end in
+//! `PORTAL#TICKET#<id>`, `PORTAL#RESULT#<digest>`, `PORTAL#SIGNIN#<state
+//! digest>`), with the exact end in
 //! `until` (nanoseconds), which every read checks, and `expires_at` (epoch
 //! seconds, rounded up) for the table's TTL, which removes it within about
 //! two days of that. So `purge_portal` has nothing to do here: TTL is the
 //! purge, and nothing ended is ever served while it waits.
 
 use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::ReturnValue;
 use cpis_domain::ports::{StoreError, UploadHistory, UploadReceipt};
 use cpis_domain::session::{PortalPurge, PortalSessions};
-use cpis_domain::{OdsCode, PortalSession, SecretDigest, StoredCheckResult};
+use cpis_domain::{OdsCode, PortalSession, SecretDigest, SignInAttempt, StoredCheckResult};
 use time::OffsetDateTime;
 
 use super::item::{get_n, get_s, get_time, is_conditional_failure, n, nanos, opt_s, s};
@@ -23,6 +25,7 @@ use crate::errors::{corrupt, unavailable};
 const SESSION_SK: &str = "SESSION";
 const TICKET_SK: &str = "TICKET";
 const RESULT_SK: &str = "RESULT";
+const SIGN_IN_SK: &str = "SIGNIN";
 
 fn session_key(id: &SecretDigest) -> Item {
     key(format!("PORTAL#SESSION#{}", id.as_str()), SESSION_SK)
@@ -34,6 +37,10 @@ fn ticket_key(ticket_id: &str) -> Item {
 
 fn result_key(handle: &SecretDigest) -> Item {
     key(format!("PORTAL#RESULT#{}", handle.as_str()), RESULT_SK)
+}
+
+fn sign_in_key(state: &SecretDigest) -> Item {
+    key(format!("PORTAL#SIGNIN#{}", state.as_str()), SIGN_IN_SK)
 }
 
 /// `until` (exact) and `expires_at` (TTL: whole seconds, never before `until`).
@@ -170,6 +177,63 @@ impl PortalSessions for DynamoStore {
         let live = get_time(&item, "until")? > now;
         let theirs = get_s(&item, "session")? == session.as_str();
         Ok((live && theirs).then(|| opt_s(&item, "payload").unwrap_or_default().to_owned()))
+    }
+
+    async fn put_sign_in_attempt(&self, attempt: &SignInAttempt) -> Result<(), StoreError> {
+        let mut item = with_end(
+            sign_in_key(&attempt.state),
+            "PORTAL_SIGN_IN",
+            attempt.expires_at,
+        );
+        item.insert("browser".into(), s(attempt.browser.as_str()));
+        item.insert("nonce".into(), s(attempt.nonce.as_str()));
+        item.insert("pkce_verifier".into(), s(attempt.pkce_verifier.as_str()));
+        if let Some(next) = &attempt.next {
+            item.insert("next".into(), s(next.as_str()));
+        }
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await
+            .map_err(|e| unavailable("a sign-in attempt write", &e))?;
+        Ok(())
+    }
+
+    async fn take_sign_in_attempt(
+        &self,
+        state: &SecretDigest,
+        now: OffsetDateTime,
+    ) -> Result<Option<SignInAttempt>, StoreError> {
+        // A delete that returns what it deleted: of racing callbacks, only
+        // the one whose delete found the item gets it.
+        let out = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(sign_in_key(state)))
+            .return_values(ReturnValue::AllOld)
+            .send()
+            .await
+            .map_err(|e| unavailable("taking a sign-in attempt", &e))?;
+        let Some(item) = out.attributes else {
+            return Ok(None);
+        };
+        if get_time(&item, "until")? <= now {
+            return Ok(None);
+        }
+        let browser = SecretDigest::parse(get_s(&item, "browser")?)
+            .ok_or_else(|| corrupt("a sign-in attempt's browser digest"))?;
+        Ok(Some(SignInAttempt {
+            state: state.clone(),
+            browser,
+            nonce: get_s(&item, "nonce")?.to_owned(),
+            pkce_verifier: get_s(&item, "pkce_verifier")?.to_owned(),
+            next: opt_s(&item, "next").map(str::to_owned),
+            expires_at: get_time(&item, "until")?,
+        }))
     }
 
     fn expires_by_itself(&self) -> bool {

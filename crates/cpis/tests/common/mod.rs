@@ -57,6 +57,10 @@ pub fn clinician_token(data: &str, ods: &str, org_name: &str, user: &str) -> Str
 
 pub struct Server {
     child: Child,
+    /// The threads copying stdout and stderr into the logs: joined by
+    /// [`Server::stop`] and [`Server::reap`], so that every line the process
+    /// wrote is in the logs when they return.
+    readers: Vec<std::thread::JoinHandle<()>>,
     pub addr: SocketAddr,
 }
 
@@ -121,7 +125,7 @@ impl Server {
         let mut stderr = child.stderr.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         let sink = logs.clone();
-        std::thread::spawn(move || {
+        let out = std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 if line.contains("cpis listening") {
                     let parsed: Value = serde_json::from_str(&line).unwrap();
@@ -138,7 +142,7 @@ impl Server {
                 sink.push('\n');
             }
         });
-        std::thread::spawn(move || {
+        let err = std::thread::spawn(move || {
             let mut text = String::new();
             let _ = stderr.read_to_string(&mut text);
             logs.lock().unwrap().push_str(&text);
@@ -146,7 +150,11 @@ impl Server {
         let addr = rx
             .recv_timeout(Duration::from_secs(30))
             .expect("cpis did not start listening");
-        Self { child, addr }
+        Self {
+            child,
+            addr,
+            readers: vec![out, err],
+        }
     }
 
     pub fn pid(&self) -> u32 {
@@ -221,12 +229,20 @@ impl Server {
         let status = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
         assert!(status.success());
         let exit = self.child.wait().unwrap();
+        self.join_readers();
         assert!(exit.success(), "cpis did not shut down cleanly: {exit:?}");
+    }
+
+    fn join_readers(&mut self) {
+        for reader in std::mem::take(&mut self.readers) {
+            let _ = reader.join();
+        }
     }
 
     /// Waits for a process that was killed (or is about to be) to end.
     pub fn reap(mut self) {
         let _ = self.child.wait();
+        self.join_readers();
     }
 }
 

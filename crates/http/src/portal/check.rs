@@ -127,8 +127,11 @@ pub(crate) async fn check<S: PortalStore, Q: Queue>(
     };
     let (Some(nhs_number), Some(unscheduled), true) = (nhs_number, unscheduled, errors.is_empty())
     else {
+        // An answer that refuses the form never carries the NHS number
+        // (privacy: nothing personal in an error); the clinician types it
+        // again.
         let sent = Sent {
-            nhs_number: typed,
+            nhs_number: String::new(),
             unscheduled,
             errors,
         };

@@ -163,7 +163,7 @@ struct NotificationPage {
 
 fn notification_page(
     session: &cpis_domain::PortalSession,
-    asn: AsnDetail,
+    mut asn: AsnDetail,
     errors: Vec<FormError>,
     note_value: String,
     just_acknowledged: bool,
@@ -171,6 +171,10 @@ fn notification_page(
     let status = if errors.is_empty() {
         StatusCode::OK
     } else {
+        // An answer that refuses the form never carries the NHS number
+        // (privacy: nothing personal in an error), even to the duty team
+        // entitled to it; the page without the error shows it again.
+        asn.nhs_number = "Shown again once the note is corrected".to_owned();
         StatusCode::BAD_REQUEST
     };
     let title = if errors.is_empty() {

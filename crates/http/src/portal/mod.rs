@@ -7,8 +7,9 @@
 //! case ([`crate::usecase`]) and renders its typed result. Who is calling
 //! comes from a portal session ([`session`]), made by a sign-in that yields
 //! the same [`cpis_domain::Principal`] an API token yields ([`sign_in`]):
-//! today a one-time link (`cpis login-link`); OpenID Connect is to plug in
-//! beside it ([`SignIn`]).
+//! a one-time link (`cpis login-link`), or OpenID Connect's authorization
+//! code flow with PKCE against a configured issuer ([`oidc`]); [`SignIn`]
+//! says which are on.
 //!
 //! Security, for every page: the session cookie is HttpOnly, SameSite=Strict
 //! and Secure off loopback; sessions end when idle; every POST carries the
@@ -20,6 +21,8 @@ pub(crate) mod assets;
 mod check;
 mod council;
 mod inbox;
+#[cfg(feature = "oidc")]
+mod oidc;
 pub(crate) mod page;
 pub(crate) mod session;
 
@@ -46,6 +49,8 @@ use crate::state::{AppState, CheckStore, CouncilStore, Queue};
 use crate::usecase::AsnError;
 
 pub use assets::NHSUK_FRONTEND_VERSION;
+#[cfg(feature = "oidc")]
+pub use oidc::OidcSignIn;
 
 /// The URL the portal serves a built asset at (e.g. `nhsuk-frontend.css`).
 pub fn assets_url(logical: &str) -> String {
@@ -73,12 +78,27 @@ pub const SECURITY_HEADERS: &[(&str, &str)] = &[
     ),
 ];
 
-/// How people sign in to the portal.
-#[derive(Clone)]
-pub enum SignIn {
+/// How people sign in to the portal: either way, or both.
+#[derive(Clone, Default)]
+pub struct SignIn {
     /// One-time links from `cpis login-link`, signed by the data
     /// directory's key (the embedded service).
-    Ticket(TicketVerifier),
+    pub ticket: Option<TicketVerifier>,
+    /// OpenID Connect against the configured issuer (production; feature
+    /// `oidc`).
+    #[cfg(feature = "oidc")]
+    pub oidc: Option<OidcSignIn>,
+}
+
+impl SignIn {
+    /// The OpenID Connect button's text, when that way in is on.
+    pub(crate) fn oidc_label(&self) -> Option<&str> {
+        #[cfg(feature = "oidc")]
+        if let Some(oidc) = &self.oidc {
+            return Some(&oidc.label);
+        }
+        None
+    }
 }
 
 /// The portal's settings.
@@ -146,7 +166,20 @@ pub fn router<S: PortalStore, Q: Queue>(app: AppState<S, Q>, config: PortalConfi
         config: Arc::new(config),
     };
     let s = &state;
-    Router::new()
+    let router = Router::new();
+    // Without the feature the two sign-in routes are not served: the
+    // portal's 404 page, as for an issuer not configured.
+    #[cfg(feature = "oidc")]
+    let router = router
+        .route(
+            PORTAL_OIDC_START.path,
+            page_route(s, &PORTAL_OIDC_START, oidc::start::<S, Q>),
+        )
+        .route(
+            PORTAL_OIDC_CALLBACK.path,
+            page_route(s, &PORTAL_OIDC_CALLBACK, oidc::callback::<S, Q>),
+        );
+    router
         .route(
             PORTAL_HOME.path,
             page_route(s, &PORTAL_HOME, sign_in::home::<S, Q>),

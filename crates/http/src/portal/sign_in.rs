@@ -1,18 +1,18 @@
-//! Signing in and out. A sign-in ends in [`start_session`] with a
+//! Signing in and out. A sign-in ends in [`begin_session`] with a
 //! [`Principal`] made by the one mapping every credential goes through
-//! ([`crate::auth::CallerClaims::principal`]): today from a one-time link;
-//! an OpenID Connect callback is to map its ID token's claims to the same
-//! [`crate::CallerClaims`] and call [`start_session`] too.
+//! ([`crate::auth::CallerClaims::principal`]): from a one-time link here,
+//! or from an OpenID Connect ID token's claims (`super::oidc`, through
+//! [`crate::claim_map`]).
 
 use askama::Template;
 use axum::extract::{RawQuery, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use cpis_domain::{AuditAction, AuditOutcome, PortalSession, Principal, SecretDigest};
 
 use super::page::{self, html, FormError, Layout};
 use super::session::{self, current_session, safe_next, SignedIn};
-use super::{PortalState, PortalStore, SignIn};
+use super::{PortalState, PortalStore};
 use crate::extract::query_pairs;
 use crate::request_id::RequestId;
 use crate::state::Queue;
@@ -24,11 +24,55 @@ struct SignInPage {
     next: Option<String>,
     errors: Vec<FormError>,
     signed_out: bool,
+    /// The one-time link's form is offered (the embedded service).
+    tickets: bool,
+    /// The OpenID Connect button: its text and where it goes.
+    oidc: Option<(String, String)>,
+}
+
+impl SignInPage {
+    fn ticket_error(&self) -> bool {
+        self.errors.iter().any(|e| e.field == "ticket")
+    }
+}
+
+/// The sign-in page: the configured ways in, keeping `next`.
+pub(crate) fn sign_in_page<S, Q>(
+    state: &PortalState<S, Q>,
+    status: StatusCode,
+    next: Option<String>,
+    errors: Vec<FormError>,
+    signed_out: bool,
+) -> Response {
+    let sign_in = &state.config.sign_in;
+    let oidc = sign_in.oidc_label().map(|label| {
+        let href = match &next {
+            Some(next) => {
+                let query = form_urlencoded::Serializer::new(String::new())
+                    .append_pair("next", next)
+                    .finish();
+                format!("/portal/sign-in/oidc?{query}")
+            }
+            None => "/portal/sign-in/oidc".to_owned(),
+        };
+        (label.to_owned(), href)
+    });
+    html(
+        status,
+        &SignInPage {
+            layout: Layout::public("Sign in"),
+            next,
+            errors,
+            signed_out,
+            tickets: sign_in.ticket.is_some(),
+            oidc,
+        },
+    )
 }
 
 /// Where a signed-in caller starts: a council at its inbox, a care setting
 /// at the check.
-fn home_of(principal: &Principal) -> &'static str {
+pub(crate) fn home_of(principal: &Principal) -> &'static str {
     match principal {
         Principal::Council { .. } => "/portal/notifications",
         Principal::Clinician(_) => "/portal/check",
@@ -106,20 +150,20 @@ pub(crate) async fn sign_in<S: PortalStore, Q: Queue>(
             let to = query.next.as_deref().unwrap_or(home_of(&session.principal));
             return Redirect::to(to).into_response();
         }
-        return html(
+        return sign_in_page(
+            &state,
             StatusCode::OK,
-            &SignInPage {
-                layout: Layout::public("Sign in"),
-                next: query.next,
-                errors: Vec::new(),
-                signed_out: query.signed_out,
-            },
+            query.next,
+            Vec::new(),
+            query.signed_out,
         );
     };
-    let SignIn::Ticket(verifier) = &state.config.sign_in;
+    // Where one-time links are off (the Lambda portal), every ticket is
+    // refused, and audited, like a bad one.
+    let verifier = state.config.sign_in.ticket.as_ref();
     let now = state.app.clock.now();
     let ticket = verifier
-        .verify(ticket_in(&pasted))
+        .and_then(|v| v.verify(ticket_in(&pasted)))
         .filter(|t| t.is_current(now))
         .and_then(|t| t.caller.principal().ok().map(|p| (t, p)));
     let redeemed = match &ticket {
@@ -143,17 +187,16 @@ pub(crate) async fn sign_in<S: PortalStore, Q: Queue>(
                 .app
                 .audit(None, action, None, outcome, &request_id)
                 .await;
-            html(
+            let error = FormError::new(
+                "ticket",
+                "This sign-in link has expired or has already been used. Ask for a new link.",
+            );
+            sign_in_page(
+                &state,
                 StatusCode::FORBIDDEN,
-                &SignInPage {
-                    layout: Layout::public("Sign in"),
-                    next: query.next,
-                    errors: vec![FormError::new(
-                        "ticket",
-                        "This sign-in link has expired or has already been used. Ask for a new link.",
-                    )],
-                    signed_out: false,
-                },
+                query.next,
+                vec![error],
+                false,
             )
         }
         (_, Err(error)) => {
@@ -165,7 +208,7 @@ pub(crate) async fn sign_in<S: PortalStore, Q: Queue>(
 
 /// Starts a new session for `principal` (any session the browser had is
 /// ended first, so no id outlives a sign-in), audits `SignIn` and sends the
-/// browser on to `next` or its start page. The end of every sign-in.
+/// browser on to `next` or its start page.
 pub(crate) async fn start_session<S: PortalStore, Q: Queue>(
     state: &PortalState<S, Q>,
     request_id: &RequestId,
@@ -173,6 +216,25 @@ pub(crate) async fn start_session<S: PortalStore, Q: Queue>(
     principal: Principal,
     next: Option<&str>,
 ) -> Response {
+    let (cookie, session) = match begin_session(state, request_id, headers, principal).await {
+        Ok(begun) => begun,
+        Err(response) => return response,
+    };
+    let to = next.unwrap_or(home_of(&session.principal));
+    let mut response = Redirect::to(to).into_response();
+    response.headers_mut().insert(header::SET_COOKIE, cookie);
+    response
+}
+
+/// The end of every sign-in: a new session for `principal` (any session
+/// the browser had is ended first, so no id outlives a sign-in), audited
+/// `SignIn`; gives the session cookie to set, or the 503 page.
+pub(crate) async fn begin_session<S: PortalStore, Q: Queue>(
+    state: &PortalState<S, Q>,
+    request_id: &RequestId,
+    headers: &HeaderMap,
+    principal: Principal,
+) -> Result<(HeaderValue, PortalSession), Response> {
     let secure = state.config.secure_cookies;
     let started = async {
         if let Some(old) = session::session_digest(headers, secure) {
@@ -189,7 +251,7 @@ pub(crate) async fn start_session<S: PortalStore, Q: Queue>(
         Ok(started) => started,
         Err(error) => {
             tracing::error!(%error, "could not start a portal session");
-            return page::error_page(StatusCode::SERVICE_UNAVAILABLE);
+            return Err(page::error_page(StatusCode::SERVICE_UNAVAILABLE));
         }
     };
     let principal = Some(&session.principal);
@@ -198,12 +260,7 @@ pub(crate) async fn start_session<S: PortalStore, Q: Queue>(
         .app
         .audit(principal, action, None, outcome, request_id)
         .await;
-    let to = next.unwrap_or(home_of(&session.principal));
-    let mut response = Redirect::to(to).into_response();
-    response
-        .headers_mut()
-        .insert(header::SET_COOKIE, session::session_cookie(secure, &id));
-    response
+    Ok((session::session_cookie(secure, &id), session))
 }
 
 /// `POST /portal/sign-out`: the session ends here and in the browser.

@@ -25,8 +25,10 @@ pub enum Handled {
     Refused,
     /// A MESH report, logged and acknowledged.
     Report,
-    /// Left in the inbox on purpose (an unlinked mailbox, another workflow).
+    /// Left in the inbox on purpose: another workflow.
     Left,
+    /// Left in the inbox on purpose: from a mailbox no council is linked to.
+    Unlinked,
     /// Left for the next poll.
     Deferred,
     /// MESH no longer had it.
@@ -35,12 +37,15 @@ pub enum Handled {
 
 impl Handled {
     pub(super) fn count(self, report: &mut PollReport) {
+        if self == Self::Unlinked {
+            report.unlinked += 1;
+        }
         let slot = match self {
             Self::Applied => &mut report.applied,
             Self::Replayed => &mut report.replayed,
             Self::Refused => &mut report.refused,
             Self::Report => &mut report.reports,
-            Self::Left => &mut report.left,
+            Self::Left | Self::Unlinked => &mut report.left,
             Self::Deferred => &mut report.deferred,
             Self::Gone => &mut report.gone,
         };
