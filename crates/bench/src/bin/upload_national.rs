@@ -1,12 +1,14 @@
-//! Benchmark 2 (national reload): 250,000 plans in 25 requests of 10,000,
-//! one per council, through `POST /v1/uploads` into one SQLite file, or (the
-//! baseline) the same rows with raw rusqlite, one transaction per batch.
-//! Run each side under `/usr/bin/time -v` for its peak RSS:
+//! Benchmark 2 (national reload, issue 16): 250,000 plans from 150 councils,
+//! one full snapshot each (1,667 records; the last council 1,617), through
+//! `POST /v1/uploads` into one SQLite file, one council after another; or
+//! (the baseline, the raw-insert floor) the same rows with raw rusqlite, one
+//! transaction per council. Run each side under `/usr/bin/time -v` for its
+//! peak RSS:
 //!
 //! ```sh
 //! cargo build --release -p cpis-bench --bin upload-national
-//! /usr/bin/time -v target/release/upload-national route
-//! /usr/bin/time -v target/release/upload-national raw
+//! /usr/bin/time -v target/release/upload-national route [records] [councils]
+//! /usr/bin/time -v target/release/upload-national raw [records] [councils]
 //! ```
 //!
 //! Bodies are built one at a time, just before each request, so the peak is
@@ -36,8 +38,21 @@ fn run() -> Result<(), Failure> {
         Some(n) => n.parse().map_err(|_| "records must be a whole number")?,
         None => 250_000,
     };
-    if !matches!(mode.as_str(), "route" | "raw") || records == 0 {
-        return Err("usage: upload-national route|raw [records (default 250000)]".into());
+    let councils: usize = match args.next() {
+        Some(n) => n.parse().map_err(|_| "councils must be a whole number")?,
+        None => 150,
+    };
+    let per_council = records.div_ceil(councils.max(1));
+    if !matches!(mode.as_str(), "route" | "raw")
+        || records == 0
+        || councils == 0
+        || per_council > RECORDS_PER_UPLOAD
+    {
+        return Err(format!(
+            "usage: upload-national route|raw [records (default 250000)] [councils (default 150)], \
+             at most {RECORDS_PER_UPLOAD} records per council"
+        )
+        .into());
     }
     let dir = tempfile::tempdir()?;
     let children: Vec<String> = synthetic_nhs_numbers(0).take(records).collect();
@@ -50,7 +65,7 @@ fn run() -> Result<(), Failure> {
             .build()?;
         let uploader = RouteUploader::open(dir.path())?;
         let mut loaded = 0;
-        for (i, chunk) in children.chunks(RECORDS_PER_UPLOAD).enumerate() {
+        for (i, chunk) in children.chunks(per_council).enumerate() {
             let batch = batch(i, chunk);
             let one = Instant::now();
             loaded += runtime.block_on(uploader.upload(batch))?;
@@ -67,7 +82,7 @@ fn run() -> Result<(), Failure> {
         stored
     } else {
         let mut conn = raw_connection(&dir.path().join("raw.sqlite3"))?;
-        for (i, chunk) in children.chunks(RECORDS_PER_UPLOAD).enumerate() {
+        for (i, chunk) in children.chunks(per_council).enumerate() {
             let rows = raw_rows(&batch(i, chunk))?;
             let one = Instant::now();
             raw_insert(&mut conn, &rows)?;
@@ -80,9 +95,9 @@ fn run() -> Result<(), Failure> {
     if stored != records as u64 {
         return Err(format!("stored {stored} plans, expected {records}").into());
     }
-    let requests = records.div_ceil(RECORDS_PER_UPLOAD);
+    let requests = records.div_ceil(per_council);
     println!(
-        "{{\"mode\":\"{mode}\",\"records\":{records},\"requests\":{requests},\"elapsed_ms\":{:.1},\"mean_request_ms\":{:.1},\"slowest_request_ms\":{:.1},\"records_per_s\":{:.0}}}",
+        "{{\"mode\":\"{mode}\",\"records\":{records},\"councils\":{councils},\"requests\":{requests},\"elapsed_ms\":{:.1},\"mean_request_ms\":{:.1},\"slowest_request_ms\":{:.1},\"records_per_s\":{:.0}}}",
         elapsed * 1e3,
         elapsed * 1e3 / requests as f64,
         slowest * 1e3,
