@@ -3,7 +3,7 @@
 # <figure>`, or `all`. Each prints its own same-run baseline beside it and the
 # commit it measured. Not run by CI (benchmarks assert nothing timed).
 #
-#   sizes      the five Lambda binaries (cargo lambda, x86_64; arm64 too when
+#   sizes      the seven Lambda binaries (cargo lambda, x86_64; arm64 too when
 #              its rust-std is installed), against the 8,000,000-byte budget
 #   check      benchmark 1 (criterion + per-call p50/p99), then callgrind
 #              instruction counts of the check and of the parse baseline
@@ -14,14 +14,16 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 export CARGO_INCREMENTAL=0
 echo "commit $(git rev-parse --short HEAD)$(git diff --quiet || echo ' (modified)')"
-functions=(attendance-check history-query notification-dispatch outbox-relay plan-upload)
+functions=(attendance-check history-query mesh-poll notification-dispatch outbox-relay plan-upload portal)
 
 sizes() {
   python3 -m pip install --quiet --disable-pip-version-check 'cargo-lambda==1.9.2'
   local arches=(--x86-64)
   rustup target list --installed 2>/dev/null | grep -q aarch64-unknown-linux-gnu && arches+=(--arm64)
   for arch in "${arches[@]}"; do
-    cargo lambda build --release "$arch" $(printf -- '-p %s ' "${functions[@]}") >/dev/null
+    # Each with its deploy profile (CARGO_PROFILES in infra/lib/constructs/rust-function.ts).
+    cargo lambda build --release "$arch" $(printf -- '-p %s ' "${functions[@]}" | sed 's/-p portal //') >/dev/null
+    cargo lambda build --profile portal "$arch" -p portal >/dev/null
     for f in "${functions[@]}"; do
       bytes=$(stat -c %s "target/lambda/$f/bootstrap")
       printf '%-8s %-22s %10d bytes  %.2f of 8,000,000\n' "$arch" "$f" "$bytes" "$(echo "$bytes/8000000" | bc -l)"

@@ -32,6 +32,7 @@ jest.mock('child_process', () => {
 
 import * as path from 'path';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
+import { CARGO_PROFILES } from '../lib/constructs/rust-function';
 import { architectureFrom } from '../lib/context';
 import { FUNCTIONS, logicalId, MESH, MESH_FUNCTIONS, synth } from './helpers';
 
@@ -61,7 +62,15 @@ describe('bundling with cargo-lambda', () => {
       // finds no binary of that name in the default members.
       expect(words[words.indexOf('--package') + 1]).toBe(crate);
       expect(words[words.indexOf('--bin') + 1]).toBe(crate);
-      expect(words).toContain('--release');
+      // One optimised profile: `release`, or the function's own (which inherits from it).
+      const profile = CARGO_PROFILES[crate];
+      if (profile) {
+        expect(words[words.indexOf('--profile') + 1]).toBe(profile);
+        expect(words).not.toContain('--release');
+      } else {
+        expect(words).toContain('--release');
+        expect(words).not.toContain('--profile');
+      }
       expect(words).toContain('--arm64');
       expect(words).not.toContain('--x86-64');
       const fn = s.template.findResources('AWS::Lambda::Function')[
@@ -82,6 +91,17 @@ describe('bundling with cargo-lambda', () => {
     const words = byPackage['mesh-poll'];
     expect(words[words.indexOf('--bin') + 1]).toBe('mesh-poll');
     expect(words).toContain('--arm64');
+  });
+
+  test('a function built with its own profile finds it in the workspace, inheriting release', () => {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const fs = require('fs') as typeof import('fs');
+    const manifest = fs.readFileSync(path.join(REPO, 'Cargo.toml'), 'utf-8');
+    for (const profile of Object.values(CARGO_PROFILES)) {
+      const section = manifest.split(`\n[profile.${profile}]\n`)[1]?.split('\n[')[0];
+      expect(section).toBeDefined();
+      expect(section).toMatch(/^inherits = "release"$/m);
+    }
   });
 
   test('the workspace root hides functions/* from a build that names no package', () => {

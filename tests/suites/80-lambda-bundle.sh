@@ -22,9 +22,12 @@ for function in ${CPIS_BUNDLE_FUNCTIONS:-mesh-poll portal}; do
     const { cargoLambdaFlags } = require('./lib/constructs/rust-function');
     console.log(cargoLambdaFlags(process.argv[1]).join(' '));
   " "$function")
-  echo "cargo lambda build --release --x86-64 --bin $function $flags"
-  # shellcheck disable=SC2086 # the flags are words
-  cargo lambda build --release --x86-64 --bin "$function" $flags
+  # As cargo-lambda-cdk: --release unless the function has a profile of its own.
+  release=--release
+  case " $flags " in *" --profile "*) release= ;; esac
+  echo "cargo lambda build $release --x86-64 --bin $function $flags"
+  # shellcheck disable=SC2086 # the flags are words; $release may be none
+  cargo lambda build $release --x86-64 --bin "$function" $flags
 
   bootstrap="target/lambda/$function/bootstrap"
   test -x "$bootstrap" || { echo "no bootstrap at $bootstrap" >&2; exit 1; }

@@ -37,9 +37,21 @@ export class NoDockerBundling extends DockerImage {
   }
 }
 
-/** The flags added to `cargo lambda build`: the workspace's default-members hide functions/*, so name the package. */
+/**
+ * Functions built with a Cargo profile of their own instead of `release`: the portal serves
+ * people's pages at human pace, not the check path, and is built for size to stay within the
+ * 8 MB budget (the workspace Cargo.toml's `[profile.portal]`; BENCHMARKS.md, 5).
+ */
+export const CARGO_PROFILES: Readonly<Record<string, string>> = { portal: 'portal' };
+
+/**
+ * The flags added to `cargo lambda build`: the workspace's default-members hide functions/*, so
+ * name the package; and the function's own profile, if it has one (cargo-lambda-cdk then adds no
+ * `--release`).
+ */
 export function cargoLambdaFlags(crateName: string): string[] {
-  return ['--package', crateName];
+  const profile = CARGO_PROFILES[crateName];
+  return ['--package', crateName, ...(profile ? ['--profile', profile] : [])];
 }
 
 export interface CpisFunctionProps {
