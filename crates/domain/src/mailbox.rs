@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 pub const MAX_MAILBOX_ID: usize = 20;
 
 /// A MESH mailbox id: 3 to [`MAX_MAILBOX_ID`] upper-case ASCII letters and
-/// digits (MESH upper-cases mailbox ids, and its `NHSMESH` authorization
+/// digits, never ten digits in a row (`crate::ods::is_identifier`; MESH upper-cases mailbox ids, and its `NHSMESH` authorization
 /// signs the upper-case form; shared/domain/council-interface.md §9.1).
 /// Nothing else is ever stored, looked up or logged as a mailbox.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -20,18 +20,14 @@ pub const MAX_MAILBOX_ID: usize = 20;
 pub struct MailboxId(String);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("a MESH mailbox id is 3 to 20 upper-case letters and digits")]
+#[error("a MESH mailbox id is 3 to 20 upper-case letters and digits, never ten digits in a row")]
 pub struct MailboxIdError;
 
 impl MailboxId {
     /// Exactly as given: lower case is refused, not folded, so an operator's
     /// typo is seen rather than silently matched.
     pub fn parse(input: &str) -> Result<Self, MailboxIdError> {
-        let ok = (3..=MAX_MAILBOX_ID).contains(&input.len())
-            && input
-                .bytes()
-                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
-        if ok {
+        if crate::ods::is_identifier(input, MAX_MAILBOX_ID) {
             Ok(Self(input.to_owned()))
         } else {
             Err(MailboxIdError)
@@ -89,6 +85,9 @@ mod tests {
             "AB12CD34EF56GH78IJ90K",
             "X26ÄBC1",
             "../X26",
+            // An NHS number in the wrong field (crate::ods::is_identifier).
+            "9990000018",
+            "X269990000018",
         ] {
             assert_eq!(MailboxId::parse(bad), Err(MailboxIdError), "{bad:?}");
         }

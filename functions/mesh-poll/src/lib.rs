@@ -117,7 +117,7 @@ impl Request {
                     .filter(|m| !ten_digits(m))
                     .and_then(|m| MailboxId::parse(m).ok())
                     .ok_or_else(|| {
-                        "\"mailbox\" must be a MESH mailbox id: 3 to 20 upper-case letters and digits, e.g. \"X26ABC1\"".to_owned()
+                        "\"mailbox\" must be a MESH mailbox id: 3 to 20 upper-case letters and digits, never ten digits in a row, e.g. \"X26ABC1\"".to_owned()
                     })?;
                 Ok(Self::Link {
                     council: council()?,
