@@ -198,10 +198,11 @@ impl Authenticator {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn council() -> CallerClaims {
+    /// A council's claims, for this crate's tests.
+    pub(crate) fn council() -> CallerClaims {
         CallerClaims {
             job_role: None,
             job_role_name: None,

@@ -246,19 +246,7 @@ impl LocalVerifier {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn council() -> CallerClaims {
-        CallerClaims {
-            job_role: None,
-            job_role_name: None,
-            sub: "client-1".into(),
-            role: "council".into(),
-            ods_code: "E09000033".into(),
-            rbac: None,
-            org_name: None,
-            setting: None,
-        }
-    }
+    use crate::auth::tests::council;
 
     #[test]
     fn keys_round_trip_through_their_pem_and_refuse_other_keys() {
