@@ -21,6 +21,8 @@ mod asn;
 pub mod exchange;
 #[cfg(feature = "test-support")]
 pub mod fake;
+#[cfg(feature = "test-support")]
+pub mod testing;
 
 pub use asn::MeshAsnFiles;
 mod auth;

@@ -29,23 +29,7 @@ const WORKFLOW: &str = "CPIS_MESH_CLIENT_TEST";
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn sandbox() -> Option<String> {
-    // The raw requests below build reqwest clients of their own.
-    cpis_mesh::use_ring_for_tls();
-    match std::env::var("CPIS_MESH_SANDBOX_URL") {
-        Ok(url) if !url.trim().is_empty() => Some(url.trim().trim_end_matches('/').to_owned()),
-        _ => {
-            let required = std::env::var("CI").is_ok_and(|v| v == "true")
-                || std::env::var("CPIS_REQUIRE_MESH_SANDBOX").is_ok_and(|v| v == "1");
-            assert!(
-                !required,
-                "CPIS_MESH_SANDBOX_URL is not set but the MESH sandbox is required \
-                 (CI=true or CPIS_REQUIRE_MESH_SANDBOX=1). Start it with \
-                 `export CPIS_MESH_SANDBOX_URL=$(tests/mesh_sandbox.sh start)`."
-            );
-            eprintln!("SKIPPED: CPIS_MESH_SANDBOX_URL is not set (tests/mesh_sandbox.sh start)");
-            None
-        }
-    }
+    cpis_mesh::testing::sandbox_url()
 }
 
 fn config(url: &str, mailbox: &str) -> MeshConfig {

@@ -37,23 +37,7 @@ pub const UCP_END_DATE: &str = "/File/record[3]/CP-ISRecord/pertinentInformation
 /// Upper bound on any wait (never reached when things work; polls are 1 s).
 pub const PATIENCE: Duration = Duration::from_secs(90);
 
-pub fn sandbox() -> Option<String> {
-    match std::env::var("CPIS_MESH_SANDBOX_URL") {
-        Ok(url) if !url.trim().is_empty() => Some(url.trim().trim_end_matches('/').to_owned()),
-        _ => {
-            let required = std::env::var("CI").is_ok_and(|v| v == "true")
-                || std::env::var("CPIS_REQUIRE_MESH_SANDBOX").is_ok_and(|v| v == "1");
-            assert!(
-                !required,
-                "CPIS_MESH_SANDBOX_URL is not set but the MESH sandbox is required \
-                 (CI=true or CPIS_REQUIRE_MESH_SANDBOX=1). Start it with \
-                 `export CPIS_MESH_SANDBOX_URL=$(tests/mesh_sandbox.sh start)`."
-            );
-            eprintln!("SKIPPED: CPIS_MESH_SANDBOX_URL is not set (tests/mesh_sandbox.sh start)");
-            None
-        }
-    }
-}
+pub use cpis_mesh::testing::sandbox_url as sandbox;
 
 /// A file the council received: its body and its `mex-*` headers.
 pub struct Received {
