@@ -658,3 +658,47 @@ async fn a_delivery_whose_audit_fails_is_reported_and_never_sent_again() {
     );
     assert_eq!(channel.sent.lock().unwrap().len(), 2);
 }
+
+#[tokio::test]
+async fn a_batch_whose_audit_fails_is_reported_delivered_and_never_sent_again() {
+    let store = store_with(vec![plan("E09000033", CHILD, PlanType::ChildProtection)]).await;
+    let first = one_asn(&store).await;
+    run_check(&store, &clinician("u2", "RJ2", Rbac::B0107), true, NOW).await;
+    let second = store
+        .claim_undelivered(NOW, Duration::ZERO, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| a.id)
+        .find(|id| id != &first)
+        .expect("a second ASN");
+    let channel = TestChannel::default();
+    let down = AuditDown(&store);
+    let ids = [first.as_str(), second.as_str(), first.as_str()];
+    let answers = cpis_domain::dispatch_batch(&down, &channel, &ids, NOW, VIEW_URL).await;
+    assert!(matches!(
+        answers[0],
+        Err(DispatchError::Audit {
+            outcome: DispatchOutcome::Delivered,
+            ..
+        })
+    ));
+    assert!(matches!(
+        answers[1],
+        Err(DispatchError::Audit {
+            outcome: DispatchOutcome::Delivered,
+            ..
+        })
+    ));
+    assert!(
+        matches!(answers[2], Ok(DispatchOutcome::AlreadyDelivered)),
+        "a repeated id is delivered once: {:?}",
+        answers[2]
+    );
+    let later = NOW + Duration::hours(1);
+    let again = cpis_domain::dispatch_batch(&down, &channel, &ids[..2], later, VIEW_URL).await;
+    assert!(again
+        .iter()
+        .all(|a| matches!(a, Ok(DispatchOutcome::AlreadyDelivered))));
+    assert_eq!(channel.sent.lock().unwrap().len(), 2);
+}
