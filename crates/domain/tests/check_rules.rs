@@ -702,3 +702,54 @@ async fn a_batch_whose_audit_fails_is_reported_delivered_and_never_sent_again() 
         .all(|a| matches!(a, Ok(DispatchOutcome::AlreadyDelivered))));
     assert_eq!(channel.sent.lock().unwrap().len(), 2);
 }
+
+#[tokio::test]
+async fn a_batch_across_councils_answers_each_asn_as_dispatch_would() {
+    let store = store_with(vec![
+        plan("E09000033", CHILD, PlanType::ChildProtection),
+        plan("E06000001", CHILD, PlanType::LookedAfter),
+    ])
+    .await;
+    run_check(&store, &clinician("u1", "RJ1", Rbac::B0107), true, NOW).await;
+    let asn_of = |la_code: &'static str| {
+        let store = &store;
+        async move {
+            store
+                .notifications(&la(la_code), None, 1)
+                .await
+                .unwrap()
+                .items[0]
+                .id
+                .clone()
+        }
+    };
+    let (with_channels, without) = (asn_of("E09000033").await, asn_of("E06000001").await);
+    let channel = TestChannel::default();
+    let ids = [without.as_str(), "no-such-asn", with_channels.as_str()];
+    let answers = cpis_domain::dispatch_batch(&store, &channel, &ids, NOW, VIEW_URL).await;
+    assert!(
+        matches!(answers[0], Ok(DispatchOutcome::NoChannels)),
+        "{answers:?}"
+    );
+    assert!(
+        matches!(answers[1], Ok(DispatchOutcome::Unknown)),
+        "{answers:?}"
+    );
+    assert!(
+        matches!(answers[2], Ok(DispatchOutcome::Delivered)),
+        "{answers:?}"
+    );
+    assert_eq!(
+        channel.sent.lock().unwrap().len(),
+        1,
+        "only the council with channels"
+    );
+    let seen: Vec<(String, String, AuditOutcome)> = delivery_audit(&store)
+        .await
+        .into_iter()
+        .map(|e| (e.trace_id, e.organisation, e.outcome))
+        .collect();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert!(seen.contains(&(with_channels, "E09000033".into(), AuditOutcome::Allowed)));
+    assert!(seen.contains(&(without, "E06000001".into(), AuditOutcome::Failed)));
+}
