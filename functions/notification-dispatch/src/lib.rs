@@ -400,6 +400,67 @@ mod tests {
         assert_eq!(channel.calls.lock().unwrap()[1], [IDS[1].to_owned()]);
     }
 
+    /// A MESH leg that is unavailable for `IDS[1]` and cannot make a file of
+    /// `IDS[2]`.
+    struct SomeFiles;
+
+    impl FileLeg for SomeFiles {
+        async fn deliver_file(
+            &self,
+            asn: &Asn,
+            _: Option<&Authority>,
+            _: OffsetDateTime,
+        ) -> Result<FileDelivery, DispatchError> {
+            if asn.id == IDS[1] {
+                Err(DeliveryError::Transient("MESH unavailable".into()).into())
+            } else if asn.id == IDS[2] {
+                Ok(FileDelivery::Impossible("no job role".into()))
+            } else {
+                Ok(FileDelivery::Sent)
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn the_batch_runs_the_file_leg_first_per_asn() {
+        let lines = cpis_telemetry::capture::Lines::default();
+        let subscriber = cpis_telemetry::subscriber(
+            cpis_telemetry::Style::Lambda,
+            cpis_telemetry::filter(Some("info")),
+            lines.clone(),
+        );
+        let _default = tracing::subscriber::set_default(subscriber);
+        let store = seeded().await;
+        let channel = Batches::default();
+        let batch = event(NORMAL);
+        let response =
+            handle_batch_with(&store, &channel, &SomeFiles, "https://v", &batch, NOW).await;
+        // The file that failed for now: retried, and no SMS or email for it.
+        assert_eq!(
+            failures(&response),
+            [batch.records[1].message_id.as_deref().unwrap()]
+        );
+        assert_eq!(
+            *channel.calls.lock().unwrap(),
+            [vec![IDS[0].to_owned(), IDS[2].to_owned()]],
+            "the impossible file's SMS and email still go"
+        );
+        // The impossible file is logged at error level, by ASN id, in its
+        // message's span.
+        let text = lines.text();
+        let errors: Vec<serde_json::Value> = text
+            .lines()
+            .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
+            .filter(|line| line["level"] == "ERROR")
+            .collect();
+        assert_eq!(errors.len(), 1, "{text}");
+        assert_eq!(errors[0]["fields"]["asn_id"], IDS[2], "{text}");
+        assert_eq!(
+            errors[0]["span"]["message_id"],
+            batch.records[2].message_id.as_deref().unwrap()
+        );
+    }
+
     /// A channel that is down: every delivery fails for now.
     struct Down;
 
