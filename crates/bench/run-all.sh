@@ -52,7 +52,28 @@ upload() {
 }
 
 load() { crates/bench/load.sh; }
-dispatch() { cargo bench -p notification-dispatch --bench dispatch_batch; }
+dispatch() {
+  : "${CPIS_MOTO_ENDPOINT:?start moto first, as for the tests}"
+  CARGO_PROFILE_BENCH_STRIP=false CARGO_PROFILE_BENCH_DEBUG=line-tables-only \
+    cargo build --profile bench -p notification-dispatch --bench dispatch_batch
+  local bin port proxy
+  bin=$(ls -t target/release/deps/dispatch_batch-* | grep -v '\.d$' | head -1)
+  "$bin" --bench | grep -E 'time:|per ASN'
+  # Calls per ASN: the same binary through a proxy that counts AWS operations.
+  port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  python3 functions/notification-dispatch/benches/count_calls.py --port "$port" --moto "$CPIS_MOTO_ENDPOINT" &
+  proxy=$!
+  sleep 1
+  CPIS_MOTO_ENDPOINT="http://127.0.0.1:$port" CPIS_COUNT_CALLS="http://127.0.0.1:$port/_counts" \
+    "$bin" --test | sed -n '/^AWS calls/,$p'
+  kill "$proxy"
+  # Instructions on the dispatching thread: all, the SDK's call path, signing.
+  valgrind --tool=callgrind --callgrind-out-file=target/callgrind.dispatch --collect-atstart=no \
+    '--toggle-collect=cpis_domain::dispatch::dispatch_batch_with::{{closure}}' "$bin" --test >/dev/null 2>&1
+  callgrind_annotate --inclusive=yes target/callgrind.dispatch 2>/dev/null |
+    grep -E 'PROGRAM TOTALS|orchestrator::invoke_with_stop_point::\{\{closure\}\}::\{\{closure\}\}::\{\{closure\}\} \[|sign_http_request \[' |
+    grep -v '=>'
+}
 
 case "${1:-all}" in
   all) sizes; check; upload; load; dispatch ;;

@@ -4,6 +4,7 @@
 use std::collections::BTreeSet;
 
 use aws_sdk_sns::error::ProvideErrorMetadata;
+use aws_sdk_sns::types::PublishBatchRequestEntry;
 use aws_sdk_sns::Client;
 use cpis_domain::ports::{DeliveryError, NotificationChannel};
 use cpis_domain::{Authority, NoticeText, OdsCode};
@@ -49,42 +50,203 @@ impl SnsChannel {
     }
 }
 
+/// PublishBatch takes at most 10 entries.
+const PUBLISH_BATCH_MAX: usize = 10;
+
+/// One message per protocol; the notice is already free of personal data.
+fn message_of(notice: &NoticeText) -> String {
+    serde_json::json!({
+        "default": notice.sms,
+        "sms": notice.sms,
+        "email": notice.email_body,
+    })
+    .to_string()
+}
+
+/// A failure named by its SNS error code alone.
+fn delivery_error(what: &str, code: &str) -> DeliveryError {
+    if PERMANENT_CODES.contains(&code) {
+        DeliveryError::Permanent(format!("{what}: {code}"))
+    } else {
+        DeliveryError::Transient(format!("{what}: {code}"))
+    }
+}
+
+/// One answer per entry of a PublishBatch (entry ids are `0..count`): `Ok`
+/// for an entry SNS lists as successful, its error for one it lists as
+/// failed, and a transient error for one it does not list (not known to be
+/// sent: retried).
+fn entry_answers<'a>(
+    count: usize,
+    successful: impl IntoIterator<Item = &'a str>,
+    failed: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> Vec<Result<(), DeliveryError>> {
+    let mut answers: Vec<Result<(), DeliveryError>> = (0..count)
+        .map(|_| {
+            Err(DeliveryError::Transient(
+                "SNS publish batch: no answer for the entry".to_owned(),
+            ))
+        })
+        .collect();
+    let slot = |id: &str| id.parse::<usize>().ok().filter(|i| *i < count);
+    for (id, code) in failed {
+        if let Some(i) = slot(id) {
+            answers[i] = Err(delivery_error("SNS publish batch entry", code));
+        }
+    }
+    for id in successful {
+        if let Some(i) = slot(id) {
+            answers[i] = Ok(());
+        }
+    }
+    answers
+}
+
+impl SnsChannel {
+    /// One PublishBatch of at most 10 notices to one topic: one answer each.
+    async fn publish_batch(
+        &self,
+        topic_arn: String,
+        notices: &[&NoticeText],
+    ) -> Vec<Result<(), DeliveryError>> {
+        let mut entries = Vec::with_capacity(notices.len());
+        for (i, notice) in notices.iter().enumerate() {
+            let entry = PublishBatchRequestEntry::builder()
+                .id(i.to_string())
+                .message_structure("json")
+                .message(message_of(notice))
+                .subject(&notice.email_subject)
+                .build();
+            match entry {
+                Ok(entry) => entries.push(entry),
+                Err(_) => {
+                    return notices
+                        .iter()
+                        .map(|_| {
+                            Err(DeliveryError::Permanent(
+                                "SNS publish batch: an entry could not be built".to_owned(),
+                            ))
+                        })
+                        .collect()
+                }
+            }
+        }
+        let published = self
+            .client
+            .publish_batch()
+            .topic_arn(topic_arn)
+            .set_publish_batch_request_entries(Some(entries))
+            .send()
+            .await;
+        match published {
+            Ok(out) => entry_answers(
+                notices.len(),
+                out.successful().iter().filter_map(|e| e.id()),
+                out.failed().iter().map(|e| (e.id(), e.code())),
+            ),
+            Err(e) => {
+                let code = e.code().unwrap_or("no response from the service");
+                notices
+                    .iter()
+                    .map(|_| Err(delivery_error("SNS publish batch", code)))
+                    .collect()
+            }
+        }
+    }
+}
+
 impl NotificationChannel for SnsChannel {
     async fn deliver(
         &self,
         authority: &Authority,
         notice: &NoticeText,
     ) -> Result<(), DeliveryError> {
-        // One message per protocol; the notice is already free of personal data.
-        let message = serde_json::json!({
-            "default": notice.sms,
-            "sms": notice.sms,
-            "email": notice.email_body,
-        })
-        .to_string();
         let published = self
             .client
             .publish()
             .topic_arn(self.topic_arn(&authority.ods_code))
             .message_structure("json")
-            .message(message)
+            .message(message_of(notice))
             .subject(&notice.email_subject)
             .send()
             .await;
         match published {
             Ok(_) => Ok(()),
-            Err(e) => {
-                let code = e
-                    .code()
-                    .unwrap_or("no response from the service")
-                    .to_owned();
-                if PERMANENT_CODES.contains(&code.as_str()) {
-                    Err(DeliveryError::Permanent(format!("SNS publish: {code}")))
-                } else {
-                    Err(DeliveryError::Transient(format!("SNS publish: {code}")))
+            Err(e) => Err(delivery_error(
+                "SNS publish",
+                e.code().unwrap_or("no response from the service"),
+            )),
+        }
+    }
+
+    /// One `PublishBatch` per council's topic and 10 notices; a single
+    /// notice is one `Publish`. Each entry answers for itself: SNS reports
+    /// which entries of a batch failed, and only those are retried.
+    async fn deliver_batch(
+        &self,
+        notices: &[(&Authority, &NoticeText)],
+    ) -> Vec<Result<(), DeliveryError>> {
+        let mut answers: Vec<Option<Result<(), DeliveryError>>> =
+            notices.iter().map(|_| None).collect();
+        let mut topics: Vec<&OdsCode> = Vec::new();
+        for (authority, _) in notices {
+            if !topics.contains(&&authority.ods_code) {
+                topics.push(&authority.ods_code);
+            }
+        }
+        for ods in topics {
+            let places: Vec<usize> = (0..notices.len())
+                .filter(|i| &notices[*i].0.ods_code == ods)
+                .collect();
+            for chunk in places.chunks(PUBLISH_BATCH_MAX) {
+                if let [only] = chunk {
+                    let (authority, notice) = notices[*only];
+                    answers[*only] = Some(self.deliver(authority, notice).await);
+                    continue;
+                }
+                let batch: Vec<&NoticeText> = chunk.iter().map(|i| notices[*i].1).collect();
+                let sent = self.publish_batch(self.topic_arn(ods), &batch).await;
+                for (i, answer) in chunk.iter().zip(sent) {
+                    answers[*i] = Some(answer);
                 }
             }
         }
+        answers
+            .into_iter()
+            .map(|a| {
+                a.unwrap_or_else(|| {
+                    Err(DeliveryError::Transient(
+                        "SNS publish batch: not attempted".to_owned(),
+                    ))
+                })
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod batch_tests {
+    use super::*;
+
+    #[test]
+    fn each_entry_of_a_publish_batch_answers_for_itself() {
+        let answers = entry_answers(
+            4,
+            ["0", "2"],
+            [("1", "InternalError"), ("3", "InvalidParameter")],
+        );
+        assert!(answers[0].is_ok());
+        assert!(matches!(answers[1], Err(DeliveryError::Transient(_))));
+        assert!(answers[2].is_ok());
+        assert!(matches!(answers[3], Err(DeliveryError::Permanent(_))));
+    }
+
+    #[test]
+    fn an_entry_sns_does_not_mention_is_retried_and_stray_ids_are_ignored() {
+        let answers = entry_answers(3, ["0", "7", "x"], [("9", "InternalError")]);
+        assert!(answers[0].is_ok());
+        assert!(matches!(answers[1], Err(DeliveryError::Transient(_))));
+        assert!(matches!(answers[2], Err(DeliveryError::Transient(_))));
     }
 }
 

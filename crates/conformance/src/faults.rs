@@ -12,8 +12,9 @@
 //! - **crashes after the side effect, before acknowledgement** (5 % of ASNs),
 //!   spread over the three points where a dispatcher can die holding work:
 //!   after taking the lease and before publishing; after publishing and before
-//!   recording delivery (the one documented duplicate window); after
-//!   recording delivery and before the message is deleted. A crash kills the
+//!   recording delivery (the one documented duplicate window: for a
+//!   dispatcher that publishes a batch in one call, every ASN of that call);
+//!   after recording delivery and before the message is deleted. A crash kills the
 //!   whole invocation: nothing in its batch is acknowledged, and anything
 //!   after the crash in the batch fails without a side effect;
 //! - **poison** (1 % of ASN messages): the message is mangled in transit (a
@@ -415,9 +416,11 @@ where
     );
 
     // Duplicates: only where the dispatcher died between publishing and
-    // recording the delivery, and then exactly one.
+    // recording the delivery, and then one more send per such crash (for a
+    // batched publish, every ASN of the call that crashed is in the window).
     let crashes = channel.lock().crashes.clone();
     let fired = channel.lock().fired.clone();
+    let in_window = channel.lock().in_window.clone();
     for point in crashes
         .iter()
         .filter(|(id, _)| fired.contains(*id))
@@ -428,10 +431,8 @@ where
     for (id, count) in &published {
         if *count > 1 {
             report.duplicated += 1;
-            let in_window = crashes.get(id) == Some(&CrashPoint::AfterPublishBeforeRecord)
-                && fired.contains(id)
-                && *count == 2;
-            if !in_window {
+            let windows = in_window.get(id).copied().unwrap_or(0);
+            if *count > 1 + windows {
                 report.duplicates_outside_window += 1;
             }
         }

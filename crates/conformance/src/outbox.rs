@@ -2,8 +2,8 @@
 
 use std::collections::BTreeMap;
 
-use cpis_domain::ports::DeliveryStart;
-use cpis_domain::{Asn, PlanType};
+use cpis_domain::ports::{DeliveryRecord, DeliveryStart};
+use cpis_domain::{Asn, AuditAction, AuditEvent, AuditOutcome, PlanType};
 use time::macros::date;
 use time::Duration;
 
@@ -163,4 +163,71 @@ pub async fn begin_delivery_answers_every_state<S: Store>(store: &S) {
             .expect("begin"),
         DeliveryStart::Proceed(_)
     ));
+}
+
+/// Deliveries recorded together with their audit events (the dispatcher's
+/// batch): each is recorded as `finish_delivery` records it, and its event
+/// is in the trail; recording again (a retry) changes no record.
+pub async fn deliveries_are_recorded_with_their_audit_events<S: Store>(store: &S) {
+    let all = three_pending(store).await;
+    let event = |asn: &Asn, outcome| {
+        AuditEvent::system(
+            "notification-dispatch",
+            &asn.authority,
+            AuditAction::DeliverNotification,
+            outcome,
+            NOW + Duration::minutes(1),
+            &asn.id,
+        )
+    };
+    let events = [
+        event(&all[0], AuditOutcome::Allowed),
+        event(&all[2], AuditOutcome::Failed),
+    ];
+    let deliveries = [
+        (all[0].id.as_str(), &events[0]),
+        (all[2].id.as_str(), &events[1]),
+    ];
+    let at = NOW + Duration::minutes(1);
+    for _ in 0..2 {
+        let answers = store.record_deliveries(&deliveries, at).await;
+        assert_eq!(answers.len(), 2, "one answer per delivery");
+        assert!(
+            answers
+                .iter()
+                .all(|a| matches!(a, Ok(DeliveryRecord::Audited))),
+            "{answers:?}"
+        );
+    }
+    for (asn, expected) in [
+        (&all[0], DeliveryStart::AlreadyDelivered),
+        (&all[2], DeliveryStart::AlreadyDelivered),
+    ] {
+        assert_eq!(
+            store
+                .begin_delivery(&asn.id, at, Duration::minutes(2))
+                .await
+                .expect("begin"),
+            expected
+        );
+    }
+    assert!(matches!(
+        store
+            .begin_delivery(&all[1].id, at, Duration::minutes(2))
+            .await
+            .expect("begin"),
+        DeliveryStart::Proceed(_)
+    ));
+    assert!(store
+        .claim_undelivered(NOW + Duration::days(1), Duration::minutes(5), 10)
+        .await
+        .expect("claim")
+        .iter()
+        .all(|a| a.id == all[1].id));
+    let trail = store.audit_events(10).await.expect("read");
+    assert!(
+        events.iter().all(|e| trail.contains(e)),
+        "each event in the trail, intact"
+    );
+    assert!(store.record_deliveries(&[], at).await.is_empty());
 }

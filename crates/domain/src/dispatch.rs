@@ -7,8 +7,8 @@ use std::future::Future;
 use time::{Duration, OffsetDateTime};
 
 use crate::ports::{
-    AsnFileChannel, AsnOutbox, AuditTrail, AuthorityDirectory, DeliveryError, DeliveryStart,
-    FileSent, MailboxMap, NotificationChannel, StoreError,
+    AsnFileChannel, AsnOutbox, AuditTrail, AuthorityDirectory, DeliveryError, DeliveryRecord,
+    DeliveryStart, FileSent, MailboxMap, NotificationChannel, StoreError,
 };
 use crate::{Asn, AuditAction, AuditEvent, AuditOutcome, Authority, OdsCode};
 
@@ -198,63 +198,274 @@ where
     C: NotificationChannel,
     F: FileLeg,
 {
+    // A batch of one: the same steps, in the same order, through the one
+    // implementation of these rules. Where the store and channel do not
+    // batch (their defaults), the calls are those of one delivery: the
+    // lease, the council's entry, the file, the notice, the record and its
+    // event.
+    dispatch_batch_with(store, channel, files, &[id], now, view_url)
+        .await
+        .pop()
+        .unwrap_or_else(|| Err(StoreError::Unavailable("not attempted".into()).into()))
+}
+
+/// Delivers a batch of ASNs by id without the MESH leg:
+/// [`dispatch_batch_with`] and [`NoFiles`].
+pub async fn dispatch_batch<S, C>(
+    store: &S,
+    channel: &C,
+    ids: &[&str],
+    now: OffsetDateTime,
+    view_url: &str,
+) -> Vec<Result<DispatchOutcome, DispatchError>>
+where
+    S: AsnOutbox + AuthorityDirectory + AuditTrail,
+    C: NotificationChannel,
+{
+    dispatch_batch_with(store, channel, &NoFiles, ids, now, view_url)
+        .await
+        .into_iter()
+        .map(|r| r.map(|d| d.outcome))
+        .collect()
+}
+
+/// One claimed ASN on its way through a batch.
+struct Claimed {
+    /// Its place in the batch.
+    at: usize,
+    asn: Asn,
+    file: FileDelivery,
+}
+
+/// Delivers a batch of ASNs by id, as [`dispatch_with`] delivers each, with
+/// fewer round trips: one answer per id, in order. This is the one
+/// implementation of the rules [`dispatch_with`] states ([`dispatch_with`]
+/// is a batch of one): per ASN the same steps, order and outcomes. Per ASN,
+/// the MESH file first ([`FileLeg::deliver_file`], idempotent by tracking);
+/// an ASN whose file failed in a way worth retrying is audited failed,
+/// answers that error and goes no further (no SMS or email, not recorded),
+/// while the others of the batch go on; an ASN whose file is
+/// [`FileDelivery::Impossible`] still goes to the duty team, and answers
+/// with it in [`Dispatched::file`] for the caller to log. What is batched:
+///
+/// - the councils' directory entries: one [`AuthorityDirectory::authorities`]
+///   read for the batch;
+/// - the duty teams' notices: one [`NotificationChannel::deliver_batch`]
+///   per council;
+/// - the records of delivery and their audit events: one
+///   [`AsnOutbox::record_deliveries`] per council, right after its notices.
+///
+/// The duplicate window is one council's `deliver_batch` call: a crash after
+/// it and before its record sends those ASNs again (at most a batch), where
+/// [`dispatch_with`] sends one again. An ASN whose notice failed is not
+/// recorded (and is audited failed), so its retry sends it; one whose notice
+/// went out is recorded with the rest and never sent again.
+///
+/// An id given twice is delivered once: the later copy answers
+/// `AlreadyDelivered` if the first was recorded, else `InProgress` (the
+/// first holds the lease), so both are retried together.
+pub async fn dispatch_batch_with<S, C, F>(
+    store: &S,
+    channel: &C,
+    files: &F,
+    ids: &[&str],
+    now: OffsetDateTime,
+    view_url: &str,
+) -> Vec<Result<Dispatched, DispatchError>>
+where
+    S: AsnOutbox + AuthorityDirectory + AuditTrail,
+    C: NotificationChannel,
+    F: FileLeg,
+{
+    let mut answers: Vec<Option<Result<Dispatched, DispatchError>>> =
+        ids.iter().map(|_| None).collect();
     let stopped = |outcome| {
-        Ok(Dispatched {
+        Some(Ok(Dispatched {
             outcome,
             file: FileDelivery::NotAttempted,
-        })
+        }))
     };
-    let asn = match store.begin_delivery(id, now, DELIVERY_LEASE).await? {
-        DeliveryStart::Proceed(asn) => *asn,
-        DeliveryStart::AlreadyDelivered => return stopped(DispatchOutcome::AlreadyDelivered),
-        DeliveryStart::InProgress => return stopped(DispatchOutcome::InProgress),
-        DeliveryStart::Unknown => return stopped(DispatchOutcome::Unknown),
-    };
-    // Best effort: the failure is what the caller must see, and the retry
-    // audits its own attempt.
-    let audit_failure = || async {
-        let _ = store
-            .append(&delivery_event(
-                &asn.authority,
-                AuditOutcome::Failed,
-                now,
-                id,
-            ))
-            .await;
-    };
-    let authority = store.authority(&asn.authority).await?;
-    let file = match files.deliver_file(&asn, authority.as_ref(), now).await {
-        Ok(file) => file,
-        Err(error) => {
-            audit_failure().await;
-            return Err(error);
+    // Best effort, as in `dispatch_with`: the failure is what the caller
+    // must see, and the retry audits its own attempt.
+    let audit_failure = |asn: &Asn| {
+        let event = delivery_event(&asn.authority, AuditOutcome::Failed, now, &asn.id);
+        async move {
+            let _ = store.append(&event).await;
         }
     };
-    let outcome = match &authority {
-        Some(authority)
-            if !(authority.notify_emails.is_empty() && authority.notify_sms.is_empty()) =>
-        {
-            if let Err(error) = channel.deliver(authority, &asn.notice(view_url)).await {
-                audit_failure().await;
-                return Err(error.into());
+
+    // 1. The leases, one conditional write each (they cannot be batched: each
+    // must succeed or fail on its own).
+    let mut first_of: Vec<Option<usize>> = vec![None; ids.len()];
+    let mut claimed: Vec<Claimed> = Vec::new();
+    for (at, id) in ids.iter().enumerate() {
+        if let Some(first) = ids[..at].iter().position(|earlier| earlier == id) {
+            first_of[at] = Some(first);
+            continue;
+        }
+        answers[at] = match store.begin_delivery(id, now, DELIVERY_LEASE).await {
+            Ok(DeliveryStart::Proceed(asn)) => {
+                claimed.push(Claimed {
+                    at,
+                    asn: *asn,
+                    file: FileDelivery::NotAttempted,
+                });
+                None
             }
-            DispatchOutcome::Delivered
+            Ok(DeliveryStart::AlreadyDelivered) => stopped(DispatchOutcome::AlreadyDelivered),
+            Ok(DeliveryStart::InProgress) => stopped(DispatchOutcome::InProgress),
+            Ok(DeliveryStart::Unknown) => stopped(DispatchOutcome::Unknown),
+            Err(e) => Some(Err(e.into())),
+        };
+    }
+
+    // 2. Every council of the batch in one read.
+    let mut councils: Vec<OdsCode> = Vec::new();
+    for c in &claimed {
+        if !councils.contains(&c.asn.authority) {
+            councils.push(c.asn.authority.clone());
         }
-        _ if file.reached() => DispatchOutcome::Delivered,
-        _ => DispatchOutcome::NoChannels,
+    }
+    let entries = if councils.is_empty() {
+        Ok(Vec::new())
+    } else {
+        store.authorities(&councils).await
     };
-    store.finish_delivery(id, now).await?;
-    // Nobody was told when the council has neither channels nor a file: the
-    // ASN waits in its inbox, and the trail says so.
-    let audited = match outcome {
-        DispatchOutcome::Delivered => AuditOutcome::Allowed,
-        _ => AuditOutcome::Failed,
+    let entries = match entries {
+        Ok(entries) => entries,
+        Err(e) => {
+            for c in &claimed {
+                answers[c.at] = Some(Err(e.clone().into()));
+            }
+            claimed.clear();
+            Vec::new()
+        }
     };
-    store
-        .append(&delivery_event(&asn.authority, audited, now, id))
-        .await
-        .map_err(|source| DispatchError::Audit { outcome, source })?;
-    Ok(Dispatched { outcome, file })
+    let entry_of = |ods: &OdsCode| entries.iter().find(|a| &a.ods_code == ods);
+
+    // 3. The MESH leg, per ASN (idempotent by tracking), before any SMS or email.
+    let mut legs_done = Vec::with_capacity(claimed.len());
+    for mut c in claimed {
+        match files
+            .deliver_file(&c.asn, entry_of(&c.asn.authority), now)
+            .await
+        {
+            Ok(file) => {
+                c.file = file;
+                legs_done.push(c);
+            }
+            Err(error) => {
+                audit_failure(&c.asn).await;
+                answers[c.at] = Some(Err(error));
+            }
+        }
+    }
+
+    // 4. Per council: its notices in one call, then its records in one write.
+    for council in &councils {
+        let group: Vec<&Claimed> = legs_done
+            .iter()
+            .filter(|c| &c.asn.authority == council)
+            .collect();
+        if group.is_empty() {
+            continue;
+        }
+        let entry = entry_of(council);
+        let mut done: Vec<(&Claimed, DispatchOutcome)> = Vec::with_capacity(group.len());
+        match entry {
+            Some(authority)
+                if !(authority.notify_emails.is_empty() && authority.notify_sms.is_empty()) =>
+            {
+                let notices: Vec<_> = group.iter().map(|c| c.asn.notice(view_url)).collect();
+                let batch: Vec<_> = notices.iter().map(|n| (authority, n)).collect();
+                let sent = channel.deliver_batch(&batch).await;
+                for (c, result) in group
+                    .iter()
+                    .zip(sent.into_iter().chain(std::iter::repeat_with(|| {
+                        Err(DeliveryError::Transient(
+                            "the channel gave no answer".into(),
+                        ))
+                    })))
+                {
+                    match result {
+                        Ok(()) => done.push((c, DispatchOutcome::Delivered)),
+                        Err(error) => {
+                            audit_failure(&c.asn).await;
+                            answers[c.at] = Some(Err(error.into()));
+                        }
+                    }
+                }
+            }
+            _ => {
+                for c in &group {
+                    let outcome = if c.file.reached() {
+                        DispatchOutcome::Delivered
+                    } else {
+                        DispatchOutcome::NoChannels
+                    };
+                    done.push((c, outcome));
+                }
+            }
+        }
+        if done.is_empty() {
+            continue;
+        }
+        // Nobody was told when the council has neither channels nor a file:
+        // the ASN waits in its inbox, and the trail says so.
+        let events: Vec<AuditEvent> = done
+            .iter()
+            .map(|(c, outcome)| {
+                let audited = match outcome {
+                    DispatchOutcome::Delivered => AuditOutcome::Allowed,
+                    _ => AuditOutcome::Failed,
+                };
+                delivery_event(council, audited, now, &c.asn.id)
+            })
+            .collect();
+        let records: Vec<(&str, &AuditEvent)> = done
+            .iter()
+            .zip(&events)
+            .map(|((c, _), event)| (c.asn.id.as_str(), event))
+            .collect();
+        let recorded = store.record_deliveries(&records, now).await;
+        for ((c, outcome), record) in
+            done.iter()
+                .zip(recorded.into_iter().chain(std::iter::repeat_with(|| {
+                    Err(StoreError::Unavailable("the store gave no answer".into()))
+                })))
+        {
+            let outcome = *outcome;
+            answers[c.at] = Some(match record {
+                Ok(DeliveryRecord::Audited) => Ok(Dispatched {
+                    outcome,
+                    file: c.file.clone(),
+                }),
+                Ok(DeliveryRecord::Unaudited(source)) => {
+                    Err(DispatchError::Audit { outcome, source })
+                }
+                Err(e) => Err(e.into()),
+            });
+        }
+    }
+
+    // 5. A repeated id shares its first copy's fate.
+    for (at, first) in first_of.iter().enumerate() {
+        let Some(first) = *first else { continue };
+        let outcome = match &answers[first] {
+            Some(Ok(Dispatched {
+                outcome: DispatchOutcome::Delivered | DispatchOutcome::NoChannels,
+                ..
+            }))
+            | Some(Err(DispatchError::Audit { .. })) => DispatchOutcome::AlreadyDelivered,
+            Some(Ok(d)) => d.outcome,
+            _ => DispatchOutcome::InProgress,
+        };
+        answers[at] = stopped(outcome);
+    }
+    answers
+        .into_iter()
+        .map(|a| a.unwrap_or_else(|| Err(StoreError::Unavailable("not attempted".into()).into())))
+        .collect()
 }
 
 /// Counts from one sweep of the outbox.

@@ -36,8 +36,9 @@ pub use authority::{Authority, AuthorityContact, AuthorityUpdate, FieldError};
 pub use check::{check, history, AccessEffect, CheckResult, HistoryAnswer, VisiblePlan};
 pub use clock::{uk_date, uk_time, Clock, ManualClock, SystemClock};
 pub use dispatch::{
-    deliver_pending, deliver_pending_with, dispatch, dispatch_with, DispatchError, DispatchOutcome,
-    Dispatched, FileDelivery, FileLeg, MeshFiles, NoFiles, SweepReport, DISPATCHER_ACTOR,
+    deliver_pending, deliver_pending_with, dispatch, dispatch_batch, dispatch_batch_with,
+    dispatch_with, DispatchError, DispatchOutcome, Dispatched, FileDelivery, FileLeg, MeshFiles,
+    NoFiles, SweepReport, DISPATCHER_ACTOR,
 };
 pub use feed::FeedLog;
 pub use mailbox::{MailboxId, MailboxIdError};

@@ -20,7 +20,7 @@ use crate::{
 
 pub use crate::page::Page;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     #[error("the store is unavailable: {0}")]
     Unavailable(String),
@@ -204,6 +204,28 @@ pub trait AuthorityDirectory: Send + Sync {
         &self,
         authority: &Authority,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The entries of those of `ods_codes` that have one, each once, in no
+    /// particular order, each read as [`authority`](Self::authority) reads it. For a
+    /// dispatcher's batch: one read where the store can (DynamoDB's
+    /// `BatchGetItem`); by default one [`authority`](Self::authority) each.
+    fn authorities(
+        &self,
+        ods_codes: &[OdsCode],
+    ) -> impl Future<Output = Result<Vec<Authority>, StoreError>> + Send {
+        async move {
+            let mut found = Vec::with_capacity(ods_codes.len());
+            for (i, ods_code) in ods_codes.iter().enumerate() {
+                if ods_codes[..i].contains(ods_code) {
+                    continue;
+                }
+                if let Some(entry) = self.authority(ods_code).await? {
+                    found.push(entry);
+                }
+            }
+            Ok(found)
+        }
+    }
 }
 
 /// Whether an access was written or collapsed into an earlier one by the same author.
@@ -314,6 +336,57 @@ pub trait AsnOutbox: Send + Sync {
         id: &str,
         at: OffsetDateTime,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Records each delivery as [`finish_delivery`](Self::finish_delivery)
+    /// does and appends its audit event; one answer per entry, in order:
+    /// `Err` when the delivery is not recorded (the ASN will be delivered
+    /// again), [`DeliveryRecord::Unaudited`] when it is recorded but its
+    /// event could not be written. The ids are distinct. With as few writes
+    /// as the store allows (DynamoDB: one `TransactWriteItems` for all of
+    /// them, falling back to the two writes each if it fails); by default
+    /// the two writes each, in that order.
+    fn record_deliveries(
+        &self,
+        deliveries: &[(&str, &AuditEvent)],
+        at: OffsetDateTime,
+    ) -> impl Future<Output = Vec<Result<DeliveryRecord, StoreError>>> + Send
+    where
+        Self: AuditTrail,
+    {
+        async move {
+            let mut answers = Vec::with_capacity(deliveries.len());
+            for (id, event) in deliveries {
+                answers.push(record_one(self, id, event, at).await);
+            }
+            answers
+        }
+    }
+}
+
+/// What recording one finished delivery came to.
+#[derive(Debug)]
+pub enum DeliveryRecord {
+    /// Recorded, and its audit event written.
+    Audited,
+    /// Recorded (never delivered again), but its audit event could not be
+    /// written.
+    Unaudited(StoreError),
+}
+
+/// One delivery recorded with the two writes: the record, then its event.
+/// What [`AsnOutbox::record_deliveries`] does by default, and what a store
+/// that batches falls back to.
+pub async fn record_one<S: AsnOutbox + AuditTrail + ?Sized>(
+    store: &S,
+    id: &str,
+    event: &AuditEvent,
+    at: OffsetDateTime,
+) -> Result<DeliveryRecord, StoreError> {
+    store.finish_delivery(id, at).await?;
+    Ok(match store.append(event).await {
+        Ok(()) => DeliveryRecord::Audited,
+        Err(e) => DeliveryRecord::Unaudited(e),
+    })
 }
 
 /// Hands ASN ids to the dispatcher (SQS in production, a wake-up locally).
@@ -399,4 +472,23 @@ pub trait NotificationChannel: Send + Sync {
         authority: &Authority,
         notice: &NoticeText,
     ) -> impl Future<Output = Result<(), DeliveryError>> + Send;
+
+    /// Delivers each notice to its council; one answer per notice, in order.
+    /// `Ok`: delivered. `Err`: not delivered, or not known to be (a call
+    /// that failed as a whole): the caller retries it, and an entry that
+    /// answered `Ok` is never sent again by the caller. Where the channel
+    /// can, one call for several (SNS `PublishBatch`, per topic); by default
+    /// one [`deliver`](Self::deliver) each, in order.
+    fn deliver_batch(
+        &self,
+        notices: &[(&Authority, &NoticeText)],
+    ) -> impl Future<Output = Vec<Result<(), DeliveryError>>> + Send {
+        async move {
+            let mut answers = Vec::with_capacity(notices.len());
+            for (authority, notice) in notices {
+                answers.push(self.deliver(authority, notice).await);
+            }
+            answers
+        }
+    }
 }

@@ -6,10 +6,10 @@ use cpis_domain::ports::{
     DeliveryStart, NotificationChannel, NotificationInbox, PlanStore, StoreError, StoredPlan,
 };
 use cpis_domain::{
-    check, deliver_pending, dispatch, find_nhs_numbers, history, AccessEffect, AccessorKind, Asn,
-    AuditAction, AuditEvent, AuditOutcome, Authority, Clinician, DispatchError, DispatchOutcome,
-    HistoryAnswer, NhsNumber, NoticeText, OdsCode, Plan, PlanType, Principal, Rbac,
-    VisibilityPolicy, DISPATCHER_ACTOR,
+    check, deliver_pending, dispatch, dispatch_batch_with, find_nhs_numbers, history, AccessEffect,
+    AccessorKind, Asn, AuditAction, AuditEvent, AuditOutcome, Authority, Clinician, DispatchError,
+    DispatchOutcome, Dispatched, FileDelivery, FileLeg, HistoryAnswer, NhsNumber, NoticeText,
+    OdsCode, Plan, PlanType, Principal, Rbac, VisibilityPolicy, DISPATCHER_ACTOR,
 };
 use cpis_store_memory::{MemoryStore, RecordingQueue};
 use std::sync::{Arc, Mutex};
@@ -657,4 +657,341 @@ async fn a_delivery_whose_audit_fails_is_reported_and_never_sent_again() {
         (1, 1, 0)
     );
     assert_eq!(channel.sent.lock().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn a_batch_whose_audit_fails_is_reported_delivered_and_never_sent_again() {
+    let store = store_with(vec![plan("E09000033", CHILD, PlanType::ChildProtection)]).await;
+    let first = one_asn(&store).await;
+    run_check(&store, &clinician("u2", "RJ2", Rbac::B0107), true, NOW).await;
+    let second = store
+        .claim_undelivered(NOW, Duration::ZERO, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| a.id)
+        .find(|id| id != &first)
+        .expect("a second ASN");
+    let channel = TestChannel::default();
+    let down = AuditDown(&store);
+    let ids = [first.as_str(), second.as_str(), first.as_str()];
+    let answers = cpis_domain::dispatch_batch(&down, &channel, &ids, NOW, VIEW_URL).await;
+    assert!(matches!(
+        answers[0],
+        Err(DispatchError::Audit {
+            outcome: DispatchOutcome::Delivered,
+            ..
+        })
+    ));
+    assert!(matches!(
+        answers[1],
+        Err(DispatchError::Audit {
+            outcome: DispatchOutcome::Delivered,
+            ..
+        })
+    ));
+    assert!(
+        matches!(answers[2], Ok(DispatchOutcome::AlreadyDelivered)),
+        "a repeated id is delivered once: {:?}",
+        answers[2]
+    );
+    let later = NOW + Duration::hours(1);
+    let again = cpis_domain::dispatch_batch(&down, &channel, &ids[..2], later, VIEW_URL).await;
+    assert!(again
+        .iter()
+        .all(|a| matches!(a, Ok(DispatchOutcome::AlreadyDelivered))));
+    assert_eq!(channel.sent.lock().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn a_batch_across_councils_answers_each_asn_as_dispatch_would() {
+    let store = store_with(vec![
+        plan("E09000033", CHILD, PlanType::ChildProtection),
+        plan("E06000001", CHILD, PlanType::LookedAfter),
+    ])
+    .await;
+    run_check(&store, &clinician("u1", "RJ1", Rbac::B0107), true, NOW).await;
+    let asn_of = |la_code: &'static str| {
+        let store = &store;
+        async move {
+            store
+                .notifications(&la(la_code), None, 1)
+                .await
+                .unwrap()
+                .items[0]
+                .id
+                .clone()
+        }
+    };
+    let (with_channels, without) = (asn_of("E09000033").await, asn_of("E06000001").await);
+    let channel = TestChannel::default();
+    let ids = [without.as_str(), "no-such-asn", with_channels.as_str()];
+    let answers = cpis_domain::dispatch_batch(&store, &channel, &ids, NOW, VIEW_URL).await;
+    assert!(
+        matches!(answers[0], Ok(DispatchOutcome::NoChannels)),
+        "{answers:?}"
+    );
+    assert!(
+        matches!(answers[1], Ok(DispatchOutcome::Unknown)),
+        "{answers:?}"
+    );
+    assert!(
+        matches!(answers[2], Ok(DispatchOutcome::Delivered)),
+        "{answers:?}"
+    );
+    assert_eq!(
+        channel.sent.lock().unwrap().len(),
+        1,
+        "only the council with channels"
+    );
+    let seen: Vec<(String, String, AuditOutcome)> = delivery_audit(&store)
+        .await
+        .into_iter()
+        .map(|e| (e.trace_id, e.organisation, e.outcome))
+        .collect();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert!(seen.contains(&(with_channels, "E09000033".into(), AuditOutcome::Allowed)));
+    assert!(seen.contains(&(without, "E06000001".into(), AuditOutcome::Failed)));
+}
+
+/// What the test file leg does with one ASN.
+#[derive(Clone)]
+enum FileScript {
+    Sends,
+    /// MESH unavailable: worth retrying.
+    Fails,
+    /// This ASN cannot be a file.
+    Impossible,
+}
+
+/// A MESH leg scripted per ASN id (anything else is sent), writing each
+/// attempt to `log` beside the duty team's notices, so the order of the
+/// legs can be read back.
+#[derive(Clone, Default)]
+struct ScriptedFiles {
+    script: Arc<Mutex<Vec<(String, FileScript)>>>,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl ScriptedFiles {
+    fn set(&self, id: &str, what: FileScript) {
+        let mut script = self.script.lock().unwrap();
+        script.retain(|(i, _)| i != id);
+        script.push((id.to_owned(), what));
+    }
+}
+
+impl FileLeg for ScriptedFiles {
+    async fn deliver_file(
+        &self,
+        asn: &Asn,
+        _authority: Option<&Authority>,
+        _now: OffsetDateTime,
+    ) -> Result<FileDelivery, DispatchError> {
+        self.log.lock().unwrap().push(format!("file {}", asn.id));
+        let what = self
+            .script
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|(id, _)| id == &asn.id)
+            .map_or(FileScript::Sends, |(_, what)| what.clone());
+        match what {
+            FileScript::Sends => Ok(FileDelivery::Sent),
+            FileScript::Fails => Err(DeliveryError::Transient("MESH unavailable".into()).into()),
+            FileScript::Impossible => Ok(FileDelivery::Impossible("no job role".into())),
+        }
+    }
+}
+
+/// A channel that writes each notice to the file leg's log.
+struct LoggedChannel(Arc<Mutex<Vec<String>>>);
+
+impl NotificationChannel for LoggedChannel {
+    async fn deliver(&self, _: &Authority, notice: &NoticeText) -> Result<(), DeliveryError> {
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("sms {}", notice.reference));
+        Ok(())
+    }
+}
+
+/// Three ASNs for `E09000033` (three clinicians checked the child), and as
+/// many for `E06000001` when it has a plan too.
+async fn three_checks(store: &MemoryStore) -> Vec<String> {
+    for i in 0..3 {
+        run_check(
+            store,
+            &clinician(&format!("u{i}"), "RJ1", Rbac::B0107),
+            true,
+            NOW,
+        )
+        .await;
+    }
+    let mut ids: Vec<String> = store
+        .notifications(&la("E09000033"), None, 10)
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|n| n.id)
+        .collect();
+    ids.sort();
+    assert_eq!(ids.len(), 3);
+    ids
+}
+
+fn sent_in(log: &[String], id: &str, leg: &str) -> usize {
+    log.iter().filter(|l| *l == &format!("{leg} {id}")).count()
+}
+
+#[tokio::test]
+async fn a_batch_whose_file_fails_for_one_asn_retries_it_alone_and_sends_it_no_sms() {
+    let store = store_with(vec![plan("E09000033", CHILD, PlanType::ChildProtection)]).await;
+    let ids = three_checks(&store).await;
+    let files = ScriptedFiles::default();
+    files.set(&ids[1], FileScript::Fails);
+    let channel = LoggedChannel(files.log.clone());
+    let batch: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let answers = dispatch_batch_with(&store, &channel, &files, &batch, NOW, VIEW_URL).await;
+    for i in [0, 2] {
+        match &answers[i] {
+            Ok(Dispatched {
+                outcome: DispatchOutcome::Delivered,
+                file: FileDelivery::Sent,
+            }) => {}
+            other => panic!("ASN {i}: {other:?}"),
+        }
+    }
+    assert!(
+        matches!(
+            answers[1],
+            Err(DispatchError::Delivery(DeliveryError::Transient(_)))
+        ),
+        "{:?}",
+        answers[1]
+    );
+    {
+        let log = files.log.lock().unwrap();
+        assert_eq!(
+            sent_in(&log, &ids[1], "sms"),
+            0,
+            "no SMS after a failed file"
+        );
+        for id in [&ids[0], &ids[2]] {
+            assert_eq!(sent_in(&log, id, "sms"), 1, "{log:?}");
+            let file = log.iter().position(|l| l == &format!("file {id}"));
+            let sms = log.iter().position(|l| l == &format!("sms {id}"));
+            assert!(file < sms, "the file goes first: {log:?}");
+        }
+    }
+    // The failed attempt is audited; the ASN is not recorded as delivered.
+    let failed: Vec<String> = delivery_audit(&store)
+        .await
+        .into_iter()
+        .filter(|e| e.outcome == AuditOutcome::Failed)
+        .map(|e| e.trace_id)
+        .collect();
+    assert_eq!(failed, [ids[1].clone()]);
+
+    // The whole batch again after the lease: only the one that failed goes,
+    // its file now sent, then its SMS; the others send nothing.
+    files.set(&ids[1], FileScript::Sends);
+    let later = NOW + cpis_domain::dispatch::DELIVERY_LEASE;
+    let again = dispatch_batch_with(&store, &channel, &files, &batch, later, VIEW_URL).await;
+    let outcomes: Vec<DispatchOutcome> =
+        again.iter().map(|a| a.as_ref().unwrap().outcome).collect();
+    assert_eq!(
+        outcomes,
+        [
+            DispatchOutcome::AlreadyDelivered,
+            DispatchOutcome::Delivered,
+            DispatchOutcome::AlreadyDelivered
+        ]
+    );
+    let log = files.log.lock().unwrap();
+    for id in &ids {
+        assert_eq!(sent_in(&log, id, "sms"), 1, "{log:?}");
+    }
+    assert_eq!(sent_in(&log, &ids[1], "file"), 2, "tried, then retried");
+    assert_eq!(sent_in(&log, &ids[0], "file"), 1, "{log:?}");
+}
+
+#[tokio::test]
+async fn a_batch_with_an_impossible_file_still_sends_that_asns_sms() {
+    let store = store_with(vec![
+        plan("E09000033", CHILD, PlanType::ChildProtection),
+        plan("E06000001", CHILD, PlanType::LookedAfter),
+    ])
+    .await;
+    let ids = three_checks(&store).await;
+    // E06000001 has no duty-team channels: its ASNs count as delivered by
+    // their file alone, or stay in its inbox when the file is impossible.
+    let mut elsewhere: Vec<String> = store
+        .notifications(&la("E06000001"), None, 10)
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|n| n.id)
+        .collect();
+    elsewhere.sort();
+    let files = ScriptedFiles::default();
+    files.set(&ids[1], FileScript::Impossible);
+    files.set(&elsewhere[0], FileScript::Impossible);
+    let channel = LoggedChannel(files.log.clone());
+    let batch = [
+        ids[0].as_str(),
+        elsewhere[0].as_str(),
+        ids[1].as_str(),
+        elsewhere[1].as_str(),
+        ids[2].as_str(),
+    ];
+    let answers = dispatch_batch_with(&store, &channel, &files, &batch, NOW, VIEW_URL).await;
+    let got: Vec<(DispatchOutcome, FileDelivery)> = answers
+        .into_iter()
+        .map(|a| {
+            let d = a.unwrap();
+            (d.outcome, d.file)
+        })
+        .collect();
+    let impossible = FileDelivery::Impossible("no job role".into());
+    assert_eq!(
+        got,
+        [
+            (DispatchOutcome::Delivered, FileDelivery::Sent),
+            (DispatchOutcome::NoChannels, impossible.clone()),
+            (DispatchOutcome::Delivered, impossible),
+            (DispatchOutcome::Delivered, FileDelivery::Sent),
+            (DispatchOutcome::Delivered, FileDelivery::Sent),
+        ]
+    );
+    let log = files.log.lock().unwrap().clone();
+    for id in &ids {
+        assert_eq!(sent_in(&log, id, "sms"), 1, "{log:?}");
+        let file = log.iter().position(|l| l == &format!("file {id}"));
+        let sms = log.iter().position(|l| l == &format!("sms {id}"));
+        assert!(file.is_some() && file < sms, "the file goes first: {log:?}");
+    }
+    let audited: Vec<(String, AuditOutcome)> = delivery_audit(&store)
+        .await
+        .into_iter()
+        .map(|e| (e.trace_id, e.outcome))
+        .collect();
+    assert_eq!(audited.len(), 5, "{audited:?}");
+    assert!(audited.contains(&(ids[1].clone(), AuditOutcome::Allowed)));
+    assert!(audited.contains(&(elsewhere[0].clone(), AuditOutcome::Failed)));
+    assert!(audited.contains(&(elsewhere[1].clone(), AuditOutcome::Allowed)));
+    // All five are recorded: nothing is sent again.
+    let later = NOW + Duration::hours(1);
+    let again = dispatch_batch_with(&store, &channel, &files, &batch, later, VIEW_URL).await;
+    assert!(again.iter().all(|a| matches!(
+        a,
+        Ok(Dispatched {
+            outcome: DispatchOutcome::AlreadyDelivered,
+            ..
+        })
+    )));
+    assert_eq!(files.log.lock().unwrap().len(), 5 + 3);
 }

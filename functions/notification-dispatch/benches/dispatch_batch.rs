@@ -10,7 +10,10 @@
 //! as for the tests: `CPIS_MOTO_ENDPOINT`, or it is started). Under
 //! `cargo test` it runs one batch of each and checks what was delivered.
 
+use std::collections::BTreeMap;
 use std::hint::black_box;
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -121,6 +124,36 @@ async fn seed_batch<S: AccessLog>(store: &S, ods: &OdsCode, serial: &mut u64) ->
     event
 }
 
+/// The AWS calls made since the last time asked, by operation, from the
+/// counting proxy (`benches/count_calls.py`) at `CPIS_COUNT_CALLS`, if set.
+/// Not timed: asked before and after the timed part.
+fn calls_since_last() -> Option<BTreeMap<String, u64>> {
+    let url = std::env::var("CPIS_COUNT_CALLS").ok()?;
+    let rest = url.trim_start_matches("http://");
+    let (address, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let mut stream = TcpStream::connect(address).expect("the counting proxy");
+    write!(
+        stream,
+        "GET /{path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("asking the counting proxy");
+    let mut response = String::new();
+    stream
+        .read_to_string(&mut response)
+        .expect("the proxy's answer");
+    let body = response.split("\r\n\r\n").nth(1).unwrap_or("{}");
+    Some(serde_json::from_str(body).expect("counts as JSON"))
+}
+
+/// Calls per operation during the timed batches, summed.
+static CALLS: Mutex<BTreeMap<String, u64>> = Mutex::new(BTreeMap::new());
+/// ASNs dispatched while calls were counted.
+static COUNTED_ASNS: Mutex<u64> = Mutex::new(0);
+/// The moto variant's wall and CPU time, and its ASNs: the waiting is the
+/// difference.
+static MOTO_TIMES: Mutex<(Duration, Duration, u64)> =
+    Mutex::new((Duration::ZERO, Duration::ZERO, 0));
+
 /// How a batch is timed.
 #[derive(Clone, Copy)]
 enum Clock {
@@ -148,6 +181,7 @@ where
     let mut spent = Duration::ZERO;
     for _ in 0..iters {
         let event = seed_batch(store, ods, serial).await;
+        let counting = matches!(clock, Clock::Cpu) && calls_since_last().is_some();
         let (cpu_before, wall_before) = (cpu_time(), std::time::Instant::now());
         let response = notification_dispatch::handle_batch(
             store,
@@ -158,9 +192,23 @@ where
         )
         .await;
         spent += match clock {
-            Clock::Cpu => cpu_time().saturating_sub(cpu_before),
+            Clock::Cpu => {
+                let (cpu, wall) = (cpu_time().saturating_sub(cpu_before), wall_before.elapsed());
+                let mut times = MOTO_TIMES.lock().unwrap_or_else(|e| e.into_inner());
+                times.0 += wall;
+                times.1 += cpu;
+                times.2 += event.records.len() as u64;
+                cpu
+            }
             Clock::Wall => wall_before.elapsed(),
         };
+        if counting {
+            let mut calls = CALLS.lock().unwrap_or_else(|e| e.into_inner());
+            for (operation, n) in calls_since_last().unwrap_or_default() {
+                *calls.entry(operation).or_default() += n;
+            }
+            *COUNTED_ASNS.lock().unwrap_or_else(|e| e.into_inner()) += event.records.len() as u64;
+        }
         assert!(
             response.batch_item_failures.is_empty(),
             "every ASN of the batch is delivered"
@@ -240,4 +288,38 @@ fn main() {
     });
     group.finish();
     criterion.final_summary();
+    report_calls();
+}
+
+/// The AWS calls per ASN during the timed batches (with `CPIS_COUNT_CALLS`),
+/// and the moto variant's wall time beside its CPU time.
+fn report_calls() {
+    let (wall, cpu, dispatched) = *MOTO_TIMES.lock().unwrap_or_else(|e| e.into_inner());
+    if dispatched > 0 {
+        let per = |d: Duration| d.as_secs_f64() * 1e6 / dispatched as f64;
+        println!(
+            "DynamoDB + SNS on moto, {dispatched} ASNs: wall {:.0} µs per ASN, this process's CPU {:.0} µs per ASN, waiting {:.0} µs per ASN",
+            per(wall),
+            per(cpu),
+            per(wall.saturating_sub(cpu))
+        );
+    }
+    let asns = *COUNTED_ASNS.lock().unwrap_or_else(|e| e.into_inner());
+    if asns == 0 {
+        return;
+    }
+    let calls = CALLS.lock().unwrap_or_else(|e| e.into_inner());
+    let total: u64 = calls.values().sum();
+    println!("AWS calls during {asns} dispatched ASNs (batches of {BATCH}):");
+    for (operation, n) in calls.iter() {
+        println!(
+            "  {operation:<20} {n:>6}  {:.2} per ASN",
+            *n as f64 / asns as f64
+        );
+    }
+    println!(
+        "  {:<20} {total:>6}  {:.2} per ASN",
+        "all",
+        total as f64 / asns as f64
+    );
 }

@@ -1,10 +1,11 @@
-//! The dispatcher's handler: one SQS batch of ASN ids in, one SNS publish per
-//! ASN out (through the domain's idempotent `dispatch_with`), and a partial
-//! batch response naming only the messages to retry. Where the deployment has
-//! MESH, a council the operator linked to a mailbox also gets each ASN as a
-//! file, sent first (the domain's `MeshFiles` over `cpis_mesh::MeshAsnFiles`;
-//! tracking by the ASN id makes it idempotent); without MESH the file leg is
-//! `NoFiles` and nothing else changes.
+//! The dispatcher's handler: one SQS batch of ASN ids in, the ASNs delivered
+//! through the domain's idempotent `dispatch_batch_with` (one SNS publish per
+//! council of the batch, not per ASN), and a partial batch response naming
+//! only the messages to retry. Where the deployment has MESH, a council the
+//! operator linked to a mailbox also gets each ASN as a file, sent first and
+//! per ASN (the domain's `MeshFiles` over `cpis_mesh::MeshAsnFiles`; tracking
+//! by the ASN id makes it idempotent); without MESH the file leg is `NoFiles`
+//! and nothing else changes.
 //!
 //! Which messages are reported as failures (and so come back after the
 //! visibility timeout, and reach the DLQ after maxReceiveCount):
@@ -22,10 +23,12 @@
 
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use cpis_domain::ports::{AsnOutbox, AuditTrail, AuthorityDirectory, NotificationChannel};
-use cpis_domain::{dispatch_with, DispatchError, DispatchOutcome, FileDelivery, FileLeg, NoFiles};
+use cpis_domain::{
+    dispatch_batch_with, dispatch_with, DispatchError, DispatchOutcome, Dispatched, FileDelivery,
+    FileLeg, NoFiles,
+};
 use cpis_telemetry::event;
 use time::OffsetDateTime;
-use tracing::Instrument;
 
 /// What happened to one message, for the log line (ids only, never content).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,7 +81,16 @@ where
     let Some(id) = body.and_then(cpis_aws::parse_message_body) else {
         return MessageResult::Poison;
     };
-    match dispatch_with(store, channel, files, &id, now, view_url).await {
+    classify(
+        &id,
+        dispatch_with(store, channel, files, &id, now, view_url).await,
+    )
+}
+
+/// What a delivery's answer means for its message; logs a failure, and an
+/// ASN file that could not be sent (the ASN id and why only).
+fn classify(id: &str, answer: Result<Dispatched, DispatchError>) -> MessageResult {
+    match answer {
         Ok(dispatched) => {
             if let FileDelivery::Impossible(why) = &dispatched.file {
                 tracing::error!(asn_id = %id, why = %why, "the ASN file could not be sent to the council's MESH mailbox; its SMS and email went, and it stays in the council's inbox");
@@ -115,10 +127,16 @@ where
     handle_batch_with(store, channel, &NoFiles, view_url, event, now).await
 }
 
-/// Handles a batch in order (a duplicate later in the same batch then finds
-/// the delivery recorded) and reports only the failed message ids. Each
-/// message runs in a span of its own (`asn_message`, with its SQS message
-/// id), so every line its delivery logs says which message it belongs to.
+/// Handles a batch through the domain's [`dispatch_batch_with`]: the leases
+/// one by one, the councils' entries in one read, the file leg `files` per
+/// ASN (before any SMS or email; an ASN whose file failed for now goes no
+/// further and is retried), each council's notices in one publish and their
+/// records in one write. A repeated ASN id is delivered once. Reports only
+/// the failed message ids. What each message came to is logged in a span of
+/// its own (`asn_message`, with its SQS message id), so every line about a
+/// message says which message it is; an ASN whose file cannot be made or
+/// that MESH refuses is logged there at error level (its id and why, no
+/// personal data): its SMS and email still go.
 pub async fn handle_batch_with<S, C, F>(
     store: &S,
     channel: &C,
@@ -132,16 +150,34 @@ where
     C: NotificationChannel,
     F: FileLeg,
 {
+    let parsed: Vec<Option<String>> = event
+        .records
+        .iter()
+        .map(|record| {
+            record
+                .body
+                .as_deref()
+                .and_then(cpis_aws::parse_message_body)
+        })
+        .collect();
+    let ids: Vec<&str> = parsed.iter().flatten().map(String::as_str).collect();
+    let mut answers = dispatch_batch_with(store, channel, files, &ids, now, view_url)
+        .await
+        .into_iter();
     let mut response = SqsBatchResponse::default();
-    for record in &event.records {
+    for (record, id) in event.records.iter().zip(&parsed) {
         let message_id = record.message_id.as_deref().unwrap_or_default();
         let span = tracing::info_span!("asn_message", message_id);
-        let result =
-            handle_message_with(store, channel, files, view_url, record.body.as_deref(), now)
-                .instrument(span.clone())
-                .await;
-        span.in_scope(|| {
+        let result = span.in_scope(|| {
+            let result = match id {
+                Some(id) => match answers.next() {
+                    Some(answer) => classify(id, answer),
+                    None => MessageResult::Failed,
+                },
+                None => MessageResult::Poison,
+            };
             tracing::info!(event = event::ASN_MESSAGE_HANDLED, message_id, result = ?result, "ASN message handled");
+            result
         });
         if result.is_failure() {
             response.add_failure(message_id);
@@ -303,6 +339,126 @@ mod tests {
         )
         .await;
         assert_eq!(result, MessageResult::Poison);
+    }
+
+    /// Records each batch call; fails the entries of the ASNs in `failing`.
+    #[derive(Clone, Default)]
+    struct Batches {
+        calls: Arc<Mutex<Vec<Vec<String>>>>,
+        failing: Arc<Mutex<Vec<String>>>,
+    }
+
+    impl NotificationChannel for Batches {
+        async fn deliver(&self, a: &Authority, n: &NoticeText) -> Result<(), DeliveryError> {
+            self.deliver_batch(&[(a, n)]).await.remove(0)
+        }
+
+        async fn deliver_batch(
+            &self,
+            notices: &[(&Authority, &NoticeText)],
+        ) -> Vec<Result<(), DeliveryError>> {
+            let failing = self.failing.lock().unwrap().clone();
+            let mut sent = Vec::new();
+            let answers = notices
+                .iter()
+                .map(|(_, n)| {
+                    if failing.contains(&n.reference) {
+                        Err(DeliveryError::Transient("entry failed".into()))
+                    } else {
+                        sent.push(n.reference.clone());
+                        Ok(())
+                    }
+                })
+                .collect();
+            self.calls.lock().unwrap().push(sent);
+            answers
+        }
+    }
+
+    #[tokio::test]
+    async fn one_publish_per_council_and_a_failed_entry_is_retried_alone() {
+        let store = seeded().await;
+        let channel = Batches::default();
+        *channel.failing.lock().unwrap() = vec![IDS[1].to_owned()];
+        let batch = event(NORMAL);
+        let response = handle_batch(&store, &channel, "https://v", &batch, NOW).await;
+        assert_eq!(
+            failures(&response),
+            [batch.records[1].message_id.as_deref().unwrap()]
+        );
+        assert_eq!(
+            *channel.calls.lock().unwrap(),
+            [vec![IDS[0].to_owned(), IDS[2].to_owned()]],
+            "one call for the council's three notices"
+        );
+        // The whole batch again, after the failed one's lease lapsed: only
+        // the entry that failed is sent.
+        channel.failing.lock().unwrap().clear();
+        let later = NOW + cpis_domain::dispatch::DELIVERY_LEASE;
+        let response = handle_batch(&store, &channel, "https://v", &batch, later).await;
+        assert!(failures(&response).is_empty());
+        assert_eq!(channel.calls.lock().unwrap()[1], [IDS[1].to_owned()]);
+    }
+
+    /// A MESH leg that is unavailable for `IDS[1]` and cannot make a file of
+    /// `IDS[2]`.
+    struct SomeFiles;
+
+    impl FileLeg for SomeFiles {
+        async fn deliver_file(
+            &self,
+            asn: &Asn,
+            _: Option<&Authority>,
+            _: OffsetDateTime,
+        ) -> Result<FileDelivery, DispatchError> {
+            if asn.id == IDS[1] {
+                Err(DeliveryError::Transient("MESH unavailable".into()).into())
+            } else if asn.id == IDS[2] {
+                Ok(FileDelivery::Impossible("no job role".into()))
+            } else {
+                Ok(FileDelivery::Sent)
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn the_batch_runs_the_file_leg_first_per_asn() {
+        let lines = cpis_telemetry::capture::Lines::default();
+        let subscriber = cpis_telemetry::subscriber(
+            cpis_telemetry::Style::Lambda,
+            cpis_telemetry::filter(Some("info")),
+            lines.clone(),
+        );
+        let _default = tracing::subscriber::set_default(subscriber);
+        let store = seeded().await;
+        let channel = Batches::default();
+        let batch = event(NORMAL);
+        let response =
+            handle_batch_with(&store, &channel, &SomeFiles, "https://v", &batch, NOW).await;
+        // The file that failed for now: retried, and no SMS or email for it.
+        assert_eq!(
+            failures(&response),
+            [batch.records[1].message_id.as_deref().unwrap()]
+        );
+        assert_eq!(
+            *channel.calls.lock().unwrap(),
+            [vec![IDS[0].to_owned(), IDS[2].to_owned()]],
+            "the impossible file's SMS and email still go"
+        );
+        // The impossible file is logged at error level, by ASN id, in its
+        // message's span.
+        let text = lines.text();
+        let errors: Vec<serde_json::Value> = text
+            .lines()
+            .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
+            .filter(|line| line["level"] == "ERROR")
+            .collect();
+        assert_eq!(errors.len(), 1, "{text}");
+        assert_eq!(errors[0]["fields"]["asn_id"], IDS[2], "{text}");
+        assert_eq!(
+            errors[0]["span"]["message_id"],
+            batch.records[2].message_id.as_deref().unwrap()
+        );
     }
 
     /// A channel that is down: every delivery fails for now.

@@ -7,12 +7,12 @@ use aws_sdk_sqs::types::Message;
 use cpis_aws::{moto, DynamoStore, SnsChannel, SqsQueue};
 use cpis_domain::dispatch::DELIVERY_LEASE;
 use cpis_domain::ports::{
-    AsnOutbox, AsnQueue, AuditReader, AuthorityDirectory, DeliveryStart, NotificationChannel,
-    QueueError,
+    AsnOutbox, AsnQueue, AuditReader, AuthorityDirectory, DeliveryError, DeliveryStart,
+    NotificationChannel, QueueError,
 };
 use cpis_domain::{
     check, find_nhs_numbers, process_upload, AccessEffect, AccessorKind, AuditAction, AuditEvent,
-    AuditOutcome, Authority, Clinician, NhsNumber, OdsCode, Rbac, VisibilityPolicy,
+    AuditOutcome, Authority, Clinician, NhsNumber, NoticeText, OdsCode, Rbac, VisibilityPolicy,
 };
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
@@ -369,5 +369,155 @@ async fn crash_after_delivery_recorded_before_message_deleted_publishes_once() {
     assert!(
         receive(&w).await.0.records.is_empty(),
         "nothing left to deliver"
+    );
+}
+
+/// SNS as it is, except that it answers for one ASN's entry of a batch as
+/// failed without sending it, as PublishBatch reports an entry of its own.
+struct FailsOneEntry<'a> {
+    sns: &'a SnsChannel,
+    failing: String,
+}
+
+impl NotificationChannel for FailsOneEntry<'_> {
+    async fn deliver(
+        &self,
+        authority: &Authority,
+        notice: &NoticeText,
+    ) -> Result<(), DeliveryError> {
+        if notice.reference == self.failing {
+            return Err(DeliveryError::Transient(
+                "SNS publish: InternalError".into(),
+            ));
+        }
+        self.sns.deliver(authority, notice).await
+    }
+
+    async fn deliver_batch(
+        &self,
+        notices: &[(&Authority, &NoticeText)],
+    ) -> Vec<Result<(), DeliveryError>> {
+        let others: Vec<(&Authority, &NoticeText)> = notices
+            .iter()
+            .filter(|(_, n)| n.reference != self.failing)
+            .copied()
+            .collect();
+        let mut sent = self.sns.deliver_batch(&others).await.into_iter();
+        notices
+            .iter()
+            .map(|(_, n)| {
+                if n.reference == self.failing {
+                    Err(DeliveryError::Transient(
+                        "SNS publish batch entry: InternalError".into(),
+                    ))
+                } else {
+                    sent.next().expect("an answer per entry")
+                }
+            })
+            .collect()
+    }
+}
+
+fn asn_ids(event: &SqsEvent) -> Vec<String> {
+    event
+        .records
+        .iter()
+        .map(|r| cpis_aws::parse_message_body(r.body.as_deref().unwrap()).unwrap())
+        .collect()
+}
+
+fn deliveries_audited(events: Vec<AuditEvent>, outcome: AuditOutcome) -> usize {
+    events
+        .iter()
+        .filter(|e| e.action == AuditAction::DeliverNotification && e.outcome == outcome)
+        .count()
+}
+
+#[tokio::test]
+async fn a_publish_batch_entry_that_failed_is_retried_alone_and_the_rest_never_again() {
+    let w = world().await;
+    for user in ["u1", "u2", "u3"] {
+        attend(&w, &w.queue, user).await;
+    }
+    let (event, messages) = receive(&w).await;
+    assert_eq!(event.records.len(), 3);
+    let ids = asn_ids(&event);
+    let failing = FailsOneEntry {
+        sns: &w.channel,
+        failing: ids[1].clone(),
+    };
+    let response =
+        notification_dispatch::handle_batch(&w.store, &failing, VIEW_URL, &event, NOW).await;
+    let second_message = event.records[1].message_id.as_deref().unwrap();
+    assert_eq!(failed_ids(&response), [second_message], "only its message");
+    assert_eq!(published(&w).await.len(), 2, "the other two went out");
+
+    // The failed entry's message comes back (its lease lapsed); say the
+    // others came back too (a lost delete): only the failed one is sent.
+    for m in &messages {
+        make_visible(&w, m).await;
+    }
+    let (event, messages) = receive(&w).await;
+    assert_eq!(event.records.len(), 3);
+    let response = dispatch_batch(&w, &event, NOW + DELIVERY_LEASE).await;
+    assert!(response.batch_item_failures.is_empty());
+    settle(&w, &messages, &response).await;
+    let bodies = published(&w).await;
+    assert_eq!(bodies.len(), 1, "only the entry that failed: {bodies:?}");
+    assert!(bodies[0].contains(&ids[1]));
+
+    let trail = w.store.audit_events(100).await.unwrap();
+    assert_eq!(deliveries_audited(trail.clone(), AuditOutcome::Allowed), 3);
+    assert_eq!(
+        deliveries_audited(trail, AuditOutcome::Failed),
+        1,
+        "the failed attempt is audited"
+    );
+}
+
+#[tokio::test]
+async fn crash_after_a_publish_batch_before_its_record_duplicates_that_batch_at_most_once() {
+    let w = world().await;
+    attend(&w, &w.queue, "u1").await;
+    attend(&w, &w.queue, "u2").await;
+    let (event, messages) = receive(&w).await;
+    assert_eq!(event.records.len(), 2);
+    // Leases, one PublishBatch for both... and the process dies before
+    // their records.
+    let mut notices = Vec::new();
+    for id in asn_ids(&event) {
+        let DeliveryStart::Proceed(asn) = w
+            .store
+            .begin_delivery(&id, NOW, DELIVERY_LEASE)
+            .await
+            .unwrap()
+        else {
+            panic!("expected the lease");
+        };
+        notices.push(asn.notice(VIEW_URL));
+    }
+    let authority = w.store.authority(&w.ods).await.unwrap().unwrap();
+    let batch: Vec<(&Authority, &NoticeText)> = notices.iter().map(|n| (&authority, n)).collect();
+    let sent = w.channel.deliver_batch(&batch).await;
+    assert!(sent.iter().all(Result::is_ok), "{sent:?}");
+    for m in &messages {
+        make_visible(&w, m).await;
+    }
+
+    // The documented window, a batch wide: the retry sends both again, once.
+    let (event, messages) = receive(&w).await;
+    let response = dispatch_batch(&w, &event, NOW + DELIVERY_LEASE).await;
+    assert!(response.batch_item_failures.is_empty());
+    for m in &messages {
+        make_visible(&w, m).await;
+    }
+    let (event, messages) = receive(&w).await;
+    let response = dispatch_batch(&w, &event, NOW + DELIVERY_LEASE * 3).await;
+    assert!(response.batch_item_failures.is_empty());
+    settle(&w, &messages, &response).await;
+    assert_eq!(
+        published(&w).await.len(),
+        4,
+        "each of the two and exactly one duplicate each"
     );
 }

@@ -20,8 +20,11 @@ export const SERVICE_TABLE_ACTIONS: Record<string, string[]> = {
   'attendance-check': ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query', 'dynamodb:UpdateItem'],
   // Read-only.
   'history-query': ['dynamodb:BatchGetItem', 'dynamodb:GetItem', 'dynamodb:Query'],
-  // begin_delivery / finish_delivery (UpdateItem, consistent GetItem), directory (GetItem).
-  'notification-dispatch': ['dynamodb:GetItem', 'dynamodb:UpdateItem'],
+  // begin_delivery (UpdateItem, consistent GetItem), the batch's councils (BatchGetItem),
+  // record_deliveries: each delivery's record and audit event in one TransactWriteItems
+  // (authorised as UpdateItem here and PutItem on the audit table), or finish_delivery
+  // (UpdateItem) and the audit PutItem when it falls back. PublishBatch is sns:Publish.
+  'notification-dispatch': ['dynamodb:BatchGetItem', 'dynamodb:GetItem', 'dynamodb:UpdateItem'],
   // claim_undelivered: Query gsi2 then a conditional UpdateItem per ASN; the
   // feed check (Query on FEEDS); the channel check (directory GetItem per council
   // with a feed); the daily purge (Scan, then BatchWriteItem deletes).

@@ -8,27 +8,35 @@ use super::keys::{key, time_key};
 use super::{DynamoStore, Item};
 use crate::errors::{corrupt, unavailable};
 
+/// An audit event as the audit table stores it.
+pub(super) fn audit_item(event: &AuditEvent) -> Result<Item, StoreError> {
+    let body =
+        serde_json::to_string(event).map_err(|_| corrupt("an audit event could not be encoded"))?;
+    let mut item = key(
+        format!("DAY#{}", event.at.date()),
+        format!("{}#{}", time_key(event.at), event.id),
+    );
+    item.insert("event".into(), s(body));
+    item.insert("actor_id".into(), s(event.actor_id.as_str()));
+    item.insert("organisation".into(), s(event.organisation.as_str()));
+    if let Some(subject) = &event.subject {
+        item.insert("subject".into(), s(subject.as_str()));
+    }
+    Ok(item)
+}
+
+/// Append-only: an event is never overwritten, even by a retry.
+pub(super) const APPEND_ONLY: &str = "attribute_not_exists(pk)";
+
 impl AuditTrail for DynamoStore {
     async fn append(&self, event: &AuditEvent) -> Result<(), StoreError> {
-        let body = serde_json::to_string(event)
-            .map_err(|_| corrupt("an audit event could not be encoded"))?;
-        let mut item = key(
-            format!("DAY#{}", event.at.date()),
-            format!("{}#{}", time_key(event.at), event.id),
-        );
-        item.insert("event".into(), s(body));
-        item.insert("actor_id".into(), s(event.actor_id.as_str()));
-        item.insert("organisation".into(), s(event.organisation.as_str()));
-        if let Some(subject) = &event.subject {
-            item.insert("subject".into(), s(subject.as_str()));
-        }
-        // Append-only: an event is never overwritten, even by a retry.
+        let item = audit_item(event)?;
         let written = self
             .client
             .put_item()
             .table_name(&self.audit_table)
             .set_item(Some(item))
-            .condition_expression("attribute_not_exists(pk)")
+            .condition_expression(APPEND_ONLY)
             .send()
             .await;
         match written {

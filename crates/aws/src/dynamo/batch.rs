@@ -75,6 +75,44 @@ impl DynamoStore {
         .await
     }
 
+    /// The items at the keys that exist, in no particular order (consistent
+    /// reads, unprocessed keys retried).
+    pub(super) async fn get_all(&self, keys: Vec<Item>) -> Result<Vec<Item>, StoreError> {
+        let found = std::sync::Mutex::new(Vec::with_capacity(keys.len()));
+        retrying(keys, BATCH_GET_MAX, "a batch read", |pending| {
+            let found = &found;
+            async move {
+                let request = KeysAndAttributes::builder()
+                    .set_keys(Some(pending))
+                    .consistent_read(true)
+                    .build()
+                    .map_err(build_err)?;
+                let out = self
+                    .client
+                    .batch_get_item()
+                    .request_items(self.table.clone(), request)
+                    .send()
+                    .await
+                    .map_err(|e| unavailable("a batch read", &e))?;
+                let mut responses = out.responses.unwrap_or_default();
+                let items = responses.remove(&self.table).unwrap_or_default();
+                let count = items.len();
+                found
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .extend(items);
+                let left = out
+                    .unprocessed_keys
+                    .and_then(|mut left| left.remove(&self.table))
+                    .map(|k| k.keys)
+                    .unwrap_or_default();
+                Ok((count, left))
+            }
+        })
+        .await?;
+        Ok(found.into_inner().unwrap_or_else(|e| e.into_inner()))
+    }
+
     pub(super) async fn delete_all(&self, keys: Vec<Item>) -> Result<(), StoreError> {
         let requests = keys
             .into_iter()

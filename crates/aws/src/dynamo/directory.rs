@@ -17,6 +17,23 @@ impl AuthorityDirectory for DynamoStore {
             .transpose()
     }
 
+    /// One `BatchGetItem` (up to 100 councils a call).
+    async fn authorities(&self, ods_codes: &[OdsCode]) -> Result<Vec<Authority>, StoreError> {
+        let mut keys = Vec::with_capacity(ods_codes.len());
+        for ods in ods_codes {
+            let key = key(council_pk(ods), "DIRECTORY");
+            // BatchGetItem refuses a key asked for twice.
+            if !keys.contains(&key) {
+                keys.push(key);
+            }
+        }
+        self.get_all(keys)
+            .await?
+            .iter()
+            .map(authority_from_item)
+            .collect()
+    }
+
     async fn put_authority(&self, authority: &Authority) -> Result<(), StoreError> {
         self.client
             .put_item()

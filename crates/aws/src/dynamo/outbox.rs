@@ -1,14 +1,26 @@
 //! `AsnOutbox`: undelivered ASNs (the sparse gsi2), claims and delivery leases.
 
-use aws_sdk_dynamodb::types::ReturnValue;
-use cpis_domain::ports::{AsnOutbox, DeliveryStart, StoreError};
-use cpis_domain::Asn;
+use aws_sdk_dynamodb::types::{Put, ReturnValue, TransactWriteItem, Update};
+use cpis_domain::ports::{record_one, AsnOutbox, DeliveryRecord, DeliveryStart, StoreError};
+use cpis_domain::{Asn, AuditEvent};
 use time::{Duration, OffsetDateTime};
 
-use super::item::{asn_from_item, get_s, is_conditional_failure, nanos, readable_asns, s};
+use super::audit::{audit_item, APPEND_ONLY};
+use super::item::{
+    asn_from_item, build_err, get_s, is_conditional_failure, nanos, readable_asns, s,
+};
 use super::keys::{asn_pk, key};
 use super::{DynamoStore, Item, MAX_ASN_ID, PENDING};
 use crate::errors::{corrupt, unavailable};
+
+/// Recording a delivery: leaving the sparse outbox index is what takes it
+/// out of every sweep.
+const FINISH: &str = "SET delivered_at = if_not_exists(delivered_at, :at) REMOVE gsi2pk, gsi2sk";
+/// A delivery is recorded only on an ASN that exists (a purge may have
+/// taken it meanwhile).
+const EXISTS: &str = "attribute_exists(pk)";
+/// TransactWriteItems takes at most 100 actions: two per delivery.
+const TRANSACT_DELIVERIES_MAX: usize = 50;
 
 impl AsnOutbox for DynamoStore {
     async fn claim_undelivered(
@@ -97,10 +109,8 @@ impl AsnOutbox for DynamoStore {
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key(asn_pk(id), "ASN")))
-            .update_expression(
-                "SET delivered_at = if_not_exists(delivered_at, :at) REMOVE gsi2pk, gsi2sk",
-            )
-            .condition_expression("attribute_exists(pk)")
+            .update_expression(FINISH)
+            .condition_expression(EXISTS)
             .expression_attribute_values(":at", nanos(at))
             .send()
             .await;
@@ -110,9 +120,70 @@ impl AsnOutbox for DynamoStore {
             Err(e) => Err(unavailable("a delivery record", &e)),
         }
     }
+
+    /// Each chunk of deliveries (records and events) in one
+    /// `TransactWriteItems`, both tables at once. A chunk the transaction
+    /// refuses (a condition: an ASN purged meanwhile, or an event written
+    /// already; a conflict; throttling) falls back to the two writes each,
+    /// which answer per delivery: the record is what stops a second send,
+    /// so it is never held back by its event.
+    async fn record_deliveries(
+        &self,
+        deliveries: &[(&str, &AuditEvent)],
+        at: OffsetDateTime,
+    ) -> Vec<Result<DeliveryRecord, StoreError>> {
+        let mut answers = Vec::with_capacity(deliveries.len());
+        for chunk in deliveries.chunks(TRANSACT_DELIVERIES_MAX) {
+            if self.transact_deliveries(chunk, at).await.is_ok() {
+                answers.extend(chunk.iter().map(|_| Ok(DeliveryRecord::Audited)));
+                continue;
+            }
+            for (id, event) in chunk {
+                answers.push(record_one(self, id, event, at).await);
+            }
+        }
+        answers
+    }
 }
 
 impl DynamoStore {
+    /// Records the deliveries and appends their events in one transaction.
+    async fn transact_deliveries(
+        &self,
+        deliveries: &[(&str, &AuditEvent)],
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let mut actions = Vec::with_capacity(2 * deliveries.len());
+        for (id, event) in deliveries {
+            if id.is_empty() || id.len() > MAX_ASN_ID {
+                return Err(corrupt("not an ASN id"));
+            }
+            let record = Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(key(asn_pk(id), "ASN")))
+                .update_expression(FINISH)
+                .condition_expression(EXISTS)
+                .expression_attribute_values(":at", nanos(at))
+                .build()
+                .map_err(build_err)?;
+            let append = Put::builder()
+                .table_name(&self.audit_table)
+                .set_item(Some(audit_item(event)?))
+                .condition_expression(APPEND_ONLY)
+                .build()
+                .map_err(build_err)?;
+            actions.push(TransactWriteItem::builder().update(record).build());
+            actions.push(TransactWriteItem::builder().put(append).build());
+        }
+        self.client
+            .transact_write_items()
+            .set_transact_items(Some(actions))
+            .send()
+            .await
+            .map_err(|e| unavailable("a delivery record", &e))?;
+        Ok(())
+    }
+
     /// Sets `attribute` of the ASN in partition `pk` to `now + lease`, if it
     /// exists, is undelivered, and `attribute` is absent or has run out: one
     /// conditional write, so two callers never both hold it. `Some` with the

@@ -18,6 +18,10 @@ pub(super) struct ChannelState {
     /// The invocation has crashed: nothing more in its batch has an effect.
     pub(super) dead: bool,
     pub(super) published: BTreeMap<String, usize>,
+    /// How often each ASN was published by a call after which the
+    /// invocation crashed before recording it: the documented duplicate
+    /// window (one ASN for `deliver`, the whole call for `deliver_batch`).
+    pub(super) in_window: BTreeMap<String, usize>,
 }
 
 /// The real channel with crashes injected around it; counts every publish
@@ -63,9 +67,60 @@ impl<C: NotificationChannel> NotificationChannel for FaultyChannel<C> {
             && state.fired.insert(id.clone())
         {
             state.dead = true;
+            *state.in_window.entry(id.clone()).or_default() += 1;
             return Err(crashed());
         }
         Ok(())
+    }
+
+    /// One call to the real channel for the whole batch, so a crash is
+    /// before the call (nothing of it sent) or after it (all of it sent,
+    /// nothing of it recorded).
+    async fn deliver_batch(
+        &self,
+        notices: &[(&Authority, &NoticeText)],
+    ) -> Vec<Result<(), DeliveryError>> {
+        let all_crashed = || notices.iter().map(|_| Err(crashed())).collect();
+        {
+            let mut state = self.lock();
+            if state.dead {
+                return all_crashed();
+            }
+            let before = notices.iter().find(|(_, n)| {
+                state.crashes.get(&n.reference) == Some(&CrashPoint::AfterLeaseBeforePublish)
+                    && !state.fired.contains(&n.reference)
+            });
+            if let Some((_, notice)) = before {
+                state.fired.insert(notice.reference.clone());
+                state.dead = true;
+                return all_crashed();
+            }
+        }
+        let answers = self.inner.deliver_batch(notices).await;
+        let mut state = self.lock();
+        let sent: Vec<&String> = notices
+            .iter()
+            .zip(&answers)
+            .filter(|(_, answer)| answer.is_ok())
+            .map(|((_, n), _)| &n.reference)
+            .collect();
+        for id in &sent {
+            *state.published.entry((*id).clone()).or_default() += 1;
+        }
+        let after = sent.iter().find(|id| {
+            state.crashes.get(**id) == Some(&CrashPoint::AfterPublishBeforeRecord)
+                && !state.fired.contains(**id)
+        });
+        if let Some(id) = after {
+            let id = (*id).clone();
+            state.fired.insert(id);
+            state.dead = true;
+            for id in &sent {
+                *state.in_window.entry((*id).clone()).or_default() += 1;
+            }
+            return all_crashed();
+        }
+        answers
     }
 }
 
