@@ -34,7 +34,6 @@ use rusqlite::{Connection, OpenFlags};
 
 mod accesses;
 mod audit;
-mod checkpointer;
 mod codec;
 mod directory;
 mod feeds;
@@ -203,20 +202,9 @@ impl SqliteStore {
             .transpose()?
             .map(Arc::new);
         let outcomes = Arc::new(Outcomes::default());
-        // On a file, checkpoints run beside the writer (`checkpointer.rs`);
-        // its own automatic checkpoint stays, further off, as a bound.
-        let checkpoints = match path.as_deref() {
-            Some(path) => {
-                conn.pragma_update(None, "wal_autocheckpoint", checkpointer::FALLBACK_PAGES)
-                    .map_err(failed("setting the checkpoint threshold"))?;
-                Some(checkpointer::start(path)?)
-            }
-            None => None,
-        };
         let watch = writer::Watch {
             file: file.clone(),
             outcomes: outcomes.clone(),
-            checkpoints,
         };
         let (writer, jobs) = mpsc::channel();
         std::thread::Builder::new()

@@ -118,8 +118,6 @@ impl Job {
 pub(crate) struct Watch {
     pub(crate) file: Option<Arc<FileIdentity>>,
     pub(crate) outcomes: Arc<Outcomes>,
-    /// The checkpointer's (`checkpointer.rs`); `None` in memory.
-    pub(crate) checkpoints: Option<crate::checkpointer::Nudge>,
 }
 
 impl Watch {
@@ -220,9 +218,6 @@ pub(crate) fn run(mut conn: Connection, jobs: mpsc::Receiver<Job>, watch: Watch)
             (Ok(()), None) => Ok(()),
         };
         watch.outcomes.write(outcome);
-        if let Some(checkpoints) = &watch.checkpoints {
-            checkpoints.committed();
-        }
         // How much each fsync carries: the group commit's one figure
         // (BENCHMARKS.md, 3; `load.sh` turns this target on). A count only.
         tracing::debug!(writes = done.len(), "write batch committed");
