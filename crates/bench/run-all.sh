@@ -8,7 +8,8 @@
 #   check      benchmark 1 (criterion + per-call p50/p99), then callgrind
 #              instruction counts of the check and of the parse baseline
 #   upload     benchmark 2 (10,000 and 250,000 records, raw-insert baseline)
-#   load       benchmark 3 (crates/bench/load.sh)
+#   load       benchmark 3 (crates/bench/load.sh: fsync floor, /health and the
+#              service mix, CPU per request, writes per commit)
 #   dispatch   benchmark 4 (needs moto: CPIS_MOTO_ENDPOINT, as the tests)
 set -euo pipefail
 cd "$(dirname "$0")/../.."

@@ -4,7 +4,8 @@
 //! trust the API Gateway authorizer instead and build without it: its JWT
 //! and curve crates were about 0.7 MB of each binary (BENCHMARKS.md, 5).
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey, EncodePublicKey};
 use ed25519_dalek::SigningKey;
@@ -128,6 +129,7 @@ impl LocalKeys {
         LocalVerifier {
             key: self.decoding.clone(),
             validation: Arc::new(validation),
+            verified: Arc::default(),
         }
     }
 }
@@ -225,21 +227,97 @@ impl TicketVerifier {
 pub struct LocalVerifier {
     key: Arc<DecodingKey>,
     validation: Arc<Validation>,
+    /// Tokens whose signature, algorithm, issuer and audience this key
+    /// already accepted, by their exact text (shared by every clone).
+    verified: Arc<Mutex<HashMap<Box<str>, Verified>>>,
+}
+
+/// What a token already verified still needs checking against the clock:
+/// its lifetime. Everything else is fixed by its bytes and the key.
+struct Verified {
+    caller: CallerClaims,
+    not_before: u64,
+    expires: u64,
+}
+
+impl Verified {
+    /// `jsonwebtoken`'s own time rules, with the same leeway.
+    fn current_at(&self, now: u64) -> Result<(), Lapsed> {
+        if self.expires < now.saturating_sub(LEEWAY_SECONDS) {
+            return Err(Lapsed::Expired);
+        }
+        if self.not_before > now.saturating_add(LEEWAY_SECONDS) {
+            return Err(Lapsed::NotYet);
+        }
+        Ok(())
+    }
+}
+
+enum Lapsed {
+    Expired,
+    NotYet,
 }
 
 /// Longest token accepted: anything longer is refused before parsing.
 const MAX_TOKEN_BYTES: usize = 8 * 1024;
 
+/// Tokens remembered as verified; when full, the memory starts again empty
+/// (at most this many tokens of at most [`MAX_TOKEN_BYTES`] each).
+const VERIFIED_TOKENS: usize = 1024;
+
 impl LocalVerifier {
     /// Verifies signature, algorithm, issuer, audience, `exp` and `nbf`.
     /// The reason for a failure is deliberately not returned to callers.
+    ///
+    /// The Ed25519 check was a fifth of the embedded service's CPU per
+    /// request (BENCHMARKS.md, 3), and callers present the same token for
+    /// its whole life: a token this key has verified once is remembered by
+    /// its exact text, and later presentations check only its lifetime, by
+    /// the same rule and leeway. Only accepted tokens are remembered.
     pub fn verify(&self, token: &str) -> Option<CallerClaims> {
+        self.verify_at(token, jsonwebtoken::get_current_timestamp())
+    }
+
+    /// [`Self::verify`] with the clock of a remembered token's lifetime
+    /// check given (a token not yet remembered is checked by `jsonwebtoken`
+    /// against the system clock).
+    fn verify_at(&self, token: &str, now: u64) -> Option<CallerClaims> {
         if token.len() > MAX_TOKEN_BYTES {
             return None;
         }
-        jsonwebtoken::decode::<TokenClaims>(token, &self.key, &self.validation)
-            .ok()
-            .map(|data| data.claims.caller)
+        {
+            let mut verified = self.verified.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(known) = verified.get(token) {
+                return match known.current_at(now) {
+                    Ok(()) => Some(known.caller.clone()),
+                    Err(Lapsed::NotYet) => None,
+                    Err(Lapsed::Expired) => {
+                        verified.remove(token);
+                        None
+                    }
+                };
+            }
+        }
+        let claims = jsonwebtoken::decode::<TokenClaims>(token, &self.key, &self.validation)
+            .ok()?
+            .claims;
+        if let (Ok(not_before), Ok(expires)) =
+            (u64::try_from(claims.nbf), u64::try_from(claims.exp))
+        {
+            let mut verified = self.verified.lock().unwrap_or_else(|e| e.into_inner());
+            if verified.len() >= VERIFIED_TOKENS {
+                verified.clear();
+            }
+            verified.insert(
+                token.into(),
+                Verified {
+                    caller: claims.caller.clone(),
+                    not_before,
+                    expires,
+                },
+            );
+        }
+        Some(claims.caller)
     }
 }
 
@@ -331,5 +409,43 @@ mod tests {
             )
             .unwrap();
         assert_eq!(keys.verifier().verify(&future), None);
+    }
+
+    #[test]
+    fn a_remembered_token_is_still_refused_outside_its_lifetime() {
+        let keys = LocalKeys::ephemeral().unwrap();
+        let now = OffsetDateTime::now_utc();
+        let token = keys
+            .mint(&council(), now, time::Duration::hours(1))
+            .unwrap();
+        let verifier = keys.verifier();
+        assert_eq!(verifier.verify(&token), Some(council()));
+        let clone = verifier.clone();
+        let minted = u64::try_from(now.unix_timestamp()).unwrap();
+        let expires = minted + 3600;
+        assert_eq!(
+            clone.verify_at(&token, expires + LEEWAY_SECONDS),
+            Some(council()),
+            "within the leeway, as jsonwebtoken"
+        );
+        assert_eq!(
+            clone.verify_at(&token, minted - LEEWAY_SECONDS - 1),
+            None,
+            "before its nbf"
+        );
+        assert_eq!(
+            clone.verify_at(&token, expires + LEEWAY_SECONDS + 1),
+            None,
+            "after its exp"
+        );
+        assert_eq!(verifier.verify(&token), Some(council()), "verified again");
+        let mut tampered = token.clone();
+        tampered.pop();
+        assert_eq!(verifier.verify(&tampered), None, "another text");
+        assert_eq!(
+            LocalKeys::ephemeral().unwrap().verifier().verify(&token),
+            None,
+            "another key remembers nothing"
+        );
     }
 }

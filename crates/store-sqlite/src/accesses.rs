@@ -69,7 +69,7 @@ impl AccessLog for SqliteStore {
         let nhs = nhs_number.expose();
         let child = *nhs_number;
         let rows: Vec<(String, i64, String)> = self
-            .read(move |conn| {
+            .read_point(move |conn| {
                 conn.prepare_cached(
                     "SELECT id, accessed_at, accessor FROM accesses WHERE nhs_number = ?1
                      ORDER BY accessed_at DESC, id DESC LIMIT ?2",
@@ -128,7 +128,7 @@ impl CheckReceipts for SqliteStore {
         let nhs = nhs_number.expose();
         let organisation = organisation.as_str().to_owned();
         let at: Option<i64> = self
-            .read(move |conn| {
+            .read_point(move |conn| {
                 conn.prepare_cached(
                     "SELECT checked_at FROM check_receipts WHERE nhs_number = ?1 AND organisation = ?2",
                 )

@@ -11,7 +11,7 @@ impl AuthorityDirectory for SqliteStore {
     async fn authority(&self, ods_code: &OdsCode) -> Result<Option<Authority>, StoreError> {
         let code = ods_code.as_str().to_owned();
         let entry: Option<String> = self
-            .read(move |conn| {
+            .read_point(move |conn| {
                 conn.prepare_cached("SELECT entry FROM authorities WHERE ods_code = ?1")
                     .and_then(|mut q| q.query_row([code], |r| r.get(0)).optional())
                     .map_err(failed("reading a directory entry"))

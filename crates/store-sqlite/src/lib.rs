@@ -313,6 +313,27 @@ impl SqliteStore {
         }
     }
 
+    /// A lookup by key through an index, bounded by it or by a `LIMIT` (a
+    /// child's plans, a directory entry, a child's latest accesses, a check
+    /// receipt): run on the calling task's own thread. Handed to the blocking
+    /// pool, as [`Self::read`] does, it cost two thread wake-ups, more CPU
+    /// than the query itself (BENCHMARKS.md, 3). A WAL reader never waits for
+    /// the writer, so this does not hold the runtime behind a write.
+    async fn read_point<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let Some(readers) = self.inner.readers.as_deref() else {
+            return self.run(move |conn| work(conn)).await;
+        };
+        self.verify_file()?;
+        let conn = readers.take()?;
+        let result = work(&conn);
+        readers.give_back(conn);
+        result
+    }
+
     /// Runs a read on a read connection, on the blocking pool.
     async fn read<T, F>(&self, work: F) -> Result<T, StoreError>
     where

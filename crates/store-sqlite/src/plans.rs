@@ -13,7 +13,7 @@ use crate::{corrupt, failed, SqliteStore};
 impl PlanStore for SqliteStore {
     async fn plans_for_child(&self, nhs_number: &NhsNumber) -> Result<Vec<Plan>, StoreError> {
         let nhs = nhs_number.expose();
-        self.read(move |conn| {
+        self.read_point(move |conn| {
             let rows = conn
                 .prepare_cached(&format!(
                     "SELECT {PLAN_COLUMNS} FROM plans WHERE nhs_number = ?1

@@ -218,6 +218,9 @@ pub(crate) fn run(mut conn: Connection, jobs: mpsc::Receiver<Job>, watch: Watch)
             (Ok(()), None) => Ok(()),
         };
         watch.outcomes.write(outcome);
+        // How much each fsync carries: the group commit's one figure
+        // (BENCHMARKS.md, 3; `load.sh` turns this target on). A count only.
+        tracing::debug!(writes = done.len(), "write batch committed");
         for finish in done {
             finish(committed.clone());
         }
