@@ -44,46 +44,31 @@ impl DynamoStore {
         .map(|_| ())
     }
 
-    /// Which of the keys exist (consistent reads, unprocessed keys retried).
+    /// How many of the keys exist (consistent reads of the key alone,
+    /// unprocessed keys retried).
     pub(super) async fn existing_keys(&self, keys: Vec<Item>) -> Result<usize, StoreError> {
-        retrying(keys, BATCH_GET_MAX, "a batch read", |pending| async move {
-            let request = KeysAndAttributes::builder()
-                .set_keys(Some(pending))
-                .projection_expression("pk")
-                .consistent_read(true)
-                .build()
-                .map_err(build_err)?;
-            let out = self
-                .client
-                .batch_get_item()
-                .request_items(self.table.clone(), request)
-                .send()
-                .await
-                .map_err(|e| unavailable("a batch read", &e))?;
-            let found = out
-                .responses
-                .as_ref()
-                .and_then(|r| r.get(&self.table))
-                .map_or(0, Vec::len);
-            let left = out
-                .unprocessed_keys
-                .and_then(|mut left| left.remove(&self.table))
-                .map(|k| k.keys)
-                .unwrap_or_default();
-            Ok((found, left))
-        })
-        .await
+        Ok(self.batch_get(keys, Some("pk")).await?.len())
     }
 
     /// The items at the keys that exist, in no particular order (consistent
     /// reads, unprocessed keys retried).
     pub(super) async fn get_all(&self, keys: Vec<Item>) -> Result<Vec<Item>, StoreError> {
+        self.batch_get(keys, None).await
+    }
+
+    /// BatchGetItem over `keys`, each item whole or only `projection`.
+    async fn batch_get(
+        &self,
+        keys: Vec<Item>,
+        projection: Option<&str>,
+    ) -> Result<Vec<Item>, StoreError> {
         let found = std::sync::Mutex::new(Vec::with_capacity(keys.len()));
         retrying(keys, BATCH_GET_MAX, "a batch read", |pending| {
             let found = &found;
             async move {
                 let request = KeysAndAttributes::builder()
                     .set_keys(Some(pending))
+                    .set_projection_expression(projection.map(str::to_owned))
                     .consistent_read(true)
                     .build()
                     .map_err(build_err)?;
