@@ -421,15 +421,23 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn the_batch_runs_the_file_leg_first_per_asn() {
+    /// This thread's log lines, as the function writes them, until the guard drops.
+    fn capture_lines() -> (
+        cpis_telemetry::capture::Lines,
+        tracing::subscriber::DefaultGuard,
+    ) {
         let lines = cpis_telemetry::capture::Lines::default();
         let subscriber = cpis_telemetry::subscriber(
             cpis_telemetry::Style::Lambda,
             cpis_telemetry::filter(Some("info")),
             lines.clone(),
         );
-        let _default = tracing::subscriber::set_default(subscriber);
+        (lines, tracing::subscriber::set_default(subscriber))
+    }
+
+    #[tokio::test]
+    async fn the_batch_runs_the_file_leg_first_per_asn() {
+        let (lines, _default) = capture_lines();
         let store = seeded().await;
         let channel = Batches::default();
         let batch = event(NORMAL);
@@ -472,13 +480,7 @@ mod tests {
 
     #[tokio::test]
     async fn each_message_is_handled_in_a_span_naming_its_message_id() {
-        let lines = cpis_telemetry::capture::Lines::default();
-        let subscriber = cpis_telemetry::subscriber(
-            cpis_telemetry::Style::Lambda,
-            cpis_telemetry::filter(Some("info")),
-            lines.clone(),
-        );
-        let _default = tracing::subscriber::set_default(subscriber);
+        let (lines, _default) = capture_lines();
         let store = seeded().await;
         let batch = event(NORMAL);
         let response = handle_batch(&store, &Down, "https://v", &batch, NOW).await;
