@@ -139,9 +139,18 @@ describe('audit table', () => {
     expect(exempt('PutByAuditWritersOnly')).toEqual(writers.map((name) => roleArn(s.stack.functions[name].role)));
     expect(exempt('PutByAuditWritersOnly')).not.toContainEqual(roleArn(s.stack.functions['outbox-relay'].role));
     // The claim in the comments rests on this line of the DynamoDB adapter.
-    const dynamo = readFileSync(path.join(__dirname, '..', '..', 'crates', 'aws', 'src', 'dynamo', 'audit.rs'), 'utf8');
+    const source = (file: string) =>
+      readFileSync(path.join(__dirname, '..', '..', 'crates', 'aws', 'src', 'dynamo', file), 'utf8');
+    const dynamo = source('audit.rs');
+    expect(dynamo).toContain('const APPEND_ONLY: &str = "attribute_not_exists(pk)";');
     const append = dynamo.slice(dynamo.indexOf('impl AuditTrail for DynamoStore'));
-    expect(append.slice(0, append.indexOf('impl AuditReader'))).toContain('.condition_expression("attribute_not_exists(pk)")');
+    expect(append.slice(0, append.indexOf('impl AuditReader'))).toContain('.condition_expression(APPEND_ONLY)');
+    // The dispatcher records a delivery and its audit event in one transaction: the same condition.
+    const puts = source('outbox.rs').split('.table_name(&self.audit_table)').slice(1);
+    expect(puts.length).toBeGreaterThan(0);
+    for (const put of puts) {
+      expect(put.slice(0, put.indexOf('.build()'))).toContain('.condition_expression(APPEND_ONLY)');
+    }
   });
 
   test('policy, TTL, recovery and table settings change only by a deployment or the break-glass role', () => {
