@@ -207,7 +207,11 @@ fn push_json_string(out: &mut Vec<u8>, text: &str) {
 /// for the worst common case (one escape in four bytes): JSON bodies escape
 /// a quote every few bytes, so copying runs between them costs more.
 fn push_escaped(out: &mut Vec<u8>, text: &str) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
+    // Only control characters reach `\u00XX`, so both nibbles are digits or a-f.
+    let hex = |nibble: u8| match nibble {
+        0..=9 => b'0' + nibble,
+        _ => b'a' + nibble - 10,
+    };
     out.reserve(text.len() + text.len() / 4);
     for &byte in text.as_bytes() {
         if !NEEDS_ESCAPE[usize::from(byte)] {
@@ -220,14 +224,9 @@ fn push_escaped(out: &mut Vec<u8>, text: &str) {
             b'\n' => out.extend_from_slice(b"\\n"),
             b'\r' => out.extend_from_slice(b"\\r"),
             b'\t' => out.extend_from_slice(b"\\t"),
-            _ => out.extend_from_slice(&[
-                b'\\',
-                b'u',
-                b'0',
-                b'0',
-                HEX[usize::from(byte >> 4)],
-                HEX[usize::from(byte & 0x0f)],
-            ]),
+            _ => {
+                out.extend_from_slice(&[b'\\', b'u', b'0', b'0', hex(byte >> 4), hex(byte & 0x0f)])
+            }
         }
     }
 }
@@ -249,6 +248,21 @@ pub fn gateway_app(router: axum::Router) -> axum::Router {
 mod tests {
     use super::*;
     use axum::http::{Response, StatusCode};
+
+    #[test]
+    fn every_string_escapes_to_json_that_reads_back_as_itself() {
+        // Every ASCII character, alone and in a run, and text beyond ASCII,
+        // read back by serde_json (which refuses raw control characters).
+        let mut texts: Vec<String> = (0u8..0x80).map(|b| char::from(b).to_string()).collect();
+        texts.push((0u8..0x80).map(char::from).collect());
+        texts.push("Ann O'Neill \"A&E\" — £5 \u{2028} 🙂".to_owned());
+        for text in texts {
+            let mut ours = Vec::new();
+            push_json_string(&mut ours, &text);
+            let back: String = serde_json::from_slice(&ours).expect("valid JSON");
+            assert_eq!(back, text, "{text:?}");
+        }
+    }
 
     fn parts(status: StatusCode, headers: &[(&str, &str)]) -> response::Parts {
         let mut builder = Response::builder().status(status);
