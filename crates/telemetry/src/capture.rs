@@ -8,8 +8,10 @@
 //! `in-process-<pid>-<kind>.txt`, named so the scan can tell logs from error
 //! bodies. These helpers panic on I/O errors.
 //!
-//! And [`Lines`], an in-memory sink for tests that read what a subscriber wrote.
+//! And [`this_thread`], the lines one test's thread logged, for tests that
+//! read what the service wrote; [`Lines`], an in-memory sink.
 
+use std::cell::RefCell;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -40,20 +42,93 @@ fn requested() -> String {
     })
 }
 
-/// Sends this process's tracing events to the capture directory, once. Does
-/// nothing without a capture directory, or when the test installed a
-/// subscriber of its own first.
+/// Sends this process's tracing events to the capture directory (when
+/// there is one) and to the calling thread's [`this_thread`] sink (when it
+/// has one), through one process-wide subscriber installed once. Does
+/// nothing when the test installed a global subscriber of its own first.
 pub fn tracing() {
     static START: Once = Once::new();
     START.call_once(|| {
-        let Some(path) = path_for("logs") else {
-            return;
-        };
-        let file = Mutex::new(open_for_append(&path));
+        let file = path_for("logs").map(|path| Mutex::new(open_for_append(&path)));
         let filter = crate::capped(Some(&requested()), "info");
         // `try_init`: the `log` crate's records are captured too.
-        let _ = crate::subscriber(Style::Lambda, filter, file).try_init();
+        let _ = crate::subscriber(Style::Lambda, filter, Sink { file }).try_init();
     });
+}
+
+thread_local! {
+    static THIS_THREAD: RefCell<Option<Lines>> = const { RefCell::new(None) };
+}
+
+/// The lines the process-wide subscriber ([`tracing`]) writes on this
+/// thread while the guard lives: for a test that reads what the service
+/// logged (a `#[tokio::test]` runs its future on its own thread).
+///
+/// Why not a thread-local `set_default` subscriber: tracing caches each
+/// callsite's interest for the whole process, and a callsite first reached
+/// by a concurrent test on a thread with no subscriber could keep "never"
+/// after this thread installed its own (seen: a span missing from 8 runs in
+/// 8). One global subscriber leaves nothing to race.
+pub fn this_thread() -> ThisThread {
+    tracing();
+    let lines = Lines::default();
+    THIS_THREAD.with(|sink| *sink.borrow_mut() = Some(lines.clone()));
+    ThisThread(lines)
+}
+
+/// This thread's captured lines; [`ThisThread::text`] reads them, and the
+/// capture stops when it drops.
+#[derive(Debug)]
+pub struct ThisThread(Lines);
+
+impl ThisThread {
+    /// Everything written on this thread so far, one JSON line per event.
+    pub fn text(&self) -> String {
+        self.0.text()
+    }
+}
+
+impl Drop for ThisThread {
+    fn drop(&mut self) {
+        THIS_THREAD.with(|sink| *sink.borrow_mut() = None);
+    }
+}
+
+/// The process-wide writer: the capture file and this thread's sink.
+struct Sink {
+    file: Option<Mutex<File>>,
+}
+
+impl<'a> MakeWriter<'a> for Sink {
+    type Writer = SinkWriter<'a>;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        SinkWriter(self.file.as_ref())
+    }
+}
+
+struct SinkWriter<'a>(Option<&'a Mutex<File>>);
+
+impl Write for SinkWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if let Some(file) = self.0 {
+            file.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .write_all(buf)?;
+        }
+        THIS_THREAD.with(|sink| {
+            if let Some(lines) = sink.borrow_mut().as_mut() {
+                lines.write_all(buf)
+            } else {
+                Ok(())
+            }
+        })?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// An in-memory sink: hand a clone to [`crate::subscriber`], read [`Lines::text`].

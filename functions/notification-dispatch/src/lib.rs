@@ -421,23 +421,9 @@ mod tests {
         }
     }
 
-    /// This thread's log lines, as the function writes them, until the guard drops.
-    fn capture_lines() -> (
-        cpis_telemetry::capture::Lines,
-        tracing::subscriber::DefaultGuard,
-    ) {
-        let lines = cpis_telemetry::capture::Lines::default();
-        let subscriber = cpis_telemetry::subscriber(
-            cpis_telemetry::Style::Lambda,
-            cpis_telemetry::filter(Some("info")),
-            lines.clone(),
-        );
-        (lines, tracing::subscriber::set_default(subscriber))
-    }
-
     #[tokio::test]
     async fn the_batch_runs_the_file_leg_first_per_asn() {
-        let (lines, _default) = capture_lines();
+        let lines = cpis_telemetry::capture::this_thread();
         let store = seeded().await;
         let channel = Batches::default();
         let batch = event(NORMAL);
@@ -480,7 +466,7 @@ mod tests {
 
     #[tokio::test]
     async fn each_message_is_handled_in_a_span_naming_its_message_id() {
-        let (lines, _default) = capture_lines();
+        let lines = cpis_telemetry::capture::this_thread();
         let store = seeded().await;
         let batch = event(NORMAL);
         let response = handle_batch(&store, &Down, "https://v", &batch, NOW).await;
