@@ -23,7 +23,10 @@ What counts as a hit:
     tests/fixtures/nhs_number_groupings.json. UUIDs (the service's opaque
     references) and mesh-sandbox's message ids (32 hex digits standing
     alone) are masked first: their hex can hold ten decimal digits by chance
-    (about 1 id in 300 does, and passes Modulus 11);
+    (about 1 id in 300 does, and passes Modulus 11). So are AWS X-Ray trace
+    ids (`1-` 8 hex `-` 24 hex) and the 16-hex parent/self segment ids in
+    an X-Ray trace header, which the Lambda runtime logs beside every line
+    (an id's 24 hex digits held 4153861839 in CI);
   * a date-of-birth field carrying a value (`"date_of_birth": "..."`,
     `dob=...`, FHIR `birthDate`), in any common spelling;
   * the fixture names and dates of birth in tests/privacy_fixtures.json.
@@ -50,6 +53,10 @@ UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-
 # mesh-sandbox's message ids: uuid4().hex.upper(), a whole token (a bare NHS
 # number beside one is still found).
 MESH_SANDBOX_ID = re.compile(r"(?<![0-9A-Za-z])[0-9A-F]{32}(?![0-9A-Za-z])")
+# X-Ray trace ids and the segment ids of a trace header (Root=...;Parent=...;
+# Self=...): random hex, each a whole token.
+XRAY_TRACE_ID = re.compile(r"(?<![0-9A-Za-z-])1-[0-9a-f]{8}-[0-9a-f]{24}(?![0-9A-Za-z])")
+XRAY_SEGMENT_ID = re.compile(r"\b(Parent|Self)=[0-9a-f]{16}(?![0-9A-Za-z])")
 DIGIT_GROUP = re.compile(r"[0-9]+")
 # Floors well under a full run's capture (docs/assurance.md: 2.3 M characters
 # of logs, 0.4 M of error bodies, 1.4 M of messages, 1,015 SQS bodies, 218 SNS
@@ -81,7 +88,10 @@ def single_separator(between):
 
 def nhs_numbers(text):
     """Every NHS number in `text`, as written there (see the module doc)."""
-    masked = MESH_SANDBOX_ID.sub("<mesh-id>", UUID.sub("<uuid>", text))
+    masked = UUID.sub("<uuid>", text)
+    masked = MESH_SANDBOX_ID.sub("<mesh-id>", masked)
+    masked = XRAY_TRACE_ID.sub("<xray-trace>", masked)
+    masked = XRAY_SEGMENT_ID.sub(r"\1=<xray-segment>", masked)
     groups = [m.span() for m in DIGIT_GROUP.finditer(masked)]
     spans = set()
     first = 0
@@ -195,6 +205,13 @@ def self_test():
         "GET /messageexchange/X26ABC2/inbox/9990000018 404",  # not a MESH id
         "inbox/AB9990000018CDEFABCDEFABCDEFABCD1 200",  # 33 hex digits: not one either
         "local_id=9990000018&id=AB9990000018CDEFABCDEFABCDEFABCD",
+        # Not X-Ray ids: a 25-hex tail, a number beside a trace id, a Parent
+        # of 17 hex, a number after Parent= that is not hex-shaped.
+        '"xrayTraceId":"Root=1-6b0cc8ae-4b4153861839d9564fa404d8a;Parent=19b0e8965b16c00a"',
+        "Root=1-6b0cc8ae-f1b7f915b58f1704688605c4 9990000018",
+        "Parent=9990000018abcdef0",
+        "Parent=9990000018;Sampled=1",
+        "trace 21-6b0cc8ae-4b4153861839d9564fa404d8",
     ]
     must_pass = [
         "9990000010",  # fails Modulus 11
@@ -208,6 +225,9 @@ def self_test():
         '"date_of_birth": null',
         "2026-11-25T08:31:02.123456Z",
         "GET /messageexchange/X26ABC2/inbox/AB9990000018CDEFABCDEFABCDEFABCD 200",  # a MESH id
+        # X-Ray trace header ids whose hex holds a valid number (seen in CI)
+        '"xrayTraceId":"Root=1-6b0cc8ae-4b4153861839d9564fa404d8;Parent=19b0e8965b16c00a;Sampled=1"',
+        "Root=1-6b0cc8ae-f1b7f915b58f1704688605c4;Parent=9990000018abcdef;Self=1-6b0cc8ae-a9990000018bcdef01234567",
     ]
     failures = []
     for case in groupings["must_find"]:
