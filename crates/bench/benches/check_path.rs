@@ -75,14 +75,17 @@ where
         let minutes = i64::try_from(HISTORY_ENTRIES).expect("small");
         for (i, ago) in (1..=minutes).rev().enumerate() {
             let at = bench_now() - time::Duration::minutes(ago);
+            let who = clinician(&format!("dr-{i}"), &org(i));
+            let event = cpis_domain::AuditEvent::check_allowed(&who, None, at, "seed");
             let result = cpis_domain::check(
                 &store,
                 &queue,
-                &clinician(&format!("dr-{i}"), &org(i)),
+                &who,
                 &child,
                 true,
                 at,
                 &VisibilityPolicy::default(),
+                &event,
             )
             .await
             .expect("history entry");

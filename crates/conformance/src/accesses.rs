@@ -1,9 +1,10 @@
-//! `AccessLog` (the 24-hour collapse, history) and `CheckReceipts`.
+//! `AccessLog` (the 24-hour collapse, history), `CheckReceipts` and
+//! `CheckLedger` (a check's writes in one).
 
 use cpis_domain::access::most_recent;
 use cpis_domain::check::notifications_for;
-use cpis_domain::ports::AccessWrite;
-use cpis_domain::{AccessRecord, Asn};
+use cpis_domain::ports::{AccessWrite, CheckWrite, NewAccess};
+use cpis_domain::{AccessRecord, Asn, AuditEvent};
 use time::Duration;
 
 use crate::fixtures::*;
@@ -313,4 +314,125 @@ fn plan_of(council: &str, nhs: cpis_domain::NhsNumber) -> cpis_domain::Plan {
         cpis_domain::PlanType::LookedAfter,
         time::macros::date!(2024 - 06 - 01),
     )
+}
+
+/// The check's `Allowed` audit event.
+fn check_event(accessor: &cpis_domain::Accessor, at: time::OffsetDateTime) -> AuditEvent {
+    AuditEvent::check_allowed(accessor, None, at, "conformance")
+}
+
+async fn audit_ids<S: Store>(store: &S) -> Vec<String> {
+    let events = store.audit_events(1000).await.expect("audit read");
+    events.into_iter().map(|event| event.id).collect()
+}
+
+pub async fn record_check_writes_receipt_access_asns_and_audit<S: Store>(store: &S) {
+    let who = accessor("RJ1", "user-1");
+    let access = access(child(0), NOW, who.clone());
+    let asns = notifications_for(&access, &plans_at_both_councils());
+    let event = check_event(&who, NOW);
+    let trust = la("RJ1");
+    let write = CheckWrite {
+        receipt: Some((&child(0), &trust, NOW)),
+        access: Some(NewAccess {
+            record: &access,
+            asns: &asns,
+            collapse_since: NOW - cpis_domain::COLLAPSE_WINDOW,
+        }),
+        audit: Some(&event),
+    };
+    assert_eq!(
+        store.record_check(&write).await.expect("record_check"),
+        Some(AccessWrite::Recorded)
+    );
+    assert_eq!(
+        store.recent_accesses(&child(0), 25).await.expect("read"),
+        vec![access.clone()]
+    );
+    assert_eq!(
+        store.last_check(&child(0), &trust).await.expect("read"),
+        Some(NOW)
+    );
+    assert_eq!(whole_inbox(store, COUNCIL_A, 10).await.len(), 1);
+    assert_eq!(whole_inbox(store, COUNCIL_B, 10).await.len(), 1);
+    assert_eq!(audit_ids(store).await, [event.id.clone()]);
+}
+
+pub async fn a_collapsed_check_still_writes_its_receipt_and_audit<S: Store>(store: &S) {
+    let who = accessor("RJ1", "user-1");
+    let trust = la("RJ1");
+    let plans = plans_at_both_councils();
+    let mut events = Vec::new();
+    for (minutes, expected) in [(0, AccessWrite::Recorded), (30, AccessWrite::Collapsed)] {
+        let at = NOW + Duration::minutes(minutes);
+        let access = access(child(0), at, who.clone());
+        let asns = notifications_for(&access, &plans);
+        let event = check_event(&who, at);
+        let write = CheckWrite {
+            receipt: Some((&child(0), &trust, at)),
+            access: Some(NewAccess {
+                record: &access,
+                asns: &asns,
+                collapse_since: at - cpis_domain::COLLAPSE_WINDOW,
+            }),
+            audit: Some(&event),
+        };
+        assert_eq!(
+            store.record_check(&write).await.expect("record_check"),
+            Some(expected)
+        );
+        events.push(event.id);
+    }
+    assert_eq!(
+        store
+            .recent_accesses(&child(0), 25)
+            .await
+            .expect("read")
+            .len(),
+        1,
+        "the collapsed access is not written"
+    );
+    assert_eq!(whole_inbox(store, COUNCIL_A, 10).await.len(), 1);
+    assert_eq!(
+        store.last_check(&child(0), &trust).await.expect("read"),
+        Some(NOW + Duration::minutes(30)),
+        "the collapsed check's receipt is"
+    );
+    assert_eq!(audit_ids(store).await, events, "and so is its audit event");
+}
+
+pub async fn a_check_without_access_or_audit_writes_only_its_receipt<S: Store>(store: &S) {
+    let trust = la("RJ1");
+    // A scheduled setting's check: the receipt and the event, no access.
+    let event = check_event(&accessor("RJ1", "user-1"), NOW);
+    let silent = CheckWrite {
+        receipt: Some((&child(0), &trust, NOW)),
+        access: None,
+        audit: Some(&event),
+    };
+    assert_eq!(
+        store.record_check(&silent).await.expect("record_check"),
+        None
+    );
+    // The fallback when the audit trail refused: the receipt alone.
+    let later = CheckWrite {
+        receipt: Some((&child(0), &trust, NOW + Duration::hours(1))),
+        access: None,
+        audit: None,
+    };
+    assert_eq!(
+        store.record_check(&later).await.expect("record_check"),
+        None
+    );
+    assert!(store
+        .recent_accesses(&child(0), 25)
+        .await
+        .expect("read")
+        .is_empty());
+    assert!(whole_inbox(store, COUNCIL_A, 10).await.is_empty());
+    assert_eq!(
+        store.last_check(&child(0), &trust).await.expect("read"),
+        Some(NOW + Duration::hours(1))
+    );
+    assert_eq!(audit_ids(store).await, [event.id]);
 }

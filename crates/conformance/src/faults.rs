@@ -36,10 +36,10 @@ use std::future::Future;
 use std::sync::Mutex;
 
 use cpis_domain::ports::{
-    AccessLog, AsnQueue, AuthorityDirectory, CheckReceipts, NotificationChannel, PlanStore,
+    AccessLog, AsnQueue, AuthorityDirectory, CheckLedger, NotificationChannel, PlanStore,
     QueueError, StoreError, UploadLedger,
 };
-use cpis_domain::{check, AccessEffect, NhsNumber, OdsCode, VisibilityPolicy};
+use cpis_domain::{check, AccessEffect, AuditEvent, NhsNumber, OdsCode, VisibilityPolicy};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use time::{Duration, OffsetDateTime};
@@ -249,7 +249,7 @@ pub async fn run<S, T, D, C, O, F>(
     observed: O,
 ) -> FaultReport
 where
-    S: PlanStore + UploadLedger + AuthorityDirectory + AccessLog + CheckReceipts,
+    S: PlanStore + UploadLedger + AuthorityDirectory + AccessLog + CheckLedger,
     T: Transport,
     D: Dispatcher,
     C: NotificationChannel,
@@ -297,7 +297,8 @@ where
     for i in 0..config.accesses {
         let child = children[rng.gen_range(0..children.len())];
         let who = clinician(&mut rng);
-        let result = check(store, &queue, &who, &child, true, run.now, &policy).await;
+        let event = AuditEvent::check_allowed(&who, None, run.now, "fault-harness");
+        let result = check(store, &queue, &who, &child, true, run.now, &policy, &event).await;
         match result {
             Ok(result) => match result.effect {
                 AccessEffect::Recorded { queued, .. } => {

@@ -18,8 +18,8 @@
 //! Test data: synthetic NHS numbers in the 999 range only.
 
 use cpis_domain::ports::{
-    AccessLog, AsnOutbox, AuditReader, AuditTrail, AuthorityDirectory, CheckReceipts, MailboxMap,
-    NotificationInbox, PlanStore, Retention, UploadLedger,
+    AccessLog, AsnOutbox, AuditReader, AuditTrail, AuthorityDirectory, CheckLedger, CheckReceipts,
+    MailboxMap, NotificationInbox, PlanStore, Retention, UploadLedger,
 };
 
 pub mod capture;
@@ -63,6 +63,7 @@ pub trait Store:
     + AuthorityDirectory
     + AccessLog
     + CheckReceipts
+    + CheckLedger
     + NotificationInbox
     + AsnOutbox
     + Retention
@@ -82,6 +83,7 @@ impl<T> Store for T where
         + AuthorityDirectory
         + AccessLog
         + CheckReceipts
+        + CheckLedger
         + NotificationInbox
         + AsnOutbox
         + Retention
@@ -169,6 +171,9 @@ macro_rules! conformance_suite {
                 different_author_or_older_access_is_recorded,
                 history_is_newest_first_and_bounded,
                 check_receipts_keep_the_latest,
+                record_check_writes_receipt_access_asns_and_audit,
+                a_collapsed_check_still_writes_its_receipt_and_audit,
+                a_check_without_access_or_audit_writes_only_its_receipt,
                 inbox_is_newest_first_and_pages,
                 another_councils_asn_is_not_found,
                 acknowledge_is_idempotent,

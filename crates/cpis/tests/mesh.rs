@@ -435,6 +435,7 @@ async fn the_poll_loop_and_the_dispatchers_mesh_leg_run_on_sqlite() {
         true,
         now,
         &VisibilityPolicy::default(),
+        &cpis_domain::AuditEvent::check_allowed(&clinician, None, now, "mesh"),
     )
     .await
     .unwrap();

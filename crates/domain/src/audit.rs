@@ -177,6 +177,24 @@ impl AuditEvent {
             trace_id: trace_id.to_owned(),
         }
     }
+
+    /// The `Allowed` event of a clinician's check at `at` (`subject`: the
+    /// pseudonymised child), as [`crate::check`] writes it.
+    pub fn check_allowed(
+        clinician: &crate::Clinician,
+        subject: Option<String>,
+        at: OffsetDateTime,
+        trace_id: &str,
+    ) -> Self {
+        Self::new(
+            Some(&Principal::Clinician(clinician.clone())),
+            AuditAction::Check,
+            subject,
+            AuditOutcome::Allowed,
+            at,
+            trace_id,
+        )
+    }
 }
 
 impl AuditEvent {

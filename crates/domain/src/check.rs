@@ -7,11 +7,12 @@ use time::{Date, OffsetDateTime};
 
 use crate::access::{most_recent, COLLAPSE_WINDOW, HISTORY_LIMIT};
 use crate::ports::{
-    AccessLog, AccessWrite, AsnQueue, AuthorityDirectory, CheckReceipts, PlanStore, StoreError,
+    AccessLog, AccessWrite, AsnQueue, AuthorityDirectory, CheckLedger, CheckReceipts, CheckWrite,
+    NewAccess, PlanStore, StoreError,
 };
 use crate::{
-    AccessRecord, AccessSummary, Asn, AsnPlan, Authority, AuthorityContact, Clinician, NhsNumber,
-    OdsCode, Plan, PlanType, Principal, VisibilityPolicy,
+    AccessRecord, AccessSummary, Asn, AsnPlan, AuditEvent, Authority, AuthorityContact, Clinician,
+    NhsNumber, OdsCode, Plan, PlanType, Principal, VisibilityPolicy,
 };
 
 /// What a clinician sees of one plan: type, dates and whom to ring.
@@ -45,11 +46,22 @@ pub struct CheckResult {
     pub plans: Vec<VisiblePlan>,
     pub access_history: Vec<AccessSummary>,
     pub effect: AccessEffect,
+    /// Whether the request's `Allowed` audit event was written with the
+    /// check's own writes. When false (no plan, or an audit trail that could
+    /// not take it) the caller appends it.
+    pub audit_written: bool,
 }
 
 /// Checks a patient at the instant `now`; plans are judged on its UK civil
 /// date ([`crate::uk_date`]). `unscheduled` is the caller's statement that
-/// this is an unscheduled access; only B0107 callers notify.
+/// this is an unscheduled access; only B0107 callers notify. `audit` is the
+/// request's `Allowed` event, written with the check's receipt and access in
+/// one [`CheckLedger::record_check`] (one commit per check). Every read comes
+/// before that write, so once it is durable nothing is left to fail and the
+/// event is true. If the write with the event fails, the check's own writes
+/// are tried without it (the H10/H11 decision: an audit trail that cannot
+/// take events must not hide the flag) and the caller appends the event.
+#[allow(clippy::too_many_arguments)]
 pub async fn check<S, Q>(
     store: &S,
     queue: &Q,
@@ -58,9 +70,10 @@ pub async fn check<S, Q>(
     unscheduled: bool,
     now: OffsetDateTime,
     policy: &VisibilityPolicy,
+    audit: &AuditEvent,
 ) -> Result<CheckResult, StoreError>
 where
-    S: PlanStore + AuthorityDirectory + AccessLog + CheckReceipts,
+    S: PlanStore + AuthorityDirectory + AccessLog + CheckLedger,
     Q: AsnQueue,
 {
     let today = crate::clock::uk_date(now);
@@ -70,6 +83,7 @@ where
             plans: Vec::new(),
             access_history: Vec::new(),
             effect: AccessEffect::NoPlan,
+            audit_written: false,
         });
     }
 
@@ -83,37 +97,52 @@ where
             contacts.insert(plan.authority.clone(), contact);
         }
     }
+    let mut history = store.recent_accesses(nhs_number, HISTORY_LIMIT).await?;
 
-    let effect = if unscheduled && clinician.rbac.may_notify() {
-        let access = AccessRecord {
-            id: uuid::Uuid::new_v4().to_string(),
-            nhs_number: *nhs_number,
-            accessed_at: now,
-            accessor: clinician.clone(),
-        };
-        let asns = notifications_for(&access, &visible);
-        match store
-            .record_access(&access, &asns, now - COLLAPSE_WINDOW)
-            .await?
-        {
-            AccessWrite::Collapsed => AccessEffect::Collapsed,
-            AccessWrite::Recorded => {
-                let ids: Vec<String> = asns.iter().map(|a| a.id.clone()).collect();
-                // Best effort: the outbox is durable and the relay/dispatcher
-                // sweeps it, so a failed hand-off delays but never loses an ASN.
-                let queued = queue.enqueue(&ids).await.is_ok();
-                AccessEffect::Recorded {
-                    notifications: asns.len(),
-                    queued,
-                }
+    let access = (unscheduled && clinician.rbac.may_notify()).then(|| AccessRecord {
+        id: uuid::Uuid::new_v4().to_string(),
+        nhs_number: *nhs_number,
+        accessed_at: now,
+        accessor: clinician.clone(),
+    });
+    let asns = access
+        .as_ref()
+        .map(|access| notifications_for(access, &visible))
+        .unwrap_or_default();
+    let write = CheckWrite {
+        receipt: Some((nhs_number, &clinician.organisation_ods, now)),
+        access: access.as_ref().map(|record| NewAccess {
+            record,
+            asns: &asns,
+            collapse_since: now - COLLAPSE_WINDOW,
+        }),
+        audit: Some(audit),
+    };
+    let (written, audit_written) = match store.record_check(&write).await {
+        Ok(written) => (written, true),
+        Err(_) => {
+            let without_audit = CheckWrite {
+                audit: None,
+                ..write
+            };
+            (store.record_check(&without_audit).await?, false)
+        }
+    };
+    let effect = match (written, access) {
+        (Some(AccessWrite::Recorded), Some(access)) => {
+            history.push(access);
+            let ids: Vec<String> = asns.iter().map(|a| a.id.clone()).collect();
+            // Best effort: the outbox is durable and the relay/dispatcher
+            // sweeps it, so a failed hand-off delays but never loses an ASN.
+            let queued = queue.enqueue(&ids).await.is_ok();
+            AccessEffect::Recorded {
+                notifications: asns.len(),
+                queued,
             }
         }
-    } else {
-        AccessEffect::SilentRead
+        (Some(AccessWrite::Collapsed), _) => AccessEffect::Collapsed,
+        _ => AccessEffect::SilentRead,
     };
-    store
-        .note_check(nhs_number, &clinician.organisation_ods, now)
-        .await?;
 
     let plans = visible
         .iter()
@@ -128,11 +157,11 @@ where
                 .unwrap_or_else(|| Authority::unlisted_contact(&plan.authority)),
         })
         .collect();
-    let access_history = history_summaries(store, nhs_number).await?;
     Ok(CheckResult {
         plans,
-        access_history,
+        access_history: summaries(history),
         effect,
+        audit_written,
     })
 }
 
@@ -185,11 +214,17 @@ async fn history_summaries<S: AccessLog>(
     store: &S,
     nhs_number: &NhsNumber,
 ) -> Result<Vec<AccessSummary>, StoreError> {
-    let records = store.recent_accesses(nhs_number, HISTORY_LIMIT).await?;
-    Ok(most_recent(records)
+    Ok(summaries(
+        store.recent_accesses(nhs_number, HISTORY_LIMIT).await?,
+    ))
+}
+
+/// The history rule ([`most_recent`]) as callers see it.
+fn summaries(records: Vec<AccessRecord>) -> Vec<AccessSummary> {
+    most_recent(records)
         .into_iter()
         .map(AccessRecord::into_summary)
-        .collect())
+        .collect()
 }
 
 /// The answer to a history query. A caller who may not see the history gets

@@ -271,6 +271,45 @@ pub trait CheckReceipts: Send + Sync {
     ) -> impl Future<Output = Result<Option<OffsetDateTime>, StoreError>> + Send;
 }
 
+/// The access one check makes: the record, its ASNs, and the start of the
+/// collapse window (an access by the same author for the child at or after
+/// it collapses this one).
+#[derive(Debug, Clone, Copy)]
+pub struct NewAccess<'a> {
+    pub record: &'a AccessRecord,
+    pub asns: &'a [Asn],
+    pub collapse_since: OffsetDateTime,
+}
+
+/// Everything one answered check writes ([`crate::check`]).
+#[derive(Debug, Clone, Copy)]
+pub struct CheckWrite<'a> {
+    /// The organisation's check receipt (as [`CheckReceipts::note_check`]):
+    /// a child with a visible plan only.
+    pub receipt: Option<(&'a NhsNumber, &'a OdsCode, OffsetDateTime)>,
+    /// The access and its ASNs (as [`AccessLog::record_access`]): an
+    /// unscheduled check by a caller who may notify.
+    pub access: Option<NewAccess<'a>>,
+    /// The request's audit event, `Allowed` (as [`AuditTrail::append`]).
+    pub audit: Option<&'a AuditEvent>,
+}
+
+/// A check's writes in one durable step, so that a check waits for one
+/// commit instead of one per write (issue 16: the check's p99 under load).
+pub trait CheckLedger: Send + Sync {
+    /// Writes `write`'s parts together, all or nothing, and answers whether
+    /// its access was recorded or collapsed (`None` without an access). A
+    /// collapsed access still writes the receipt and the audit event.
+    /// Adapters without a transaction spanning all the parts (DynamoDB:
+    /// the receipt and the rest) write the receipt first: it is idempotent,
+    /// the latest time wins, and on its own it only says the organisation
+    /// checked the child, which it did.
+    fn record_check(
+        &self,
+        write: &CheckWrite<'_>,
+    ) -> impl Future<Output = Result<Option<AccessWrite>, StoreError>> + Send;
+}
+
 /// A council's ASN inbox. Every call is scoped by the council: another
 /// council's ASN is indistinguishable from one that does not exist.
 pub trait NotificationInbox: Send + Sync {

@@ -87,7 +87,8 @@ async fn run_check(
     unscheduled: bool,
     at: OffsetDateTime,
 ) -> cpis_domain::CheckResult {
-    check(
+    let event = cpis_domain::AuditEvent::check_allowed(who, None, at, "check-rules");
+    let result = check(
         store,
         &RecordingQueue::default(),
         who,
@@ -95,9 +96,19 @@ async fn run_check(
         unscheduled,
         at,
         &VisibilityPolicy::default(),
+        &event,
     )
     .await
-    .unwrap()
+    .unwrap();
+    // The event goes with the check's writes whenever there are any; with
+    // no plan there are none, and the caller appends it.
+    let trail = cpis_domain::ports::AuditReader::audit_events(store, usize::MAX)
+        .await
+        .unwrap();
+    let written = trail.iter().any(|e| e.id == event.id);
+    assert_eq!(result.audit_written, result.effect != AccessEffect::NoPlan);
+    assert_eq!(written, result.audit_written, "{:?}", result.effect);
+    result
 }
 
 async fn asn_count(store: &MemoryStore, authority: &str) -> usize {

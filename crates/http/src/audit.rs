@@ -78,6 +78,25 @@ impl<'a> Audit<'a> {
         reply
     }
 
+    /// The request's event with `outcome` at `at` (`child` pseudonymised),
+    /// for a use case that writes it with its own writes.
+    pub(crate) fn event<S, Q>(
+        &self,
+        state: &AppState<S, Q>,
+        child: Option<&NhsNumber>,
+        outcome: AuditOutcome,
+        at: time::OffsetDateTime,
+    ) -> AuditEvent {
+        AuditEvent::new(
+            Some(self.principal),
+            self.action,
+            child.map(|n| state.pseudonymiser.pseudonym(n)),
+            outcome,
+            at,
+            &self.request_id.0,
+        )
+    }
+
     /// Writes the event with an outcome the use case decided itself.
     pub(crate) async fn record_outcome<S: AuditTrail, Q>(
         &self,
@@ -108,9 +127,18 @@ pub(crate) async fn append<S: AuditTrail>(
     at: time::OffsetDateTime,
     request_id: &str,
 ) {
-    let event = AuditEvent::new(principal, action, subject, outcome, at, request_id);
-    if let Err(error) = store.append(&event).await {
-        tracing::error!(request_id, %error, action = ?action, "could not write the audit event");
+    write(
+        store,
+        &AuditEvent::new(principal, action, subject, outcome, at, request_id),
+    )
+    .await;
+}
+
+/// Writes an event already built; a failure is logged as [`append`] logs it.
+pub(crate) async fn write<S: AuditTrail>(store: &S, event: &AuditEvent) {
+    if let Err(error) = store.append(event).await {
+        let request_id = event.trace_id.as_str();
+        tracing::error!(request_id, %error, action = ?event.action, "could not write the audit event");
     }
 }
 

@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use cpis_domain::ports::{
-    AccessLog, AsnQueue, AuditTrail, AuthorityDirectory, CheckReceipts, NotificationInbox,
-    PlanStore, UploadLedger,
+    AccessLog, AsnQueue, AuditTrail, AuthorityDirectory, CheckLedger, CheckReceipts,
+    NotificationInbox, PlanStore, UploadLedger,
 };
 use cpis_domain::{Clock, FeedLog, Pseudonymiser, VisibilityPolicy, VolumeWatch};
 
@@ -51,11 +51,11 @@ impl<T> CouncilStore for T where
 
 /// The ports the check routes use.
 pub trait CheckStore:
-    PlanStore + AuthorityDirectory + AccessLog + CheckReceipts + AuditTrail + Clone + 'static
+    PlanStore + AuthorityDirectory + AccessLog + CheckLedger + AuditTrail + Clone + 'static
 {
 }
 impl<T> CheckStore for T where
-    T: PlanStore + AuthorityDirectory + AccessLog + CheckReceipts + AuditTrail + Clone + 'static
+    T: PlanStore + AuthorityDirectory + AccessLog + CheckLedger + AuditTrail + Clone + 'static
 {
 }
 

@@ -16,7 +16,8 @@ use crate::audit::{Audit, Failure};
 use crate::state::{AppState, CheckStore, CouncilStore, HistoryStore, Queue};
 
 /// The attendance check (`POST /v1/checks`, FHIR CareTeam and Flag):
-/// audited `Allowed` or `Failed`, then watched for unusual volume.
+/// audited `Allowed` (with the check's own writes, one commit) or `Failed`,
+/// then watched for unusual volume.
 pub(crate) async fn check<S: CheckStore, Q: Queue>(
     state: &AppState<S, Q>,
     audit: &Audit<'_>,
@@ -24,23 +25,33 @@ pub(crate) async fn check<S: CheckStore, Q: Queue>(
     nhs_number: &NhsNumber,
     unscheduled: bool,
 ) -> Result<CheckResult, StoreError> {
+    let now = state.clock.now();
+    let allowed = audit.event(state, Some(nhs_number), AuditOutcome::Allowed, now);
     let result = cpis_domain::check(
         &state.store,
         &state.queue,
         clinician,
         nhs_number,
         unscheduled,
-        state.clock.now(),
+        now,
         &state.policy,
+        &allowed,
     )
     .await;
-    let result = audit
-        .record(
-            state,
-            Some(nhs_number),
-            result.map_err(Failure::<StoreError>::of),
-        )
-        .await?;
+    let result = match result {
+        Ok(result) => {
+            if !result.audit_written {
+                crate::audit::write(&state.store, &allowed).await;
+            }
+            result
+        }
+        Err(error) => {
+            audit
+                .record_outcome(state, Some(nhs_number), error.audit_outcome())
+                .await;
+            return Err(error);
+        }
+    };
     watch_volume(state, clinician);
     let request_id = &audit.request_id.0;
     match result.effect {

@@ -15,28 +15,41 @@ use axum::http::Method;
 use common::*;
 use cpis_conformance::fixtures::{la, plan, stored};
 use cpis_domain::ports::{
-    AccessLog, AccessWrite, AuditReader, AuditTrail, AuthorityDirectory, CheckReceipts, Page,
-    PlanStore, StoreError, StoredPlan,
+    AccessLog, AccessWrite, AuditReader, AuditTrail, AuthorityDirectory, CheckLedger,
+    CheckReceipts, CheckWrite, NotificationInbox, Page, PlanStore, StoreError, StoredPlan,
 };
 use cpis_domain::{
     AccessRecord, Asn, AuditEvent, Authority, ManualClock, NhsNumber, OdsCode, Plan, PlanKey,
     PlanType, VisibilityPolicy,
 };
-use cpis_http::{AppState, Authenticator};
+use cpis_http::{AppState, Authenticator, CallerClaims};
 use cpis_store_memory::{MemoryStore, RecordingQueue};
 use serde_json::Value;
 use time::macros::date;
 use time::OffsetDateTime;
 
-/// The memory store, with an audit trail that can be switched off.
+/// The memory store, with an audit trail that can be switched off, and a
+/// list of the writes the service asked of it.
 #[derive(Clone, Default)]
 struct AuditOutage {
     inner: MemoryStore,
     down: Arc<AtomicBool>,
+    writes: Arc<Mutex<Vec<&'static str>>>,
+}
+
+impl AuditOutage {
+    fn wrote(&self, write: &'static str) {
+        self.writes.lock().unwrap().push(write);
+    }
+
+    fn take_writes(&self) -> Vec<&'static str> {
+        std::mem::take(&mut *self.writes.lock().unwrap())
+    }
 }
 
 impl AuditTrail for AuditOutage {
     async fn append(&self, event: &AuditEvent) -> Result<(), StoreError> {
+        self.wrote("append");
         if self.down.load(Ordering::SeqCst) {
             return Err(StoreError::Unavailable(
                 "appending an audit event failed (DiskFull)".to_owned(),
@@ -94,6 +107,7 @@ impl AccessLog for AuditOutage {
         asns: &[Asn],
         collapse_since: OffsetDateTime,
     ) -> Result<AccessWrite, StoreError> {
+        self.wrote("record_access");
         self.inner.record_access(access, asns, collapse_since).await
     }
     async fn recent_accesses(
@@ -105,6 +119,28 @@ impl AccessLog for AuditOutage {
     }
 }
 
+impl CheckLedger for AuditOutage {
+    /// The audit event goes with the check's writes: an outage refuses the
+    /// whole write while it carries one.
+    async fn record_check(
+        &self,
+        write: &CheckWrite<'_>,
+    ) -> Result<Option<AccessWrite>, StoreError> {
+        self.wrote(match (write.access.is_some(), write.audit.is_some()) {
+            (true, true) => "record_check(receipt, access, audit)",
+            (false, true) => "record_check(receipt, audit)",
+            (true, false) => "record_check(receipt, access)",
+            (false, false) => "record_check(receipt)",
+        });
+        if write.audit.is_some() && self.down.load(Ordering::SeqCst) {
+            return Err(StoreError::Unavailable(
+                "committing a check's writes failed (DiskFull)".to_owned(),
+            ));
+        }
+        self.inner.record_check(write).await
+    }
+}
+
 impl CheckReceipts for AuditOutage {
     async fn note_check(
         &self,
@@ -112,6 +148,7 @@ impl CheckReceipts for AuditOutage {
         organisation: &OdsCode,
         at: OffsetDateTime,
     ) -> Result<(), StoreError> {
+        self.wrote("note_check");
         self.inner.note_check(nhs_number, organisation, at).await
     }
     async fn last_check(
@@ -135,9 +172,9 @@ impl Write for Captured {
     }
 }
 
-#[tokio::test]
-async fn a_check_whose_audit_cannot_be_written_is_answered_and_logged_at_error_level() {
-    let store = AuditOutage::default();
+/// A check router over `store`, which holds a CPP for CHILD_1, and a
+/// token minter for it.
+async fn check_app(store: &AuditOutage) -> (axum::Router, impl Fn(CallerClaims) -> String) {
     let child = NhsNumber::parse(CHILD_1).unwrap();
     store
         .apply_changes(
@@ -163,10 +200,18 @@ async fn a_check_whose_audit_cannot_be_written_is_answered_and_logged_at_error_l
         volume: Default::default(),
     };
     let router = cpis_http::finish(cpis_http::check_router(state));
-    let token = |claims| {
+    let token = move |claims: CallerClaims| {
         keys.mint(&claims, OffsetDateTime::now_utc(), time::Duration::hours(1))
             .unwrap()
     };
+    (router, token)
+}
+
+#[tokio::test]
+async fn a_check_whose_audit_cannot_be_written_is_answered_and_logged_at_error_level() {
+    let store = AuditOutage::default();
+    let (router, token) = check_app(&store).await;
+    store.take_writes();
     store.down.store(true, Ordering::SeqCst);
 
     let buffer = Arc::new(Mutex::new(Vec::new()));
@@ -208,6 +253,22 @@ async fn a_check_whose_audit_cannot_be_written_is_answered_and_logged_at_error_l
     )
     .await;
     drop(guard);
+    // Each check tried its writes with the event, then without it (the
+    // flag is shown), then the event alone; the Flag read likewise.
+    assert_eq!(
+        store.take_writes(),
+        [
+            "record_check(receipt, access, audit)",
+            "record_check(receipt, access)",
+            "append",
+            "record_check(receipt, audit)",
+            "record_check(receipt)",
+            "append",
+            "record_check(receipt, audit)",
+            "record_check(receipt)",
+            "append",
+        ]
+    );
 
     for reply in &answers {
         assert_eq!(reply.status.as_u16(), 200, "{}", reply.text);
@@ -238,4 +299,58 @@ async fn a_check_whose_audit_cannot_be_written_is_answered_and_logged_at_error_l
         assert_eq!(line["fields"]["action"], "Check");
         assert!(line["fields"]["request_id"].is_string());
     }
+}
+
+/// Issue 16: a check waits for one durable write, which carries its audit
+/// event; a check of a child with no plan writes the event alone.
+#[tokio::test]
+async fn each_check_makes_one_write_carrying_its_audit_event() {
+    let store = AuditOutage::default();
+    let (router, token) = check_app(&store).await;
+    store.take_writes();
+    for (child, rbac, unscheduled, expected) in [
+        (
+            CHILD_1,
+            "B0107",
+            true,
+            "record_check(receipt, access, audit)",
+        ),
+        (CHILD_1, "B0170", false, "record_check(receipt, audit)"),
+        (CHILD_2, "B0107", true, "append"),
+    ] {
+        let reply = send_to(
+            &router,
+            request(
+                Method::POST,
+                "/v1/checks",
+                Some(&token(clinician("dr-1", TRUST_X, rbac))),
+                Some(serde_json::json!({ "nhs_number": child, "unscheduled": unscheduled })),
+            ),
+        )
+        .await;
+        assert_eq!(reply.status.as_u16(), 200, "{}", reply.text);
+        assert_eq!(
+            store.take_writes(),
+            [expected],
+            "{rbac} {unscheduled} {}",
+            reply.text
+        );
+    }
+    let events = store.inner.audit_events(usize::MAX).await.unwrap();
+    assert_eq!(events.len(), 3, "one event per check");
+    assert!(events
+        .iter()
+        .all(|e| e.outcome == cpis_domain::AuditOutcome::Allowed
+            && e.action == cpis_domain::AuditAction::Check));
+    // The flagged check's ASN went with it.
+    assert_eq!(
+        store
+            .inner
+            .notifications(&la(COUNCIL_A), None, 10)
+            .await
+            .unwrap()
+            .items
+            .len(),
+        1
+    );
 }

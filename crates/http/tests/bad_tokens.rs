@@ -24,8 +24,9 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
 use common::*;
 use cpis_domain::ports::{
-    AccessLog, AccessWrite, AuditReader, AuditTrail, AuthorityDirectory, CheckReceipts,
-    NotificationInbox, Page, PlanStore, StoreError, StoredPlan, UploadLedger, UploadReceipt,
+    AccessLog, AccessWrite, AuditReader, AuditTrail, AuthorityDirectory, CheckLedger,
+    CheckReceipts, CheckWrite, NotificationInbox, Page, PlanStore, StoreError, StoredPlan,
+    UploadLedger, UploadReceipt,
 };
 use cpis_domain::LedgerHead;
 use cpis_domain::{
@@ -181,6 +182,15 @@ impl AccessLog for Counting {
         limit: usize,
     ) -> Result<Vec<AccessRecord>, StoreError> {
         self.touched().recent_accesses(nhs_number, limit).await
+    }
+}
+
+impl CheckLedger for Counting {
+    async fn record_check(
+        &self,
+        write: &CheckWrite<'_>,
+    ) -> Result<Option<AccessWrite>, StoreError> {
+        self.touched().record_check(write).await
     }
 }
 

@@ -140,6 +140,7 @@ async fn attend(world: &World, child: &str, who: &Clinician) -> String {
         true,
         NOW,
         &world.config.policy,
+        &cpis_domain::AuditEvent::check_allowed(who, None, NOW, "asn-test"),
     )
     .await
     .unwrap();

@@ -6,9 +6,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use cpis_domain::ports::{
     AccessLog, AccessWrite, AsnOutbox, AsnQueue, AuditReader, AuditTrail, AuthorityDirectory,
-    CheckReceipts, DeliveryStart, LinkError, MailboxMap, NotificationInbox, Page, PlanStore,
-    PurgeReport, QueueError, Retention, StoreError, StoredPlan, UploadHistory, UploadLedger,
-    UploadReceipt,
+    CheckLedger, CheckReceipts, CheckWrite, DeliveryStart, LinkError, MailboxMap,
+    NotificationInbox, Page, PlanStore, PurgeReport, QueueError, Retention, StoreError, StoredPlan,
+    UploadHistory, UploadLedger, UploadReceipt,
 };
 use cpis_domain::{
     AccessRecord, AckNote, Asn, AsnCutoffs, AuditEvent, Authority, InboxCursor, LedgerHead,
@@ -310,35 +310,7 @@ impl AccessLog for MemoryStore {
         asns: &[Asn],
         collapse_since: OffsetDateTime,
     ) -> Result<AccessWrite, StoreError> {
-        let mut state = self.state();
-        let collapsed = state
-            .accesses
-            .get(&access.nhs_number)
-            .is_some_and(|records| {
-                records.iter().any(|r| {
-                    r.accessed_at >= collapse_since && r.accessor.same_author(&access.accessor)
-                })
-            });
-        if collapsed {
-            return Ok(AccessWrite::Collapsed);
-        }
-        state
-            .accesses
-            .entry(access.nhs_number)
-            .or_default()
-            .push(access.clone());
-        for asn in asns {
-            state.asns.insert(
-                asn.id.clone(),
-                OutboxState {
-                    asn: asn.clone(),
-                    claimed_until: None,
-                    delivery_lease_until: None,
-                    delivered_at: None,
-                },
-            );
-        }
-        Ok(AccessWrite::Recorded)
+        Ok(self.state().record_access(access, asns, collapse_since))
     }
 
     async fn recent_accesses(
@@ -364,12 +336,7 @@ impl CheckReceipts for MemoryStore {
         organisation: &OdsCode,
         at: OffsetDateTime,
     ) -> Result<(), StoreError> {
-        let mut state = self.state();
-        let slot = state
-            .check_receipts
-            .entry((*nhs_number, organisation.clone()))
-            .or_insert(at);
-        *slot = (*slot).max(at);
+        self.state().note_check(nhs_number, organisation, at);
         Ok(())
     }
 
@@ -547,6 +514,72 @@ impl Retention for MemoryStore {
         });
         report.notifications = asns_before - state.asns.len();
         Ok(report)
+    }
+}
+
+impl CheckLedger for MemoryStore {
+    async fn record_check(
+        &self,
+        write: &CheckWrite<'_>,
+    ) -> Result<Option<AccessWrite>, StoreError> {
+        let mut state = self.state();
+        if let Some((nhs_number, organisation, at)) = write.receipt {
+            state.note_check(nhs_number, organisation, at);
+        }
+        let written = write
+            .access
+            .map(|new| state.record_access(new.record, new.asns, new.collapse_since));
+        if let Some(event) = write.audit {
+            state.audit.push(event.clone());
+        }
+        Ok(written)
+    }
+}
+
+impl State {
+    /// `AccessLog::record_access` under the caller's lock.
+    fn record_access(
+        &mut self,
+        access: &AccessRecord,
+        asns: &[Asn],
+        collapse_since: OffsetDateTime,
+    ) -> AccessWrite {
+        let collapsed = self
+            .accesses
+            .get(&access.nhs_number)
+            .is_some_and(|records| {
+                records.iter().any(|r| {
+                    r.accessed_at >= collapse_since && r.accessor.same_author(&access.accessor)
+                })
+            });
+        if collapsed {
+            return AccessWrite::Collapsed;
+        }
+        self.accesses
+            .entry(access.nhs_number)
+            .or_default()
+            .push(access.clone());
+        for asn in asns {
+            self.asns.insert(
+                asn.id.clone(),
+                OutboxState {
+                    asn: asn.clone(),
+                    claimed_until: None,
+                    delivery_lease_until: None,
+                    delivered_at: None,
+                },
+            );
+        }
+        AccessWrite::Recorded
+    }
+
+    /// `CheckReceipts::note_check` under the caller's lock: the latest time wins.
+    fn note_check(&mut self, nhs_number: &NhsNumber, organisation: &OdsCode, at: OffsetDateTime) {
+        let slot = self
+            .check_receipts
+            .entry((*nhs_number, organisation.clone()))
+            .or_insert(at);
+        *slot = (*slot).max(at);
     }
 }
 

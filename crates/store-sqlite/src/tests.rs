@@ -6,7 +6,9 @@ use std::sync::atomic::Ordering;
 
 use cpis_conformance::fixtures::{access, accessor, child, plan, COUNCIL_A, COUNCIL_B, NOW};
 use cpis_domain::check::notifications_for;
-use cpis_domain::ports::{AccessLog, AccessWrite, AuditTrail, NotificationInbox};
+use cpis_domain::ports::{
+    AccessLog, AccessWrite, AuditTrail, CheckLedger, CheckWrite, NewAccess, NotificationInbox,
+};
 use cpis_domain::{AuditAction, AuditEvent, AuditOutcome, PlanType};
 use std::time::Duration as StdDuration;
 use time::macros::date;
@@ -66,6 +68,53 @@ async fn a_failure_between_access_and_asns_leaves_neither() {
         AccessWrite::Recorded
     );
     assert_eq!((count(&store, "accesses"), count(&store, "asns")), (1, 2));
+}
+
+#[tokio::test]
+async fn a_check_whose_access_fails_writes_neither_its_receipt_nor_its_audit_event() {
+    let store = SqliteStore::open_in_memory().unwrap();
+    let who = accessor("RJ1", "user-1");
+    let record = access(child(0), NOW, who.clone());
+    let asns = notifications_for(&record, &two_council_plans());
+    let event = AuditEvent::check_allowed(&who, None, NOW, "t");
+    let trust = who.organisation_ods.clone();
+    let write = CheckWrite {
+        receipt: Some((&record.nhs_number, &trust, NOW)),
+        access: Some(NewAccess {
+            record: &record,
+            asns: &asns,
+            collapse_since: NOW - Duration::hours(24),
+        }),
+        audit: Some(&event),
+    };
+    store
+        .inner
+        .fail_after_access_insert
+        .store(true, Ordering::SeqCst);
+    let failed = store.record_check(&write).await;
+    assert!(
+        matches!(failed, Err(StoreError::Unavailable(_))),
+        "{failed:?}"
+    );
+    for table in ["check_receipts", "accesses", "asns", "audit_events"] {
+        assert_eq!(count(&store, table), 0, "{table}: all or nothing");
+    }
+    store
+        .inner
+        .fail_after_access_insert
+        .store(false, Ordering::SeqCst);
+    assert_eq!(
+        store.record_check(&write).await.unwrap(),
+        Some(AccessWrite::Recorded)
+    );
+    for (table, rows) in [
+        ("check_receipts", 1),
+        ("accesses", 1),
+        ("asns", 2),
+        ("audit_events", 1),
+    ] {
+        assert_eq!(count(&store, table), rows, "{table}");
+    }
 }
 
 #[tokio::test]

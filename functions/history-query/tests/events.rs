@@ -18,7 +18,7 @@ const UNKNOWN_CHILD: &str = r#"{"nhs_number":"9990000042"}"#;
 /// The store after the upload and one unscheduled check; the history function on it.
 async fn history_after_a_check<S>(store: S) -> axum::Router
 where
-    S: cpis_http::CouncilStore + cpis_http::CheckStore,
+    S: cpis_http::CouncilStore + cpis_http::CheckStore + cpis_http::HistoryStore,
 {
     let queue = RecordingQueue::default();
     let upload = plan_upload::app(state_at(FIXTURE_TIME, store.clone(), queue.clone()));

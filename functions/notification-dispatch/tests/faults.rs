@@ -85,14 +85,16 @@ fn clinician(user: &str) -> Clinician {
 /// An unscheduled check by `user`, handing its ASN to `queue`.
 async fn attend<Q: AsnQueue>(w: &World, queue: &Q, user: &str) -> AccessEffect {
     let child = NhsNumber::parse(CHILD).unwrap();
+    let who = clinician(user);
     check(
         &w.store,
         queue,
-        &clinician(user),
+        &who,
         &child,
         true,
         NOW,
         &VisibilityPolicy::default(),
+        &cpis_domain::AuditEvent::check_allowed(&who, None, NOW, "faults"),
     )
     .await
     .unwrap()

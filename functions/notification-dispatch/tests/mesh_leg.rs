@@ -133,6 +133,7 @@ impl World {
             true,
             NOW,
             &VisibilityPolicy::default(),
+            &cpis_domain::AuditEvent::check_allowed(&clinician, None, NOW, "mesh-leg"),
         )
         .await
         .unwrap()

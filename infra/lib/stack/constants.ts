@@ -14,9 +14,11 @@ export const SERVICE_TABLE_ACTIONS: Record<string, string[]> = {
     'dynamodb:Query',
     'dynamodb:UpdateItem',
   ],
-  // Plans and directory reads; the access, its collapse item and its ASNs in
-  // one TransactWriteItems (authorised as PutItem + UpdateItem); check
-  // receipts (UpdateItem, GetItem); history (Query).
+  // Plans and directory reads; the check receipt (UpdateItem); the access, its
+  // collapse item, its ASNs and the request's audit event in one
+  // TransactWriteItems (authorised as PutItem + UpdateItem here and PutItem on
+  // the audit table: CheckLedger in crates/aws/src/dynamo/accesses.rs);
+  // history (Query).
   'attendance-check': ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query', 'dynamodb:UpdateItem'],
   // Read-only.
   'history-query': ['dynamodb:BatchGetItem', 'dynamodb:GetItem', 'dynamodb:Query'],
