@@ -355,7 +355,7 @@ pub async fn record_check_writes_receipt_access_asns_and_audit<S: Store>(store: 
     );
     assert_eq!(whole_inbox(store, COUNCIL_A, 10).await.len(), 1);
     assert_eq!(whole_inbox(store, COUNCIL_B, 10).await.len(), 1);
-    assert_eq!(audit_ids(store).await, [event.id.clone()]);
+    assert_eq!(audit_ids(store).await, [event.id]);
 }
 
 pub async fn a_collapsed_check_still_writes_its_receipt_and_audit<S: Store>(store: &S) {
