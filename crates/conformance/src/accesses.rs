@@ -326,62 +326,53 @@ async fn audit_ids<S: Store>(store: &S) -> Vec<String> {
     events.into_iter().map(|event| event.id).collect()
 }
 
-pub async fn record_check_writes_receipt_access_asns_and_audit<S: Store>(store: &S) {
+/// A flagged check by RJ1's user-1 of child 0 at `at` (ASNs to both
+/// councils) through `record_check`: what it answered, the access and the
+/// audit event's id.
+async fn flagged_check<S: Store>(
+    store: &S,
+    at: time::OffsetDateTime,
+) -> (Option<AccessWrite>, AccessRecord, String) {
     let who = accessor("RJ1", "user-1");
-    let access = access(child(0), NOW, who.clone());
+    let access = access(child(0), at, who.clone());
     let asns = notifications_for(&access, &plans_at_both_councils());
-    let event = check_event(&who, NOW);
-    let trust = la("RJ1");
+    let event = check_event(&who, at);
     let write = CheckWrite {
-        receipt: Some((&child(0), &trust, NOW)),
+        receipt: Some((&access.nhs_number, &who.organisation_ods, at)),
         access: Some(NewAccess {
             record: &access,
             asns: &asns,
-            collapse_since: NOW - cpis_domain::COLLAPSE_WINDOW,
+            collapse_since: at - cpis_domain::COLLAPSE_WINDOW,
         }),
         audit: Some(&event),
     };
-    assert_eq!(
-        store.record_check(&write).await.expect("record_check"),
-        Some(AccessWrite::Recorded)
-    );
+    let written = store.record_check(&write).await.expect("record_check");
+    (written, access, event.id)
+}
+
+pub async fn record_check_writes_receipt_access_asns_and_audit<S: Store>(store: &S) {
+    let (written, access, event) = flagged_check(store, NOW).await;
+    assert_eq!(written, Some(AccessWrite::Recorded));
     assert_eq!(
         store.recent_accesses(&child(0), 25).await.expect("read"),
-        vec![access.clone()]
+        vec![access]
     );
     assert_eq!(
-        store.last_check(&child(0), &trust).await.expect("read"),
+        store.last_check(&child(0), &la("RJ1")).await.expect("read"),
         Some(NOW)
     );
     assert_eq!(whole_inbox(store, COUNCIL_A, 10).await.len(), 1);
     assert_eq!(whole_inbox(store, COUNCIL_B, 10).await.len(), 1);
-    assert_eq!(audit_ids(store).await, [event.id]);
+    assert_eq!(audit_ids(store).await, [event]);
 }
 
 pub async fn a_collapsed_check_still_writes_its_receipt_and_audit<S: Store>(store: &S) {
-    let who = accessor("RJ1", "user-1");
     let trust = la("RJ1");
-    let plans = plans_at_both_councils();
     let mut events = Vec::new();
     for (minutes, expected) in [(0, AccessWrite::Recorded), (30, AccessWrite::Collapsed)] {
-        let at = NOW + Duration::minutes(minutes);
-        let access = access(child(0), at, who.clone());
-        let asns = notifications_for(&access, &plans);
-        let event = check_event(&who, at);
-        let write = CheckWrite {
-            receipt: Some((&child(0), &trust, at)),
-            access: Some(NewAccess {
-                record: &access,
-                asns: &asns,
-                collapse_since: at - cpis_domain::COLLAPSE_WINDOW,
-            }),
-            audit: Some(&event),
-        };
-        assert_eq!(
-            store.record_check(&write).await.expect("record_check"),
-            Some(expected)
-        );
-        events.push(event.id);
+        let (written, _, event) = flagged_check(store, NOW + Duration::minutes(minutes)).await;
+        assert_eq!(written, Some(expected));
+        events.push(event);
     }
     assert_eq!(
         store

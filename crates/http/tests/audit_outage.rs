@@ -207,6 +207,20 @@ async fn check_app(store: &AuditOutage) -> (axum::Router, impl Fn(CallerClaims) 
     (router, token)
 }
 
+/// `POST /v1/checks` for `child` with `token`.
+async fn post_check(router: &axum::Router, token: &str, child: &str, unscheduled: bool) -> Reply {
+    send_to(
+        router,
+        request(
+            Method::POST,
+            "/v1/checks",
+            Some(token),
+            Some(serde_json::json!({ "nhs_number": child, "unscheduled": unscheduled })),
+        ),
+    )
+    .await
+}
+
 #[tokio::test]
 async fn a_check_whose_audit_cannot_be_written_is_answered_and_logged_at_error_level() {
     let store = AuditOutage::default();
@@ -224,17 +238,8 @@ async fn a_check_whose_audit_cannot_be_written_is_answered_and_logged_at_error_l
     // An unscheduled check (it writes the access and its ASN) and a silent one.
     let mut answers = Vec::new();
     for (rbac, unscheduled) in [("B0107", true), ("B0170", false)] {
-        let reply = send_to(
-            &router,
-            request(
-                Method::POST,
-                "/v1/checks",
-                Some(&token(clinician("dr-1", TRUST_X, rbac))),
-                Some(serde_json::json!({ "nhs_number": CHILD_1, "unscheduled": unscheduled })),
-            ),
-        )
-        .await;
-        answers.push(reply);
+        let token = token(clinician("dr-1", TRUST_X, rbac));
+        answers.push(post_check(&router, &token, CHILD_1, unscheduled).await);
     }
     let flag = send_to(
         &router,
@@ -318,16 +323,8 @@ async fn each_check_makes_one_write_carrying_its_audit_event() {
         (CHILD_1, "B0170", false, "record_check(receipt, audit)"),
         (CHILD_2, "B0107", true, "append"),
     ] {
-        let reply = send_to(
-            &router,
-            request(
-                Method::POST,
-                "/v1/checks",
-                Some(&token(clinician("dr-1", TRUST_X, rbac))),
-                Some(serde_json::json!({ "nhs_number": child, "unscheduled": unscheduled })),
-            ),
-        )
-        .await;
+        let token = token(clinician("dr-1", TRUST_X, rbac));
+        let reply = post_check(&router, &token, child, unscheduled).await;
         assert_eq!(reply.status.as_u16(), 200, "{}", reply.text);
         assert_eq!(
             store.take_writes(),
