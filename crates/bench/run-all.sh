@@ -23,8 +23,10 @@ sizes() {
   rustup target list --installed 2>/dev/null | grep -q aarch64-unknown-linux-gnu && arches+=(--arm64)
   for arch in "${arches[@]}"; do
     # Each with its deploy profile (CARGO_PROFILES in infra/lib/constructs/rust-function.ts).
-    cargo lambda build --release "$arch" $(printf -- '-p %s ' "${functions[@]}" | sed 's/-p portal //') >/dev/null
-    cargo lambda build --profile portal "$arch" -p portal >/dev/null
+    local sized=(mesh-poll portal)
+    local released=(attendance-check history-query notification-dispatch outbox-relay plan-upload)
+    cargo lambda build --release "$arch" $(printf -- '-p %s ' "${released[@]}") >/dev/null
+    for f in "${sized[@]}"; do cargo lambda build --profile size "$arch" -p "$f" >/dev/null; done
     for f in "${functions[@]}"; do
       bytes=$(stat -c %s "target/lambda/$f/bootstrap")
       printf '%-8s %-22s %10d bytes  %.2f of 8,000,000\n' "$arch" "$f" "$bytes" "$(echo "$bytes/8000000" | bc -l)"

@@ -39,10 +39,12 @@ export class NoDockerBundling extends DockerImage {
 
 /**
  * Functions built with a Cargo profile of their own instead of `release`: the portal serves
- * people's pages at human pace, not the check path, and is built for size to stay within the
- * 8 MB budget (the workspace Cargo.toml's `[profile.portal]`; BENCHMARKS.md, 5).
+ * people's pages at human pace and mesh-poll reads councils' files every 5 minutes; neither is
+ * the check path, and both are built for size to stay well within the 8 MB budget (the
+ * workspace Cargo.toml's `[profile.size]`, which keeps the LA Upload file's XML reader at
+ * release's speed; BENCHMARKS.md, 5).
  */
-export const CARGO_PROFILES: Readonly<Record<string, string>> = { portal: 'portal' };
+export const CARGO_PROFILES: Readonly<Record<string, string>> = { 'mesh-poll': 'size', portal: 'size' };
 
 /**
  * The flags added to `cargo lambda build`: the workspace's default-members hide functions/*, so
