@@ -338,7 +338,7 @@ async fn flagged_check<S: Store>(
     let asns = notifications_for(&access, &plans_at_both_councils());
     let event = check_event(&who, at);
     let write = CheckWrite {
-        receipt: Some((&access.nhs_number, &who.organisation_ods, at)),
+        receipt: (&access.nhs_number, &who.organisation_ods, at),
         access: Some(NewAccess {
             record: &access,
             asns: &asns,
@@ -397,7 +397,7 @@ pub async fn a_check_without_access_or_audit_writes_only_its_receipt<S: Store>(s
     // A scheduled setting's check: the receipt and the event, no access.
     let event = check_event(&accessor("RJ1", "user-1"), NOW);
     let silent = CheckWrite {
-        receipt: Some((&child(0), &trust, NOW)),
+        receipt: (&child(0), &trust, NOW),
         access: None,
         audit: Some(&event),
     };
@@ -407,7 +407,7 @@ pub async fn a_check_without_access_or_audit_writes_only_its_receipt<S: Store>(s
     );
     // The fallback when the audit trail refused: the receipt alone.
     let later = CheckWrite {
-        receipt: Some((&child(0), &trust, NOW + Duration::hours(1))),
+        receipt: (&child(0), &trust, NOW + Duration::hours(1)),
         access: None,
         audit: None,
     };

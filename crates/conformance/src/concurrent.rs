@@ -12,14 +12,14 @@ use std::collections::BTreeSet;
 use std::sync::Mutex;
 
 use cpis_domain::ports::{
-    AccessWrite, DeliveryStart, Page, PlanStore, StoreError, StoredPlan, UploadLedger,
-    UploadReceipt,
+    AccessWrite, CheckWrite, DeliveryStart, NewAccess, Page, PlanStore, StoreError, StoredPlan,
+    UploadLedger, UploadReceipt,
 };
 use cpis_domain::sequencing::{HeadState, LedgerHead, UPLOAD_LEASE};
 use cpis_domain::upload::body_digest;
 use cpis_domain::{
-    process_upload, rewind_sequence, NhsNumber, OdsCode, Plan, PlanKey, RewindError, UploadError,
-    UploadResult, VisibilityPolicy,
+    process_upload, rewind_sequence, AuditEvent, NhsNumber, OdsCode, Plan, PlanKey, RewindError,
+    UploadError, UploadResult, VisibilityPolicy,
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -509,28 +509,43 @@ pub async fn a_rewind_lets_a_council_continue_after_a_wrong_sequence<S: Store>(s
     );
 }
 
-/// The 24-hour collapse with two checks by one author at once: one history
-/// entry, one set of ASNs.
+/// The 24-hour collapse with two checks by one author at once, through the
+/// check's one write (`record_check`): one history entry, one set of ASNs,
+/// and both checks' receipts and audit events.
 pub async fn simultaneous_checks_by_one_author_record_one_access<S: Store>(store: &S) {
     let plans = plans_at_both_councils();
+    let since = NOW - cpis_domain::COLLAPSE_WINDOW;
     for trial in 0..TRIALS as usize {
-        let user = format!("user-{trial}");
-        let first = access(child(0), NOW, accessor("RJ1", &user));
-        let second = access(child(0), NOW, accessor("RJ1", &user));
-        let since = NOW - cpis_domain::COLLAPSE_WINDOW;
+        let who = accessor("RJ1", &format!("user-{trial}"));
+        let (first, second) = (
+            access(child(0), NOW, who.clone()),
+            access(child(0), NOW, who.clone()),
+        );
         let (a1, a2) = (
             notifications_for(&first, &plans),
             notifications_for(&second, &plans),
         );
-        let (w1, w2) = tokio::join!(
-            store.record_access(&first, &a1, since),
-            store.record_access(&second, &a2, since)
+        let (e1, e2) = (
+            AuditEvent::check_allowed(&who, None, NOW, "first"),
+            AuditEvent::check_allowed(&who, None, NOW, "second"),
         );
+        let child = child(0);
+        let write = |record, asns, audit| CheckWrite {
+            receipt: (&child, &who.organisation_ods, NOW),
+            access: Some(NewAccess {
+                record,
+                asns,
+                collapse_since: since,
+            }),
+            audit: Some(audit),
+        };
+        let (w1, w2) = (write(&first, &a1, &e1), write(&second, &a2, &e2));
+        let (w1, w2) = tokio::join!(store.record_check(&w1), store.record_check(&w2));
         let mut outcomes = [w1.expect("first"), w2.expect("second")];
-        outcomes.sort_by_key(|w| *w == AccessWrite::Collapsed);
+        outcomes.sort_by_key(|w| *w == Some(AccessWrite::Collapsed));
         assert_eq!(
             outcomes,
-            [AccessWrite::Recorded, AccessWrite::Collapsed],
+            [Some(AccessWrite::Recorded), Some(AccessWrite::Collapsed)],
             "trial {trial}"
         );
     }
@@ -542,6 +557,12 @@ pub async fn simultaneous_checks_by_one_author_record_one_access<S: Store>(store
         claimed.len(),
         2 * TRIALS as usize,
         "one pair of ASNs per check pair"
+    );
+    let events = store.audit_events(10_000).await.expect("audit read");
+    assert_eq!(
+        events.len(),
+        2 * TRIALS as usize,
+        "an event for every check"
     );
 }
 

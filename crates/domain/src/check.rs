@@ -110,7 +110,7 @@ where
         .map(|access| notifications_for(access, &visible))
         .unwrap_or_default();
     let write = CheckWrite {
-        receipt: Some((nhs_number, &clinician.organisation_ods, now)),
+        receipt: (nhs_number, &clinician.organisation_ods, now),
         access: access.as_ref().map(|record| NewAccess {
             record,
             asns: &asns,

@@ -284,9 +284,9 @@ pub struct NewAccess<'a> {
 /// Everything one answered check writes ([`crate::check`]).
 #[derive(Debug, Clone, Copy)]
 pub struct CheckWrite<'a> {
-    /// The organisation's check receipt (as [`CheckReceipts::note_check`]):
-    /// a child with a visible plan only.
-    pub receipt: Option<(&'a NhsNumber, &'a OdsCode, OffsetDateTime)>,
+    /// The organisation's check receipt (as [`CheckReceipts::note_check`]);
+    /// a check writes only when the child has a visible plan, so always.
+    pub receipt: (&'a NhsNumber, &'a OdsCode, OffsetDateTime),
     /// The access and its ASNs (as [`AccessLog::record_access`]): an
     /// unscheduled check by a caller who may notify.
     pub access: Option<NewAccess<'a>>,

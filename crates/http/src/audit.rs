@@ -87,13 +87,13 @@ impl<'a> Audit<'a> {
         outcome: AuditOutcome,
         at: time::OffsetDateTime,
     ) -> AuditEvent {
-        AuditEvent::new(
+        state.audit_event(
             Some(self.principal),
             self.action,
-            child.map(|n| state.pseudonymiser.pseudonym(n)),
+            child,
             outcome,
             at,
-            &self.request_id.0,
+            self.request_id,
         )
     }
 
@@ -118,23 +118,6 @@ impl<'a> Audit<'a> {
 
 /// Writes one audit event; a failure is logged at error level (readiness
 /// reports the store), never shown to the caller.
-pub(crate) async fn append<S: AuditTrail>(
-    store: &S,
-    principal: Option<&Principal>,
-    action: AuditAction,
-    subject: Option<String>,
-    outcome: AuditOutcome,
-    at: time::OffsetDateTime,
-    request_id: &str,
-) {
-    write(
-        store,
-        &AuditEvent::new(principal, action, subject, outcome, at, request_id),
-    )
-    .await;
-}
-
-/// Writes an event already built; a failure is logged as [`append`] logs it.
 pub(crate) async fn write<S: AuditTrail>(store: &S, event: &AuditEvent) {
     if let Err(error) = store.append(event).await {
         let request_id = event.trace_id.as_str();
@@ -142,8 +125,24 @@ pub(crate) async fn write<S: AuditTrail>(store: &S, event: &AuditEvent) {
     }
 }
 
+impl<S, Q> AppState<S, Q> {
+    /// One request's event (`child` pseudonymised).
+    pub(crate) fn audit_event(
+        &self,
+        principal: Option<&Principal>,
+        action: AuditAction,
+        child: Option<&NhsNumber>,
+        outcome: AuditOutcome,
+        at: time::OffsetDateTime,
+        request_id: &RequestId,
+    ) -> AuditEvent {
+        let subject = child.map(|n| self.pseudonymiser.pseudonym(n));
+        AuditEvent::new(principal, action, subject, outcome, at, &request_id.0)
+    }
+}
+
 impl<S: AuditTrail, Q> AppState<S, Q> {
-    /// Audits one request; `child` is pseudonymised.
+    /// Audits one request, now; `child` is pseudonymised.
     pub(crate) async fn audit(
         &self,
         principal: Option<&Principal>,
@@ -152,16 +151,14 @@ impl<S: AuditTrail, Q> AppState<S, Q> {
         outcome: AuditOutcome,
         request_id: &RequestId,
     ) {
-        let subject = child.map(|n| self.pseudonymiser.pseudonym(n));
-        append(
-            &self.store,
+        let event = self.audit_event(
             principal,
             action,
-            subject,
+            child,
             outcome,
             self.clock.now(),
-            &request_id.0,
-        )
-        .await;
+            request_id,
+        );
+        write(&self.store, &event).await;
     }
 }

@@ -523,9 +523,8 @@ impl CheckLedger for MemoryStore {
         write: &CheckWrite<'_>,
     ) -> Result<Option<AccessWrite>, StoreError> {
         let mut state = self.state();
-        if let Some((nhs_number, organisation, at)) = write.receipt {
-            state.note_check(nhs_number, organisation, at);
-        }
+        let (nhs_number, organisation, at) = write.receipt;
+        state.note_check(nhs_number, organisation, at);
         let written = write
             .access
             .map(|new| state.record_access(new.record, new.asns, new.collapse_since));

@@ -109,10 +109,8 @@ impl CheckLedger for SqliteStore {
         &self,
         write: &CheckWrite<'_>,
     ) -> Result<Option<AccessWrite>, StoreError> {
-        let receipt = write
-            .receipt
-            .map(|(nhs_number, organisation, at)| ReceiptRow::new(nhs_number, organisation, at))
-            .transpose()?;
+        let (nhs_number, organisation, at) = write.receipt;
+        let receipt = ReceiptRow::new(nhs_number, organisation, at)?;
         let access = write
             .access
             .map(|new| AccessRow::new(new.record, new.asns, new.collapse_since))
@@ -126,9 +124,7 @@ impl CheckLedger for SqliteStore {
                 let tx = conn
                     .savepoint()
                     .map_err(failed("starting a check's writes"))?;
-                if let Some(receipt) = receipt {
-                    receipt.write(&tx)?;
-                }
+                receipt.write(&tx)?;
                 let written = access
                     .map(|access| {
                         access.write(

@@ -79,7 +79,7 @@ async fn a_check_whose_access_fails_writes_neither_its_receipt_nor_its_audit_eve
     let event = AuditEvent::check_allowed(&who, None, NOW, "t");
     let trust = who.organisation_ods.clone();
     let write = CheckWrite {
-        receipt: Some((&record.nhs_number, &trust, NOW)),
+        receipt: (&record.nhs_number, &trust, NOW),
         access: Some(NewAccess {
             record: &record,
             asns: &asns,

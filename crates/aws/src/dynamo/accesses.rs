@@ -59,9 +59,8 @@ impl CheckLedger for DynamoStore {
         &self,
         write: &CheckWrite<'_>,
     ) -> Result<Option<AccessWrite>, StoreError> {
-        if let Some((nhs_number, organisation, at)) = write.receipt {
-            self.note_check(nhs_number, organisation, at).await?;
-        }
+        let (nhs_number, organisation, at) = write.receipt;
+        self.note_check(nhs_number, organisation, at).await?;
         let written = match write.access {
             Some(new) => Some(
                 self.transact_access(new.record, new.asns, new.collapse_since, write.audit)
